@@ -1,0 +1,16 @@
+/*
+ * twuv.h - the umbrella header: Twisted's programming model (reactor,
+ * Deferreds, threads, twisted.threads workers) for C, on libuv.
+ *
+ * Include this, or only the topic headers you need from twuv/. No twuv header
+ * includes <uv.h>; they compile under -std=c11 -pedantic.
+ */
+#ifndef TWUV_H
+#define TWUV_H
+
+#include "twuv/common.h"
+#include "twuv/version.h"
+#include "twuv/error.h"
+#include "twuv/failure.h"
+
+#endif /* TWUV_H */

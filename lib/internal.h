@@ -1,0 +1,51 @@
+/*
+ * lib/internal.h - what every twuv source file shares. Not installed.
+ *
+ * Internal names use the tw__ prefix. Nothing here is exported: the library
+ * is built with -fvisibility=hidden and only TW_EXTERN symbols escape.
+ */
+#ifndef TWUV_LIB_INTERNAL_H
+#define TWUV_LIB_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "twuv.h"
+
+/* Allocation through the replaceable allocator (alloc.c). */
+void *tw__malloc(size_t size);
+void *tw__calloc(size_t count, size_t size);
+void *tw__realloc(void *ptr, size_t size);
+void tw__free(void *ptr);
+
+/*
+ * Log with the source location of the subject. Never allocates.
+ * failure may be NULL; file may be NULL.
+ */
+void tw__log_at(tw_log_level level, const tw_failure *failure,
+                const char *file, int line, const char *fmt, ...)
+    TW_PRINTF(5, 6);
+
+/* The failure every constructor returns when memory runs out (immortal). */
+extern tw_failure tw__failure_oom;
+
+#define TW__ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+#if defined(__GNUC__)
+#define TW__LIKELY(x) __builtin_expect(!!(x), 1)
+#define TW__UNLIKELY(x) __builtin_expect(!!(x), 0)
+#else
+#define TW__LIKELY(x) (x)
+#define TW__UNLIKELY(x) (x)
+#endif
+
+/* container_of, for intrusive nodes. */
+#define TW__CONTAINER_OF(ptr, type, member) \
+  ((type *)((char *)(ptr) - offsetof(type, member)))
+
+/* Set by meson: -Dthread_checks=true makes loop-only calls verify the thread. */
+#ifndef TW_THREAD_CHECKS
+#define TW_THREAD_CHECKS 0
+#endif
+
+#endif /* TWUV_LIB_INTERNAL_H */

@@ -1,0 +1,12 @@
+#!/bin/sh
+# Set everything up on a fresh Debian 12 machine and run the demo: install
+# what is missing, build twuv, then run the examples ported from Twisted's
+# "Using Threads in Twisted" howto, showing their output.
+set -eu
+cd "$(dirname "$0")/.."
+. ./scripts/deps.sh
+twuv_ensure_deps
+build=${TWUV_BUILD_DIR:-build}
+[ -f "$build/build.ninja" ] || meson setup "$build" >/dev/null
+ninja -C "$build" >/dev/null
+meson test -C "$build" --no-rebuild --suite examples --verbose

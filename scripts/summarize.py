@@ -1,0 +1,79 @@
+#!/usr/bin/env python3
+"""Sum the results of several `meson test` runs into one line.
+
+usage: summarize.py LABEL=PATH/testlog.json [LABEL=PATH ...]
+
+A TAP test (a Criterion suite) counts each `ok` / `not ok` line; if the
+runner itself failed although every line said ok (a crash, a timeout, a
+non-zero exit), that counts as one more failure. Any other test counts once.
+The last line printed is `N passed, N failed`; the exit status is 1 when
+anything failed or a log is missing.
+"""
+import json
+import re
+import sys
+
+OK_RESULTS = {"OK", "EXPECTEDFAIL"}
+SKIP_RESULTS = {"SKIP"}
+
+
+def count(path):
+    passed = failed = skipped = 0
+    failures = []
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            line = line.strip()
+            if not line:
+                continue
+            t = json.loads(line)
+            out = t.get("stdout") or ""
+            result = t.get("result", "")
+            if out.startswith("TAP version"):
+                p = f = 0
+                for tl in out.splitlines():
+                    if re.match(r"^ok\b", tl):
+                        if "# SKIP" in tl:
+                            skipped += 1
+                        else:
+                            p += 1
+                    elif re.match(r"^not ok\b", tl):
+                        f += 1
+                        failures.append(t["name"] + ": " + tl)
+                if f == 0 and result not in OK_RESULTS | SKIP_RESULTS:
+                    f += 1
+                    failures.append("%s: runner %s" % (t["name"], result))
+                passed += p
+                failed += f
+            elif result in OK_RESULTS:
+                passed += 1
+            elif result in SKIP_RESULTS:
+                skipped += 1
+            else:
+                failed += 1
+                failures.append("%s: %s" % (t["name"], result))
+    return passed, failed, skipped, failures
+
+
+def main(argv):
+    total_p = total_f = 0
+    bad = False
+    for arg in argv[1:]:
+        label, _, path = arg.partition("=")
+        try:
+            p, f, s, fails = count(path)
+        except OSError as e:
+            print("%-22s no test log (%s)" % (label, e.strerror))
+            total_f += 1
+            bad = True
+            continue
+        print("%-22s %5d passed, %d failed, %d skipped" % (label, p, f, s))
+        for x in fails:
+            print("    FAILED " + x)
+        total_p += p
+        total_f += f
+    print("%d passed, %d failed" % (total_p, total_f))
+    return 1 if (total_f or bad) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
