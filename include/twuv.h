@@ -12,5 +12,8 @@
 #include "twuv/version.h"
 #include "twuv/error.h"
 #include "twuv/failure.h"
+#include "twuv/clock.h"
+#include "twuv/defer.h"
+#include "twuv/task.h"
 
 #endif /* TWUV_H */

@@ -1,0 +1,68 @@
+/*
+ * lib/clock-internal.h - the timer heap behind every tw_clock.
+ *
+ * One binary min-heap of delayed calls ordered by (time, seq) serves both the
+ * manual clock and the reactor (which embeds a tw_clock and drives it from a
+ * single uv_timer_t). seq is the creation order, so equal deadlines run FIFO.
+ */
+#ifndef TWUV_CLOCK_INTERNAL_H
+#define TWUV_CLOCK_INTERNAL_H
+
+#include "internal.h"
+
+typedef struct tw__clock_ops {
+  /* The current time in seconds. */
+  double (*now)(tw_clock *clock);
+  /* 0, or an error code when the caller may not use the clock now
+   * (TW_EWRONGTHREAD). May be NULL. */
+  int (*check)(tw_clock *clock);
+  /* The earliest deadline may have changed (a call was added, removed or
+   * moved while no pass was running). May be NULL. */
+  void (*changed)(tw_clock *clock);
+} tw__clock_ops;
+
+struct tw_clock {
+  const tw__clock_ops *ops; /* NULL for the manual clock */
+  tw_delayed_call **heap;
+  uint32_t len;
+  uint32_t cap;
+  uint32_t next_seq;
+  int running;      /* inside tw__clock_run_due: changed() is not called */
+  double manual_now; /* the manual clock's time */
+};
+
+enum { TW__DC_PENDING = 0, TW__DC_CALLED = 1, TW__DC_CANCELLED = 2 };
+
+/*
+ * 56 bytes on LP64; with its heap slot a pending call costs 64 bytes of
+ * twuv memory (the 24-bit refs and 8-bit state share a word to get there).
+ */
+struct tw_delayed_call {
+  tw_clock *clock; /* NULL once no longer pending */
+  double time;
+  tw_call_fn fn;
+  void *arg;
+  tw_free_fn arg_free;
+  uint32_t seq;   /* creation order; compared with wrap-around */
+  uint32_t index; /* heap slot while pending */
+  uint32_t refs : 24;
+  uint32_t state : 8;
+};
+
+/* Set up / tear down a clock embedded in another object (the reactor). */
+void tw__clock_init(tw_clock *clock, const tw__clock_ops *ops);
+/* Drop every pending call: state cancelled, arg_free run, heap refs released. */
+void tw__clock_destroy(tw_clock *clock);
+
+/* The earliest pending deadline, or +INFINITY when nothing is pending. */
+double tw__clock_next_deadline(const tw_clock *clock);
+
+/*
+ * Run the calls due at `now`, in order. With only_older set, calls created
+ * after this pass began are left for the next pass (the reactor's rule);
+ * without it, anything due runs, including calls made during the pass (the
+ * manual clock's rule). Returns the number of calls run.
+ */
+int tw__clock_run_due(tw_clock *clock, double now, int only_older);
+
+#endif

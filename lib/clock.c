@@ -1,0 +1,316 @@
+/*
+ * lib/clock.c - delayed calls on a binary heap, and the manual clock
+ * (clock.h).
+ */
+#include "clock-internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TW__DC_MAX_REFS ((1u << 24) - 1)
+
+/* Earlier deadline first; equal deadlines in creation order (wrap-safe). */
+static int tw__dc_before(const tw_delayed_call *a, const tw_delayed_call *b) {
+  if (a->time != b->time) return a->time < b->time;
+  return (int32_t)(a->seq - b->seq) < 0;
+}
+
+static void tw__heap_set(tw_clock *c, uint32_t i, tw_delayed_call *dc) {
+  c->heap[i] = dc;
+  dc->index = i;
+}
+
+static void tw__heap_up(tw_clock *c, uint32_t i) {
+  tw_delayed_call *dc = c->heap[i];
+  while (i > 0) {
+    uint32_t parent = (i - 1) / 2;
+    if (!tw__dc_before(dc, c->heap[parent])) break;
+    tw__heap_set(c, i, c->heap[parent]);
+    i = parent;
+  }
+  tw__heap_set(c, i, dc);
+}
+
+static void tw__heap_down(tw_clock *c, uint32_t i) {
+  tw_delayed_call *dc = c->heap[i];
+  for (;;) {
+    uint32_t child = 2 * i + 1;
+    if (child >= c->len) break;
+    if (child + 1 < c->len && tw__dc_before(c->heap[child + 1], c->heap[child]))
+      child++;
+    if (!tw__dc_before(c->heap[child], dc)) break;
+    tw__heap_set(c, i, c->heap[child]);
+    i = child;
+  }
+  tw__heap_set(c, i, dc);
+}
+
+/* Restore the heap property around slot i after dc's time changed. */
+static void tw__heap_fix(tw_clock *c, uint32_t i) {
+  if (i > 0 && tw__dc_before(c->heap[i], c->heap[(i - 1) / 2]))
+    tw__heap_up(c, i);
+  else
+    tw__heap_down(c, i);
+}
+
+static void tw__heap_remove(tw_clock *c, uint32_t i) {
+  tw_delayed_call *last = c->heap[--c->len];
+  if (i == c->len) return;
+  tw__heap_set(c, i, last);
+  tw__heap_fix(c, i);
+}
+
+static void tw__clock_changed(tw_clock *c) {
+  if (!c->running && c->ops != NULL && c->ops->changed != NULL)
+    c->ops->changed(c);
+}
+
+static int tw__clock_check(tw_clock *c) {
+  if (c->ops != NULL && c->ops->check != NULL) return c->ops->check(c);
+  return 0;
+}
+
+static double tw__clock_now(tw_clock *c) {
+  return c->ops != NULL ? c->ops->now(c) : c->manual_now;
+}
+
+void tw__clock_init(tw_clock *c, const tw__clock_ops *ops) {
+  memset(c, 0, sizeof(*c));
+  c->ops = ops;
+}
+
+/* Release the clock's hold on a call that is no longer pending. */
+static void tw__dc_finish(tw_delayed_call *dc) {
+  tw_free_fn arg_free = dc->arg_free;
+  void *arg = dc->arg;
+  dc->clock = NULL;
+  dc->fn = NULL;
+  dc->arg = NULL;
+  dc->arg_free = NULL;
+  if (arg_free != NULL) arg_free(arg);
+  tw_delayed_call_unref(dc);
+}
+
+void tw__clock_destroy(tw_clock *c) {
+  /* Take the heap first: an arg_free may, perversely, touch the clock. */
+  tw_delayed_call **heap = c->heap;
+  uint32_t i, len = c->len;
+  c->heap = NULL;
+  c->len = c->cap = 0;
+  for (i = 0; i < len; i++) {
+    heap[i]->state = TW__DC_CANCELLED;
+    tw__dc_finish(heap[i]);
+  }
+  tw__free(heap);
+}
+
+double tw__clock_next_deadline(const tw_clock *c) {
+  return c->len > 0 ? c->heap[0]->time : INFINITY;
+}
+
+int tw__clock_run_due(tw_clock *c, double now, int only_older) {
+  uint32_t limit = c->next_seq;
+  int count = 0;
+  int was_running = c->running;
+  c->running = 1;
+  while (c->len > 0) {
+    tw_delayed_call *dc = c->heap[0];
+    if (dc->time > now) break;
+    if (only_older && (int32_t)(dc->seq - limit) >= 0) break;
+    tw__heap_remove(c, 0);
+    /* Twisted sets `called` before invoking, so active() is false and
+     * cancel() says AlreadyCalled from inside the call itself. */
+    dc->state = TW__DC_CALLED;
+    dc->fn(dc->arg);
+    tw__dc_finish(dc);
+    count++;
+  }
+  c->running = was_running;
+  return count;
+}
+
+static int tw__valid_delay(double d) { return isfinite(d) && d >= 0.0; }
+
+int tw_clock_call_later(tw_clock *c, double delay, tw_call_fn fn, void *arg,
+                        tw_free_fn arg_free, tw_delayed_call **out) {
+  tw_delayed_call *dc;
+  int err;
+  if (out != NULL) *out = NULL;
+  if (c == NULL || fn == NULL || !tw__valid_delay(delay)) return TW_EINVAL;
+  if ((err = tw__clock_check(c)) != 0) return err;
+  if (c->len == c->cap) {
+    uint32_t cap = c->cap ? c->cap * 2 : 16;
+    tw_delayed_call **heap;
+    if (cap < c->cap) return TW_ENOMEM; /* 2^32 pending calls */
+    heap = tw__realloc(c->heap, (size_t)cap * sizeof(*heap));
+    if (heap == NULL) return TW_ENOMEM;
+    c->heap = heap;
+    c->cap = cap;
+  }
+  dc = tw__malloc(sizeof(*dc));
+  if (dc == NULL) return TW_ENOMEM;
+  dc->clock = c;
+  dc->time = tw__clock_now(c) + delay;
+  dc->fn = fn;
+  dc->arg = arg;
+  dc->arg_free = arg_free;
+  dc->seq = c->next_seq++;
+  dc->refs = out != NULL ? 2 : 1; /* the heap's, and the caller's */
+  dc->state = TW__DC_PENDING;
+  c->heap[c->len] = dc;
+  dc->index = c->len++;
+  tw__heap_up(c, dc->index);
+  if (dc->index == 0) tw__clock_changed(c);
+  if (out != NULL) *out = dc;
+  return 0;
+}
+
+double tw_clock_seconds(tw_clock *c) {
+  return c != NULL ? tw__clock_now(c) : NAN;
+}
+
+tw_clock *tw_clock_new_manual(void) {
+  tw_clock *c = tw__malloc(sizeof(*c));
+  if (c != NULL) tw__clock_init(c, NULL);
+  return c;
+}
+
+void tw_clock_free(tw_clock *c) {
+  if (c == NULL || c->ops != NULL) return;
+  tw__clock_destroy(c);
+  tw__free(c);
+}
+
+int tw_clock_advance(tw_clock *c, double amount) {
+  if (c == NULL || c->ops != NULL || !tw__valid_delay(amount))
+    return TW_EINVAL;
+  c->manual_now += amount;
+  return tw__clock_run_due(c, c->manual_now, 0);
+}
+
+int tw_clock_pump(tw_clock *c, const double *timings, size_t n) {
+  size_t i;
+  int total = 0;
+  if (c == NULL || c->ops != NULL || (timings == NULL && n > 0))
+    return TW_EINVAL;
+  for (i = 0; i < n; i++)
+    if (!tw__valid_delay(timings[i])) return TW_EINVAL;
+  for (i = 0; i < n; i++) total += tw_clock_advance(c, timings[i]);
+  return total;
+}
+
+size_t tw_clock_pending(tw_clock *c) { return c != NULL ? c->len : 0; }
+
+static int tw__dc_cmp(const void *a, const void *b) {
+  const tw_delayed_call *x = *(tw_delayed_call *const *)a;
+  const tw_delayed_call *y = *(tw_delayed_call *const *)b;
+  return tw__dc_before(x, y) ? -1 : tw__dc_before(y, x) ? 1 : 0;
+}
+
+size_t tw_clock_get_delayed_calls(tw_clock *c, tw_delayed_call **out,
+                                  size_t n) {
+  tw_delayed_call **all;
+  if (c == NULL) return 0;
+  if (out == NULL || n == 0) return c->len;
+  if (n >= c->len) {
+    memcpy(out, c->heap, c->len * sizeof(*out));
+    qsort(out, c->len, sizeof(*out), tw__dc_cmp);
+    return c->len;
+  }
+  /* Only the first n in run order are wanted: sort a copy. */
+  all = tw__malloc(c->len * sizeof(*all));
+  if (all == NULL) {
+    /* Out of memory: the n earliest are still the heap's first n after a
+     * full sort; settle for heap order rather than fail. */
+    memcpy(out, c->heap, n * sizeof(*out));
+    return c->len;
+  }
+  memcpy(all, c->heap, c->len * sizeof(*all));
+  qsort(all, c->len, sizeof(*all), tw__dc_cmp);
+  memcpy(out, all, n * sizeof(*out));
+  tw__free(all);
+  return c->len;
+}
+
+/* ---- delayed calls ------------------------------------------------------ */
+
+tw_delayed_call *tw_delayed_call_ref(tw_delayed_call *dc) {
+  if (dc == NULL || dc->refs == TW__DC_MAX_REFS) return NULL;
+  dc->refs++;
+  return dc;
+}
+
+void tw_delayed_call_unref(tw_delayed_call *dc) {
+  if (dc == NULL) return;
+  if (--dc->refs == 0) tw__free(dc);
+}
+
+/* The shared checks of cancel/reset/delay, in Twisted's order. */
+static int tw__dc_check(const tw_delayed_call *dc) {
+  if (dc == NULL) return TW_EINVAL;
+  if (dc->state == TW__DC_CANCELLED) return TW_EALREADYCANCELLED;
+  if (dc->state == TW__DC_CALLED) return TW_EALREADYCALLED;
+  return tw__clock_check(dc->clock);
+}
+
+int tw_delayed_call_cancel(tw_delayed_call *dc) {
+  tw_clock *c;
+  uint32_t i;
+  int err = tw__dc_check(dc);
+  if (err != 0) return err;
+  c = dc->clock;
+  i = dc->index;
+  dc->state = TW__DC_CANCELLED;
+  tw__heap_remove(c, i);
+  /* Keep the handle alive across arg_free, which drops the heap's ref. */
+  tw__dc_finish(dc);
+  if (i == 0) tw__clock_changed(c);
+  return 0;
+}
+
+static void tw__dc_move(tw_delayed_call *dc, double time) {
+  tw_clock *c = dc->clock;
+  int was_top = dc->index == 0;
+  dc->time = time;
+  tw__heap_fix(c, dc->index);
+  if (was_top || dc->index == 0) tw__clock_changed(c);
+}
+
+int tw_delayed_call_reset(tw_delayed_call *dc, double seconds_from_now) {
+  int err = tw__dc_check(dc);
+  if (err != 0) return err;
+  if (!tw__valid_delay(seconds_from_now)) return TW_EINVAL;
+  tw__dc_move(dc, tw__clock_now(dc->clock) + seconds_from_now);
+  return 0;
+}
+
+int tw_delayed_call_delay(tw_delayed_call *dc, double seconds_later) {
+  int err = tw__dc_check(dc);
+  if (err != 0) return err;
+  if (!isfinite(seconds_later)) return TW_EINVAL;
+  tw__dc_move(dc, dc->time + seconds_later);
+  return 0;
+}
+
+int tw_delayed_call_active(const tw_delayed_call *dc) {
+  return dc != NULL && dc->state == TW__DC_PENDING;
+}
+
+int tw_delayed_call_called(const tw_delayed_call *dc) {
+  return dc != NULL && dc->state == TW__DC_CALLED;
+}
+
+int tw_delayed_call_cancelled(const tw_delayed_call *dc) {
+  return dc != NULL && dc->state == TW__DC_CANCELLED;
+}
+
+double tw_delayed_call_get_time(const tw_delayed_call *dc) {
+  return dc != NULL ? dc->time : NAN;
+}
+
+int tw_delayed_call_compare(const tw_delayed_call *a,
+                            const tw_delayed_call *b) {
+  if (a == NULL || b == NULL) return (a != NULL) - (b != NULL);
+  return (a->time > b->time) - (a->time < b->time);
+}
