@@ -1,0 +1,133 @@
+/*
+ * lib/worker-internal.h - what the worker sources (worker.c, serial.c,
+ * team.c, uvworker.c) share. Not installed.
+ *
+ * twuv's own workers carry work as intrusive items (tw__item): the team
+ * embeds one in each task and reuses it for every hop (coordinator, worker,
+ * coordinator again), so that moving work around a team never allocates and
+ * therefore never fails half-way. A worker class that can take such items
+ * directly has a do_item entry; anything else (a user's worker, a team, the
+ * uv worker) gets an item wrapped in an adapter through its public do_work.
+ */
+#ifndef TWUV_LIB_WORKER_INTERNAL_H
+#define TWUV_LIB_WORKER_INTERNAL_H
+
+#include <stdatomic.h>
+
+#include "internal.h"
+#include "mpsc.h"
+
+typedef struct tw__item tw__item;
+typedef void (*tw__item_fn)(tw__item *item);
+
+/*
+ * A unit of work. A worker calls exactly one of run (perform it) or drop
+ * (dispose of it unrun, when the worker is freed with it queued), once, and
+ * never touches the item afterwards: both may free or resubmit it.
+ */
+struct tw__item {
+  tw__mpsc_node node; /* link in lock-free queues */
+  tw__item *next;     /* link in plain lists */
+  tw__item_fn run;
+  tw__item_fn drop;
+};
+
+/* A worker class: the public vtable plus the intrusive entry. */
+typedef struct tw__worker_class {
+  tw_worker_vtable vtable; /* first: w->vtable points here */
+  /* Accept item; never allocates. 0 or TW_EALREADYQUIT. */
+  int (*do_item)(tw_worker *w, tw__item *item);
+  /* Items never run two at once (usable as a team's coordinator). */
+  int exclusive;
+} tw__worker_class;
+
+extern const tw__worker_class tw__thread_worker_class;
+extern const tw__worker_class tw__lock_worker_class;
+extern const tw__worker_class tw__memory_worker_class;
+extern const tw__worker_class tw__serial_worker_class;
+extern const tw_worker_vtable tw__team_vtable;
+extern const tw_worker_vtable tw__uv_worker_vtable;
+
+/* The class of one of twuv's intrusive workers, or NULL. */
+const tw__worker_class *tw__worker_class_of(const tw_worker *w);
+
+/*
+ * Hand item to w: directly for twuv's intrusive workers (fails only with
+ * TW_EALREADYQUIT), through an allocated adapter and do_work otherwise
+ * (may also fail with TW_ENOMEM or whatever that worker returns). On error
+ * the item is untouched and still the caller's.
+ */
+int tw__worker_do_item(tw_worker *w, tw__item *item);
+
+/*
+ * The do_work of the intrusive classes: wrap fn/arg/arg_free in an
+ * allocated item and pass it to do_item.
+ */
+int tw__class_do_work(tw_worker *w, tw_call_fn fn, void *arg,
+                      tw_free_fn arg_free);
+
+/* Log (and release) the failure pending on this thread, if any. */
+void tw__work_log_pending(const char *why);
+
+/* 1 when a failure is pending on this thread. */
+int tw__work_failure_pending(void);
+
+/*
+ * Thread names: at most 15 characters plus the NUL where the platform has
+ * them. Names the calling thread; does nothing where unsupported.
+ */
+#define TW__THREAD_NAME_MAX 16
+void tw__thread_set_name(const char *name);
+
+/*
+ * Run work without mixing up failures: stash takes the failure already
+ * pending on this thread (a caller's, not yet collected) before running
+ * items, unstash puts it back afterwards unless a newer one is pending
+ * (the newer wins, as in tw_work_fail).
+ */
+tw_failure *tw__work_stash(void);
+void tw__work_unstash(tw_failure *outer);
+
+/*
+ * The quit flag every worker keeps (Twisted's _convenience.Quit): set once,
+ * atomically. Static inline so that the unit tests can port QuitTests.
+ */
+typedef struct tw__quit {
+  atomic_int set;
+} tw__quit;
+
+static inline void tw__quit_init(tw__quit *q) { atomic_init(&q->set, 0); }
+
+/* Quit.isSet */
+static inline int tw__quit_is_set(tw__quit *q) {
+  return atomic_load_explicit(&q->set, memory_order_acquire);
+}
+
+/* Quit.check(): 0, or TW_EALREADYQUIT once set. */
+static inline int tw__quit_check(tw__quit *q) {
+  return tw__quit_is_set(q) ? TW_EALREADYQUIT : 0;
+}
+
+/* Quit.set(): 0 the first time, TW_EALREADYQUIT after. */
+static inline int tw__quit_set(tw__quit *q) {
+  int expected = 0;
+  return atomic_compare_exchange_strong_explicit(&q->set, &expected, 1,
+                                                 memory_order_acq_rel,
+                                                 memory_order_acquire)
+             ? 0
+             : TW_EALREADYQUIT;
+}
+
+/*
+ * The team's pool support (team.c): a team whose create ctx is released by
+ * ctx_free when the team is freed.
+ */
+int tw__team_new_ex(tw_team **out, tw_worker *coordinator,
+                    tw_team_create_fn create_worker,
+                    tw_team_log_fn log_exception, void *ctx,
+                    tw_free_fn ctx_free);
+
+/* Coordinator-exact worker count (idle + busy), for create_worker. */
+size_t tw__team_worker_count(const tw_team *team);
+
+#endif
