@@ -37,8 +37,6 @@ typedef struct tw__worker_class {
   tw_worker_vtable vtable; /* first: w->vtable points here */
   /* Accept item; never allocates. 0 or TW_EALREADYQUIT. */
   int (*do_item)(tw_worker *w, tw__item *item);
-  /* Items never run two at once (usable as a team's coordinator). */
-  int exclusive;
 } tw__worker_class;
 
 extern const tw__worker_class tw__thread_worker_class;
@@ -71,6 +69,16 @@ void tw__work_log_pending(const char *why);
 
 /* 1 when a failure is pending on this thread. */
 int tw__work_failure_pending(void);
+
+/*
+ * This thread's pending-failure slot, for loops that check it after every
+ * item: one TLS lookup per loop instead of one per item. The address is
+ * valid for the thread's lifetime.
+ */
+tw_failure **tw__work_failure_slot(void);
+
+/* Log and clear *slot (which must not be NULL). */
+void tw__work_log_slot(tw_failure **slot, const char *why);
 
 /*
  * Thread names: at most 15 characters plus the NUL where the platform has

@@ -66,6 +66,15 @@ void tw__work_log_pending(const char *why) {
   tw_failure_unref(f);
 }
 
+tw_failure **tw__work_failure_slot(void) { return &tw__pending_failure; }
+
+void tw__work_log_slot(tw_failure **slot, const char *why) {
+  tw_failure *f = *slot;
+  *slot = NULL;
+  tw_log_failure(f, why);
+  tw_failure_unref(f);
+}
+
 tw_failure *tw__work_stash(void) { return tw_work_take_failure(); }
 
 void tw__work_unstash(tw_failure *outer) {
@@ -295,8 +304,7 @@ static int tw__thread_destroy(tw_worker *wk) {
 
 const tw__worker_class tw__thread_worker_class = {
     {tw__class_do_work, tw__thread_quit, tw__thread_destroy},
-    tw__thread_do_item,
-    1};
+    tw__thread_do_item};
 
 static int tw__thread_worker_create(tw_worker **out, const char *name,
                                     const tw_thread_starter *starter) {
@@ -487,7 +495,7 @@ static int tw__lock_destroy(tw_worker *wk) {
 }
 
 const tw__worker_class tw__lock_worker_class = {
-    {tw__lock_do_work, tw__lock_quit, tw__lock_destroy}, tw__lock_do_item, 1};
+    {tw__lock_do_work, tw__lock_quit, tw__lock_destroy}, tw__lock_do_item};
 
 static tw__lock_worker *tw__lock_alloc(void) {
   tw__lock_worker *w = tw__calloc(1, sizeof(*w));
@@ -611,8 +619,7 @@ static int tw__memory_destroy(tw_worker *wk) {
 
 const tw__worker_class tw__memory_worker_class = {
     {tw__class_do_work, tw__memory_quit, tw__memory_destroy},
-    tw__memory_do_item,
-    1};
+    tw__memory_do_item};
 
 int tw_memory_worker_new(tw_worker **out) {
   tw__memory_worker *w;

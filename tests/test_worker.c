@@ -745,8 +745,10 @@ TWT_TEST(worker, serial_worker_logs_failing_work) {
 static int serial_oom_rc;
 static void serial_busy_oom(void *arg) {
   (void)arg;
-  twt_alloc_fail_nth(1);
+  /* Neither the node pool nor a node of its own can be had. */
+  twt_alloc_fail_all(1);
   serial_oom_rc = tw_worker_do_full(serial_w, count_call, NULL, count_free);
+  twt_alloc_fail_all(0);
 }
 
 TWT_TEST(worker, serial_worker_busy_do_out_of_memory) {
@@ -756,6 +758,25 @@ TWT_TEST(worker, serial_worker_busy_do_out_of_memory) {
   cr_assert_eq(serial_oom_rc, TW_ENOMEM);
   cr_assert_eq(calls, 0);
   cr_assert_eq(freed, 0);
+  tw_worker_free(serial_w);
+}
+
+static void queue_many(void *arg) {
+  int i;
+  (void)arg;
+  /* More than the worker's node pool holds: the rest come from malloc. */
+  for (i = 0; i < 3000; i++)
+    cr_assert_eq(tw_worker_do_full(serial_w, count_call, NULL, count_free), 0);
+}
+
+TWT_TEST(worker, serial_worker_busy_beyond_its_node_pool) {
+  calls = freed = 0;
+  cr_assert_eq(tw_serial_worker_new(&serial_w), 0);
+  cr_assert_eq(tw_worker_do(serial_w, queue_many, NULL), 0);
+  cr_assert_eq(calls, 3000);
+  cr_assert_eq(freed, 3000);
+  cr_assert_eq(tw_worker_do(serial_w, queue_many, NULL), 0);
+  cr_assert_eq(calls, 6000);
   tw_worker_free(serial_w);
 }
 
