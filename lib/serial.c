@@ -19,21 +19,13 @@
  * signals `done` (the only mutex, off the hot path), and free waits for it,
  * so free never races with a drainer still inside the worker.
  *
- * Node recycling: a do that finds the worker busy needs a node. malloc in
- * the submitter and free in the drainer is a cross-thread free, which glibc
- * pays for with its arena lock; so each worker owns a small array of nodes
- * and a free list of their indices, with a generation tag beside the top
- * index in one 64-bit word. Many submitters pop, the drainer pushes (items
- * never run two at once); the tag makes a pop whose top was popped and
- * pushed back meanwhile fail its CAS (the ABA problem), and a node's
- * next_free is atomic and the array lives as long as the worker, so the
- * stale read that precedes such a failed CAS is harmless. A wrong pop would
- * need the tag to wrap (2^32 pushes and pops) between one popper's load and
- * its CAS. When the array is exhausted, nodes come from malloc as before.
+ * Nodes: a do that finds the worker busy needs a node; they come from a
+ * freelist (worker-internal.h) rather than from malloc in the submitter and
+ * free in the drainer, a cross-thread free that glibc pays for with its
+ * arena lock.
  */
 #include "worker-internal.h"
 
-#include <stdint.h>
 #include <uv.h>
 
 #define TW__S_QUIT ((size_t)1)
@@ -41,31 +33,26 @@
 
 /* Nodes per worker, allocated at the first busy do (a team's coordinator
  * never needs them: the team's items carry their own). */
-#define TW__S_POOL 1024
-
-typedef struct tw__serial_worker tw__serial_worker;
+#define TW__S_NODES 1024
 
 typedef struct tw__serial_node {
+  tw__freenode free; /* first: the freelist's */
   tw__item item;
   tw_call_fn fn;
   void *arg;
   tw_free_fn arg_free;
-  tw__serial_worker *owner; /* NULL: from malloc */
-  _Atomic uint32_t next_free; /* index + 1, 0 ends the list */
-  uint32_t index;
+  tw__freelist *home; /* NULL: from tw__malloc */
 } tw__serial_node;
 
-struct tw__serial_worker {
+typedef struct tw__serial_worker {
   tw_worker base;
   _Atomic size_t state;
   tw__mpsc q;
-  /* generation << 32 | (index + 1) of the first free node, 0 when none */
-  _Atomic uint64_t free_top;
-  _Atomic(tw__serial_node *) pool; /* TW__S_POOL nodes, or NULL */
+  tw__freelist nodes;
   uv_mutex_t mutex;
   uv_cond_t cond;
   int done;
-};
+} tw__serial_worker;
 
 /* The serial workers being drained by this thread, innermost first. */
 typedef struct tw__serial_frame {
@@ -73,78 +60,17 @@ typedef struct tw__serial_frame {
   struct tw__serial_frame *prev;
 } tw__serial_frame;
 
-static _Thread_local tw__serial_frame *tw__serial_frames;
+static TW__TLS tw__serial_frame *tw__serial_frames;
 
 static const char tw__serial_why[] = "Unhandled error in serial worker";
 
-/* ---- the node pool ------------------------------------------------------ */
+/* ---- nodes ---------------------------------------------------------------- */
 
-static void tw__serial_node_run(tw__item *it);
-static void tw__serial_node_drop(tw__item *it);
-
-static uint64_t tw__serial_top(uint64_t old, uint32_t index1) {
-  return (((old >> 32) + 1) << 32) | index1;
-}
-
-static tw__serial_node *tw__serial_node_pop(tw__serial_worker *w) {
-  uint64_t top = atomic_load_explicit(&w->free_top, memory_order_acquire);
-  /* Non-NULL whenever top is: it was installed before the first push. */
-  tw__serial_node *pool = atomic_load_explicit(&w->pool, memory_order_acquire);
-  for (;;) {
-    uint32_t index1 = (uint32_t)top;
-    tw__serial_node *n;
-    if (index1 == 0) return NULL;
-    n = &pool[index1 - 1];
-    if (atomic_compare_exchange_weak_explicit(
-            &w->free_top, &top,
-            tw__serial_top(top, atomic_load_explicit(&n->next_free,
-                                                     memory_order_relaxed)),
-            memory_order_acquire, memory_order_acquire))
-      return n;
-  }
-}
-
-/* Push the chain first..last (already linked by next_free) in one CAS. */
-static void tw__serial_chain_push(tw__serial_worker *w, tw__serial_node *first,
-                                  tw__serial_node *last) {
-  uint64_t top = atomic_load_explicit(&w->free_top, memory_order_relaxed);
-  do {
-    atomic_store_explicit(&last->next_free, (uint32_t)top,
-                          memory_order_relaxed);
-  } while (!atomic_compare_exchange_weak_explicit(
-      &w->free_top, &top, tw__serial_top(top, first->index + 1),
-      memory_order_release, memory_order_relaxed));
-}
-
-static void tw__serial_node_push(tw__serial_worker *w, tw__serial_node *n) {
-  tw__serial_chain_push(w, n, n);
-}
-
-/*
- * The first busy do installs the pool. Racing installers: one wins the CAS,
- * the others free theirs. Out of memory, it simply stays NULL (and nodes
- * come from malloc).
- */
-static void tw__serial_pool_install(tw__serial_worker *w) {
-  tw__serial_node *pool = tw__malloc(sizeof(*pool) * TW__S_POOL), *expected;
-  uint32_t i;
-  if (pool == NULL) return;
-  for (i = 0; i < TW__S_POOL; i++) {
-    tw__serial_node *n = &pool[i];
-    n->item.run = tw__serial_node_run;
-    n->item.drop = tw__serial_node_drop;
-    n->owner = w;
-    n->index = i;
-    atomic_init(&n->next_free, i + 2);
-  }
-  expected = NULL;
-  if (!atomic_compare_exchange_strong_explicit(&w->pool, &expected, pool,
-                                               memory_order_acq_rel,
-                                               memory_order_acquire)) {
-    tw__free(pool);
-    return;
-  }
-  tw__serial_chain_push(w, &pool[0], &pool[TW__S_POOL - 1]);
+static void tw__serial_node_release(tw__serial_node *n) {
+  if (n->home != NULL)
+    tw__freelist_put(n->home, n);
+  else
+    tw__free(n);
 }
 
 static void tw__serial_node_run(tw__item *it) {
@@ -153,10 +79,7 @@ static void tw__serial_node_run(tw__item *it) {
   void *arg = n->arg;
   tw_free_fn arg_free = n->arg_free;
   /* Give the node back before running: the submitters may reuse it. */
-  if (n->owner != NULL)
-    tw__serial_node_push(n->owner, n);
-  else
-    tw__free(n);
+  tw__serial_node_release(n);
   fn(arg);
   if (arg_free != NULL) arg_free(arg);
 }
@@ -165,10 +88,7 @@ static void tw__serial_node_drop(tw__item *it) {
   tw__serial_node *n = TW__CONTAINER_OF(it, tw__serial_node, item);
   tw_free_fn arg_free = n->arg_free;
   void *arg = n->arg;
-  if (n->owner != NULL)
-    tw__serial_node_push(n->owner, n);
-  else
-    tw__free(n);
+  tw__serial_node_release(n);
   if (arg_free != NULL) arg_free(arg);
 }
 
@@ -275,26 +195,21 @@ static int tw__serial_do_work(tw_worker *wk, tw_call_fn fn, void *arg,
     tw__serial_own(w, NULL, fn, arg, arg_free);
     return 0;
   }
-  if (atomic_load_explicit(&w->pool, memory_order_relaxed) == NULL)
-    tw__serial_pool_install(w);
-  n = tw__serial_node_pop(w);
-  if (n == NULL) {
+  n = tw__freelist_get(&w->nodes);
+  if (n != NULL) {
+    n->home = &w->nodes;
+  } else {
     n = tw__malloc(sizeof(*n));
     if (n == NULL) return TW_ENOMEM;
-    n->owner = NULL;
-    n->item.run = tw__serial_node_run;
-    n->item.drop = tw__serial_node_drop;
+    n->home = NULL;
   }
+  n->item.run = tw__serial_node_run;
+  n->item.drop = tw__serial_node_drop;
   n->fn = fn;
   n->arg = arg;
   n->arg_free = arg_free;
   rc = tw__serial_do_item(wk, &n->item);
-  if (rc != 0) {
-    if (n->owner != NULL)
-      tw__serial_node_push(w, n);
-    else
-      tw__free(n);
-  }
+  if (rc != 0) tw__serial_node_release(n);
   return rc;
 }
 
@@ -322,7 +237,7 @@ static int tw__serial_destroy(tw_worker *wk) {
   uv_mutex_unlock(&w->mutex);
   uv_cond_destroy(&w->cond);
   uv_mutex_destroy(&w->mutex);
-  tw__free(atomic_load_explicit(&w->pool, memory_order_relaxed));
+  tw__freelist_destroy(&w->nodes);
   tw__free(w);
   return 0;
 }
@@ -340,8 +255,7 @@ int tw_serial_worker_new(tw_worker **out) {
   w->base.vtable = &tw__serial_worker_class.vtable;
   atomic_init(&w->state, 0);
   tw__mpsc_init(&w->q);
-  atomic_init(&w->free_top, 0);
-  atomic_init(&w->pool, NULL);
+  tw__freelist_init(&w->nodes, sizeof(tw__serial_node), TW__S_NODES);
   rc = uv_mutex_init(&w->mutex);
   if (rc != 0) {
     tw__free(w);

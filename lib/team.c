@@ -37,7 +37,12 @@ typedef struct tw__member {
   tw_worker *worker;
 } tw__member;
 
+/* Tasks per team, from a freelist allocated at the first do. */
+#define TW__TEAM_TASKS 1024
+
 typedef struct tw__task {
+  tw__freenode free; /* first: the freelist's */
+  tw__freelist *home; /* NULL: from tw__malloc */
   tw__item item; /* also the backlog link (item.next) */
   tw_team *team;
   tw_call_fn fn;
@@ -76,6 +81,8 @@ struct tw_team {
   int should_quit;
   int finished;
   tw__member *retired; /* quit workers, freed by join */
+  tw__member *spare;   /* a record kept from a create_worker that said no */
+  tw__freelist tasks;
 
   /* Statistics, published by the coordinator for lock-free readers. */
   _Atomic size_t st_idle, st_busy, st_backlog, st_created;
@@ -95,7 +102,7 @@ typedef struct tw__team_frame {
   struct tw__team_frame *prev;
 } tw__team_frame;
 
-static _Thread_local tw__team_frame *tw__team_frames;
+static TW__TLS tw__team_frame *tw__team_frames;
 
 static void tw__team_enter(tw__team_frame *f, const tw_team *t) {
   f->team = t;
@@ -110,6 +117,28 @@ static int tw__team_inside(const tw_team *t) {
   for (f = tw__team_frames; f != NULL; f = f->prev)
     if (f->team == t) return 1;
   return 0;
+}
+
+/*
+ * Tasks are allocated by submitters and released in the coordinator, often
+ * on another thread: recycled through a freelist (worker-internal.h).
+ */
+static tw__task *tw__team_task_new(tw_team *t) {
+  tw__task *task = tw__freelist_get(&t->tasks);
+  if (task != NULL) {
+    task->home = &t->tasks;
+  } else {
+    task = tw__malloc(sizeof(*task));
+    if (task != NULL) task->home = NULL;
+  }
+  return task;
+}
+
+static void tw__team_task_release(tw__task *task) {
+  if (task->home != NULL)
+    tw__freelist_put(task->home, task);
+  else
+    tw__free(task);
 }
 
 static int tw__team_submit(tw_team *t, tw__item *it) {
@@ -172,14 +201,21 @@ static void tw__team_retire(tw_team *t, tw__member *m) {
   t->retired = m;
 }
 
+/*
+ * The record is allocated before asking create_worker, so that a worker
+ * once created always has one; a pool at its limit says no to every
+ * backlogged item, so the unused record is kept for the next attempt.
+ */
 static tw__member *tw__team_create_member(tw_team *t) {
-  tw__member *m = tw__malloc(sizeof(*m));
+  tw__member *m = t->spare;
   tw_worker *w;
+  if (m == NULL) m = tw__malloc(sizeof(*m));
+  t->spare = NULL;
   /* No memory for the bookkeeping counts as "no more workers". */
   if (m == NULL) return NULL;
   w = t->create_worker(t->ctx);
   if (w == NULL) {
-    tw__free(m);
+    t->spare = m;
     return NULL;
   }
   m->worker = w;
@@ -289,7 +325,7 @@ static void tw__team_send_back(tw_team *t, tw__task *task) {
                "team: the coordinator refused a finished worker (%s); the "
                "worker is lost and the team cannot finish",
                tw_err_name(rc));
-    tw__free(task);
+    tw__team_task_release(task);
   }
 }
 
@@ -308,7 +344,7 @@ static void tw__team_coordinate_dropped(tw__item *it) {
   tw__task *task = TW__CONTAINER_OF(it, tw__task, item);
   tw_team *t = task->team;
   if (task->arg_free != NULL) task->arg_free(task->arg);
-  tw__free(task);
+  tw__team_task_release(task);
   tw__team_step_done(t);
 }
 
@@ -347,7 +383,7 @@ static void tw__team_recycle_step(tw__item *it) {
   tw_team *t = task->team;
   tw__member *m = task->member;
   tw__team_frame f;
-  tw__free(task);
+  tw__team_task_release(task);
   tw__team_enter(&f, t);
   t->busy_n--;
   tw__team_recycle(t, m);
@@ -355,7 +391,7 @@ static void tw__team_recycle_step(tw__item *it) {
 }
 
 static void tw__team_recycle_dropped(tw__item *it) {
-  tw__free(TW__CONTAINER_OF(it, tw__task, item));
+  tw__team_task_release(TW__CONTAINER_OF(it, tw__task, item));
 }
 
 /* ---- grow, shrink, quit steps ---------------------------------------------- */
@@ -480,7 +516,7 @@ static int tw__team_do_work(tw_worker *wk, tw_call_fn fn, void *arg,
   tw_team *t = (tw_team *)wk;
   tw__task *task;
   int rc;
-  task = tw__malloc(sizeof(*task));
+  task = tw__team_task_new(t);
   if (task == NULL) return TW_ENOMEM;
   task->item.run = tw__team_coordinate;
   task->item.drop = tw__team_coordinate_dropped;
@@ -491,12 +527,12 @@ static int tw__team_do_work(tw_worker *wk, tw_call_fn fn, void *arg,
   task->member = NULL;
   rc = tw__team_accept(t);
   if (rc != 0) {
-    tw__free(task);
+    tw__team_task_release(task);
     return rc;
   }
   rc = tw__team_submit(t, &task->item);
   if (rc != 0) {
-    tw__free(task);
+    tw__team_task_release(task);
     tw__team_unaccept(t);
   }
   return rc;
@@ -550,6 +586,8 @@ int tw_team_join(tw_team *t) {
   }
   t->retired = t->idle = NULL;
   t->idle_n = t->busy_n = 0;
+  tw__free(t->spare);
+  t->spare = NULL;
   (void)tw_worker_free(t->coordinator);
   t->coordinator = NULL;
   tw__team_publish(t);
@@ -571,8 +609,9 @@ static int tw__team_destroy(tw_worker *wk) {
   /* A backlog left with no worker to serve it (Twisted abandons it). */
   while ((task = tw__team_backlog_pop(t)) != NULL) {
     if (task->arg_free != NULL) task->arg_free(task->arg);
-    tw__free(task);
+    tw__team_task_release(task);
   }
+  tw__freelist_destroy(&t->tasks);
   if (t->ctx_free != NULL) t->ctx_free(t->ctx);
   uv_cond_destroy(&t->cond);
   uv_mutex_destroy(&t->mutex);
@@ -616,6 +655,7 @@ int tw__team_new_ex(tw_team **out, tw_worker *coordinator,
   t->log_exception = log_exception;
   t->ctx = ctx;
   t->ctx_free = ctx_free;
+  tw__freelist_init(&t->tasks, sizeof(tw__task), TW__TEAM_TASKS);
   atomic_init(&t->state, 0);
   atomic_init(&t->check_queued, 0);
   atomic_init(&t->st_idle, 0);

@@ -41,7 +41,7 @@ int tw_worker_free(tw_worker *worker) {
 
 /* ---- Failing work: one pending failure per thread ------------------------- */
 
-static _Thread_local tw_failure *tw__pending_failure;
+static TW__TLS tw_failure *tw__pending_failure;
 
 void tw_work_fail(tw_failure *failure) {
   tw_failure *old = tw__pending_failure;
@@ -224,7 +224,7 @@ typedef struct tw__thread_worker {
 } tw__thread_worker;
 
 /* The thread worker whose thread body is running on this thread. */
-static _Thread_local tw__thread_worker *tw__current_thread_worker;
+static TW__TLS tw__thread_worker *tw__current_thread_worker;
 
 static atomic_ulong tw__thread_worker_ids;
 
@@ -378,7 +378,7 @@ typedef struct tw__lock_frame {
   struct tw__lock_frame *prev;
 } tw__lock_frame;
 
-static _Thread_local tw__lock_frame *tw__lock_frames;
+static TW__TLS tw__lock_frame *tw__lock_frames;
 
 static tw__lock_frame *tw__lock_frame_find(const tw__lock_worker *w) {
   tw__lock_frame *f;
@@ -635,4 +635,90 @@ int tw_memory_worker_new(tw_worker **out) {
   w->base.vtable = &tw__memory_worker_class.vtable;
   *out = &w->base;
   return 0;
+}
+
+/* ---- Freelist (worker-internal.h) ---------------------------------------- */
+
+void tw__freelist_init(tw__freelist *fl, size_t size, uint32_t count) {
+  atomic_init(&fl->top, 0);
+  atomic_init(&fl->slab, NULL);
+  fl->size = size;
+  fl->count = count;
+}
+
+static tw__freenode *tw__freelist_node(char *slab, size_t size,
+                                       uint32_t index1) {
+  return (tw__freenode *)(slab + (size_t)(index1 - 1) * size);
+}
+
+static uint64_t tw__freelist_top(uint64_t old, uint32_t index1) {
+  return (((old >> 32) + 1) << 32) | index1;
+}
+
+/* Push the chain whose first node has index first_index1 and whose last
+ * node is last (the links between them already set). */
+static void tw__freelist_push(tw__freelist *fl, tw__freenode *last,
+                              uint32_t first_index1) {
+  uint64_t top = atomic_load_explicit(&fl->top, memory_order_relaxed);
+  do {
+    atomic_store_explicit(&last->next, (uint32_t)top, memory_order_relaxed);
+  } while (!atomic_compare_exchange_weak_explicit(
+      &fl->top, &top, tw__freelist_top(top, first_index1),
+      memory_order_release, memory_order_relaxed));
+}
+
+/* Racing installers: one wins the CAS, the others free their slab. */
+static void tw__freelist_install(tw__freelist *fl) {
+  char *slab, *expected = NULL;
+  uint32_t i;
+  if (fl->count == 0) return;
+  slab = tw__malloc(fl->size * fl->count);
+  if (slab == NULL) return; /* callers fall back to tw__malloc */
+  for (i = 1; i <= fl->count; i++)
+    atomic_init(&tw__freelist_node(slab, fl->size, i)->next,
+                i < fl->count ? i + 1 : 0);
+  if (!atomic_compare_exchange_strong_explicit(&fl->slab, &expected, slab,
+                                               memory_order_acq_rel,
+                                               memory_order_acquire)) {
+    tw__free(slab);
+    return;
+  }
+  tw__freelist_push(fl, tw__freelist_node(slab, fl->size, fl->count), 1);
+}
+
+void *tw__freelist_get(tw__freelist *fl) {
+  uint64_t top = atomic_load_explicit(&fl->top, memory_order_acquire);
+  char *slab;
+  if ((uint32_t)top == 0) {
+    if (atomic_load_explicit(&fl->slab, memory_order_relaxed) != NULL)
+      return NULL;
+    tw__freelist_install(fl);
+    top = atomic_load_explicit(&fl->top, memory_order_acquire);
+  }
+  /* Installed before the first push, so visible once top is non-zero. */
+  slab = atomic_load_explicit(&fl->slab, memory_order_acquire);
+  for (;;) {
+    uint32_t index1 = (uint32_t)top;
+    tw__freenode *n;
+    if (index1 == 0) return NULL;
+    n = tw__freelist_node(slab, fl->size, index1);
+    if (atomic_compare_exchange_weak_explicit(
+            &fl->top, &top,
+            tw__freelist_top(top,
+                             atomic_load_explicit(&n->next,
+                                                  memory_order_relaxed)),
+            memory_order_acquire, memory_order_acquire))
+      return n;
+  }
+}
+
+void tw__freelist_put(tw__freelist *fl, void *node) {
+  char *slab = atomic_load_explicit(&fl->slab, memory_order_relaxed);
+  uint32_t index1 = (uint32_t)(((char *)node - slab) / fl->size) + 1;
+  tw__freelist_push(fl, node, index1);
+}
+
+void tw__freelist_destroy(tw__freelist *fl) {
+  tw__free(atomic_load_explicit(&fl->slab, memory_order_relaxed));
+  atomic_store_explicit(&fl->slab, NULL, memory_order_relaxed);
 }

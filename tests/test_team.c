@@ -508,6 +508,26 @@ TWT_TEST(team, arg_free_runs_after_each_item) {
   fx_finish();
 }
 
+TWT_TEST(team, backlog_beyond_the_task_freelist) {
+  /* More tasks in flight than the team recycles: the rest are allocated. */
+  int i;
+  fx_setup();
+  fx.no_more = 1;
+  freed = something_times = 0;
+  for (i = 0; i < 3000; i++)
+    cr_assert_eq(tw_worker_do_full(tw_team_worker(fx.team), something, NULL,
+                                   count_free),
+                 0);
+  coordinate();
+  cr_assert_eq(stats().backlog, 3000);
+  fx.no_more = 0;
+  tw_team_grow(fx.team, 3);
+  pump();
+  cr_assert_eq(something_times, 3000);
+  cr_assert_eq(freed, 3000);
+  fx_finish();
+}
+
 TWT_TEST(team, grow_serves_the_backlog) {
   fx_setup();
   fx.no_more = 1;
@@ -694,11 +714,12 @@ TWT_TEST(team, out_of_memory) {
   int i;
   fx_setup();
   freed = something_times = 0;
-  /* tw_team_do: the task */
-  twt_alloc_fail_nth(1);
+  /* tw_team_do: the task (neither from the task freelist nor malloc) */
+  twt_alloc_fail_all(1);
   cr_assert_eq(
       tw_worker_do_full(tw_team_worker(fx.team), something, NULL, count_free),
       TW_ENOMEM);
+  twt_alloc_fail_all(0);
   twt_alloc_fail_nth(1);
   cr_assert_eq(tw_team_grow(fx.team, 1), TW_ENOMEM);
   twt_alloc_fail_nth(1);
