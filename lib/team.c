@@ -631,7 +631,9 @@ int tw__team_new_ex(tw_team **out, tw_worker *coordinator,
   tw_team *t;
   int rc;
   if (out == NULL || coordinator == NULL || coordinator->vtable == NULL ||
-      create_worker == NULL)
+      coordinator->vtable->do_work == NULL ||
+      coordinator->vtable->quit == NULL ||
+      coordinator->vtable->destroy == NULL || create_worker == NULL)
     return TW_EINVAL;
   if (coordinator->vtable == &tw__team_vtable ||
       coordinator->vtable == &tw__uv_worker_vtable)

@@ -176,6 +176,8 @@ int tw__worker_do_item(tw_worker *w, tw__item *item) {
   tw__adapter *a;
   int rc;
   if (cls != NULL) return cls->do_item(w, item);
+  /* A create_worker may hand the team anything. */
+  if (w->vtable == NULL || w->vtable->do_work == NULL) return TW_EINVAL;
   a = tw__malloc(sizeof(*a));
   if (a == NULL) return TW_ENOMEM;
   a->item = item;

@@ -622,6 +622,33 @@ TWT_TEST(team, refusing_worker_is_retired_and_work_kept) {
   cr_assert_eq(something_times, 0);
 }
 
+static tw_worker broken_worker = {NULL};
+static tw_worker *broken_create(void *ctx) {
+  (void)ctx;
+  return fx.no_more++ ? NULL : &broken_worker;
+}
+
+TWT_TEST(team, worker_without_vtable_is_refused_not_crashed) {
+  tw_worker *coordinator;
+  tw_team *team;
+  tw_team_stats s;
+  memset(&fx, 0, sizeof(fx));
+  freed = 0;
+  cr_assert_eq(tw_memory_worker_new(&coordinator), 0);
+  cr_assert_eq(tw_team_new(&team, coordinator, broken_create, NULL, NULL), 0);
+  cr_assert_eq(tw_worker_do_full(tw_team_worker(team), something, NULL,
+                                 count_free),
+               0);
+  while (tw_memory_worker_perform(coordinator) == 1) continue;
+  cr_assert_eq(twt_log_flush(NULL), 1, "the refusal is logged");
+  tw_team_statistics(team, &s);
+  cr_assert_eq(s.backlog, 1);
+  tw_worker_quit(tw_team_worker(team));
+  while (tw_memory_worker_perform(coordinator) == 1) continue;
+  cr_assert_eq(tw_worker_free(tw_team_worker(team)), 0);
+  cr_assert_eq(freed, 1);
+}
+
 TWT_TEST(team, lock_worker_coordinator) {
   /* Twisted's own pool uses a LockWorker coordinator. */
   tw_worker *coordinator;
@@ -684,6 +711,11 @@ TWT_TEST(team, bad_input) {
   cr_assert_eq(tw_team_new(NULL, mw, fx_create, NULL, NULL), TW_EINVAL);
   cr_assert_eq(tw_team_new(&t, NULL, fx_create, NULL, NULL), TW_EINVAL);
   cr_assert_eq(tw_team_new(&t, mw, NULL, NULL, NULL), TW_EINVAL);
+  {
+    static const tw_worker_vtable partial = {NULL, NULL, NULL};
+    tw_worker odd = {&partial};
+    cr_assert_eq(tw_team_new(&t, &odd, fx_create, NULL, NULL), TW_EINVAL);
+  }
   team_as_coordinator = tw_team_worker(fx.team);
   cr_assert_eq(tw_team_new(&t, team_as_coordinator, fx_create, NULL, NULL),
                TW_EINVAL, "a team is not exclusive");
