@@ -92,7 +92,9 @@ struct tw_worker {
 };
 
 /*
- * tw_worker_do: IWorker.do(task): tw_worker_do_full(worker, fn, arg, NULL).
+ * tw_worker_do: IWorker.do(task): tw_worker_do_full(worker, fn, arg, NULL),
+ * with the same contract (thread-safe; TW_EINVAL, TW_EALREADYQUIT,
+ * TW_ENOMEM).
  */
 TW_EXTERN int tw_worker_do(tw_worker *worker, tw_call_fn fn, void *arg);
 
@@ -191,7 +193,7 @@ typedef struct tw_thread_starter {
  * tw_thread_worker_new_custom: tw_thread_worker_new with an injected thread
  * start (the starter is copied). The worker's thread is unnamed. If target
  * was never run (a fake thread), tw_worker_free drops the queued work
- * (arg_free) after join.
+ * (arg_free) after join. Thread-safe (start is called on the calling thread).
  * Errors: TW_EINVAL (out, starter or starter->start NULL), TW_ENOMEM, or
  * what start returned.
  */
@@ -220,7 +222,7 @@ TW_EXTERN int tw_lock_worker_new(tw_worker **out);
  * acquire(lock) and release(lock) must behave as a non-recursive mutex.
  * The lock stays the caller's and must outlive the worker. For tests (a fake
  * lock that detects double acquisition) and for sharing a lock.
- * Errors: TW_EINVAL (out, acquire or release NULL), TW_ENOMEM.
+ * Thread-safe. Errors: TW_EINVAL (out, acquire or release NULL), TW_ENOMEM.
  */
 TW_EXTERN int tw_lock_worker_new_custom(tw_worker **out, tw_call_fn acquire,
                                         tw_call_fn release, void *lock);
@@ -249,9 +251,10 @@ TW_EXTERN int tw_serial_worker_new(tw_worker **out);
 
 /*
  * tw_memory_worker_new: a worker that only queues work until the test calls
- * tw_memory_worker_perform. do and quit are thread-safe; tw_worker_free
- * drops (arg_free) the work never performed.
- * Errors: TW_EINVAL (out NULL), TW_ENOMEM.
+ * tw_memory_worker_perform (an exclusive worker as long as perform is not
+ * called from two threads at once). do and quit are thread-safe;
+ * tw_worker_free drops (arg_free) the work never performed.
+ * Thread-safe. Errors: TW_EINVAL (out NULL), TW_ENOMEM.
  */
 TW_EXTERN int tw_memory_worker_new(tw_worker **out);
 
@@ -319,9 +322,11 @@ typedef struct tw_team_stats {
  * Ownership: on success the team owns coordinator and every worker
  * create_worker returns, and frees them; on error the caller keeps
  * coordinator. log_exception NULL logs failures through tw_log_failure.
- * ctx is passed to both callbacks.
- * Errors: TW_EINVAL (out, coordinator or create_worker NULL, or a
- * coordinator that is not exclusive: a team or a uv worker), TW_ENOMEM.
+ * ctx is passed to both callbacks. The team performs no coordination until
+ * its first do, grow, shrink or quit. Thread-safe.
+ * Errors: TW_EINVAL (out, coordinator or create_worker NULL, a coordinator
+ * with an incomplete vtable, or one that is not exclusive: a team or a uv
+ * worker), TW_ENOMEM.
  */
 TW_EXTERN int tw_team_new(tw_team **out, tw_worker *coordinator,
                           tw_team_create_fn create_worker,
@@ -392,7 +397,8 @@ typedef size_t (*tw_pool_limit_fn)(void *ctx);
  * truncated to 15 characters), or "tw-worker-N" when name is NULL. A thread
  * that fails to start counts as "no more workers" (logged at TW_LOG_WARN).
  * Failing work is logged through tw_log_failure. Use it as any team:
- * tw_team_worker, grow, shrink, statistics, quit, join, free.
+ * tw_team_worker, grow, shrink, statistics, quit, join, free. No thread is
+ * started until work or grow needs one. Thread-safe.
  * Errors: TW_EINVAL (out or current_limit NULL), TW_ENOMEM.
  */
 TW_EXTERN int tw_pool_new(tw_team **out, tw_pool_limit_fn current_limit,
