@@ -1,0 +1,776 @@
+/*
+ * lib/team.c - Team (Twisted's twisted._threads._team) and pool()
+ * (twisted._threads._pool), worker.h.
+ *
+ * The algorithm is Twisted's, step for step: every decision (which worker,
+ * backlog, shrink, quit) is a step run by the coordinator, an exclusive
+ * worker, so the state below the "coordinator only" line needs no lock.
+ * What C adds:
+ *
+ * - One allocation per item. A task carries its intrusive item through all
+ *   three hops (coordinator: pick a worker; worker: run it; coordinator:
+ *   recycle the worker), so no hop after tw_team_do can fail for lack of
+ *   memory with twuv's own workers.
+ *
+ * - A definite end. Twisted quits the coordinator when the last busy worker
+ *   is recycled, but a do that passed its quit check just before quit may
+ *   still have its step queued behind; its worker would then find the
+ *   coordinator gone. Here `state` counts the external steps (do, grow,
+ *   shrink) accepted and not yet run, in the same word as the QUIT bit, and
+ *   the team finishes - quits the coordinator and wakes tw_team_join - only
+ *   when quit was requested, no worker is busy and that count is 0.
+ *
+ * - A thread-local frame marks "inside this team's work or coordination",
+ *   so that join and free there return TW_EDEADLK instead of hanging.
+ */
+#include "worker-internal.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <uv.h>
+
+#define TW__TEAM_QUIT ((size_t)1)
+#define TW__TEAM_ONE ((size_t)2)
+
+typedef struct tw__member {
+  struct tw__member *next; /* idle stack or retired list */
+  tw_worker *worker;
+} tw__member;
+
+/* Tasks per team, from a freelist allocated at the first do. */
+#define TW__TEAM_TASKS 1024
+
+typedef struct tw__task {
+  tw__freenode free; /* first: the freelist's */
+  tw__freelist *home; /* NULL: from tw__malloc */
+  tw__item item; /* also the backlog link (item.next) */
+  tw_team *team;
+  tw_call_fn fn;
+  void *arg;
+  tw_free_fn arg_free;
+  tw__member *member;
+} tw__task;
+
+typedef struct tw__team_step {
+  tw__item item;
+  tw_team *team;
+  int n; /* < 0: all (shrink) */
+} tw__team_step;
+
+struct tw_team {
+  tw_worker base;
+  tw_worker *coordinator;
+  tw_team_create_fn create_worker;
+  tw_team_log_fn log_exception;
+  void *ctx;
+  tw_free_fn ctx_free;
+
+  /* accepted external steps * TW__TEAM_ONE | TW__TEAM_QUIT */
+  _Atomic size_t state;
+  atomic_int check_queued;
+
+  /* ---- coordinator only ---- */
+  tw__member *idle; /* a stack: the most recently idle worker is reused */
+  size_t idle_n;
+  size_t busy_n;
+  tw__item *backlog_head;
+  tw__item *backlog_tail;
+  size_t backlog_n;
+  size_t to_shrink;
+  size_t created_n;
+  int should_quit;
+  int finished;
+  tw__member *retired; /* quit workers, freed by join */
+  tw__member *spare;   /* a record kept from a create_worker that said no */
+  tw__freelist tasks;
+
+  /* Statistics, published by the coordinator for lock-free readers. */
+  _Atomic size_t st_idle, st_busy, st_backlog, st_created;
+
+  tw__item quit_step;  /* Twisted's startFinishing */
+  tw__item check_step; /* "maybe finish", after a failed submission */
+
+  uv_mutex_t mutex;
+  uv_cond_t cond;
+  int done;       /* finished (under mutex) */
+  int join_state; /* 0 not joined, 1 joining, 2 joined (under mutex) */
+};
+
+/* The teams whose work or coordination this thread is running. */
+typedef struct tw__team_frame {
+  const tw_team *team;
+  struct tw__team_frame *prev;
+} tw__team_frame;
+
+static TW__TLS tw__team_frame *tw__team_frames;
+
+static void tw__team_enter(tw__team_frame *f, const tw_team *t) {
+  f->team = t;
+  f->prev = tw__team_frames;
+  tw__team_frames = f;
+}
+
+static void tw__team_leave(tw__team_frame *f) { tw__team_frames = f->prev; }
+
+static int tw__team_inside(const tw_team *t) {
+  const tw__team_frame *f;
+  for (f = tw__team_frames; f != NULL; f = f->prev)
+    if (f->team == t) return 1;
+  return 0;
+}
+
+/*
+ * Tasks are allocated by submitters and released in the coordinator, often
+ * on another thread: recycled through a freelist (worker-internal.h).
+ */
+static tw__task *tw__team_task_new(tw_team *t) {
+  tw__task *task = tw__freelist_get(&t->tasks);
+  if (task != NULL) {
+    task->home = &t->tasks;
+  } else {
+    task = tw__malloc(sizeof(*task));
+    if (task != NULL) task->home = NULL;
+  }
+  return task;
+}
+
+static void tw__team_task_release(tw__task *task) {
+  if (task->home != NULL)
+    tw__freelist_put(task->home, task);
+  else
+    tw__free(task);
+}
+
+static int tw__team_submit(tw_team *t, tw__item *it) {
+  return tw__worker_do_item(t->coordinator, it);
+}
+
+/* ---- Coordinator-only helpers ------------------------------------------- */
+
+static void tw__team_publish(tw_team *t) {
+  atomic_store_explicit(&t->st_idle, t->idle_n, memory_order_relaxed);
+  atomic_store_explicit(&t->st_busy, t->busy_n, memory_order_relaxed);
+  atomic_store_explicit(&t->st_backlog, t->backlog_n, memory_order_relaxed);
+  atomic_store_explicit(&t->st_created, t->created_n, memory_order_relaxed);
+}
+
+static void tw__team_idle_push(tw_team *t, tw__member *m) {
+  m->next = t->idle;
+  t->idle = m;
+  t->idle_n++;
+}
+
+static tw__member *tw__team_idle_pop(tw_team *t) {
+  tw__member *m = t->idle;
+  if (m != NULL) {
+    t->idle = m->next;
+    t->idle_n--;
+  }
+  return m;
+}
+
+static void tw__team_backlog_push(tw_team *t, tw__task *task, int front) {
+  tw__item *it = &task->item;
+  if (front) {
+    it->next = t->backlog_head;
+    t->backlog_head = it;
+    if (t->backlog_tail == NULL) t->backlog_tail = it;
+  } else {
+    it->next = NULL;
+    if (t->backlog_tail != NULL)
+      t->backlog_tail->next = it;
+    else
+      t->backlog_head = it;
+    t->backlog_tail = it;
+  }
+  t->backlog_n++;
+}
+
+static tw__task *tw__team_backlog_pop(tw_team *t) {
+  tw__item *it = t->backlog_head;
+  if (it == NULL) return NULL;
+  t->backlog_head = it->next;
+  if (t->backlog_head == NULL) t->backlog_tail = NULL;
+  t->backlog_n--;
+  return TW__CONTAINER_OF(it, tw__task, item);
+}
+
+static void tw__team_retire(tw_team *t, tw__member *m) {
+  (void)tw_worker_quit(m->worker);
+  m->next = t->retired;
+  t->retired = m;
+}
+
+/*
+ * The record is allocated before asking create_worker, so that a worker
+ * once created always has one; a pool at its limit says no to every
+ * backlogged item, so the unused record is kept for the next attempt.
+ */
+static tw__member *tw__team_create_member(tw_team *t) {
+  tw__member *m = t->spare;
+  tw_worker *w;
+  if (m == NULL) m = tw__malloc(sizeof(*m));
+  t->spare = NULL;
+  /* No memory for the bookkeeping counts as "no more workers". */
+  if (m == NULL) return NULL;
+  w = t->create_worker(t->ctx);
+  if (w == NULL) {
+    t->spare = m;
+    return NULL;
+  }
+  m->worker = w;
+  m->next = NULL;
+  t->created_n++;
+  return m;
+}
+
+/* Quit when asked to, nobody is busy and no accepted step is still due. */
+static void tw__team_maybe_finish(tw_team *t) {
+  if (!t->should_quit || t->finished || t->busy_n != 0) return;
+  if (atomic_load_explicit(&t->state, memory_order_acquire) / TW__TEAM_ONE)
+    return;
+  t->finished = 1;
+  tw__team_publish(t);
+  (void)tw_worker_quit(t->coordinator);
+  uv_mutex_lock(&t->mutex);
+  t->done = 1;
+  uv_cond_broadcast(&t->cond);
+  /* The joiner may free t from here on: nothing below touches it. */
+  uv_mutex_unlock(&t->mutex);
+}
+
+static void tw__team_work(tw__item *it);
+static void tw__team_work_dropped(tw__item *it);
+
+/* Twisted's _coordinateThisTask. */
+static void tw__team_dispatch(tw_team *t, tw__task *task) {
+  tw__member *m = tw__team_idle_pop(t);
+  int rc;
+  if (m == NULL) m = tw__team_create_member(t);
+  if (m == NULL) {
+    tw__team_backlog_push(t, task, 0);
+    return;
+  }
+  t->busy_n++;
+  task->member = m;
+  task->item.run = tw__team_work;
+  task->item.drop = tw__team_work_dropped;
+  rc = tw__worker_do_item(m->worker, &task->item);
+  if (rc != 0) {
+    /* Only a foreign worker can refuse: retire it, keep the work. */
+    t->busy_n--;
+    tw__log_at(TW_LOG_ERROR, NULL, NULL, 0,
+               "team: a worker refused work (%s); retiring it",
+               tw_err_name(rc));
+    tw__team_retire(t, m);
+    tw__team_backlog_push(t, task, 1);
+  }
+}
+
+/*
+ * Twisted's _quitIdlers(n), n < 0 meaning all. The debt of workers to quit
+ * later is clamped to the busy count: only busy workers can ever pay it.
+ */
+static void tw__team_quit_idlers(tw_team *t, int n) {
+  size_t i, count = n < 0 ? t->idle_n + t->busy_n : (size_t)n;
+  for (i = 0; i < count; i++) {
+    tw__member *m = tw__team_idle_pop(t);
+    if (m != NULL)
+      tw__team_retire(t, m);
+    else if (t->to_shrink < t->busy_n)
+      t->to_shrink++;
+    else
+      break;
+  }
+}
+
+/* Twisted's _recycleWorker: the backlog before quitting or shrinking. */
+static void tw__team_recycle(tw_team *t, tw__member *m) {
+  tw__team_idle_push(t, m);
+  if (t->backlog_n > 0) {
+    tw__team_dispatch(t, tw__team_backlog_pop(t));
+  } else if (t->should_quit) {
+    tw__team_quit_idlers(t, -1);
+  } else if (t->to_shrink > 0) {
+    t->to_shrink--;
+    tw__team_retire(t, tw__team_idle_pop(t)); /* m: on top */
+  }
+}
+
+/* The end of a coordinator step (t may be freed after this). */
+static void tw__team_step_end(tw_team *t, tw__team_frame *f) {
+  tw__team_publish(t);
+  tw__team_maybe_finish(t);
+  tw__team_leave(f);
+}
+
+static void tw__team_step_done(tw_team *t) {
+  atomic_fetch_sub_explicit(&t->state, TW__TEAM_ONE, memory_order_acq_rel);
+}
+
+/* ---- The task's three hops ----------------------------------------------- */
+
+static void tw__team_recycle_step(tw__item *it);
+static void tw__team_recycle_dropped(tw__item *it);
+
+static void tw__team_send_back(tw_team *t, tw__task *task) {
+  int rc;
+  task->item.run = tw__team_recycle_step;
+  task->item.drop = tw__team_recycle_dropped;
+  rc = tw__team_submit(t, &task->item);
+  if (rc != 0) {
+    /* Only a foreign coordinator can refuse here (it is not quit while a
+     * worker is busy, and twuv's own never allocate). */
+    tw__log_at(TW_LOG_CRITICAL, NULL, NULL, 0,
+               "team: the coordinator refused a finished worker (%s); the "
+               "worker is lost and the team cannot finish",
+               tw_err_name(rc));
+    tw__team_task_release(task);
+  }
+}
+
+/* Hop 1, external (tw_team_do): pick a worker. */
+static void tw__team_coordinate(tw__item *it) {
+  tw__task *task = TW__CONTAINER_OF(it, tw__task, item);
+  tw_team *t = task->team;
+  tw__team_frame f;
+  tw__team_enter(&f, t);
+  tw__team_dispatch(t, task); /* task may be running already */
+  tw__team_step_done(t);
+  tw__team_step_end(t, &f);
+}
+
+static void tw__team_coordinate_dropped(tw__item *it) {
+  tw__task *task = TW__CONTAINER_OF(it, tw__task, item);
+  tw_team *t = task->team;
+  if (task->arg_free != NULL) task->arg_free(task->arg);
+  tw__team_task_release(task);
+  tw__team_step_done(t);
+}
+
+/* Hop 2, on the worker: run it, report failure, release arg. */
+static void tw__team_work(tw__item *it) {
+  tw__task *task = TW__CONTAINER_OF(it, tw__task, item);
+  tw_team *t = task->team;
+  tw__team_frame f;
+  tw_failure *outer = tw__work_stash(), *failure;
+  tw__team_enter(&f, t);
+  task->fn(task->arg);
+  failure = tw_work_take_failure();
+  if (failure != NULL) {
+    if (t->log_exception != NULL)
+      t->log_exception(failure, t->ctx);
+    else
+      tw_log_failure(failure, "Unhandled error in team work");
+    tw_failure_unref(failure);
+  }
+  if (task->arg_free != NULL) task->arg_free(task->arg);
+  tw__team_leave(&f);
+  tw__work_unstash(outer);
+  tw__team_send_back(t, task);
+}
+
+static void tw__team_work_dropped(tw__item *it) {
+  tw__task *task = TW__CONTAINER_OF(it, tw__task, item);
+  if (task->arg_free != NULL) task->arg_free(task->arg);
+  task->arg_free = NULL;
+  tw__team_send_back(task->team, task);
+}
+
+/* Hop 3, internal: Twisted's idleAndPending. */
+static void tw__team_recycle_step(tw__item *it) {
+  tw__task *task = TW__CONTAINER_OF(it, tw__task, item);
+  tw_team *t = task->team;
+  tw__member *m = task->member;
+  tw__team_frame f;
+  tw__team_task_release(task);
+  tw__team_enter(&f, t);
+  t->busy_n--;
+  tw__team_recycle(t, m);
+  tw__team_step_end(t, &f);
+}
+
+static void tw__team_recycle_dropped(tw__item *it) {
+  tw__team_task_release(TW__CONTAINER_OF(it, tw__task, item));
+}
+
+/* ---- grow, shrink, quit steps ---------------------------------------------- */
+
+static void tw__team_grow_step(tw__item *it) {
+  tw__team_step *s = TW__CONTAINER_OF(it, tw__team_step, item);
+  tw_team *t = s->team;
+  int i, n = s->n;
+  tw__team_frame f;
+  tw__free(s);
+  tw__team_enter(&f, t);
+  /* Twisted would grow and then quit the new workers at once. */
+  for (i = 0; i < n && !t->should_quit; i++) {
+    tw__member *m = tw__team_create_member(t);
+    if (m == NULL) break;
+    tw__team_recycle(t, m);
+  }
+  tw__team_step_done(t);
+  tw__team_step_end(t, &f);
+}
+
+static void tw__team_shrink_step(tw__item *it) {
+  tw__team_step *s = TW__CONTAINER_OF(it, tw__team_step, item);
+  tw_team *t = s->team;
+  int n = s->n;
+  tw__team_frame f;
+  tw__free(s);
+  tw__team_enter(&f, t);
+  if (!t->should_quit) tw__team_quit_idlers(t, n);
+  tw__team_step_done(t);
+  tw__team_step_end(t, &f);
+}
+
+static void tw__team_step_dropped(tw__item *it) {
+  tw__team_step *s = TW__CONTAINER_OF(it, tw__team_step, item);
+  tw_team *t = s->team;
+  tw__free(s);
+  tw__team_step_done(t);
+}
+
+static void tw__team_quit_step(tw__item *it) {
+  tw_team *t = TW__CONTAINER_OF(it, tw_team, quit_step);
+  tw__team_frame f;
+  tw__team_enter(&f, t);
+  t->should_quit = 1;
+  tw__team_quit_idlers(t, -1);
+  tw__team_step_end(t, &f);
+}
+
+static void tw__team_check_step(tw__item *it) {
+  tw_team *t = TW__CONTAINER_OF(it, tw_team, check_step);
+  tw__team_frame f;
+  atomic_store_explicit(&t->check_queued, 0, memory_order_release);
+  tw__team_enter(&f, t);
+  tw__team_step_end(t, &f);
+}
+
+static void tw__team_nothing(tw__item *it) { (void)it; }
+
+/* ---- Accepting external steps --------------------------------------------- */
+
+static int tw__team_accept(tw_team *t) {
+  size_t s = atomic_load_explicit(&t->state, memory_order_relaxed);
+  do {
+    if (s & TW__TEAM_QUIT) return TW_EALREADYQUIT;
+  } while (!atomic_compare_exchange_weak_explicit(
+      &t->state, &s, s + TW__TEAM_ONE, memory_order_acq_rel,
+      memory_order_relaxed));
+  return 0;
+}
+
+/*
+ * Undo an acceptance whose step the coordinator refused (a foreign
+ * coordinator out of memory). If that was the last step a quitting team
+ * waited for, someone must still run the finish check.
+ */
+static void tw__team_unaccept(tw_team *t) {
+  size_t s = atomic_fetch_sub_explicit(&t->state, TW__TEAM_ONE,
+                                       memory_order_acq_rel);
+  int expected = 0;
+  int rc;
+  if (s != (TW__TEAM_QUIT | TW__TEAM_ONE)) return;
+  if (!atomic_compare_exchange_strong(&t->check_queued, &expected, 1)) return;
+  rc = tw__team_submit(t, &t->check_step);
+  if (rc != 0) {
+    atomic_store(&t->check_queued, 0);
+    if (rc != TW_EALREADYQUIT)
+      tw__log_at(TW_LOG_CRITICAL, NULL, NULL, 0,
+                 "team: the coordinator refused the finish check (%s); the "
+                 "team cannot finish",
+                 tw_err_name(rc));
+  }
+}
+
+static int tw__team_submit_step(tw_team *t, tw__item_fn run, int n) {
+  tw__team_step *s;
+  int rc;
+  if (t == NULL) return TW_EINVAL;
+  s = tw__malloc(sizeof(*s));
+  if (s == NULL) return TW_ENOMEM;
+  s->item.run = run;
+  s->item.drop = tw__team_step_dropped;
+  s->team = t;
+  s->n = n;
+  rc = tw__team_accept(t);
+  if (rc != 0) {
+    tw__free(s);
+    return rc;
+  }
+  rc = tw__team_submit(t, &s->item);
+  if (rc != 0) {
+    tw__free(s);
+    tw__team_unaccept(t);
+  }
+  return rc;
+}
+
+/* ---- The team as a worker --------------------------------------------------- */
+
+static int tw__team_do_work(tw_worker *wk, tw_call_fn fn, void *arg,
+                            tw_free_fn arg_free) {
+  tw_team *t = (tw_team *)wk;
+  tw__task *task;
+  int rc;
+  task = tw__team_task_new(t);
+  if (task == NULL) return TW_ENOMEM;
+  task->item.run = tw__team_coordinate;
+  task->item.drop = tw__team_coordinate_dropped;
+  task->team = t;
+  task->fn = fn;
+  task->arg = arg;
+  task->arg_free = arg_free;
+  task->member = NULL;
+  rc = tw__team_accept(t);
+  if (rc != 0) {
+    tw__team_task_release(task);
+    return rc;
+  }
+  rc = tw__team_submit(t, &task->item);
+  if (rc != 0) {
+    tw__team_task_release(task);
+    tw__team_unaccept(t);
+  }
+  return rc;
+}
+
+static int tw__team_quit(tw_worker *wk) {
+  tw_team *t = (tw_team *)wk;
+  size_t s = atomic_load_explicit(&t->state, memory_order_relaxed);
+  int rc;
+  do {
+    if (s & TW__TEAM_QUIT) return TW_EALREADYQUIT;
+  } while (!atomic_compare_exchange_weak_explicit(
+      &t->state, &s, s | TW__TEAM_QUIT, memory_order_acq_rel,
+      memory_order_relaxed));
+  rc = tw__team_submit(t, &t->quit_step);
+  if (rc != 0) {
+    /* A foreign coordinator out of memory: stay unquit, let them retry. */
+    atomic_fetch_and_explicit(&t->state, ~TW__TEAM_QUIT,
+                              memory_order_acq_rel);
+  }
+  return rc;
+}
+
+int tw_team_join(tw_team *t) {
+  tw__member *m, *next;
+  if (t == NULL) return TW_EINVAL;
+  if (tw__team_inside(t)) return TW_EDEADLK;
+  if (!(atomic_load_explicit(&t->state, memory_order_acquire) &
+        TW__TEAM_QUIT))
+    return TW_EINVAL;
+  uv_mutex_lock(&t->mutex);
+  while (!t->done || t->join_state == 1) uv_cond_wait(&t->cond, &t->mutex);
+  if (t->join_state == 2) {
+    uv_mutex_unlock(&t->mutex);
+    return 0;
+  }
+  t->join_state = 1;
+  uv_mutex_unlock(&t->mutex);
+  /* Finished: every worker is retired (idle ones too, by quit_idlers) and
+   * idle; each free joins a thread that may still be leaving its last
+   * step, and the coordinator's free waits for its drainer likewise. */
+  for (m = t->retired; m != NULL; m = next) {
+    next = m->next;
+    (void)tw_worker_free(m->worker);
+    tw__free(m);
+  }
+  for (m = t->idle; m != NULL; m = next) {
+    next = m->next;
+    (void)tw_worker_free(m->worker);
+    tw__free(m);
+  }
+  t->retired = t->idle = NULL;
+  t->idle_n = t->busy_n = 0;
+  tw__free(t->spare);
+  t->spare = NULL;
+  (void)tw_worker_free(t->coordinator);
+  t->coordinator = NULL;
+  tw__team_publish(t);
+  uv_mutex_lock(&t->mutex);
+  t->join_state = 2;
+  uv_cond_broadcast(&t->cond);
+  uv_mutex_unlock(&t->mutex);
+  return 0;
+}
+
+static int tw__team_destroy(tw_worker *wk) {
+  tw_team *t = (tw_team *)wk;
+  tw__task *task;
+  int rc;
+  if (tw__team_inside(t)) return TW_EDEADLK;
+  rc = tw__team_quit(wk);
+  if (rc != 0 && rc != TW_EALREADYQUIT) return rc;
+  (void)tw_team_join(t);
+  /* A backlog left with no worker to serve it (Twisted abandons it). */
+  while ((task = tw__team_backlog_pop(t)) != NULL) {
+    if (task->arg_free != NULL) task->arg_free(task->arg);
+    tw__team_task_release(task);
+  }
+  tw__freelist_destroy(&t->tasks);
+  if (t->ctx_free != NULL) t->ctx_free(t->ctx);
+  uv_cond_destroy(&t->cond);
+  uv_mutex_destroy(&t->mutex);
+  tw__free(t);
+  return 0;
+}
+
+const tw_worker_vtable tw__team_vtable = {tw__team_do_work, tw__team_quit,
+                                          tw__team_destroy};
+
+/* ---- Public team functions ---------------------------------------------- */
+
+int tw__team_new_ex(tw_team **out, tw_worker *coordinator,
+                    tw_team_create_fn create_worker,
+                    tw_team_log_fn log_exception, void *ctx,
+                    tw_free_fn ctx_free) {
+  tw_team *t;
+  int rc;
+  if (out == NULL || coordinator == NULL || coordinator->vtable == NULL ||
+      coordinator->vtable->do_work == NULL ||
+      coordinator->vtable->quit == NULL ||
+      coordinator->vtable->destroy == NULL || create_worker == NULL)
+    return TW_EINVAL;
+  if (coordinator->vtable == &tw__team_vtable ||
+      coordinator->vtable == &tw__uv_worker_vtable)
+    return TW_EINVAL; /* not exclusive */
+  t = tw__calloc(1, sizeof(*t));
+  if (t == NULL) return TW_ENOMEM;
+  rc = uv_mutex_init(&t->mutex);
+  if (rc != 0) {
+    tw__free(t);
+    return rc;
+  }
+  rc = uv_cond_init(&t->cond);
+  if (rc != 0) {
+    uv_mutex_destroy(&t->mutex);
+    tw__free(t);
+    return rc;
+  }
+  t->base.vtable = &tw__team_vtable;
+  t->coordinator = coordinator;
+  t->create_worker = create_worker;
+  t->log_exception = log_exception;
+  t->ctx = ctx;
+  t->ctx_free = ctx_free;
+  tw__freelist_init(&t->tasks, sizeof(tw__task), TW__TEAM_TASKS);
+  atomic_init(&t->state, 0);
+  atomic_init(&t->check_queued, 0);
+  atomic_init(&t->st_idle, 0);
+  atomic_init(&t->st_busy, 0);
+  atomic_init(&t->st_backlog, 0);
+  atomic_init(&t->st_created, 0);
+  t->quit_step.run = tw__team_quit_step;
+  t->quit_step.drop = tw__team_nothing;
+  t->check_step.run = tw__team_check_step;
+  t->check_step.drop = tw__team_nothing;
+  *out = t;
+  return 0;
+}
+
+int tw_team_new(tw_team **out, tw_worker *coordinator,
+                tw_team_create_fn create_worker, tw_team_log_fn log_exception,
+                void *ctx) {
+  return tw__team_new_ex(out, coordinator, create_worker, log_exception, ctx,
+                         NULL);
+}
+
+tw_worker *tw_team_worker(tw_team *team) {
+  return team == NULL ? NULL : &team->base;
+}
+
+int tw_team_grow(tw_team *team, int n) {
+  if (n <= 0) return TW_EINVAL;
+  return tw__team_submit_step(team, tw__team_grow_step, n);
+}
+
+int tw_team_shrink(tw_team *team, int n) {
+  if (n <= 0) return TW_EINVAL;
+  return tw__team_submit_step(team, tw__team_shrink_step, n);
+}
+
+int tw_team_shrink_all(tw_team *team) {
+  return tw__team_submit_step(team, tw__team_shrink_step, -1);
+}
+
+int tw_team_statistics(const tw_team *team, tw_team_stats *out) {
+  /* C11 atomic loads take non-const pointers; nothing is written. */
+  tw_team *t = (tw_team *)team;
+  if (t == NULL || out == NULL) return TW_EINVAL;
+  out->idle = atomic_load_explicit(&t->st_idle, memory_order_relaxed);
+  out->busy = atomic_load_explicit(&t->st_busy, memory_order_relaxed);
+  out->backlog = atomic_load_explicit(&t->st_backlog, memory_order_relaxed);
+  out->created = atomic_load_explicit(&t->st_created, memory_order_relaxed);
+  return 0;
+}
+
+size_t tw__team_worker_count(const tw_team *team) {
+  return team->idle_n + team->busy_n;
+}
+
+/* ---- pool() ------------------------------------------------------------------ */
+
+typedef struct tw__pool {
+  tw_pool_limit_fn limit;
+  void *ctx;
+  tw_team *team;
+  unsigned long next_id;
+  char prefix[TW__THREAD_NAME_MAX];
+} tw__pool;
+
+/* Twisted's limitedWorkerCreator, in the coordinator. */
+static tw_worker *tw__pool_create(void *ctx) {
+  tw__pool *p = ctx;
+  char name[TW__THREAD_NAME_MAX];
+  unsigned long id;
+  int digits, keep, rc;
+  tw_worker *w;
+  if (tw__team_worker_count(p->team) >= p->limit(p->ctx)) return NULL;
+  id = ++p->next_id;
+  /* Keep the number whole: trim the prefix to fit 15 characters. */
+  digits = snprintf(NULL, 0, "%lu", id);
+  keep = (int)sizeof(name) - 2 - digits;
+  if (keep < 0) keep = 0;
+  snprintf(name, sizeof(name), "%.*s-%lu", keep, p->prefix, id);
+  rc = tw_thread_worker_new(&w, name);
+  if (rc != 0) {
+    tw_log(TW_LOG_WARN, NULL, "pool: could not start a worker thread: %s",
+           tw_strerror(rc));
+    return NULL;
+  }
+  return w;
+}
+
+int tw_pool_new(tw_team **out, tw_pool_limit_fn current_limit, void *ctx,
+                const char *name) {
+  tw__pool *p;
+  tw_worker *coordinator;
+  tw_team *team;
+  int rc;
+  if (out == NULL || current_limit == NULL) return TW_EINVAL;
+  p = tw__calloc(1, sizeof(*p));
+  if (p == NULL) return TW_ENOMEM;
+  p->limit = current_limit;
+  p->ctx = ctx;
+  snprintf(p->prefix, sizeof(p->prefix), "%s",
+           name != NULL ? name : "tw-worker");
+  rc = tw_serial_worker_new(&coordinator);
+  if (rc != 0) {
+    tw__free(p);
+    return rc;
+  }
+  rc = tw__team_new_ex(&team, coordinator, tw__pool_create, NULL, p,
+                       tw__free);
+  if (rc != 0) {
+    (void)tw_worker_free(coordinator);
+    tw__free(p);
+    return rc;
+  }
+  p->team = team;
+  *out = team;
+  return 0;
+}

@@ -1,0 +1,189 @@
+/*
+ * lib/worker-internal.h - what the worker sources (worker.c, serial.c,
+ * team.c, uvworker.c) share. Not installed.
+ *
+ * twuv's own workers carry work as intrusive items (tw__item): the team
+ * embeds one in each task and reuses it for every hop (coordinator, worker,
+ * coordinator again), so that moving work around a team never allocates and
+ * therefore never fails half-way. A worker class that can take such items
+ * directly has a do_item entry; anything else (a user's worker, a team, the
+ * uv worker) gets an item wrapped in an adapter through its public do_work.
+ */
+#ifndef TWUV_LIB_WORKER_INTERNAL_H
+#define TWUV_LIB_WORKER_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "internal.h"
+#include "mpsc.h"
+
+/*
+ * The workers' thread-local state (pending failure, frames) is read several
+ * times per item. In a shared library the default TLS model costs a
+ * __tls_get_addr call per access; initial-exec is one load. Its price: the
+ * library takes a few dozen bytes of static TLS, which a dlopen()ed library
+ * draws from glibc's reserve (hundreds of bytes), so dlopen still works.
+ */
+#if defined(__GNUC__) && defined(__ELF__)
+#define TW__TLS _Thread_local __attribute__((tls_model("initial-exec")))
+#else
+#define TW__TLS _Thread_local
+#endif
+
+typedef struct tw__item tw__item;
+typedef void (*tw__item_fn)(tw__item *item);
+
+/*
+ * A unit of work. A worker calls exactly one of run (perform it) or drop
+ * (dispose of it unrun, when the worker is freed with it queued), once, and
+ * never touches the item afterwards: both may free or resubmit it.
+ */
+struct tw__item {
+  tw__mpsc_node node; /* link in lock-free queues */
+  tw__item *next;     /* link in plain lists */
+  tw__item_fn run;
+  tw__item_fn drop;
+};
+
+/* A worker class: the public vtable plus the intrusive entry. */
+typedef struct tw__worker_class {
+  tw_worker_vtable vtable; /* first: w->vtable points here */
+  /* Accept item; never allocates. 0 or TW_EALREADYQUIT. */
+  int (*do_item)(tw_worker *w, tw__item *item);
+} tw__worker_class;
+
+extern const tw__worker_class tw__thread_worker_class;
+extern const tw__worker_class tw__lock_worker_class;
+extern const tw__worker_class tw__memory_worker_class;
+extern const tw__worker_class tw__serial_worker_class;
+extern const tw_worker_vtable tw__team_vtable;
+extern const tw_worker_vtable tw__uv_worker_vtable;
+
+/* The class of one of twuv's intrusive workers, or NULL. */
+const tw__worker_class *tw__worker_class_of(const tw_worker *w);
+
+/*
+ * Hand item to w: directly for twuv's intrusive workers (fails only with
+ * TW_EALREADYQUIT), through an allocated adapter and do_work otherwise
+ * (may also fail with TW_ENOMEM or whatever that worker returns). On error
+ * the item is untouched and still the caller's.
+ */
+int tw__worker_do_item(tw_worker *w, tw__item *item);
+
+/*
+ * The do_work of the intrusive classes: wrap fn/arg/arg_free in an
+ * allocated item and pass it to do_item.
+ */
+int tw__class_do_work(tw_worker *w, tw_call_fn fn, void *arg,
+                      tw_free_fn arg_free);
+
+/* Log (and release) the failure pending on this thread, if any. */
+void tw__work_log_pending(const char *why);
+
+/* 1 when a failure is pending on this thread. */
+int tw__work_failure_pending(void);
+
+/*
+ * This thread's pending-failure slot, for loops that check it after every
+ * item: one TLS lookup per loop instead of one per item. The address is
+ * valid for the thread's lifetime.
+ */
+tw_failure **tw__work_failure_slot(void);
+
+/* Log and clear *slot (which must not be NULL). */
+void tw__work_log_slot(tw_failure **slot, const char *why);
+
+/*
+ * Thread names: at most 15 characters plus the NUL where the platform has
+ * them. Names the calling thread; does nothing where unsupported.
+ */
+#define TW__THREAD_NAME_MAX 16
+void tw__thread_set_name(const char *name);
+
+/*
+ * Run work without mixing up failures: stash takes the failure already
+ * pending on this thread (a caller's, not yet collected) before running
+ * items, unstash puts it back afterwards unless a newer one is pending
+ * (the newer wins, as in tw_work_fail).
+ */
+tw_failure *tw__work_stash(void);
+void tw__work_unstash(tw_failure *outer);
+
+/*
+ * The quit flag every worker keeps (Twisted's _convenience.Quit): set once,
+ * atomically. Static inline so that the unit tests can port QuitTests.
+ */
+typedef struct tw__quit {
+  atomic_int set;
+} tw__quit;
+
+static inline void tw__quit_init(tw__quit *q) { atomic_init(&q->set, 0); }
+
+/* Quit.isSet */
+static inline int tw__quit_is_set(tw__quit *q) {
+  return atomic_load_explicit(&q->set, memory_order_acquire);
+}
+
+/* Quit.check(): 0, or TW_EALREADYQUIT once set. */
+static inline int tw__quit_check(tw__quit *q) {
+  return tw__quit_is_set(q) ? TW_EALREADYQUIT : 0;
+}
+
+/* Quit.set(): 0 the first time, TW_EALREADYQUIT after. */
+static inline int tw__quit_set(tw__quit *q) {
+  int expected = 0;
+  return atomic_compare_exchange_strong_explicit(&q->set, &expected, 1,
+                                                 memory_order_acq_rel,
+                                                 memory_order_acquire)
+             ? 0
+             : TW_EALREADYQUIT;
+}
+
+/*
+ * The team's pool support (team.c): a team whose create ctx is released by
+ * ctx_free when the team is freed.
+ */
+int tw__team_new_ex(tw_team **out, tw_worker *coordinator,
+                    tw_team_create_fn create_worker,
+                    tw_team_log_fn log_exception, void *ctx,
+                    tw_free_fn ctx_free);
+
+/*
+ * A recycling allocator for fixed-size nodes handed from thread to thread
+ * (allocated by submitters, released by whoever ran them): malloc in one
+ * thread and free in another costs glibc its arena lock. `count` nodes of
+ * `size` bytes live in one slab, allocated at the first get, freed with the
+ * freelist; their indices form a Treiber stack whose top carries a
+ * generation tag (tag << 32 | index + 1), so a pop that raced with a pop
+ * and a push of the same node fails its CAS instead of corrupting the list
+ * (the ABA problem; a wrong pop would need the tag to wrap, 2^32 updates,
+ * between one thread's load and its CAS). Each node begins with a
+ * tw__freenode, whose next field belongs to the freelist even while the
+ * node is in use: a racing pop may still read it. Any thread may get and
+ * put. When the slab is exhausted, get returns NULL and callers fall back
+ * to tw__malloc.
+ */
+typedef struct tw__freenode {
+  _Atomic uint32_t next; /* index + 1 of the next free node, 0 ends */
+} tw__freenode;
+
+typedef struct tw__freelist {
+  _Atomic uint64_t top;
+  _Atomic(char *) slab;
+  size_t size;
+  uint32_t count;
+} tw__freelist;
+
+void tw__freelist_init(tw__freelist *fl, size_t size, uint32_t count);
+/* A free node (its tw__freenode untouched), or NULL. */
+void *tw__freelist_get(tw__freelist *fl);
+/* Give back a node from this freelist's slab. */
+void tw__freelist_put(tw__freelist *fl, void *node);
+/* Free the slab; every node must have been put back. */
+void tw__freelist_destroy(tw__freelist *fl);
+
+/* Coordinator-exact worker count (idle + busy), for create_worker. */
+size_t tw__team_worker_count(const tw_team *team);
+
+#endif

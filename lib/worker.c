@@ -1,0 +1,726 @@
+/*
+ * lib/worker.c - the worker interface (worker.h), failing work, intrusive
+ * items, and the thread, lock and memory workers.
+ */
+#include "worker-internal.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <uv.h>
+
+#if defined(__linux__) || defined(__APPLE__)
+#include <pthread.h>
+#endif
+
+/* ---- The interface -------------------------------------------------------- */
+
+int tw_worker_do(tw_worker *worker, tw_call_fn fn, void *arg) {
+  return tw_worker_do_full(worker, fn, arg, NULL);
+}
+
+int tw_worker_do_full(tw_worker *worker, tw_call_fn fn, void *arg,
+                      tw_free_fn arg_free) {
+  if (worker == NULL || fn == NULL || worker->vtable == NULL ||
+      worker->vtable->do_work == NULL)
+    return TW_EINVAL;
+  return worker->vtable->do_work(worker, fn, arg, arg_free);
+}
+
+int tw_worker_quit(tw_worker *worker) {
+  if (worker == NULL || worker->vtable == NULL || worker->vtable->quit == NULL)
+    return TW_EINVAL;
+  return worker->vtable->quit(worker);
+}
+
+int tw_worker_free(tw_worker *worker) {
+  if (worker == NULL || worker->vtable == NULL ||
+      worker->vtable->destroy == NULL)
+    return TW_EINVAL;
+  return worker->vtable->destroy(worker);
+}
+
+/* ---- Failing work: one pending failure per thread ------------------------- */
+
+static TW__TLS tw_failure *tw__pending_failure;
+
+void tw_work_fail(tw_failure *failure) {
+  tw_failure *old = tw__pending_failure;
+  if (failure == NULL) failure = tw_failure_new(NULL, 0, "work failed");
+  tw__pending_failure = failure;
+  tw_failure_unref(old);
+}
+
+tw_failure *tw_work_take_failure(void) {
+  tw_failure *f = tw__pending_failure;
+  tw__pending_failure = NULL;
+  return f;
+}
+
+int tw__work_failure_pending(void) { return tw__pending_failure != NULL; }
+
+void tw__work_log_pending(const char *why) {
+  tw_failure *f = tw__pending_failure;
+  if (f == NULL) return;
+  tw__pending_failure = NULL;
+  tw_log_failure(f, why);
+  tw_failure_unref(f);
+}
+
+tw_failure **tw__work_failure_slot(void) { return &tw__pending_failure; }
+
+void tw__work_log_slot(tw_failure **slot, const char *why) {
+  tw_failure *f = *slot;
+  *slot = NULL;
+  tw_log_failure(f, why);
+  tw_failure_unref(f);
+}
+
+tw_failure *tw__work_stash(void) { return tw_work_take_failure(); }
+
+void tw__work_unstash(tw_failure *outer) {
+  if (outer == NULL) return;
+  if (tw__pending_failure != NULL)
+    tw_failure_unref(outer);
+  else
+    tw__pending_failure = outer;
+}
+
+/* ---- Items ---------------------------------------------------------------- */
+
+/* What do_work accepts, as an item of an intrusive worker. */
+typedef struct tw__plain_item {
+  tw__item item;
+  tw_call_fn fn;
+  void *arg;
+  tw_free_fn arg_free;
+} tw__plain_item;
+
+static void tw__plain_run(tw__item *it) {
+  tw__plain_item *p = TW__CONTAINER_OF(it, tw__plain_item, item);
+  tw_call_fn fn = p->fn;
+  void *arg = p->arg;
+  tw_free_fn arg_free = p->arg_free;
+  /* Freed first: long work should not pin its wrapper. */
+  tw__free(p);
+  fn(arg);
+  if (arg_free != NULL) arg_free(arg);
+}
+
+static void tw__plain_drop(tw__item *it) {
+  tw__plain_item *p = TW__CONTAINER_OF(it, tw__plain_item, item);
+  tw_free_fn arg_free = p->arg_free;
+  void *arg = p->arg;
+  tw__free(p);
+  if (arg_free != NULL) arg_free(arg);
+}
+
+static tw__plain_item *tw__plain_new(tw_call_fn fn, void *arg,
+                                     tw_free_fn arg_free) {
+  tw__plain_item *p = tw__malloc(sizeof(*p));
+  if (p == NULL) return NULL;
+  p->item.run = tw__plain_run;
+  p->item.drop = tw__plain_drop;
+  p->fn = fn;
+  p->arg = arg;
+  p->arg_free = arg_free;
+  return p;
+}
+
+int tw__class_do_work(tw_worker *w, tw_call_fn fn, void *arg,
+                      tw_free_fn arg_free) {
+  const tw__worker_class *cls = tw__worker_class_of(w);
+  tw__plain_item *p;
+  int rc;
+  if (cls == NULL) return TW_EINVAL;
+  p = tw__plain_new(fn, arg, arg_free);
+  if (p == NULL) return TW_ENOMEM;
+  rc = cls->do_item(w, &p->item);
+  if (rc != 0) tw__free(p);
+  return rc;
+}
+
+const tw__worker_class *tw__worker_class_of(const tw_worker *w) {
+  static const tw__worker_class *const classes[] = {
+      &tw__serial_worker_class, &tw__thread_worker_class,
+      &tw__memory_worker_class, &tw__lock_worker_class};
+  size_t i;
+  for (i = 0; i < TW__ARRAY_SIZE(classes); i++)
+    if (w->vtable == &classes[i]->vtable) return classes[i];
+  return NULL;
+}
+
+/*
+ * An item on its way through a foreign worker's do_work. ran tells
+ * arg_free whether the item still needs dropping; once run, the item may
+ * already have been freed or resubmitted, so it is never touched again.
+ */
+typedef struct tw__adapter {
+  tw__item *item;
+  int ran;
+} tw__adapter;
+
+static void tw__adapter_run(void *arg) {
+  tw__adapter *a = arg;
+  a->ran = 1;
+  a->item->run(a->item);
+}
+
+static void tw__adapter_free(void *arg) {
+  tw__adapter *a = arg;
+  if (!a->ran) a->item->drop(a->item);
+  tw__free(a);
+}
+
+int tw__worker_do_item(tw_worker *w, tw__item *item) {
+  const tw__worker_class *cls = tw__worker_class_of(w);
+  tw__adapter *a;
+  int rc;
+  if (cls != NULL) return cls->do_item(w, item);
+  /* A create_worker may hand the team anything. */
+  if (w->vtable == NULL || w->vtable->do_work == NULL) return TW_EINVAL;
+  a = tw__malloc(sizeof(*a));
+  if (a == NULL) return TW_ENOMEM;
+  a->item = item;
+  a->ran = 0;
+  rc = w->vtable->do_work(w, tw__adapter_run, a, tw__adapter_free);
+  if (rc != 0) tw__free(a);
+  return rc;
+}
+
+void tw__thread_set_name(const char *name) {
+#if defined(__linux__)
+  char buf[TW__THREAD_NAME_MAX];
+  snprintf(buf, sizeof(buf), "%s", name);
+  (void)pthread_setname_np(pthread_self(), buf);
+#elif defined(__APPLE__)
+  (void)pthread_setname_np(name);
+#else
+  (void)name;
+#endif
+}
+
+/* ---- Thread worker -------------------------------------------------------- */
+
+/*
+ * state = accepted-but-unfinished items * TW__T_ONE | SLEEP | QUIT, in one
+ * word so that acceptance and quit are decided by one atomic operation: a
+ * do either lands before quit (and is counted, so the thread will run it)
+ * or is rejected. SLEEP is set by the thread just before it waits on the
+ * semaphore; whoever clears it (a do, or quit) posts exactly once, so posts
+ * and waits stay balanced and the semaphore never overflows.
+ */
+#define TW__T_QUIT ((size_t)1)
+#define TW__T_SLEEP ((size_t)2)
+#define TW__T_ONE ((size_t)4)
+
+typedef struct tw__thread_worker {
+  tw_worker base;
+  _Atomic size_t state;
+  tw__mpsc q;
+  uv_sem_t sem;
+  uv_thread_t tid;
+  int custom;
+  tw_thread_starter starter;
+  void *handle;
+  char name[TW__THREAD_NAME_MAX];
+} tw__thread_worker;
+
+/* The thread worker whose thread body is running on this thread. */
+static TW__TLS tw__thread_worker *tw__current_thread_worker;
+
+static atomic_ulong tw__thread_worker_ids;
+
+static void tw__thread_body(void *arg) {
+  tw__thread_worker *w = arg;
+  tw__thread_worker *prev = tw__current_thread_worker;
+  if (w->name[0] != '\0') tw__thread_set_name(w->name);
+  tw__current_thread_worker = w;
+  for (;;) {
+    size_t s = atomic_load_explicit(&w->state, memory_order_acquire);
+    size_t n = s / TW__T_ONE, i;
+    if (n == 0) {
+      if (s & TW__T_QUIT) break;
+      if (atomic_compare_exchange_weak_explicit(&w->state, &s,
+                                                s | TW__T_SLEEP,
+                                                memory_order_acq_rel,
+                                                memory_order_acquire))
+        uv_sem_wait(&w->sem);
+      continue;
+    }
+    /* Run exactly the n items counted; later ones wait for the next round,
+     * which keeps the atomic traffic at one subtraction per batch. */
+    for (i = 0; i < n; i++) {
+      tw__item *it = TW__CONTAINER_OF(tw__mpsc_pop_wait(&w->q), tw__item, node);
+      it->run(it);
+      tw__work_log_pending("Unhandled error in thread worker");
+    }
+    atomic_fetch_sub_explicit(&w->state, n * TW__T_ONE, memory_order_acq_rel);
+  }
+  tw__current_thread_worker = prev;
+}
+
+static int tw__thread_do_item(tw_worker *wk, tw__item *it) {
+  tw__thread_worker *w = (tw__thread_worker *)wk;
+  size_t s = atomic_load_explicit(&w->state, memory_order_relaxed);
+  do {
+    if (s & TW__T_QUIT) return TW_EALREADYQUIT;
+  } while (!atomic_compare_exchange_weak_explicit(
+      &w->state, &s, (s + TW__T_ONE) & ~TW__T_SLEEP, memory_order_acq_rel,
+      memory_order_relaxed));
+  tw__mpsc_push(&w->q, &it->node);
+  if (s & TW__T_SLEEP) uv_sem_post(&w->sem);
+  return 0;
+}
+
+static int tw__thread_quit(tw_worker *wk) {
+  tw__thread_worker *w = (tw__thread_worker *)wk;
+  size_t s = atomic_load_explicit(&w->state, memory_order_relaxed);
+  do {
+    if (s & TW__T_QUIT) return TW_EALREADYQUIT;
+  } while (!atomic_compare_exchange_weak_explicit(
+      &w->state, &s, (s | TW__T_QUIT) & ~TW__T_SLEEP, memory_order_acq_rel,
+      memory_order_relaxed));
+  if (s & TW__T_SLEEP) uv_sem_post(&w->sem);
+  return 0;
+}
+
+static int tw__thread_destroy(tw_worker *wk) {
+  tw__thread_worker *w = (tw__thread_worker *)wk;
+  tw__mpsc_node *n;
+  if (tw__current_thread_worker == w) return TW_EDEADLK;
+  (void)tw__thread_quit(wk);
+  if (w->custom) {
+    if (w->starter.join != NULL) w->starter.join(w->starter.ctx, w->handle);
+  } else {
+    uv_thread_join(&w->tid);
+  }
+  /* Only a fake thread that never ran its body leaves work behind. */
+  while ((n = tw__mpsc_pop(&w->q)) != NULL) {
+    tw__item *it = TW__CONTAINER_OF(n, tw__item, node);
+    it->drop(it);
+  }
+  uv_sem_destroy(&w->sem);
+  tw__free(w);
+  return 0;
+}
+
+const tw__worker_class tw__thread_worker_class = {
+    {tw__class_do_work, tw__thread_quit, tw__thread_destroy},
+    tw__thread_do_item};
+
+static int tw__thread_worker_create(tw_worker **out, const char *name,
+                                    const tw_thread_starter *starter) {
+  tw__thread_worker *w;
+  int rc;
+  w = tw__calloc(1, sizeof(*w));
+  if (w == NULL) return TW_ENOMEM;
+  w->base.vtable = &tw__thread_worker_class.vtable;
+  atomic_init(&w->state, 0);
+  tw__mpsc_init(&w->q);
+  rc = uv_sem_init(&w->sem, 0);
+  if (rc != 0) {
+    tw__free(w);
+    return rc;
+  }
+  if (starter != NULL) {
+    w->custom = 1;
+    w->starter = *starter;
+    rc = starter->start(starter->ctx, tw__thread_body, w, &w->handle);
+  } else {
+    if (name != NULL)
+      snprintf(w->name, sizeof(w->name), "%s", name);
+    else
+      snprintf(w->name, sizeof(w->name), "tw-worker-%lu",
+               atomic_fetch_add(&tw__thread_worker_ids, 1) + 1);
+    rc = uv_thread_create(&w->tid, tw__thread_body, w);
+  }
+  if (rc != 0) {
+    uv_sem_destroy(&w->sem);
+    tw__free(w);
+    return rc;
+  }
+  *out = &w->base;
+  return 0;
+}
+
+int tw_thread_worker_new(tw_worker **out, const char *name) {
+  if (out == NULL) return TW_EINVAL;
+  return tw__thread_worker_create(out, name, NULL);
+}
+
+int tw_thread_worker_new_custom(tw_worker **out,
+                                const tw_thread_starter *starter) {
+  if (out == NULL || starter == NULL || starter->start == NULL)
+    return TW_EINVAL;
+  return tw__thread_worker_create(out, NULL, starter);
+}
+
+/* ---- Lock worker ---------------------------------------------------------- */
+
+typedef struct tw__lock_worker {
+  tw_worker base;
+  tw__quit quit;
+  tw_call_fn acquire;
+  tw_call_fn release;
+  void *lock;
+  int own_mutex;
+  uv_mutex_t mutex;
+} tw__lock_worker;
+
+/*
+ * Twisted keeps LockWorker's re-entrancy list in a threading.local per
+ * worker. Here each thread has a stack of frames, one per lock worker whose
+ * outermost do is running on it: rarely more than one or two, so a linear
+ * search is cheapest.
+ */
+typedef struct tw__lock_frame {
+  tw__lock_worker *w;
+  tw__item *head;
+  tw__item *tail;
+  struct tw__lock_frame *prev;
+} tw__lock_frame;
+
+static TW__TLS tw__lock_frame *tw__lock_frames;
+
+static tw__lock_frame *tw__lock_frame_find(const tw__lock_worker *w) {
+  tw__lock_frame *f;
+  for (f = tw__lock_frames; f != NULL; f = f->prev)
+    if (f->w == w) return f;
+  return NULL;
+}
+
+static void tw__lock_frame_append(tw__lock_frame *f, tw__item *it) {
+  it->next = NULL;
+  if (f->tail != NULL)
+    f->tail->next = it;
+  else
+    f->head = it;
+  f->tail = it;
+}
+
+static tw__item *tw__lock_frame_pop(tw__lock_frame *f) {
+  tw__item *it = f->head;
+  if (it != NULL) {
+    f->head = it->next;
+    if (f->head == NULL) f->tail = NULL;
+  }
+  return it;
+}
+
+static void tw__mutex_acquire(void *m) { uv_mutex_lock(m); }
+static void tw__mutex_release(void *m) { uv_mutex_unlock(m); }
+
+/*
+ * The outermost do on this thread: take the lock, run the first item (an
+ * item, or fn/arg/arg_free, which needs no allocation), then whatever it
+ * queued re-entrantly.
+ */
+static int tw__lock_outermost(tw__lock_worker *w, tw__item *first,
+                              tw_call_fn fn, void *arg, tw_free_fn arg_free) {
+  tw__lock_frame frame;
+  tw__item *it;
+  tw_call_fn release = w->release;
+  void *lock = w->lock;
+  tw_failure *outer;
+  w->acquire(lock);
+  /* quit may have won while we waited (test_quitWhileGettingLock). */
+  if (tw__quit_is_set(&w->quit)) {
+    release(lock);
+    return TW_EALREADYQUIT;
+  }
+  outer = tw__work_stash();
+  frame.w = w;
+  frame.head = frame.tail = NULL;
+  frame.prev = tw__lock_frames;
+  tw__lock_frames = &frame;
+  if (first != NULL) {
+    first->run(first);
+  } else {
+    fn(arg);
+    if (arg_free != NULL) arg_free(arg);
+  }
+  while (!tw__work_failure_pending() && (it = tw__lock_frame_pop(&frame)))
+    it->run(it);
+  /* A failure propagates to our caller, abandoning what was queued behind
+   * it, as an exception leaves Twisted's loop. */
+  while ((it = tw__lock_frame_pop(&frame)) != NULL) it->drop(it);
+  tw__lock_frames = frame.prev;
+  tw__work_unstash(outer);
+  /* w may be freed as soon as the lock is released: nothing after this
+   * touches it. */
+  release(lock);
+  return 0;
+}
+
+static int tw__lock_do_item(tw_worker *wk, tw__item *it) {
+  tw__lock_worker *w = (tw__lock_worker *)wk;
+  tw__lock_frame *f;
+  if (tw__quit_is_set(&w->quit)) return TW_EALREADYQUIT;
+  f = tw__lock_frame_find(w);
+  if (f != NULL) {
+    tw__lock_frame_append(f, it);
+    return 0;
+  }
+  return tw__lock_outermost(w, it, NULL, NULL, NULL);
+}
+
+static int tw__lock_do_work(tw_worker *wk, tw_call_fn fn, void *arg,
+                            tw_free_fn arg_free) {
+  tw__lock_worker *w = (tw__lock_worker *)wk;
+  tw__lock_frame *f;
+  tw__plain_item *p;
+  if (tw__quit_is_set(&w->quit)) return TW_EALREADYQUIT;
+  f = tw__lock_frame_find(w);
+  if (f == NULL) return tw__lock_outermost(w, NULL, fn, arg, arg_free);
+  p = tw__plain_new(fn, arg, arg_free);
+  if (p == NULL) return TW_ENOMEM;
+  tw__lock_frame_append(f, &p->item);
+  return 0;
+}
+
+static int tw__lock_quit(tw_worker *wk) {
+  tw__lock_worker *w = (tw__lock_worker *)wk;
+  return tw__quit_set(&w->quit);
+}
+
+static int tw__lock_destroy(tw_worker *wk) {
+  tw__lock_worker *w = (tw__lock_worker *)wk;
+  if (tw__lock_frame_find(w) != NULL) return TW_EDEADLK;
+  (void)tw__quit_set(&w->quit);
+  /* Wait out a thread still inside its outermost do (e.g. the one that ran
+   * a team's last coordination step and is about to release the lock). */
+  w->acquire(w->lock);
+  w->release(w->lock);
+  if (w->own_mutex) uv_mutex_destroy(&w->mutex);
+  tw__free(w);
+  return 0;
+}
+
+const tw__worker_class tw__lock_worker_class = {
+    {tw__lock_do_work, tw__lock_quit, tw__lock_destroy}, tw__lock_do_item};
+
+static tw__lock_worker *tw__lock_alloc(void) {
+  tw__lock_worker *w = tw__calloc(1, sizeof(*w));
+  if (w == NULL) return NULL;
+  w->base.vtable = &tw__lock_worker_class.vtable;
+  tw__quit_init(&w->quit);
+  return w;
+}
+
+int tw_lock_worker_new(tw_worker **out) {
+  tw__lock_worker *w;
+  int rc;
+  if (out == NULL) return TW_EINVAL;
+  w = tw__lock_alloc();
+  if (w == NULL) return TW_ENOMEM;
+  rc = uv_mutex_init(&w->mutex);
+  if (rc != 0) {
+    tw__free(w);
+    return rc;
+  }
+  w->own_mutex = 1;
+  w->acquire = tw__mutex_acquire;
+  w->release = tw__mutex_release;
+  w->lock = &w->mutex;
+  *out = &w->base;
+  return 0;
+}
+
+int tw_lock_worker_new_custom(tw_worker **out, tw_call_fn acquire,
+                              tw_call_fn release, void *lock) {
+  tw__lock_worker *w;
+  if (out == NULL || acquire == NULL || release == NULL) return TW_EINVAL;
+  w = tw__lock_alloc();
+  if (w == NULL) return TW_ENOMEM;
+  w->acquire = acquire;
+  w->release = release;
+  w->lock = lock;
+  *out = &w->base;
+  return 0;
+}
+
+/* ---- Memory worker -------------------------------------------------------- */
+
+typedef struct tw__memory_worker {
+  tw_worker base;
+  uv_mutex_t mutex;
+  tw__item *head;
+  tw__item *tail;
+  int quit;
+} tw__memory_worker;
+
+static int tw__memory_do_item(tw_worker *wk, tw__item *it) {
+  tw__memory_worker *w = (tw__memory_worker *)wk;
+  uv_mutex_lock(&w->mutex);
+  if (w->quit) {
+    uv_mutex_unlock(&w->mutex);
+    return TW_EALREADYQUIT;
+  }
+  it->next = NULL;
+  if (w->tail != NULL)
+    w->tail->next = it;
+  else
+    w->head = it;
+  w->tail = it;
+  uv_mutex_unlock(&w->mutex);
+  return 0;
+}
+
+static int tw__memory_quit(tw_worker *wk) {
+  tw__memory_worker *w = (tw__memory_worker *)wk;
+  int rc = 0;
+  uv_mutex_lock(&w->mutex);
+  if (w->quit)
+    rc = TW_EALREADYQUIT;
+  else
+    w->quit = 1;
+  uv_mutex_unlock(&w->mutex);
+  return rc;
+}
+
+static tw__item *tw__memory_take(tw__memory_worker *w, int all) {
+  tw__item *it;
+  uv_mutex_lock(&w->mutex);
+  it = w->head;
+  if (it != NULL) {
+    if (all) {
+      w->head = w->tail = NULL;
+    } else {
+      w->head = it->next;
+      if (w->head == NULL) w->tail = NULL;
+      it->next = NULL;
+    }
+  }
+  uv_mutex_unlock(&w->mutex);
+  return it;
+}
+
+int tw_memory_worker_perform(tw_worker *worker) {
+  tw__item *it;
+  if (worker == NULL || worker->vtable != &tw__memory_worker_class.vtable)
+    return TW_EINVAL;
+  it = tw__memory_take((tw__memory_worker *)worker, 0);
+  if (it == NULL) return 0;
+  it->run(it);
+  return 1;
+}
+
+static int tw__memory_destroy(tw_worker *wk) {
+  tw__memory_worker *w = (tw__memory_worker *)wk;
+  tw__item *it, *next;
+  (void)tw__memory_quit(wk);
+  /* Detached first: a drop may submit elsewhere, never back here (quit). */
+  for (it = tw__memory_take(w, 1); it != NULL; it = next) {
+    next = it->next;
+    it->drop(it);
+  }
+  uv_mutex_destroy(&w->mutex);
+  tw__free(w);
+  return 0;
+}
+
+const tw__worker_class tw__memory_worker_class = {
+    {tw__class_do_work, tw__memory_quit, tw__memory_destroy},
+    tw__memory_do_item};
+
+int tw_memory_worker_new(tw_worker **out) {
+  tw__memory_worker *w;
+  int rc;
+  if (out == NULL) return TW_EINVAL;
+  w = tw__calloc(1, sizeof(*w));
+  if (w == NULL) return TW_ENOMEM;
+  rc = uv_mutex_init(&w->mutex);
+  if (rc != 0) {
+    tw__free(w);
+    return rc;
+  }
+  w->base.vtable = &tw__memory_worker_class.vtable;
+  *out = &w->base;
+  return 0;
+}
+
+/* ---- Freelist (worker-internal.h) ---------------------------------------- */
+
+void tw__freelist_init(tw__freelist *fl, size_t size, uint32_t count) {
+  atomic_init(&fl->top, 0);
+  atomic_init(&fl->slab, NULL);
+  fl->size = size;
+  fl->count = count;
+}
+
+static tw__freenode *tw__freelist_node(char *slab, size_t size,
+                                       uint32_t index1) {
+  return (tw__freenode *)(slab + (size_t)(index1 - 1) * size);
+}
+
+static uint64_t tw__freelist_top(uint64_t old, uint32_t index1) {
+  return (((old >> 32) + 1) << 32) | index1;
+}
+
+/* Push the chain whose first node has index first_index1 and whose last
+ * node is last (the links between them already set). */
+static void tw__freelist_push(tw__freelist *fl, tw__freenode *last,
+                              uint32_t first_index1) {
+  uint64_t top = atomic_load_explicit(&fl->top, memory_order_relaxed);
+  do {
+    atomic_store_explicit(&last->next, (uint32_t)top, memory_order_relaxed);
+  } while (!atomic_compare_exchange_weak_explicit(
+      &fl->top, &top, tw__freelist_top(top, first_index1),
+      memory_order_release, memory_order_relaxed));
+}
+
+/* Racing installers: one wins the CAS, the others free their slab. */
+static void tw__freelist_install(tw__freelist *fl) {
+  char *slab, *expected = NULL;
+  uint32_t i;
+  if (fl->count == 0) return;
+  slab = tw__malloc(fl->size * fl->count);
+  if (slab == NULL) return; /* callers fall back to tw__malloc */
+  for (i = 1; i <= fl->count; i++)
+    atomic_init(&tw__freelist_node(slab, fl->size, i)->next,
+                i < fl->count ? i + 1 : 0);
+  if (!atomic_compare_exchange_strong_explicit(&fl->slab, &expected, slab,
+                                               memory_order_acq_rel,
+                                               memory_order_acquire)) {
+    tw__free(slab);
+    return;
+  }
+  tw__freelist_push(fl, tw__freelist_node(slab, fl->size, fl->count), 1);
+}
+
+void *tw__freelist_get(tw__freelist *fl) {
+  uint64_t top = atomic_load_explicit(&fl->top, memory_order_acquire);
+  char *slab;
+  if ((uint32_t)top == 0) {
+    if (atomic_load_explicit(&fl->slab, memory_order_relaxed) != NULL)
+      return NULL;
+    tw__freelist_install(fl);
+    top = atomic_load_explicit(&fl->top, memory_order_acquire);
+  }
+  /* Installed before the first push, so visible once top is non-zero. */
+  slab = atomic_load_explicit(&fl->slab, memory_order_acquire);
+  for (;;) {
+    uint32_t index1 = (uint32_t)top;
+    tw__freenode *n;
+    if (index1 == 0) return NULL;
+    n = tw__freelist_node(slab, fl->size, index1);
+    if (atomic_compare_exchange_weak_explicit(
+            &fl->top, &top,
+            tw__freelist_top(top,
+                             atomic_load_explicit(&n->next,
+                                                  memory_order_relaxed)),
+            memory_order_acquire, memory_order_acquire))
+      return n;
+  }
+}
+
+void tw__freelist_put(tw__freelist *fl, void *node) {
+  char *slab = atomic_load_explicit(&fl->slab, memory_order_relaxed);
+  uint32_t index1 = (uint32_t)(((char *)node - slab) / fl->size) + 1;
+  tw__freelist_push(fl, node, index1);
+}
+
+void tw__freelist_destroy(tw__freelist *fl) {
+  tw__free(atomic_load_explicit(&fl->slab, memory_order_relaxed));
+  atomic_store_explicit(&fl->slab, NULL, memory_order_relaxed);
+}

@@ -1,0 +1,161 @@
+/*
+ * Stress: a pool (a team of up to 8 thread workers, coordinated by the
+ * serial worker) under grow, shrink and quit while 4 threads submit.
+ * Checks: every item runs exactly once when do accepted it and never when do
+ * returned TW_EALREADYQUIT; once a submitter saw TW_EALREADYQUIT, every
+ * later do is refused too; arg_free runs exactly once per accepted item;
+ * join leaves no worker thread behind; nothing leaks.
+ */
+#include <dirent.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "stress.h"
+
+#define SUBMITTERS 4
+#define LIMIT 8
+#define MAX_OUTSTANDING 2048
+
+typedef struct slot {
+  atomic_int runs;
+  atomic_int frees;
+  int accepted; /* written by its submitter only */
+} slot;
+
+static tw_team *team;
+static long per_submitter;
+static slot *slots[SUBMITTERS];
+static atomic_long submitted;
+static atomic_long accepted_total;
+static atomic_long completed;
+static atomic_long bad;
+
+static size_t limit(void *ctx) {
+  (void)ctx;
+  return LIMIT;
+}
+
+static void item(void *arg) {
+  slot *s = arg;
+  atomic_fetch_add_explicit(&s->runs, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&completed, 1, memory_order_relaxed);
+}
+
+static void item_free(void *arg) {
+  slot *s = arg;
+  atomic_fetch_add_explicit(&s->frees, 1, memory_order_relaxed);
+}
+
+static void submit(void *arg) {
+  uintptr_t p = (uintptr_t)arg;
+  long i;
+  int quit_seen = 0;
+  for (i = 0; i < per_submitter; i++) {
+    slot *s = &slots[p][i];
+    int rc;
+    /* Back-pressure, so that submitting lasts as long as the work and the
+     * churn below hits a team that is busy, backlogged and being fed. */
+    while (!quit_seen && atomic_load(&accepted_total) - atomic_load(&completed) >
+                             MAX_OUTSTANDING)
+      sched_yield();
+    rc = tw_worker_do_full(tw_team_worker(team), item, s, item_free);
+    if (rc == 0) {
+      s->accepted = 1;
+      atomic_fetch_add(&accepted_total, 1);
+      if (quit_seen) atomic_fetch_add(&bad, 1); /* accepted after a refusal */
+    } else if (rc == TW_EALREADYQUIT) {
+      quit_seen = 1;
+    } else {
+      fprintf(stderr, "do: %s\n", tw_err_name(rc));
+      atomic_fetch_add(&bad, 1);
+    }
+    atomic_fetch_add_explicit(&submitted, 1, memory_order_relaxed);
+  }
+}
+
+static int count_threads(void) {
+  DIR *d = opendir("/proc/self/task");
+  struct dirent *e;
+  int n = 0;
+  if (d == NULL) return -1;
+  while ((e = readdir(d)) != NULL)
+    if (e->d_name[0] != '.') n++;
+  closedir(d);
+  return n;
+}
+
+static void count_nothing(void *arg) { (void)arg; }
+
+int main(void) {
+  uv_thread_t t[SUBMITTERS];
+  uintptr_t p;
+  long i, total, accepted = 0, ran = 0;
+  unsigned rnd = 12345;
+  int threads_before;
+  long churns = 0;
+  tw_team_stats st;
+  twt_alloc_install();
+  per_submitter = stress_scaled(200000);
+  total = per_submitter * SUBMITTERS;
+  for (p = 0; p < SUBMITTERS; p++) {
+    slots[p] = calloc((size_t)per_submitter, sizeof(slot));
+    CHECK(slots[p] != NULL);
+  }
+  /* A first thread makes TSan start its own background thread now, so that
+   * it is counted on both sides of the comparison. */
+  CHECK_EQ(uv_thread_create(&t[0], count_nothing, NULL), 0);
+  uv_thread_join(&t[0]);
+  threads_before = count_threads();
+  CHECK_EQ(tw_pool_new(&team, limit, NULL, "tw-stress"), 0);
+  CHECK_EQ(tw_team_grow(team, LIMIT), 0);
+  for (p = 0; p < SUBMITTERS; p++)
+    CHECK_EQ(uv_thread_create(&t[p], submit, (void *)p), 0);
+  /* Churn the team until about 3/4 of the items are submitted, then quit
+   * while the submitters are still going. */
+  while (atomic_load(&submitted) < total * 3 / 4) {
+    int rc;
+    rnd = rnd * 1103515245u + 12345u;
+    switch ((rnd >> 16) % 4) {
+      case 0: rc = tw_team_grow(team, 1 + (int)((rnd >> 8) % 4)); break;
+      case 1: rc = tw_team_shrink(team, 1 + (int)((rnd >> 8) % 4)); break;
+      case 2: rc = tw_team_shrink_all(team); break;
+      default: rc = tw_team_statistics(team, &st); break;
+    }
+    CHECK_EQ(rc, 0);
+    churns++;
+    sched_yield();
+  }
+  CHECK_EQ(tw_worker_quit(tw_team_worker(team)), 0);
+  CHECK_EQ(tw_worker_quit(tw_team_worker(team)), TW_EALREADYQUIT);
+  CHECK_EQ(tw_team_grow(team, 1), TW_EALREADYQUIT);
+  CHECK_EQ(tw_team_join(team), 0);
+  for (p = 0; p < SUBMITTERS; p++) uv_thread_join(&t[p]);
+  CHECK_EQ(tw_team_statistics(team, &st), 0);
+  CHECK_EQ(st.idle, 0);
+  CHECK_EQ(st.busy, 0);
+  CHECK_EQ(st.backlog, 0);
+  CHECK_EQ(count_threads(), threads_before);
+  CHECK_EQ(atomic_load(&bad), 0);
+  for (p = 0; p < SUBMITTERS; p++)
+    for (i = 0; i < per_submitter; i++) {
+      slot *s = &slots[p][i];
+      int runs = atomic_load(&s->runs), frees = atomic_load(&s->frees);
+      if (runs != s->accepted || frees != s->accepted) {
+        fprintf(stderr, "submitter %d item %ld: accepted %d, ran %d, freed %d\n",
+                (int)p, i, s->accepted, runs, frees);
+        return 1;
+      }
+      accepted += s->accepted;
+      ran += runs;
+    }
+  CHECK_EQ(tw_worker_free(tw_team_worker(team)), 0);
+  for (p = 0; p < SUBMITTERS; p++) free(slots[p]);
+  stress_check_no_leaks();
+  printf("team: %ld of %ld items accepted and run exactly once, %ld refused "
+         "after quit; %ld grow/shrink calls, %zu workers created, all joined\n",
+         accepted, total, total - accepted, churns, st.created);
+  (void)ran;
+  return 0;
+}
