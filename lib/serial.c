@@ -2,53 +2,57 @@
  * lib/serial.c - the serial worker: a lock-free exclusive executor with no
  * thread of its own (worker.h), the coordinator of twuv's teams.
  *
- * One atomic word, state = count * TW__S_ONE | QUIT, where count is the
- * number of accepted items not yet run (and accounted for). A do first
- * raises count with a CAS that fails once QUIT is set, so acceptance and
- * quit are totally ordered. The do that raises count from 0 owns the worker:
- * it runs its own item at once (no queueing, no allocation) and then drains
- * the intrusive MPSC queue (lib/mpsc.h) until count falls back to 0. Every
- * other do pushes its item and returns; the count it raised keeps the
- * drainer going until that item has run, and tw__mpsc_pop_wait covers the
- * window between a producer's CAS and its push. So at most one thread runs
- * items at any time, each producer's items run in its order, and no mutex is
- * taken on the way.
+ * One atomic word, top = pointer to the most recently submitted item | flags:
+ *   0                  idle: nobody runs items, nothing is queued
+ *   LOCKED | items     a drainer is running items; items (maybe none) wait,
+ *                      newest first, linked through item->next
+ *   QUIT               set once by quit; further submissions fail
+ * A submission is one compare-and-swap. The one that finds the worker idle
+ * takes it (0 -> LOCKED) and runs its own item at once - no queueing, no
+ * node - then drains: it takes every waiting item with one atomic
+ * (fetch_and, keeping the flags), reverses them into submission order, runs
+ * them, and repeats until it can swap LOCKED back to 0. Everybody else
+ * pushes and returns. So at most one thread runs items at any time, items
+ * run in the order their submissions succeeded (hence FIFO per submitter),
+ * and no mutex is taken on the way. The drainer pays one atomic per batch,
+ * not per item.
  *
- * Completion: QUIT with count 0 happens exactly once - in quit, if the
- * worker is idle, or in the drainer's last subtraction. Whichever sees it
- * signals `done` (the only mutex, off the hot path), and free waits for it,
- * so free never races with a drainer still inside the worker.
+ * Completion: QUIT while idle happens exactly once - in quit, if the worker
+ * is idle, or in the drainer's final swap. Whichever sees it signals `done`
+ * (the only mutex, off the hot path), and free waits for it, so free never
+ * races with a drainer still inside the worker.
  *
- * Nodes: a do that finds the worker busy needs a node; they come from a
- * freelist (worker-internal.h) rather than from malloc in the submitter and
- * free in the drainer, a cross-thread free that glibc pays for with its
- * arena lock.
+ * Nodes: a do that finds the worker busy needs a node; they come from the
+ * submitting thread's slab (lib/tnode.h) rather than from malloc in the
+ * submitter and free in the drainer, a cross-thread free that glibc pays
+ * for with its arena lock, and rather than from a shared free list, whose
+ * head every submitter and the drainer would fight over.
  */
+#include "tnode.h"
 #include "worker-internal.h"
 
 #include <uv.h>
 
-#define TW__S_QUIT ((size_t)1)
-#define TW__S_ONE ((size_t)2)
-
-/* Nodes per worker, allocated at the first busy do (a team's coordinator
- * never needs them: the team's items carry their own). */
-#define TW__S_NODES 1024
 
 typedef struct tw__serial_node {
-  tw__freenode free; /* first: the freelist's */
   tw__item item;
   tw_call_fn fn;
   void *arg;
   tw_free_fn arg_free;
-  tw__freelist *home; /* NULL: from tw__malloc */
 } tw__serial_node;
+
+_Static_assert(sizeof(tw__serial_node) <= TW__TNODE_SIZE,
+               "a serial node must fit a tnode");
+
+#define TW__S_LOCKED ((uintptr_t)1)
+#define TW__S_QUIT ((uintptr_t)2)
+#define TW__S_FLAGS (TW__S_LOCKED | TW__S_QUIT)
+
+_Static_assert(_Alignof(tw__item) >= 4, "items leave two low bits free");
 
 typedef struct tw__serial_worker {
   tw_worker base;
-  _Atomic size_t state;
-  tw__mpsc q;
-  tw__freelist nodes;
+  _Atomic uintptr_t top;
   uv_mutex_t mutex;
   uv_cond_t cond;
   int done;
@@ -66,12 +70,7 @@ static const char tw__serial_why[] = "Unhandled error in serial worker";
 
 /* ---- nodes ---------------------------------------------------------------- */
 
-static void tw__serial_node_release(tw__serial_node *n) {
-  if (n->home != NULL)
-    tw__freelist_put(n->home, n);
-  else
-    tw__free(n);
-}
+static void tw__serial_node_release(tw__serial_node *n) { tw__tnode_put(n); }
 
 static void tw__serial_node_run(tw__item *it) {
   tw__serial_node *n = TW__CONTAINER_OF(it, tw__serial_node, item);
@@ -107,43 +106,67 @@ static void tw__serial_run(tw__item *it, tw_failure **failure) {
 }
 
 /*
- * Called by the thread that took count from 0, after it ran its own item
- * (ran = 1): run what others queued, subtracting in batches, until count
- * reaches 0. After that subtraction the worker belongs to nobody, so the
- * only access left is the done signal, which free waits for.
+ * Called by the thread that took the worker from idle, after it ran its own
+ * item: run what others submitted meanwhile, a batch at a time, until the
+ * worker can be handed back to idle. After that swap the worker belongs to
+ * nobody, so the only access left is the done signal, which free waits for.
  */
-static void tw__serial_drain(tw__serial_worker *w, size_t ran,
-                             tw_failure **failure) {
+static void tw__serial_drain(tw__serial_worker *w, tw_failure **failure) {
   for (;;) {
-    tw__mpsc_node *n;
-    size_t s;
-    while ((n = tw__mpsc_pop(&w->q)) != NULL) {
-      tw__serial_run(TW__CONTAINER_OF(n, tw__item, node), failure);
-      ran++;
+    uintptr_t old = atomic_fetch_and_explicit(&w->top, TW__S_FLAGS,
+                                              memory_order_acq_rel);
+    tw__item *batch = (tw__item *)(old & ~TW__S_FLAGS), *fifo = NULL;
+    if (batch == NULL) {
+      uintptr_t expect = old & TW__S_FLAGS; /* LOCKED, maybe QUIT */
+      if (atomic_compare_exchange_strong_explicit(
+              &w->top, &expect, expect & ~TW__S_LOCKED, memory_order_acq_rel,
+              memory_order_relaxed)) {
+        if (expect & TW__S_QUIT) tw__serial_signal_done(w);
+        return;
+      }
+      continue; /* a submission (or quit) came in: look again */
     }
-    s = atomic_fetch_sub_explicit(&w->state, ran * TW__S_ONE,
-                                  memory_order_acq_rel);
-    if (s / TW__S_ONE == ran) {
-      if (s & TW__S_QUIT) tw__serial_signal_done(w);
-      return;
+    /* Newest first -> submission order. */
+    while (batch != NULL) {
+      tw__item *next = batch->next;
+      batch->next = fifo;
+      fifo = batch;
+      batch = next;
     }
-    /* More were accepted; one is being linked in right now. */
-    tw__serial_run(TW__CONTAINER_OF(tw__mpsc_pop_wait(&w->q), tw__item, node),
-                   failure);
-    ran = 1;
+    while (fifo != NULL) {
+      tw__item *it = fifo;
+      fifo = it->next; /* read before run: run may free or resubmit it */
+      tw__serial_run(it, failure);
+    }
   }
 }
 
-/* Accept one item: 0 and the previous state, or TW_EALREADYQUIT. */
-static int tw__serial_accept(tw__serial_worker *w, size_t *prev) {
-  size_t s = atomic_load_explicit(&w->state, memory_order_relaxed);
-  do {
-    if (s & TW__S_QUIT) return TW_EALREADYQUIT;
-  } while (!atomic_compare_exchange_weak_explicit(&w->state, &s, s + TW__S_ONE,
-                                                  memory_order_acq_rel,
-                                                  memory_order_relaxed));
-  *prev = s;
-  return 0;
+/*
+ * Submit it. With it == NULL the caller only wants the worker if idle (to
+ * run its work inline): 1 means busy. Otherwise 0 with *own set when the
+ * worker was idle and is now the caller's (it was not queued: run it), 0
+ * with *own clear when queued, or TW_EALREADYQUIT.
+ */
+static int tw__serial_submit(tw__serial_worker *w, tw__item *it, int *own) {
+  uintptr_t old = atomic_load_explicit(&w->top, memory_order_relaxed);
+  for (;;) {
+    uintptr_t desired;
+    if (old & TW__S_QUIT) return TW_EALREADYQUIT;
+    if (!(old & TW__S_LOCKED)) {
+      desired = TW__S_LOCKED;
+    } else if (it == NULL) {
+      return 1;
+    } else {
+      it->next = (tw__item *)(old & ~TW__S_FLAGS);
+      desired = (uintptr_t)it | TW__S_LOCKED;
+    }
+    if (atomic_compare_exchange_weak_explicit(&w->top, &old, desired,
+                                              memory_order_acq_rel,
+                                              memory_order_relaxed)) {
+      *own = !(old & TW__S_LOCKED);
+      return 0;
+    }
+  }
 }
 
 /* We own the worker: run first (an item, or fn/arg/arg_free), then drain. */
@@ -164,65 +187,50 @@ static void tw__serial_own(tw__serial_worker *w, tw__item *first,
     if (arg_free != NULL) arg_free(arg);
     if (*failure != NULL) tw__work_log_slot(failure, tw__serial_why);
   }
-  tw__serial_drain(w, 1, failure);
+  tw__serial_drain(w, failure);
   tw__serial_frames = frame.prev;
   *failure = outer;
 }
 
 static int tw__serial_do_item(tw_worker *wk, tw__item *it) {
   tw__serial_worker *w = (tw__serial_worker *)wk;
-  size_t prev;
-  int rc = tw__serial_accept(w, &prev);
-  if (rc != 0) return rc;
-  if (prev / TW__S_ONE == 0)
-    tw__serial_own(w, it, NULL, NULL, NULL);
-  else
-    tw__mpsc_push(&w->q, &it->node);
-  return 0;
+  int own, rc = tw__serial_submit(w, it, &own);
+  if (rc == 0 && own) tw__serial_own(w, it, NULL, NULL, NULL);
+  return rc;
 }
 
 static int tw__serial_do_work(tw_worker *wk, tw_call_fn fn, void *arg,
                               tw_free_fn arg_free) {
   tw__serial_worker *w = (tw__serial_worker *)wk;
   tw__serial_node *n;
-  size_t s = atomic_load_explicit(&w->state, memory_order_relaxed);
-  int rc;
-  if (s & TW__S_QUIT) return TW_EALREADYQUIT;
-  /* Idle: take it over and run fn without wrapping it in a node. */
-  if (s == 0 && atomic_compare_exchange_strong_explicit(
-                    &w->state, &s, TW__S_ONE, memory_order_acq_rel,
-                    memory_order_relaxed)) {
-    tw__serial_own(w, NULL, fn, arg, arg_free);
-    return 0;
+  int own, rc = tw__serial_submit(w, NULL, &own);
+  if (rc <= 0) {
+    /* Idle: ours now; run fn without wrapping it in a node. */
+    if (rc == 0) tw__serial_own(w, NULL, fn, arg, arg_free);
+    return rc;
   }
-  n = tw__freelist_get(&w->nodes);
-  if (n != NULL) {
-    n->home = &w->nodes;
-  } else {
-    n = tw__malloc(sizeof(*n));
-    if (n == NULL) return TW_ENOMEM;
-    n->home = NULL;
-  }
+  n = tw__tnode_get();
+  if (n == NULL) return TW_ENOMEM;
   n->item.run = tw__serial_node_run;
   n->item.drop = tw__serial_node_drop;
   n->fn = fn;
   n->arg = arg;
   n->arg_free = arg_free;
-  rc = tw__serial_do_item(wk, &n->item);
-  if (rc != 0) tw__serial_node_release(n);
+  rc = tw__serial_submit(w, &n->item, &own);
+  if (rc != 0)
+    tw__serial_node_release(n);
+  else if (own) /* went idle meanwhile: the item is ours to run */
+    tw__serial_own(w, &n->item, NULL, NULL, NULL);
   return rc;
 }
 
 static int tw__serial_quit(tw_worker *wk) {
   tw__serial_worker *w = (tw__serial_worker *)wk;
-  size_t s = atomic_load_explicit(&w->state, memory_order_relaxed);
-  do {
-    if (s & TW__S_QUIT) return TW_EALREADYQUIT;
-  } while (!atomic_compare_exchange_weak_explicit(&w->state, &s,
-                                                  s | TW__S_QUIT,
-                                                  memory_order_acq_rel,
-                                                  memory_order_relaxed));
-  if (s / TW__S_ONE == 0) tw__serial_signal_done(w);
+  uintptr_t old =
+      atomic_fetch_or_explicit(&w->top, TW__S_QUIT, memory_order_acq_rel);
+  if (old & TW__S_QUIT) return TW_EALREADYQUIT;
+  /* Idle: nobody will see the flag at a final swap. */
+  if (!(old & TW__S_LOCKED)) tw__serial_signal_done(w);
   return 0;
 }
 
@@ -237,7 +245,6 @@ static int tw__serial_destroy(tw_worker *wk) {
   uv_mutex_unlock(&w->mutex);
   uv_cond_destroy(&w->cond);
   uv_mutex_destroy(&w->mutex);
-  tw__freelist_destroy(&w->nodes);
   tw__free(w);
   return 0;
 }
@@ -253,9 +260,7 @@ int tw_serial_worker_new(tw_worker **out) {
   w = tw__calloc(1, sizeof(*w));
   if (w == NULL) return TW_ENOMEM;
   w->base.vtable = &tw__serial_worker_class.vtable;
-  atomic_init(&w->state, 0);
-  tw__mpsc_init(&w->q);
-  tw__freelist_init(&w->nodes, sizeof(tw__serial_node), TW__S_NODES);
+  atomic_init(&w->top, 0);
   rc = uv_mutex_init(&w->mutex);
   if (rc != 0) {
     tw__free(w);
