@@ -1,0 +1,1729 @@
+/*
+ * tests/test_defer.c - the Deferred (defer.h).
+ *
+ * Ports the tests marked P in twisted-semantics.md §8.5 from Twisted 22.4's
+ * twisted/test/test_defer.py (DeferredTests, RaceTests from Twisted's main
+ * branch, FirstErrorTests, AlreadyCalledTests, DeferredCancellerTests,
+ * LogTests, DeferredListEmptyTests, OtherPrimitivesTests, UtilTests), under
+ * the same names in snake_case. DeferredAddTimeoutTests are in test_task.c.
+ *
+ * Then twuv's own: references and destructors, bad input, out of memory,
+ * use after the last unref, deep chains on a small stack, and a randomized
+ * comparison against a reference model.
+ *
+ * C has one callback argument: Twisted's positional and keyword arguments become the arg.
+ * Where Python raises in a callback, the C callback returns a failure.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <uv.h>
+
+#include "defer_helpers.h"
+
+TWT_SUITE(defer);
+
+/* ---- DeferredTests: callbacks and arguments ----------------------------- */
+
+typedef struct {
+  const char *world;
+} kw_t;
+
+static tw_result cb_with_kw(tw_result r, void *arg) {
+  kw_t *kw = arg;
+  trace("cb(%s, world=%s)", (const char *)r.u.value, kw->world);
+  return r;
+}
+
+TWT_TEST(defer, test_callback_without_args) {
+  tw_deferred *d = tw_deferred_new(NULL, NULL);
+  cr_assert_eq(tw_deferred_add_callback(d, rec, "cb"), 0);
+  cr_assert_eq(tw_deferred_callback(d, tw_result_value(V("hello"), NULL)), 0);
+  assert_trace("cb=hello");
+  tw_deferred_unref(d);
+}
+
+TWT_TEST(defer, test_callback_with_args) {
+  tw_deferred *d = tw_deferred_new(NULL, NULL);
+  tw_deferred_add_callback(d, rec, "world");
+  tw_deferred_callback(d, tw_result_value(V("hello"), NULL));
+  assert_trace("world=hello");
+  tw_deferred_unref(d);
+}
+
+TWT_TEST(defer, test_callback_with_kw_args) {
+  kw_t kw = {"world"};
+  tw_deferred *d = tw_deferred_new(NULL, NULL);
+  tw_deferred_add_callback(d, cb_with_kw, &kw);
+  tw_deferred_callback(d, tw_result_value(V("hello"), NULL));
+  assert_trace("cb(hello, world=world)");
+  tw_deferred_unref(d);
+}
+
+TWT_TEST(defer, test_two_callbacks) {
+  tw_deferred *d = tw_deferred_new(NULL, NULL);
+  tw_deferred_add_callback(d, rec, "cb1");
+  tw_deferred_add_callback(d, rec_eat, "cb2");
+  tw_deferred_callback(d, tw_result_value(V("hello"), NULL));
+  assert_trace("cb1=hello,cb2=hello");
+  tw_deferred_unref(d);
+}
+
+TWT_TEST(defer, test_add_callbacks_none_errback) {
+  tw_deferred *d = tw_deferred_new(NULL, NULL);
+  cr_assert_eq(tw_deferred_add_callbacks(d, rec, NULL, "cb"), 0);
+  tw_deferred_errback(d, generic_error("oopsie"));
+  tw_deferred_add_errback(d, rec_eat, "eb");
+  assert_trace("eb!GenericError:oopsie");
+  tw_deferred_unref(d);
+}
+
+static tw_result cb_arg_is_null(tw_result r, void *arg) {
+  trace("arg=%s", arg == NULL ? "NULL" : "set");
+  return r;
+}
+
+TWT_TEST(defer, test_add_callbacks_none_callback_args) {
+  tw_deferred *d = tw_deferred_new(NULL, NULL);
+  tw_deferred_add_callbacks(d, cb_arg_is_null, rec, NULL);
+  tw_deferred_callback(d, tw_result_value(V("hello"), NULL));
+  assert_trace("arg=NULL");
+  cr_assert_str_eq(success_result_of(d), "hello");
+  tw_deferred_unref(d);
+}
+
+TWT_TEST(defer, test_add_callbacks_none_errback_args) {
+  tw_deferred *d = tw_deferred_new(NULL, NULL);
+  tw_deferred_add_callbacks(d, rec, cb_arg_is_null, NULL);
+  tw_deferred_errback(d, generic_error("oopsie"));
+  tw_deferred_add_errback(d, rec_eat, "eb");
+  assert_trace("arg=NULL,eb!GenericError:oopsie");
+  tw_deferred_unref(d);
+}
+
+/* ---- DeferredList -------------------------------------------------------- */
+
+static tw_list_result *list_of(tw_deferred *d) {
+  tw_result r;
+  cr_assert_eq(tw_deferred_peek_result(d, &r), 0);
+  cr_assert_eq(r.kind, TW_RESULT_VALUE);
+  return r.u.value;
+}
+
+static tw_result rec_list(tw_result r, void *name) {
+  tw_list_result *l = r.u.value;
+  size_t i;
+  if (r.kind == TW_RESULT_FAILURE) return rec(r, name);
+  trace("%s[", (const char *)name);
+  for (i = 0; i < l->count; i++) {
+    tw_list_item *it = &l->items[i];
+    if (it->succeeded == 1)
+      trace("(T %s)", it->value ? (const char *)it->value : "None");
+    else if (it->succeeded == 0)
+      trace("(F %s:%s)", tw_failure_type(it->failure)->name,
+            tw_failure_message(it->failure));
+    else
+      trace("(-)");
+  }
+  if (l->index != SIZE_MAX) trace("index=%zu", l->index);
+  trace("]");
+  return r;
+}
+
+TWT_TEST(defer, test_deferred_list) {
+  tw_deferred *d1 = tw_deferred_new(NULL, NULL);
+  tw_deferred *d2 = tw_deferred_new(NULL, NULL);
+  tw_deferred *d3 = tw_deferred_new(NULL, NULL);
+  tw_deferred *ds[] = {d1, d2, d3};
+  tw_deferred *dl = tw_deferred_list(ds, 3, 0);
+  cr_assert_not_null(dl);
+  tw_deferred_add_callbacks(dl, rec_list, rec_list, "dl");
+  tw_deferred_callback(d1, tw_result_value(V("1"), NULL));
+  tw_deferred_add_errback(d2, eat, NULL);
+  tw_deferred_errback(d2, generic_error("2"));
+  assert_trace("");
+  tw_deferred_callback(d3, tw_result_value(V("3"), NULL));
+  assert_trace("dl[,(T 1),(F GenericError:2),(T 3),]");
+  tw_deferred_unref(dl);
+  tw_deferred_unref(d1);
+  tw_deferred_unref(d2);
+  tw_deferred_unref(d3);
+}
+
+TWT_TEST(defer, test_empty_deferred_list) {
+  tw_deferred *dl1 = tw_deferred_list(NULL, 0, 0);
+  tw_deferred *dl2;
+  tw_deferred_add_callbacks(dl1, rec_list, rec_list, "dl1");
+  assert_trace("dl1[,]");
+  trace_reset();
+  dl2 = tw_deferred_list(NULL, 0, TW_DL_FIRE_ON_ONE_CALLBACK);
+  tw_deferred_add_callbacks(dl2, rec_list, rec_list, "dl2");
+  assert_trace("");
+  cr_assert_eq(tw_deferred_called(dl2), 0);
+  tw_deferred_unref(dl1);
+  tw_deferred_unref(dl2);
+}
+
+static tw_result rec_first_error(tw_result r, void *arg) {
+  tw_failure *f = r.u.failure;
+  tw_failure *sub = tw_failure_cause(f, 0);
+  (void)arg;
+  cr_assert(tw_failure_check(f, &TW_FIRST_ERROR), "not a FirstError");
+  trace("FirstError(%s:%s, %zu)", tw_failure_type(sub)->name,
+        tw_failure_message(sub), tw_failure_index(f));
+  tw_result_release(r);
+  return tw_result_none();
+}
+
+TWT_TEST(defer, test_deferred_list_fire_on_one_error) {
+  tw_deferred *d1 = tw_deferred_new(NULL, NULL);
+  tw_deferred *d2 = tw_deferred_new(NULL, NULL);
+  tw_deferred *d3 = tw_deferred_new(NULL, NULL);
+  tw_deferred *ds[] = {d1, d2, d3};
+  tw_deferred *dl = tw_deferred_list(ds, 3, TW_DL_FIRE_ON_ONE_ERRBACK);
+  tw_deferred_add_errback(dl, rec_first_error, NULL);
+  tw_deferred_add_errback(d2, eat, NULL);
+  tw_deferred_callback(d1, tw_result_value(V("1"), NULL));
+  assert_trace("");
+  tw_deferred_errback(d2, generic_error("from def2"));
+  assert_trace("FirstError(GenericError:from def2, 1)");
+  tw_deferred_unref(dl);
+  tw_deferred_unref(d1);
+  tw_deferred_unref(d2);
+  tw_deferred_unref(d3);
+}
+
+TWT_TEST(defer, test_deferred_list_dont_consume_errors) {
+  tw_deferred *d1 = tw_deferred_new(NULL, NULL);
+  tw_deferred *dl = tw_deferred_list(&d1, 1, 0);
+  tw_deferred_add_errback(d1, rec_eat, "errorTrap");
+  tw_deferred_add_callback(dl, rec_list, "dl");
+  tw_deferred_errback(d1, generic_error("Bang"));
+  assert_trace("dl[,(F GenericError:Bang),],errorTrap!GenericError:Bang");
+  tw_deferred_unref(dl);
+  tw_deferred_unref(d1);
+}
+
+TWT_TEST(defer, test_deferred_list_consume_errors) {
+  tw_deferred *d1 = tw_deferred_new(NULL, NULL);
+  tw_deferred *dl = tw_deferred_list(&d1, 1, TW_DL_CONSUME_ERRORS);
+  tw_deferred_add_errback(d1, rec_eat, "errorTrap");
+  tw_deferred_add_callback(dl, rec_list, "dl");
+  tw_deferred_errback(d1, generic_error("Bang"));
+  assert_trace("dl[,(F GenericError:Bang),]");
+  cr_assert_null(success_result_of(d1));
+  tw_deferred_unref(dl);
+  tw_deferred_unref(d1);
+}
+
+TWT_TEST(defer, test_deferred_list_fire_on_one_error_with_already_fired_deferreds) {
+  tw_deferred *d1 = tw_deferred_new(NULL, NULL);
+  tw_deferred *d2 = tw_deferred_new(NULL, NULL);
+  tw_deferred *ds[] = {d1, d2};
+  tw_deferred *dl;
+  tw_deferred_errback(d1, generic_error("Bang"));
+  dl = tw_deferred_list(ds, 2, TW_DL_FIRE_ON_ONE_ERRBACK);
+  tw_deferred_add_errback(dl, rec_first_error, NULL);
+  assert_trace("FirstError(GenericError:Bang, 0)");
+  tw_deferred_add_errback(d1, eat, NULL);
+  tw_deferred_unref(dl);
+  tw_deferred_unref(d1);
+  tw_deferred_unref(d2);
+}
+
+TWT_TEST(defer, test_deferred_list_with_already_fired_deferreds) {
+  tw_deferred *d1 = tw_deferred_new(NULL, NULL);
+  tw_deferred *d2 = tw_deferred_new(NULL, NULL);
+  tw_deferred *ds[] = {d1, d2};
+  tw_deferred *dl;
+  tw_deferred_errback(d1, generic_error("Bang"));
+  tw_deferred_callback(d2, tw_result_value(V("2"), NULL));
+  dl = tw_deferred_list(ds, 2, 0);
+  tw_deferred_add_callback(dl, rec_list, "dl");
+  assert_trace("dl[,(F GenericError:Bang),(T 2),]");
+  tw_deferred_add_errback(d1, eat, NULL);
+  tw_deferred_unref(dl);
+  tw_deferred_unref(d1);
+  tw_deferred_unref(d2);
+}
+
+static void fake_callback_canceller(tw_deferred *d, void *arg) {
+  (void)arg;
+  tw_deferred_callback(d, tw_result_value(V("Callback Result"), NULL));
+}
+
+TWT_TEST(defer, test_cancel_deferred_list) {
+  tw_deferred *ds[] = {tw_deferred_new(NULL, NULL), tw_deferred_new(NULL, NULL)};
+  tw_deferred *dl = tw_deferred_list(ds, 2, 0);
+  cr_assert_eq(tw_deferred_cancel(dl), 0);
+  failure_result_of(ds[0], &TW_CANCELLED_ERROR);
+  failure_result_of(ds[1], &TW_CANCELLED_ERROR);
+  tw_deferred_add_callback(dl, rec_list, "dl");
+  assert_trace("dl[,(F CancelledError:Deferred cancelled),"
+               "(F CancelledError:Deferred cancelled),]");
+  tw_deferred_unref(dl);
+  tw_deferred_unref(ds[0]);
+  tw_deferred_unref(ds[1]);
+}
+
+TWT_TEST(defer, test_cancel_deferred_list_callback) {
+  tw_deferred *ds[] = {tw_deferred_new(fake_callback_canceller, NULL),
+                       tw_deferred_new(NULL, NULL)};
+  tw_deferred *dl = tw_deferred_list(ds, 2, 0);
+  tw_list_result *l;
+  tw_deferred_cancel(dl);
+  failure_result_of(ds[1], &TW_CANCELLED_ERROR);
+  l = list_of(dl);
+  cr_assert_eq(l->items[0].succeeded, 1);
+  cr_assert_str_eq(l->items[0].value, "Callback Result");
+  cr_assert_eq(l->items[1].succeeded, 0);
+  cr_assert(tw_failure_check(l->items[1].failure, &TW_CANCELLED_ERROR));
+  tw_deferred_unref(dl);
+  tw_deferred_unref(ds[0]);
+  tw_deferred_unref(ds[1]);
+}
+
+TWT_TEST(defer, test_cancel_deferred_list_with_fire_on_one_callback) {
+  tw_deferred *ds[] = {tw_deferred_new(NULL, NULL), tw_deferred_new(NULL, NULL)};
+  tw_deferred *dl = tw_deferred_list(ds, 2, TW_DL_FIRE_ON_ONE_CALLBACK);
+  tw_deferred_cancel(dl);
+  failure_result_of(ds[0], &TW_CANCELLED_ERROR);
+  failure_result_of(ds[1], &TW_CANCELLED_ERROR);
+  /* Every input failed: the list result, not a (value, index) pair. */
+  cr_assert_eq(list_of(dl)->index, SIZE_MAX);
+  tw_deferred_unref(dl);
+  tw_deferred_unref(ds[0]);
+  tw_deferred_unref(ds[1]);
+}
+
+TWT_TEST(defer,
+         test_cancel_deferred_list_with_fire_on_one_callback_and_deferred_callback) {
+  tw_deferred *ds[] = {tw_deferred_new(fake_callback_canceller, NULL),
+                       tw_deferred_new(NULL, NULL)};
+  tw_deferred *dl = tw_deferred_list(ds, 2, TW_DL_FIRE_ON_ONE_CALLBACK);
+  tw_list_result *l;
+  tw_deferred_cancel(dl);
+  failure_result_of(ds[1], &TW_CANCELLED_ERROR);
+  l = list_of(dl);
+  cr_assert_eq(l->index, 0);
+  cr_assert_str_eq(l->items[l->index].value, "Callback Result");
+  tw_deferred_unref(dl);
+  tw_deferred_unref(ds[0]);
+  tw_deferred_unref(ds[1]);
+}
+
+TWT_TEST(defer, test_cancel_deferred_list_with_fire_on_one_errback) {
+  tw_deferred *ds[] = {tw_deferred_new(NULL, NULL), tw_deferred_new(NULL, NULL)};
+  tw_deferred *dl = tw_deferred_list(ds, 2, TW_DL_FIRE_ON_ONE_ERRBACK);
+  tw_result r;
+  tw_deferred_cancel(dl);
+  failure_result_of(ds[0], &TW_CANCELLED_ERROR);
+  failure_result_of(ds[1], &TW_CANCELLED_ERROR);
+  cr_assert_eq(tw_deferred_peek_result(dl, &r), 0);
+  cr_assert(tw_failure_check(r.u.failure, &TW_FIRST_ERROR));
+  cr_assert(tw_failure_check(tw_failure_cause(r.u.failure, 0),
+                             &TW_CANCELLED_ERROR));
+  failure_result_of(dl, &TW_FIRST_ERROR);
+  tw_deferred_unref(dl);
+  tw_deferred_unref(ds[0]);
+  tw_deferred_unref(ds[1]);
+}
+
+TWT_TEST(defer,
+         test_cancel_deferred_list_with_fire_on_one_errback_all_deferreds_callback) {
+  tw_deferred *ds[] = {tw_deferred_new(fake_callback_canceller, NULL),
+                       tw_deferred_new(fake_callback_canceller, NULL)};
+  tw_deferred *dl = tw_deferred_list(ds, 2, TW_DL_FIRE_ON_ONE_ERRBACK);
+  tw_list_result *l;
+  tw_deferred_cancel(dl);
+  l = list_of(dl);
+  cr_assert_eq(l->items[0].succeeded, 1);
+  cr_assert_str_eq(l->items[0].value, "Callback Result");
+  cr_assert_eq(l->items[1].succeeded, 1);
+  cr_assert_str_eq(l->items[1].value, "Callback Result");
+  tw_deferred_unref(dl);
+  tw_deferred_unref(ds[0]);
+  tw_deferred_unref(ds[1]);
+}
+
+TWT_TEST(defer, test_cancel_deferred_list_with_original_deferreds) {
+  tw_deferred *one = tw_deferred_new(NULL, NULL);
+  tw_deferred *two = tw_deferred_new(NULL, NULL);
+  tw_deferred *three = tw_deferred_new(NULL, NULL);
+  tw_deferred *args[3] = {one, two, NULL};
+  tw_deferred *dl = tw_deferred_list(args, 2, 0);
+  /* The array was copied: what is added to it afterwards is not seen. */
+  args[2] = three;
+  tw_deferred_cancel(dl);
+  failure_result_of(one, &TW_CANCELLED_ERROR);
+  failure_result_of(two, &TW_CANCELLED_ERROR);
+  assert_no_result(three);
+  cr_assert_eq(list_of(dl)->count, 2);
+  tw_deferred_unref(dl);
+  tw_deferred_unref(one);
+  tw_deferred_unref(two);
+  tw_deferred_unref(three);
+}
+
+/* A C canceller cannot raise; the nearest thing is a canceller that fails
+ * its Deferred with its own error. The other inputs are still cancelled. */
+static void canceller_raises_exception(tw_deferred *d, void *arg) {
+  (void)arg;
+  tw_deferred_errback(d, tw_failure_new(&TW_RUNTIME_ERROR, 0, "test"));
+}
+
+TWT_TEST(defer, test_cancel_deferred_list_with_exception) {
+  tw_deferred *ds[] = {tw_deferred_new(canceller_raises_exception, NULL),
+                       tw_deferred_new(NULL, NULL)};
+  tw_deferred *dl = tw_deferred_list(ds, 2, 0);
+  tw_deferred_cancel(dl);
+  failure_result_of(ds[1], &TW_CANCELLED_ERROR);
+  tw_deferred_unref(dl);
+  tw_deferred_unref(ds[1]);
+  /* ds[0]'s RuntimeError was never handled: reported when it goes. */
+  tw_deferred_unref(ds[0]);
+  cr_assert_eq(twt_log_flush(&TW_RUNTIME_ERROR), 1);
+}
+
+TWT_TEST(defer, test_cancel_fired_on_one_callback_deferred_list) {
+  tw_deferred *ds[] = {tw_deferred_new(NULL, NULL), tw_deferred_new(NULL, NULL)};
+  tw_deferred *dl = tw_deferred_list(ds, 2, TW_DL_FIRE_ON_ONE_CALLBACK);
+  tw_deferred_callback(ds[0], tw_result_none());
+  tw_deferred_cancel(dl);
+  assert_no_result(ds[1]);
+  tw_deferred_unref(dl);
+  tw_deferred_unref(ds[0]);
+  tw_deferred_unref(ds[1]);
+}
+
+TWT_TEST(defer, test_cancel_fired_on_one_errback_deferred_list) {
+  tw_deferred *ds[] = {tw_deferred_new(NULL, NULL), tw_deferred_new(NULL, NULL)};
+  tw_deferred *dl = tw_deferred_list(ds, 2, TW_DL_FIRE_ON_ONE_ERRBACK);
+  tw_deferred_errback(ds[0], generic_error("test"));
+  tw_deferred_cancel(dl);
+  assert_no_result(ds[1]);
+  failure_result_of(ds[0], &GENERIC_ERROR);
+  failure_result_of(dl, &TW_FIRST_ERROR);
+  tw_deferred_unref(dl);
+  tw_deferred_unref(ds[0]);
+  tw_deferred_unref(ds[1]);
+}
+
+/* ---- succeed / fail / pause --------------------------------------------- */
+
+TWT_TEST(defer, test_immediate_success) {
+  tw_deferred *d = tw_succeed(V("success"), NULL);
+  tw_deferred_add_callback(d, rec_eat, "l");
+  assert_trace("l=success");
+  tw_deferred_unref(d);
+}
+
+TWT_TEST(defer, test_succeed_matches_manual_success) {
+  tw_deferred *a = tw_succeed(V("x"), NULL);
+  tw_deferred *b = tw_deferred_new(NULL, NULL);
+  tw_deferred_callback(b, tw_result_value(V("x"), NULL));
+  cr_assert_eq(tw_deferred_called(a), tw_deferred_called(b));
+  cr_assert_eq(tw_deferred_paused(a), tw_deferred_paused(b));
+  cr_assert_eq(success_result_of(a), success_result_of(b));
+  tw_deferred_unref(a);
+  tw_deferred_unref(b);
+}
+
+TWT_TEST(defer, test_immediate_failure) {
+  tw_deferred *d = tw_fail(generic_error("fail"));
+  tw_deferred_add_errback(d, rec_eat, "l");
+  assert_trace("l!GenericError:fail");
+  tw_deferred_unref(d);
+}
+
+TWT_TEST(defer, test_paused_failure) {
+  tw_deferred *d = tw_fail(generic_error("fail"));
+  tw_deferred_pause(d);
+  tw_deferred_add_errback(d, rec_eat, "l");
+  assert_trace("");
+  tw_deferred_unpause(d);
+  assert_trace("l!GenericError:fail");
+  tw_deferred_unref(d);
+}
+
+static tw_result cb_divide_by_zero(tw_result r, void *arg) {
+  (void)arg;
+  tw_result_release(r);
+  return tw_result_failure(
+      tw_failure_new(&TW_VALUE_ERROR, 0, "ZeroDivisionError"));
+}
+
+TWT_TEST(defer, test_callback_errors) {
+  tw_deferred *d = tw_deferred_new(NULL, NULL);
+  tw_deferred_add_callback(d, cb_divide_by_zero, NULL);
+  tw_deferred_add_errback(d, rec_eat, "l");
+  tw_deferred_callback(d, tw_result_value(V("1"), NULL));
+  assert_trace("l!ValueError:ZeroDivisionError");
+  tw_deferred_unref(d);
+}
+
+TWT_TEST(defer, test_unpause_before_callback) {
+  tw_deferred *d = tw_deferred_new(NULL, NULL);
+  cr_assert_eq(tw_deferred_pause(d), 0);
+  tw_deferred_add_callback(d, rec, "cb");
+  cr_assert_eq(tw_deferred_unpause(d), 0);
+  assert_trace("");
+  cr_assert_eq(tw_deferred_paused(d), 0);
+  tw_deferred_unref(d);
+}
+
+static tw_result return_deferred(tw_result r, void *d) {
+  tw_result_release(r);
+  return tw_result_deferred(tw_deferred_ref(d));
+}
+
+/* testReturnDeferred in 22.4. */
+TWT_TEST(defer, test_callback_returns_deferred) {
+  tw_deferred *d1 = tw_deferred_new(NULL, NULL);
+  tw_deferred *d2 = tw_deferred_new(NULL, NULL);
+  tw_deferred_pause(d2);
+  tw_deferred_add_callback(d1, return_deferred, d2);
+  tw_deferred_add_callback(d1, rec, "cb");
+  tw_deferred_callback(d1, tw_result_value(V("1"), NULL));
+  assert_trace("");
+  tw_deferred_callback(d2, tw_result_value(V("2"), NULL));
+  assert_trace("");
+  tw_deferred_unpause(d2);
+  assert_trace("cb=2");
+  tw_deferred_unref(d1);
+  tw_deferred_unref(d2);
+}
+
+static tw_result return_failure(tw_result r, void *msg) {
+  tw_result_release(r);
+  return tw_result_failure(generic_error(msg));
+}
+
+TWT_TEST(defer, test_callback_maybe_returns_failure) {
+  tw_deferred *d = tw_deferred_new(NULL, NULL);
+  tw_deferred_add_callback(d, return_failure, "returned");
+  tw_deferred_add_callbacks(d, rec, rec_eat, "next");
+  tw_deferred_callback(d, tw_result_none());
+  assert_trace("next!GenericError:returned");
+  tw_deferred_unref(d);
+}
+
+TWT_TEST(defer, test_errback_returns_deferred) {
+  tw_deferred *d = tw_deferred_new(NULL, NULL);
+  tw_deferred *inner = tw_deferred_new(NULL, NULL);
+  tw_deferred_add_errback(d, return_deferred, inner);
+  tw_deferred_add_callback(d, rec, "cb");
+  tw_deferred_errback(d, generic_error("e"));
+  assert_trace("");
+  tw_deferred_callback(inner, tw_result_value(V("from inner"), NULL));
+  assert_trace("cb=from inner");
+  tw_deferred_unref(d);
+  tw_deferred_unref(inner);
+}
+
+TWT_TEST(defer, test_chained_paused_deferred_with_result) {
+  tw_deferred *paused = tw_deferred_new(NULL, NULL);
+  tw_deferred *chained = tw_deferred_new(NULL, NULL);
+  tw_deferred_callback(paused, tw_result_value(V("expected"), NULL));
+  tw_deferred_pause(paused);
+  tw_deferred_add_callback(chained, return_deferred, paused);
+  tw_deferred_callback(chained, tw_result_none());
+  tw_deferred_add_callback(chained, rec_eat, "result");
+  assert_trace("");
+  tw_deferred_unpause(paused);
+  assert_trace("result=expected");
+  tw_deferred_unref(paused);
+  tw_deferred_unref(chained);
+}
+
+TWT_TEST(defer, test_paused_deferred_chained) {
+  tw_deferred *first = tw_deferred_new(NULL, NULL);
+  tw_deferred *second = tw_deferred_new(NULL, NULL);
+  tw_deferred_add_callback(first, return_deferred, second);
+  tw_deferred_callback(first, tw_result_none());
+  tw_deferred_pause(first);
+  tw_deferred_callback(second, tw_result_none());
+  tw_deferred_add_callback(second, rec_eat, "result");
+  assert_trace("result=None");
+  tw_deferred_unref(first);
+  tw_deferred_unref(second);
+}
+
+/* ---- gatherResults -------------------------------------------------------- */
+
+TWT_TEST(defer, test_gather_results) {
+  tw_deferred *ok[] = {tw_succeed(V("1"), NULL), tw_succeed(V("2"), NULL)};
+  tw_deferred *bad[] = {tw_succeed(V("1"), NULL),
+                        tw_fail(tw_failure_new(&TW_VALUE_ERROR, 0, "v"))};
+  tw_deferred *g = tw_gather_results(ok, 2, 0);
+  tw_deferred *g2;
+  tw_deferred_add_callback(g, rec_list, "g");
+  assert_trace("g[,(T 1),(T 2),]");
+  trace_reset();
+  g2 = tw_gather_results(bad, 2, 0);
+  tw_deferred_add_errback(g2, rec_first_error, NULL);
+  assert_trace("FirstError(ValueError:v, 1)");
+  tw_deferred_add_errback(bad[1], eat, NULL);
+  tw_deferred_unref(g);
+  tw_deferred_unref(g2);
+  tw_deferred_unref(ok[0]);
+  tw_deferred_unref(ok[1]);
+  tw_deferred_unref(bad[0]);
+  tw_deferred_unref(bad[1]);
+}
+
+TWT_TEST(defer, test_gather_results_with_consume_errors) {
+  tw_deferred *dgood = tw_succeed(V("1"), NULL);
+  tw_deferred *dbad = tw_fail(tw_failure_new(&TW_RUNTIME_ERROR, 0, "oh noes"));
+  tw_deferred *ds[] = {dgood, dbad};
+  tw_deferred *d = tw_gather_results(ds, 2, 1);
+  tw_deferred_add_errback(dbad, rec_eat, "unconsumed");
+  tw_deferred_add_errback(d, rec_first_error, NULL);
+  assert_trace("FirstError(RuntimeError:oh noes, 1)");
+  tw_deferred_unref(d);
+  tw_deferred_unref(dgood);
+  tw_deferred_unref(dbad);
+}
+
+TWT_TEST(defer, test_cancel_gather_results) {
+  tw_deferred *ds[] = {tw_deferred_new(NULL, NULL), tw_deferred_new(NULL, NULL)};
+  tw_deferred *g = tw_gather_results(ds, 2, 0);
+  tw_result r;
+  tw_deferred_cancel(g);
+  failure_result_of(ds[0], &TW_CANCELLED_ERROR);
+  failure_result_of(ds[1], &TW_CANCELLED_ERROR);
+  cr_assert_eq(tw_deferred_peek_result(g, &r), 0);
+  cr_assert(tw_failure_check(tw_failure_cause(r.u.failure, 0),
+                             &TW_CANCELLED_ERROR));
+  failure_result_of(g, &TW_FIRST_ERROR);
+  tw_deferred_unref(g);
+  tw_deferred_unref(ds[0]);
+  tw_deferred_unref(ds[1]);
+}
+
+TWT_TEST(defer, test_cancel_gather_results_with_all_deferreds_callback) {
+  tw_deferred *ds[] = {tw_deferred_new(fake_callback_canceller, NULL),
+                       tw_deferred_new(fake_callback_canceller, NULL)};
+  tw_deferred *g = tw_gather_results(ds, 2, 0);
+  tw_list_result *l;
+  tw_deferred_cancel(g);
+  l = list_of(g);
+  cr_assert_str_eq(l->items[0].value, "Callback Result");
+  cr_assert_str_eq(l->items[1].value, "Callback Result");
+  tw_deferred_unref(g);
+  tw_deferred_unref(ds[0]);
+  tw_deferred_unref(ds[1]);
+}
+
+/* ---- maybeDeferred -------------------------------------------------------- */
+
+static tw_result give_value(void *arg) { return tw_result_value(arg, NULL); }
+
+static tw_result plus_five(void *arg) {
+  static char buf[32];
+  long x = strtol(arg, NULL, 10);
+  if (((const char *)arg)[0] == '"')
+    return tw_result_failure(tw_failure_new(
+        &TW_TYPE_ERROR, 0, "can only concatenate str (not \"int\") to str"));
+  snprintf(buf, sizeof(buf), "%ld", x + 5);
+  return tw_result_value(buf, NULL);
+}
+
+static tw_result give_failure(void *f) {
+  return tw_result_failure(tw_failure_ref(f));
+}
+
+static tw_result give_deferred(void *d) {
+  return tw_result_deferred(tw_deferred_ref(d));
+}
+
+TWT_TEST(defer, test_maybe_deferred_sync) {
+  static int result;
+  tw_deferred *d = tw_maybe_deferred(give_value, &result);
+  tw_result r;
+  cr_assert_eq(tw_deferred_peek_result(d, &r), 0);
+  cr_assert_eq(r.u.value, &result);
+  tw_deferred_unref(d);
+}
+
+TWT_TEST(defer, test_maybe_deferred_sync_with_args) {
+  tw_deferred *d = tw_maybe_deferred(plus_five, "10");
+  cr_assert_str_eq(success_result_of(d), "15");
+  tw_deferred_unref(d);
+}
+
+TWT_TEST(defer, test_maybe_deferred_sync_exception) {
+  tw_deferred *d = tw_maybe_deferred(plus_five, "\"10\"");
+  tw_deferred_add_callbacks(d, rec, rec_eat, "r");
+  assert_trace("r!TypeError:can only concatenate str (not \"int\") to str");
+  tw_deferred_unref(d);
+}
+
+TWT_TEST(defer, test_maybe_deferred_sync_failure) {
+  tw_failure *expected = tw_failure_new(&TW_TYPE_ERROR, 0, "expected");
+  tw_deferred *d = tw_maybe_deferred(give_failure, expected);
+  tw_result r;
+  cr_assert_eq(tw_deferred_take_result(d, &r), 0);
+  cr_assert_eq(r.kind, TW_RESULT_FAILURE);
+  cr_assert_eq(r.u.failure, expected); /* the same failure, not a copy */
+  tw_result_release(r);
+  tw_failure_unref(expected);
+  tw_deferred_unref(d);
+}
+
+TWT_TEST(defer, test_maybe_deferred_async) {
+  tw_deferred *d1 = tw_deferred_new(NULL, NULL);
+  tw_deferred *d2 = tw_maybe_deferred(give_deferred, d1);
+  cr_assert_eq(d2, d1); /* returned as is */
+  tw_deferred_callback(d1, tw_result_value(V("Success"), NULL));
+  tw_deferred_add_callback(d2, rec_eat, "result");
+  assert_trace("result=Success");
+  tw_deferred_unref(d1);
+  tw_deferred_unref(d2);
+}
+
+TWT_TEST(defer, test_maybe_deferred_async_error) {
+  tw_deferred *d1 = tw_deferred_new(NULL, NULL);
+  tw_deferred *d2 = tw_maybe_deferred(give_deferred, d1);
+  tw_deferred_errback(d1, tw_failure_new(&TW_RUNTIME_ERROR, 0, "e"));
+  failure_result_of(d2, &TW_RUNTIME_ERROR);
+  tw_deferred_unref(d1);
+  tw_deferred_unref(d2);
+}
+
+/* ---- chaining ------------------------------------------------------------- */
+
+typedef struct {
+  tw_deferred *inner;
+  int transform; /* ...WithExtraCallbacks */
+} nested_t;
+
+static tw_result nested_first(tw_result r, void *arg) {
+  nested_t *n = arg;
+  trace("firstCallback:%s", (const char *)r.u.value);
+  tw_result_release(r);
+  return tw_result_deferred(tw_deferred_ref(n->inner));
+}
+
+static tw_result nested_second(tw_result r, void *arg) {
+  static char buf[64];
+  (void)arg;
+  trace("secondCallback:%s", (const char *)r.u.value);
+  snprintf(buf, sizeof(buf), "%s%s", (const char *)r.u.value,
+           (const char *)r.u.value);
+  return tw_result_value(buf, NULL);
+}
+
+static tw_result nested_cb(tw_result r, void *arg) {
+  tw_deferred *d;
+  trace("start-of-cb:%s", (const char *)r.u.value);
+  d = tw_succeed(V("inner"), NULL);
+  tw_deferred_add_callback(d, nested_first, arg);
+  tw_deferred_add_callback(d, nested_second, arg);
+  tw_deferred_add_errback(d, rec_eat, "failure");
+  return tw_result_deferred(d);
+}
+
+TWT_TEST(defer, test_inner_callbacks_preserved) {
+  nested_t n = {tw_deferred_new(NULL, NULL), 0};
+  tw_deferred *outer = tw_succeed(V("outer"), NULL);
+  tw_deferred_add_callback(outer, nested_cb, &n);
+  tw_deferred_callback(n.inner, tw_result_value(V("orange"), NULL));
+  tw_deferred_add_callback(outer, rec_eat, "final");
+  tw_deferred_add_errback(n.inner, rec_eat, "failure");
+  tw_deferred_add_errback(outer, rec_eat, "failure");
+  assert_trace(
+      "start-of-cb:outer,firstCallback:inner,secondCallback:orange,"
+      "final=orangeorange");
+  tw_deferred_unref(outer);
+  tw_deferred_unref(n.inner);
+}
+
+static tw_result gather_of(tw_result r, void *a) {
+  tw_deferred *d = a;
+  trace_result("firstCallback", r);
+  tw_result_release(r);
+  return tw_result_deferred(tw_gather_results(&d, 1, 0));
+}
+
+static tw_result second_with_list(tw_result r, void *arg) {
+  tw_list_result *l = r.u.value;
+  (void)arg;
+  trace("secondCallback:[%s]", (const char *)l->items[0].value);
+  tw_result_release(r);
+  return tw_result_none();
+}
+
+static tw_result not_first_cb(tw_result r, void *a) {
+  tw_deferred *d = tw_deferred_new(NULL, NULL);
+  trace_result("cb", r);
+  tw_result_release(r);
+  tw_deferred_add_callback(d, gather_of, a);
+  tw_deferred_add_callback(d, second_with_list, NULL);
+  tw_deferred_add_errback(d, rec_eat, "failure");
+  tw_deferred_callback(d, tw_result_none());
+  return tw_result_deferred(d);
+}
+
+TWT_TEST(defer, test_continue_callback_not_first) {
+  tw_deferred *a = tw_deferred_new(NULL, NULL);
+  tw_deferred *outer = tw_succeed(V("outer"), NULL);
+  tw_deferred_add_callback(outer, not_first_cb, a);
+  tw_deferred_add_errback(outer, rec_eat, "failure");
+  assert_trace("cb=outer,firstCallback=None");
+  tw_deferred_callback(a, tw_result_value(V("withers"), NULL));
+  assert_trace("cb=outer,firstCallback=None,secondCallback:[withers]");
+  tw_deferred_unref(a);
+  tw_deferred_unref(outer);
+}
+
+static tw_result final_cb(tw_result r, void *arg) {
+  (void)arg;
+  tw_result_release(r);
+  trace("final");
+  return tw_result_none();
+}
+
+TWT_TEST(defer, test_callback_order_preserved) {
+  tw_deferred *a = tw_deferred_new(NULL, NULL);
+  tw_deferred *outer = tw_deferred_new(NULL, NULL);
+  tw_deferred_add_callback(outer, not_first_cb, a);
+  tw_deferred_add_callback(outer, final_cb, NULL);
+  tw_deferred_add_errback(outer, rec_eat, "failure");
+  tw_deferred_callback(outer, tw_result_value(V("outer"), NULL));
+  assert_trace("cb=outer,firstCallback=None");
+  tw_deferred_callback(a, tw_result_value(V("withers"), NULL));
+  assert_trace("cb=outer,firstCallback=None,secondCallback:[withers],final");
+  tw_deferred_unref(a);
+  tw_deferred_unref(outer);
+}
+
+static tw_deferred *reentrant_d;
+
+static tw_result called_n(tw_result r, void *n) {
+  trace("%s", (const char *)n);
+  return r;
+}
+
+static tw_result callback1_adds_3(tw_result r, void *arg) {
+  (void)arg;
+  trace("1");
+  tw_deferred_add_callback(reentrant_d, called_n, "3");
+  return r;
+}
+
+TWT_TEST(defer, test_reentrant_run_callbacks) {
+  reentrant_d = tw_deferred_new(NULL, NULL);
+  tw_deferred_add_callback(reentrant_d, callback1_adds_3, NULL);
+  tw_deferred_add_callback(reentrant_d, called_n, "2");
+  tw_deferred_callback(reentrant_d, tw_result_none());
+  assert_trace("1,2,3");
+  tw_deferred_unref(reentrant_d);
+}
+
+static tw_result callback1_adds_2(tw_result r, void *arg) {
+  (void)arg;
+  trace("1");
+  tw_deferred_add_callback(reentrant_d, called_n, "2");
+  assert_trace("1"); /* not run yet */
+  return r;
+}
+
+TWT_TEST(defer, test_non_reentrant_callbacks) {
+  reentrant_d = tw_deferred_new(NULL, NULL);
+  tw_deferred_add_callback(reentrant_d, callback1_adds_2, NULL);
+  tw_deferred_callback(reentrant_d, tw_result_none());
+  assert_trace("1,2");
+  tw_deferred_unref(reentrant_d);
+}
+
+static tw_result callback1_adds_raiser(tw_result r, void *arg) {
+  (void)arg;
+  tw_deferred_add_callback(reentrant_d, return_failure,
+                           "callback raised exception");
+  return r;
+}
+
+TWT_TEST(defer, test_reentrant_run_callbacks_with_failure) {
+  reentrant_d = tw_deferred_new(NULL, NULL);
+  tw_deferred_add_callback(reentrant_d, callback1_adds_raiser, NULL);
+  tw_deferred_callback(reentrant_d, tw_result_none());
+  tw_deferred_add_errback(reentrant_d, rec_eat, "eb");
+  assert_trace("eb!GenericError:callback raised exception");
+  tw_deferred_unref(reentrant_d);
+}
+
+TWT_TEST(defer, test_synchronous_implicit_chain) {
+  tw_deferred *first = tw_succeed(V("result"), NULL);
+  tw_deferred *second = tw_deferred_new(NULL, NULL);
+  tw_deferred_add_callback(second, return_deferred, first);
+  tw_deferred_callback(second, tw_result_none());
+  tw_deferred_add_callback(first, rec_eat, "first");
+  tw_deferred_add_callback(second, rec_eat, "second");
+  assert_trace("first=None,second=result");
+  tw_deferred_unref(first);
+  tw_deferred_unref(second);
+}
+
+TWT_TEST(defer, test_asynchronous_implicit_chain) {
+  tw_deferred *first = tw_deferred_new(NULL, NULL);
+  tw_deferred *second = tw_deferred_new(NULL, NULL);
+  tw_deferred_add_callback(second, return_deferred, first);
+  tw_deferred_callback(second, tw_result_none());
+  tw_deferred_add_callback(first, rec_eat, "first");
+  tw_deferred_add_callback(second, rec_eat, "second");
+  assert_trace("");
+  tw_deferred_callback(first, tw_result_value(V("result"), NULL));
+  /* first's continuation runs second's chain before first's own later
+   * callbacks (Twisted's lists only show each side). */
+  assert_trace("second=result,first=None");
+  tw_deferred_unref(first);
+  tw_deferred_unref(second);
+}
+
+TWT_TEST(defer, test_synchronous_implicit_error_chain) {
+  tw_deferred *first =
+      tw_fail(tw_failure_new(&TW_RUNTIME_ERROR, 0, "First Deferred's Failure"));
+  tw_deferred *second = tw_deferred_new(NULL, NULL);
+  tw_deferred_add_callback(second, return_deferred, first);
+  tw_deferred_callback(second, tw_result_none());
+  tw_deferred_add_callback(first, rec_eat, "first");
+  assert_trace("first=None");
+  failure_result_of(second, &TW_RUNTIME_ERROR);
+  tw_deferred_unref(first);
+  tw_deferred_unref(second); /* nothing logged: the failure moved */
+}
+
+TWT_TEST(defer, test_asynchronous_implicit_error_chain) {
+  tw_deferred *first = tw_deferred_new(NULL, NULL);
+  tw_deferred *second = tw_deferred_new(NULL, NULL);
+  tw_deferred_add_callback(second, return_deferred, first);
+  tw_deferred_callback(second, tw_result_none());
+  tw_deferred_add_errback(second, rec_eat, "secondError");
+  tw_deferred_add_callback(first, rec_eat, "first");
+  tw_deferred_add_callback(second, rec_eat, "second");
+  assert_trace("");
+  tw_deferred_errback(first,
+                      tw_failure_new(&TW_RUNTIME_ERROR, 0, "First's Failure"));
+  assert_trace("secondError!RuntimeError:First's Failure,second=None,first=None");
+  tw_deferred_unref(first);
+  tw_deferred_unref(second);
+}
+
+TWT_TEST(defer, test_double_asynchronous_implicit_chaining) {
+  tw_deferred *first = tw_deferred_new(NULL, NULL);
+  tw_deferred *second = tw_deferred_new(NULL, NULL);
+  tw_deferred *third = tw_deferred_new(NULL, NULL);
+  tw_deferred_add_callback(second, return_deferred, first);
+  tw_deferred_add_callback(third, return_deferred, second);
+  tw_deferred_add_callback(third, rec_eat, "third");
+  tw_deferred_callback(second, tw_result_none());
+  tw_deferred_callback(third, tw_result_none());
+  assert_trace("");
+  tw_deferred_callback(first, tw_result_value(V("result"), NULL));
+  assert_trace("third=result");
+  tw_deferred_unref(first);
+  tw_deferred_unref(second);
+  tw_deferred_unref(third);
+}
+
+TWT_TEST(defer, test_nested_asynchronous_chained_deferreds) {
+  nested_t n = {tw_deferred_new(NULL, NULL), 0};
+  tw_deferred *outer = tw_succeed(V("outer"), NULL);
+  tw_deferred_add_callback(outer, nested_cb, &n);
+  tw_deferred_add_callback(outer, rec_eat, "final");
+  assert_trace("start-of-cb:outer,firstCallback:inner");
+  tw_deferred_callback(n.inner, tw_result_value(V("orange"), NULL));
+  tw_deferred_add_errback(n.inner, rec_eat, "failure");
+  tw_deferred_add_errback(outer, rec_eat, "failure");
+  assert_trace(
+      "start-of-cb:outer,firstCallback:inner,secondCallback:orange,"
+      "final=orangeorange");
+  tw_deferred_unref(outer);
+  tw_deferred_unref(n.inner);
+}
+
+static tw_result transform_to_list(tw_result r, void *arg) {
+  static char buf[64];
+  (void)arg;
+  snprintf(buf, sizeof(buf), "[%s]", (const char *)r.u.value);
+  return tw_result_value(buf, NULL);
+}
+
+static tw_result nested_first_extra(tw_result r, void *arg) {
+  nested_t *n = arg;
+  trace("firstCallback:%s", (const char *)r.u.value);
+  tw_result_release(r);
+  tw_deferred_add_callback(n->inner, transform_to_list, NULL);
+  return tw_result_deferred(tw_deferred_ref(n->inner));
+}
+
+static tw_result nested_cb_extra(tw_result r, void *arg) {
+  tw_deferred *d;
+  trace("start-of-cb:%s", (const char *)r.u.value);
+  d = tw_succeed(V("inner"), NULL);
+  tw_deferred_add_callback(d, nested_first_extra, arg);
+  tw_deferred_add_callback(d, nested_second, arg);
+  tw_deferred_add_errback(d, rec_eat, "failure");
+  return tw_result_deferred(d);
+}
+
+TWT_TEST(defer, test_nested_asynchronous_chained_deferreds_with_extra_callbacks) {
+  nested_t n = {tw_deferred_new(NULL, NULL), 1};
+  tw_deferred *outer = tw_succeed(V("outer"), NULL);
+  tw_deferred_add_callback(outer, nested_cb_extra, &n);
+  tw_deferred_add_callback(outer, rec_eat, "final");
+  assert_trace("start-of-cb:outer,firstCallback:inner");
+  tw_deferred_callback(n.inner, tw_result_value(V("withers"), NULL));
+  tw_deferred_add_errback(outer, rec_eat, "failure");
+  tw_deferred_add_errback(n.inner, rec_eat, "failure");
+  assert_trace(
+      "start-of-cb:outer,firstCallback:inner,secondCallback:[withers],"
+      "final=[withers][withers]");
+  tw_deferred_unref(outer);
+  tw_deferred_unref(n.inner);
+}
+
+TWT_TEST(defer, test_result_of_deferred_result_of_deferred_of_fired_deferred_called) {
+  tw_deferred *first = tw_deferred_new(NULL, NULL);
+  tw_deferred *second = tw_deferred_new(NULL, NULL);
+  tw_deferred *third = tw_deferred_new(NULL, NULL);
+  tw_deferred_add_callback(first, return_deferred, second);
+  tw_deferred_add_callback(second, return_deferred, third);
+  tw_deferred_callback(second, tw_result_none());
+  tw_deferred_callback(first, tw_result_none());
+  tw_deferred_callback(third, tw_result_none());
+  tw_deferred_add_callback(second, rec_eat, "results");
+  assert_trace("results=None");
+  tw_deferred_unref(first);
+  tw_deferred_unref(second);
+  tw_deferred_unref(third);
+}
+
+/* test_boundedStackDepth: Twisted compares the stack depth of the final
+ * callback for chains of 1 and 2. Here: the depth (an address on the stack)
+ * is the same for 1 and 1000 links. The 100 000-link version on a 64 KiB
+ * stack is test_deep_implicit_chain_small_stack below. */
+static uintptr_t recorded_depth;
+
+static tw_result record_stack_depth(tw_result r, void *arg) {
+  volatile char here = 0;
+  (void)arg;
+  recorded_depth = (uintptr_t)&here;
+  return r;
+}
+
+static uintptr_t chain_deferreds(size_t how_many) {
+  tw_deferred *top = tw_deferred_new(NULL, NULL);
+  tw_deferred *last = tw_deferred_new(NULL, NULL);
+  tw_deferred **inners = calloc(how_many, sizeof(*inners));
+  size_t i;
+  for (i = 0; i < how_many; i++) inners[i] = tw_deferred_new(NULL, NULL);
+  /* top -> inners[n-1] -> ... -> inners[0] -> last */
+  tw_deferred_add_callback(top, return_deferred, inners[how_many - 1]);
+  tw_deferred_add_callback(top, record_stack_depth, NULL);
+  for (i = how_many - 1; i > 0; i--)
+    tw_deferred_add_callback(inners[i], return_deferred, inners[i - 1]);
+  tw_deferred_add_callback(inners[0], return_deferred, last);
+  tw_deferred_callback(top, tw_result_none());
+  for (i = 0; i < how_many; i++) tw_deferred_callback(inners[i], tw_result_none());
+  recorded_depth = 0;
+  tw_deferred_callback(last, tw_result_none());
+  cr_assert_neq(recorded_depth, 0, "the chain did not complete");
+  for (i = 0; i < how_many; i++) tw_deferred_unref(inners[i]);
+  free(inners);
+  tw_deferred_unref(top);
+  tw_deferred_unref(last);
+  return recorded_depth;
+}
+
+TWT_TEST(defer, test_bounded_stack_depth) {
+  cr_assert_eq(chain_deferreds(1), chain_deferreds(2));
+  cr_assert_eq(chain_deferreds(1), chain_deferreds(1000));
+}
+
+static int canceller_calls;
+static void count_canceller(tw_deferred *d, void *arg);
+
+/* ---- RaceTests (Twisted's main branch) ------------------------------------ */
+
+TWT_TEST(defer, test_success) {
+  /* Hypothesis-parametrised in Twisted: every winner position of 1..4. */
+  size_t n, w, i;
+  for (n = 1; n <= 4; n++) {
+    for (w = 0; w < n; w++) {
+      tw_deferred *ds[4];
+      tw_deferred *race;
+      tw_list_result *l;
+      canceller_calls = 0;
+      for (i = 0; i < n; i++) ds[i] = tw_deferred_new(count_canceller, NULL);
+      race = tw_race(ds, n);
+      tw_deferred_callback(ds[w], tw_result_value(V("winner"), NULL));
+      l = list_of(race);
+      cr_assert_eq(l->index, w);
+      cr_assert_str_eq(l->items[w].value, "winner");
+      /* Every loser cancelled exactly once; the race consumed its error. */
+      cr_assert_eq(canceller_calls, (int)n - 1);
+      for (i = 0; i < n; i++) {
+        if (i == w) continue;
+        cr_assert_null(success_result_of(ds[i]));
+      }
+      for (i = 0; i < n; i++) tw_deferred_unref(ds[i]);
+      tw_deferred_unref(race);
+    }
+  }
+}
+
+TWT_TEST(defer, test_failure) {
+  tw_deferred *ds[] = {tw_deferred_new(NULL, NULL), tw_deferred_new(NULL, NULL),
+                       tw_deferred_new(NULL, NULL)};
+  tw_deferred *race = tw_race(ds, 3);
+  tw_result r;
+  tw_deferred_errback(ds[2], generic_error("c"));
+  tw_deferred_errback(ds[0], generic_error("a"));
+  assert_no_result(race);
+  tw_deferred_errback(ds[1], generic_error("b"));
+  cr_assert_eq(tw_deferred_peek_result(race, &r), 0);
+  cr_assert(tw_failure_check(r.u.failure, &TW_FAILURE_GROUP));
+  cr_assert_eq(tw_failure_cause_count(r.u.failure), 3);
+  cr_assert_str_eq(tw_failure_message(tw_failure_cause(r.u.failure, 0)), "a");
+  cr_assert_str_eq(tw_failure_message(tw_failure_cause(r.u.failure, 1)), "b");
+  cr_assert_str_eq(tw_failure_message(tw_failure_cause(r.u.failure, 2)), "c");
+  failure_result_of(race, &TW_FAILURE_GROUP);
+  tw_deferred_unref(race);
+  tw_deferred_unref(ds[0]);
+  tw_deferred_unref(ds[1]);
+  tw_deferred_unref(ds[2]);
+}
+
+TWT_TEST(defer, test_result_after_cancel) {
+  tw_deferred *ds[] = {tw_deferred_new(NULL, NULL), tw_deferred_new(NULL, NULL)};
+  tw_deferred *race = tw_race(ds, 2);
+  tw_deferred_callback(ds[0], tw_result_value(V("x"), NULL));
+  /* ds[1] was cancelled by the race; its late result is ignored, and its
+   * CancelledError (consumed by the race) is not logged. */
+  cr_assert_eq(tw_deferred_callback(ds[1], tw_result_value(V("late"), NULL)),
+               0);
+  cr_assert_eq(list_of(race)->index, 0);
+  tw_deferred_unref(race);
+  tw_deferred_unref(ds[0]);
+  tw_deferred_unref(ds[1]);
+  cr_assert_eq(twt_log_count(), 0);
+}
+
+TWT_TEST(defer, test_result_from_cancel) {
+  tw_deferred *ds[] = {tw_deferred_new(NULL, NULL),
+                       tw_deferred_new(fake_callback_canceller, NULL)};
+  tw_deferred *race = tw_race(ds, 2);
+  tw_list_result *l;
+  tw_deferred_callback(ds[0], tw_result_value(V("x"), NULL));
+  l = list_of(race);
+  cr_assert_eq(l->index, 0);
+  cr_assert_str_eq(l->items[0].value, "x");
+  cr_assert_null(success_result_of(ds[1])); /* consumed by the race */
+  tw_deferred_unref(race);
+  tw_deferred_unref(ds[0]);
+  tw_deferred_unref(ds[1]);
+}
+
+TWT_TEST(defer, test_cancel) {
+  tw_deferred *ds[] = {tw_deferred_new(NULL, NULL), tw_deferred_new(NULL, NULL)};
+  tw_deferred *race = tw_race(ds, 2);
+  tw_result r;
+  tw_deferred_cancel(race);
+  cr_assert_null(success_result_of(ds[0]));
+  cr_assert_null(success_result_of(ds[1]));
+  cr_assert_eq(tw_deferred_peek_result(race, &r), 0);
+  cr_assert(tw_failure_check(r.u.failure, &TW_FAILURE_GROUP));
+  cr_assert(tw_failure_check(tw_failure_cause(r.u.failure, 0),
+                             &TW_CANCELLED_ERROR));
+  failure_result_of(race, &TW_FAILURE_GROUP);
+  tw_deferred_unref(race);
+  tw_deferred_unref(ds[0]);
+  tw_deferred_unref(ds[1]);
+}
+
+/* ---- FirstErrorTests ------------------------------------------------------ */
+
+TWT_TEST(defer, test_comparison) {
+  tw_failure *sub = generic_error("bar");
+  tw_failure *a = tw_failure_first_error(tw_failure_ref(sub), 3);
+  tw_failure *b = tw_failure_first_error(tw_failure_ref(sub), 3);
+  tw_failure *c = tw_failure_first_error(tw_failure_ref(sub), 4);
+  /* FirstError compares equal on (index, subFailure). */
+  cr_assert(tw_failure_index(a) == tw_failure_index(b) &&
+            tw_failure_cause(a, 0) == tw_failure_cause(b, 0));
+  cr_assert(tw_failure_index(a) != tw_failure_index(c));
+  tw_failure_unref(a);
+  tw_failure_unref(b);
+  tw_failure_unref(c);
+  tw_failure_unref(sub);
+}
+
+/* ---- AlreadyCalledTests --------------------------------------------------- */
+
+static void already_called(int first_errback, int second_errback) {
+  tw_deferred *d = tw_deferred_new(NULL, NULL);
+  tw_failure *f = generic_error("second");
+  tw_deferred_add_callbacks(d, eat, eat, NULL);
+  if (first_errback)
+    tw_deferred_errback(d, generic_error("first"));
+  else
+    tw_deferred_callback(d, tw_result_value(V("first"), NULL));
+  if (second_errback)
+    cr_assert_eq(tw_deferred_errback(d, f), TW_EALREADYCALLED);
+  else
+    cr_assert_eq(tw_deferred_callback(d, tw_result_value(V("2"), NULL)),
+                 TW_EALREADYCALLED);
+  cr_assert_null(success_result_of(d)); /* untouched */
+  tw_failure_unref(f); /* not taken */
+  tw_deferred_unref(d);
+}
+
+TWT_TEST(defer, test_already_called_cc) { already_called(0, 0); }
+TWT_TEST(defer, test_already_called_ce) { already_called(0, 1); }
+TWT_TEST(defer, test_already_called_ec) { already_called(1, 0); }
+TWT_TEST(defer, test_already_called_ee) { already_called(1, 1); }
+
+/* ---- DeferredCancellerTests ------------------------------------------------ */
+
+static void count_canceller(tw_deferred *d, void *arg) {
+  (void)d;
+  (void)arg;
+  canceller_calls++;
+}
+
+static void canceller_errbacks(tw_deferred *d, void *arg) {
+  (void)arg;
+  canceller_calls++;
+  tw_deferred_errback(d, generic_error("canceller"));
+}
+
+static void canceller_callbacks(tw_deferred *d, void *arg) {
+  (void)arg;
+  canceller_calls++;
+  tw_deferred_callback(d, tw_result_value(V("hello!"), NULL));
+}
+
+TWT_TEST(defer, test_no_canceller) {
+  tw_deferred *d = tw_deferred_new(NULL, NULL);
+  tw_deferred_add_callbacks(d, rec, rec_eat, "r");
+  tw_deferred_cancel(d);
+  assert_trace("r!CancelledError:Deferred cancelled");
+  tw_deferred_unref(d);
+}
+
+TWT_TEST(defer, test_raises_after_cancel_and_callback) {
+  tw_deferred *d = tw_deferred_new(NULL, NULL);
+  tw_failure *f = generic_error("x");
+  tw_deferred_add_callbacks(d, rec, rec_eat, "r");
+  tw_deferred_cancel(d);
+  cr_assert_eq(tw_deferred_callback(d, tw_result_none()), 0); /* swallowed */
+  cr_assert_eq(tw_deferred_callback(d, tw_result_none()), TW_EALREADYCALLED);
+  cr_assert_eq(tw_deferred_errback(d, f), TW_EALREADYCALLED);
+  tw_failure_unref(f);
+  tw_deferred_unref(d);
+}
+
+TWT_TEST(defer, test_raises_after_cancel_and_errback) {
+  tw_deferred *d = tw_deferred_new(NULL, NULL);
+  tw_failure *f = generic_error("x");
+  tw_deferred_add_callbacks(d, rec, rec_eat, "r");
+  tw_deferred_cancel(d);
+  cr_assert_eq(tw_deferred_errback(d, generic_error("swallowed")), 0);
+  cr_assert_eq(tw_deferred_callback(d, tw_result_none()), TW_EALREADYCALLED);
+  cr_assert_eq(tw_deferred_errback(d, f), TW_EALREADYCALLED);
+  tw_failure_unref(f);
+  tw_deferred_unref(d);
+}
+
+TWT_TEST(defer, test_no_canceller_multiple_cancels_after_cancel_and_callback) {
+  tw_deferred *d = tw_deferred_new(NULL, NULL);
+  tw_deferred_add_callbacks(d, rec, rec, "r");
+  tw_deferred_cancel(d);
+  tw_deferred_callback(d, tw_result_none());
+  tw_deferred_cancel(d);
+  assert_trace("r!CancelledError:Deferred cancelled");
+  failure_result_of(d, &TW_CANCELLED_ERROR);
+  tw_deferred_unref(d);
+}
+
+TWT_TEST(defer, test_no_canceller_multiple_cancels_after_cancel_and_errback) {
+  tw_deferred *d = tw_deferred_new(NULL, NULL);
+  tw_deferred_add_callbacks(d, rec, rec, "r");
+  tw_deferred_cancel(d);
+  tw_deferred_errback(d, generic_error("ignored"));
+  failure_result_of(d, &TW_CANCELLED_ERROR);
+  tw_deferred_cancel(d);
+  assert_trace("r!CancelledError:Deferred cancelled");
+  tw_deferred_unref(d);
+}
+
+TWT_TEST(defer, test_no_canceller_multiple_cancel) {
+  tw_deferred *d = tw_deferred_new(NULL, NULL);
+  tw_deferred_add_callbacks(d, rec, rec, "r");
+  tw_deferred_cancel(d);
+  tw_deferred_cancel(d);
+  assert_trace("r!CancelledError:Deferred cancelled");
+  failure_result_of(d, &TW_CANCELLED_ERROR);
+  tw_deferred_unref(d);
+}
+
+TWT_TEST(defer, test_canceller_multiple_cancel) {
+  tw_deferred *d = tw_deferred_new(count_canceller, NULL);
+  tw_deferred_add_callbacks(d, rec, rec, "r");
+  tw_deferred_cancel(d);
+  tw_deferred_cancel(d);
+  assert_trace("r!CancelledError:Deferred cancelled");
+  cr_assert_eq(canceller_calls, 1);
+  failure_result_of(d, &TW_CANCELLED_ERROR);
+  tw_deferred_unref(d);
+}
+
+TWT_TEST(defer, test_simple_canceller) {
+  tw_deferred *d = tw_deferred_new(count_canceller, NULL);
+  tw_failure *f = generic_error("x");
+  tw_deferred_add_callbacks(d, rec, rec_eat, "r");
+  tw_deferred_cancel(d);
+  cr_assert_eq(canceller_calls, 1);
+  assert_trace("r!CancelledError:Deferred cancelled");
+  /* Not swallowed: the canceller is responsible for the producer. */
+  cr_assert_eq(tw_deferred_callback(d, tw_result_none()), TW_EALREADYCALLED);
+  cr_assert_eq(tw_deferred_errback(d, f), TW_EALREADYCALLED);
+  tw_failure_unref(f);
+  tw_deferred_unref(d);
+}
+
+static tw_deferred *canceller_arg_d;
+static void check_canceller_arg(tw_deferred *d, void *arg) {
+  cr_assert_eq(d, canceller_arg_d);
+  cr_assert_str_eq(arg, "arg");
+  canceller_calls++;
+}
+
+TWT_TEST(defer, test_canceller_arg) {
+  tw_deferred *d = canceller_arg_d = tw_deferred_new(check_canceller_arg, "arg");
+  tw_deferred_add_callbacks(d, rec, rec_eat, "r");
+  tw_deferred_cancel(d);
+  cr_assert_eq(canceller_calls, 1);
+  tw_deferred_unref(d);
+}
+
+TWT_TEST(defer, test_cancel_after_callback) {
+  tw_deferred *d = tw_deferred_new(canceller_errbacks, NULL);
+  tw_deferred_add_callbacks(d, rec, rec, "r");
+  tw_deferred_callback(d, tw_result_value(V("biff!"), NULL));
+  tw_deferred_cancel(d);
+  cr_assert_eq(canceller_calls, 0);
+  assert_trace("r=biff!");
+  tw_deferred_unref(d);
+}
+
+TWT_TEST(defer, test_cancel_after_errback) {
+  tw_deferred *d = tw_deferred_new(canceller_errbacks, NULL);
+  tw_deferred_add_callbacks(d, rec, rec_eat, "r");
+  tw_deferred_errback(d, generic_error("e"));
+  tw_deferred_cancel(d);
+  cr_assert_eq(canceller_calls, 0);
+  assert_trace("r!GenericError:e");
+  tw_deferred_unref(d);
+}
+
+TWT_TEST(defer, test_canceller_that_errbacks) {
+  tw_deferred *d = tw_deferred_new(canceller_errbacks, NULL);
+  tw_deferred_add_callbacks(d, rec, rec_eat, "r");
+  tw_deferred_cancel(d);
+  cr_assert_eq(canceller_calls, 1);
+  assert_trace("r!GenericError:canceller");
+  tw_deferred_unref(d);
+}
+
+TWT_TEST(defer, test_canceller_that_callbacks) {
+  tw_deferred *d = tw_deferred_new(canceller_callbacks, NULL);
+  tw_deferred_add_callbacks(d, rec, rec_eat, "r");
+  tw_deferred_cancel(d);
+  cr_assert_eq(canceller_calls, 1);
+  assert_trace("r=hello!");
+  tw_deferred_unref(d);
+}
+
+static void must_not_cancel(tw_deferred *d, void *arg) {
+  (void)d;
+  (void)arg;
+  cr_assert_fail("the outer canceller must not be called");
+}
+
+TWT_TEST(defer, test_cancel_nested_deferred) {
+  tw_deferred *b = tw_deferred_new(count_canceller, NULL);
+  tw_deferred *a = tw_deferred_new(must_not_cancel, NULL);
+  tw_deferred_callback(a, tw_result_none());
+  tw_deferred_add_callback(a, return_deferred, b);
+  tw_deferred_cancel(a);
+  tw_deferred_add_callbacks(a, rec, rec_eat, "r");
+  cr_assert_eq(canceller_calls, 1);
+  assert_trace("r!CancelledError:Deferred cancelled");
+  tw_deferred_unref(a);
+  tw_deferred_unref(b);
+}
+
+/* ---- LogTests ------------------------------------------------------------- */
+
+static tw_result return_fail_zoop(tw_result r, void *arg) {
+  (void)arg;
+  tw_result_release(r);
+  return tw_result_deferred(
+      tw_fail(tw_failure_new(&TW_RUNTIME_ERROR, 0, "zoop")));
+}
+
+TWT_TEST(defer, test_chained_error_cleanup) {
+  tw_deferred *d = tw_deferred_new(NULL, NULL);
+  tw_deferred_add_callback(d, return_fail_zoop, NULL);
+  tw_deferred_callback(d, tw_result_none());
+  tw_deferred_add_callbacks(d, rec_eat, rec_eat, "r");
+  assert_trace("r!RuntimeError:zoop");
+  tw_deferred_unref(d);
+  cr_assert_eq(twt_log_count(), 0);
+}
+
+TWT_TEST(defer, test_error_cleared_by_chaining) {
+  tw_deferred *bad = tw_fail(generic_error("oh no"));
+  tw_deferred *good = tw_deferred_new(NULL, NULL);
+  tw_deferred_add_errback(bad, return_deferred, good);
+  tw_deferred_unref(good);
+  tw_deferred_unref(bad);
+  cr_assert_eq(twt_log_count(), 0);
+}
+
+/* test_errorLog, in C terms: the report, with where the Deferred was made. */
+TWT_TEST(defer, test_error_log) {
+  tw_deferred *d = tw_deferred_new(NULL, NULL);
+  int line = __LINE__ - 1;
+  twt_log_entry e;
+  tw_deferred_add_callback(d, return_failure, "1/0");
+  tw_deferred_callback(d, tw_result_none());
+  cr_assert_eq(twt_log_count(), 0);
+  tw_deferred_unref(d);
+  cr_assert_eq(twt_log_count(), 1);
+  e = twt_log_get(0);
+  cr_assert_eq(e.level, TW_LOG_CRITICAL);
+  cr_assert(strstr(e.message, "Unhandled error in Deferred") != NULL);
+  cr_assert_eq(e.type, &GENERIC_ERROR);
+  cr_assert_str_eq(e.failure_message, "1/0");
+  cr_assert(strstr(e.file, "test_defer.c") != NULL, "file: %s", e.file);
+  cr_assert_eq(e.line, line);
+  cr_assert_eq(twt_log_flush(&GENERIC_ERROR), 1);
+}
+
+/* ---- DeferredListEmptyTests ----------------------------------------------- */
+
+TWT_TEST(defer, test_deferred_list_empty) {
+  tw_deferred *dl = tw_deferred_list(NULL, 0, 0);
+  tw_deferred_add_callback(dl, rec_list, "cb_empty");
+  assert_trace("cb_empty[,]");
+  tw_deferred_unref(dl);
+}
+
+/* ---- OtherPrimitivesTests ------------------------------------------------- */
+
+static int counter;
+static tw_result incr(tw_result r, void *arg) {
+  (void)arg;
+  counter++;
+  return r;
+}
+
+static const char *helper_result;
+static tw_result lock_helper(void *arg) {
+  tw_deferred *control = arg;
+  helper_result = "firstUnique";
+  return tw_result_deferred(tw_deferred_ref(control));
+}
+
+static tw_result record_helper(tw_result r, void *arg) {
+  (void)arg;
+  if (r.kind == TW_RESULT_FAILURE) {
+    helper_result = tw_failure_type(r.u.failure)->name;
+    tw_result_release(r);
+    return tw_result_none();
+  }
+  helper_result = r.u.value;
+  return r;
+}
+
+TWT_TEST(defer, test_lock) {
+  tw_deferred_lock *lock = tw_deferred_lock_new();
+  tw_deferred *d, *control, *result_d;
+  cr_assert_eq(tw_deferred_lock_acquire(lock, &d), 0);
+  tw_deferred_add_callback(d, incr, NULL);
+  tw_deferred_unref(d);
+  cr_assert_eq(tw_deferred_lock_locked(lock), 1);
+  cr_assert_eq(counter, 1);
+  tw_deferred_lock_acquire(lock, &d);
+  tw_deferred_add_callback(d, incr, NULL);
+  tw_deferred_unref(d);
+  cr_assert_eq(tw_deferred_lock_locked(lock), 1);
+  cr_assert_eq(counter, 1);
+  cr_assert_eq(tw_deferred_lock_release(lock), 0);
+  cr_assert_eq(tw_deferred_lock_locked(lock), 1);
+  cr_assert_eq(counter, 2);
+  tw_deferred_lock_release(lock);
+  cr_assert_eq(tw_deferred_lock_locked(lock), 0);
+  cr_assert_eq(counter, 2);
+
+  /* run() without a callable: TypeError in Twisted. */
+  cr_assert_eq(tw_deferred_lock_run(lock, NULL, NULL, &d), TW_EINVAL);
+
+  control = tw_deferred_new(NULL, NULL);
+  cr_assert_eq(tw_deferred_lock_run(lock, lock_helper, control, &result_d), 0);
+  cr_assert_eq(tw_deferred_lock_locked(lock), 1);
+  cr_assert_str_eq(helper_result, "firstUnique");
+  tw_deferred_add_callback(result_d, record_helper, NULL);
+  tw_deferred_lock_acquire(lock, &d);
+  tw_deferred_add_callback(d, incr, NULL);
+  tw_deferred_unref(d);
+  cr_assert_eq(tw_deferred_lock_locked(lock), 1);
+  cr_assert_eq(counter, 2);
+  tw_deferred_callback(control, tw_result_value(V("secondUnique"), NULL));
+  cr_assert_str_eq(helper_result, "secondUnique");
+  cr_assert_eq(tw_deferred_lock_locked(lock), 1);
+  cr_assert_eq(counter, 3);
+
+  tw_deferred_lock_acquire(lock, &d);
+  tw_deferred_add_both(d, record_helper, NULL);
+  tw_deferred_cancel(d);
+  cr_assert_str_eq(helper_result, "CancelledError");
+  tw_deferred_unref(d);
+  tw_deferred_lock_release(lock);
+  cr_assert_eq(tw_deferred_lock_locked(lock), 0);
+  tw_deferred_unref(control);
+  tw_deferred_unref(result_d);
+  tw_deferred_lock_free(lock);
+}
+
+static tw_result fail_on_errback(tw_result r, void *arg) {
+  (void)arg;
+  cr_assert_fail("Unexpected errback call!");
+  return r;
+}
+
+TWT_TEST(defer, test_cancel_lock_after_acquired) {
+  tw_deferred_lock *lock = tw_deferred_lock_new();
+  tw_deferred *d;
+  tw_deferred_lock_acquire(lock, &d);
+  tw_deferred_add_errback(d, fail_on_errback, NULL);
+  tw_deferred_cancel(d);
+  cr_assert_eq(tw_deferred_lock_locked(lock), 1);
+  tw_deferred_unref(d);
+  tw_deferred_lock_free(lock);
+}
+
+TWT_TEST(defer, test_cancel_lock_before_acquired) {
+  tw_deferred_lock *lock = tw_deferred_lock_new();
+  tw_deferred *d1, *d;
+  tw_deferred_lock_acquire(lock, &d1);
+  tw_deferred_lock_acquire(lock, &d);
+  tw_deferred_cancel(d);
+  failure_result_of(d, &TW_CANCELLED_ERROR);
+  /* Removed from the waiters: a release does not hand it the lock. */
+  tw_deferred_lock_release(lock);
+  cr_assert_eq(tw_deferred_lock_locked(lock), 0);
+  tw_deferred_unref(d);
+  tw_deferred_unref(d1);
+  tw_deferred_lock_free(lock);
+}
+
+static void *helper_arg;
+static tw_result sem_helper(void *arg) {
+  helper_arg = arg;
+  return tw_result_deferred(tw_deferred_ref(canceller_arg_d));
+}
+
+static tw_result succeed_on_errback(tw_result r, void *arg) {
+  trace("%s", (const char *)arg);
+  tw_result_release(r);
+  return tw_result_none();
+}
+
+TWT_TEST(defer, test_semaphore) {
+  const int N = 13;
+  tw_deferred_semaphore *sem;
+  tw_deferred *result_d, *d;
+  static int unique;
+  int i;
+  cr_assert_eq(tw_deferred_semaphore_new(N, &sem), 0);
+  canceller_arg_d = tw_deferred_new(NULL, NULL); /* controlDeferred */
+  cr_assert_eq(tw_deferred_semaphore_run(sem, sem_helper, &unique, &result_d),
+               0);
+  tw_deferred_add_callback(result_d, rec_eat, "results");
+  tw_deferred_add_callback(result_d, incr, NULL);
+  assert_trace("");
+  cr_assert_eq(helper_arg, &unique);
+  tw_deferred_callback(canceller_arg_d, tw_result_none());
+  assert_trace("results=None");
+  cr_assert_eq(counter, 1);
+  counter = 0;
+  for (i = 1; i <= N; i++) {
+    tw_deferred_semaphore_acquire(sem, &d);
+    tw_deferred_add_callback(d, incr, NULL);
+    tw_deferred_unref(d);
+    cr_assert_eq(counter, i);
+  }
+  trace_reset();
+  tw_deferred_semaphore_acquire(sem, &d);
+  tw_deferred_add_callbacks(d, succeed_on_errback, succeed_on_errback, "x");
+  cr_assert_eq(tw_deferred_add_callbacks(d, NULL, NULL, NULL), TW_EINVAL);
+  tw_deferred_cancel(d);
+  assert_trace("x");
+  tw_deferred_unref(d);
+  tw_deferred_semaphore_acquire(sem, &d);
+  tw_deferred_add_callback(d, incr, NULL);
+  tw_deferred_unref(d);
+  cr_assert_eq(counter, N);
+  tw_deferred_semaphore_release(sem);
+  cr_assert_eq(counter, N + 1);
+  for (i = 1; i <= N; i++) {
+    cr_assert_eq(tw_deferred_semaphore_release(sem), 0);
+    cr_assert_eq(counter, N + 1);
+  }
+  cr_assert_eq(tw_deferred_semaphore_tokens(sem), N);
+  cr_assert_eq(tw_deferred_semaphore_release(sem), TW_ENOTLOCKED);
+  tw_deferred_unref(result_d);
+  tw_deferred_unref(canceller_arg_d);
+  tw_deferred_semaphore_free(sem);
+}
+
+TWT_TEST(defer, test_semaphore_invalid_tokens) {
+  tw_deferred_semaphore *sem = (void *)1;
+  cr_assert_eq(tw_deferred_semaphore_new(0, &sem), TW_EINVAL);
+  cr_assert_null(sem);
+  cr_assert_eq(tw_deferred_semaphore_new(-1, &sem), TW_EINVAL);
+}
+
+TWT_TEST(defer, test_cancel_semaphore_after_acquired) {
+  tw_deferred_semaphore *sem;
+  tw_deferred *d;
+  tw_deferred_semaphore_new(1, &sem);
+  tw_deferred_semaphore_acquire(sem, &d);
+  tw_deferred_add_errback(d, fail_on_errback, NULL);
+  tw_deferred_cancel(d);
+  tw_deferred_unref(d);
+  tw_deferred_semaphore_free(sem);
+}
+
+TWT_TEST(defer, test_cancel_semaphore_before_acquired) {
+  tw_deferred_semaphore *sem;
+  tw_deferred *d1, *d;
+  tw_deferred_semaphore_new(1, &sem);
+  tw_deferred_semaphore_acquire(sem, &d1);
+  tw_deferred_semaphore_acquire(sem, &d);
+  tw_deferred_cancel(d);
+  failure_result_of(d, &TW_CANCELLED_ERROR);
+  tw_deferred_unref(d);
+  tw_deferred_unref(d1);
+  tw_deferred_semaphore_free(sem);
+}
+
+static const char *nums[] = {"0", "1", "2", "3"};
+
+static void queue_get_rec(tw_deferred_queue *q) {
+  tw_deferred *d;
+  cr_assert_eq(tw_deferred_queue_get(q, &d), 0);
+  tw_deferred_add_callback(d, rec_eat, "got");
+  tw_deferred_unref(d);
+}
+
+TWT_TEST(defer, test_queue) {
+  const int N = 2, M = 2;
+  tw_deferred_queue *q;
+  tw_deferred *d;
+  int i;
+  cr_assert_eq(tw_deferred_queue_new((size_t)N, (size_t)M, &q), 0);
+  for (i = 0; i < M; i++) queue_get_rec(q);
+  cr_assert_eq(tw_deferred_queue_get(q, &d), TW_EUNDERFLOW);
+  cr_assert_null(d);
+  for (i = 0; i < M; i++) {
+    cr_assert_eq(tw_deferred_queue_put(q, V(nums[i]), NULL), 0);
+    cr_assert_eq(strlen(trace_buf), (size_t)(i == 0 ? 5 : 11));
+  }
+  assert_trace("got=0,got=1");
+  for (i = 0; i < N; i++) tw_deferred_queue_put(q, V(nums[N + i]), NULL);
+  assert_trace("got=0,got=1");
+  cr_assert_eq(tw_deferred_queue_put(q, NULL, NULL), TW_EOVERFLOW);
+  trace_reset();
+  for (i = 0; i < N; i++) queue_get_rec(q);
+  assert_trace("got=2,got=3");
+  tw_deferred_queue_free(q);
+
+  trace_reset();
+  tw_deferred_queue_new(TW_UNLIMITED, TW_UNLIMITED, &q);
+  for (i = 0; i < N; i++) queue_get_rec(q);
+  for (i = 0; i < N; i++) tw_deferred_queue_put(q, V(nums[i]), NULL);
+  assert_trace("got=0,got=1");
+  tw_deferred_queue_free(q);
+
+  tw_deferred_queue_new(0, TW_UNLIMITED, &q);
+  cr_assert_eq(tw_deferred_queue_put(q, NULL, NULL), TW_EOVERFLOW);
+  tw_deferred_queue_free(q);
+  tw_deferred_queue_new(TW_UNLIMITED, 0, &q);
+  cr_assert_eq(tw_deferred_queue_get(q, &d), TW_EUNDERFLOW);
+  tw_deferred_queue_free(q);
+}
+
+TWT_TEST(defer, test_cancel_queue_after_synchronous_get) {
+  tw_deferred_queue *q;
+  tw_deferred *d;
+  tw_deferred_queue_new(TW_UNLIMITED, TW_UNLIMITED, &q);
+  tw_deferred_queue_get(q, &d);
+  tw_deferred_add_errback(d, fail_on_errback, NULL);
+  tw_deferred_queue_put(q, NULL, NULL);
+  tw_deferred_cancel(d);
+  tw_deferred_unref(d);
+  tw_deferred_queue_free(q);
+}
+
+static tw_deferred_queue *the_queue;
+static tw_result queue_cb(tw_result r, void *arg) {
+  tw_deferred *g;
+  (void)arg;
+  tw_result_release(r);
+  /* Still linked to the queue, the put would fire d: AlreadyCalled. */
+  cr_assert_eq(tw_deferred_queue_put(the_queue, V("v"), NULL), 0);
+  cr_assert_eq(tw_deferred_queue_get(the_queue, &g), 0);
+  return tw_result_deferred(g);
+}
+
+TWT_TEST(defer, test_cancel_queue_after_get) {
+  tw_deferred *d;
+  tw_deferred_queue_new(TW_UNLIMITED, TW_UNLIMITED, &the_queue);
+  tw_deferred_queue_get(the_queue, &d);
+  tw_deferred_cancel(d);
+  failure_result_of(d, &TW_CANCELLED_ERROR);
+  tw_deferred_add_callback(d, queue_cb, NULL);
+  tw_deferred_add_callback(d, rec_eat, "done");
+  assert_trace("done=v");
+  tw_deferred_unref(d);
+  tw_deferred_queue_free(the_queue);
+}
+
+/* ---- UtilTests ------------------------------------------------------------ */
+
+TWT_TEST(defer, test_log_error_returns_error) {
+  tw_failure *f = tw_failure_new(&TW_RUNTIME_ERROR, 0, "e");
+  tw_result r = tw_log_error(tw_result_failure(f), NULL);
+  cr_assert_eq(twt_log_flush(&TW_RUNTIME_ERROR), 1);
+  cr_assert_eq(r.kind, TW_RESULT_FAILURE);
+  cr_assert_eq(r.u.failure, f);
+  tw_result_release(r);
+}
+
+TWT_TEST(defer, test_log_error_logs_error) {
+  tw_deferred *d = tw_fail(tw_failure_new(&TW_RUNTIME_ERROR, 0, "logged"));
+  twt_log_entry e;
+  tw_deferred_add_errback(d, tw_log_error, NULL);
+  cr_assert_eq(twt_log_count(), 1);
+  e = twt_log_get(0);
+  cr_assert_eq(e.level, TW_LOG_ERROR);
+  cr_assert_str_eq(e.failure_message, "logged");
+  cr_assert_eq(twt_log_flush(&TW_RUNTIME_ERROR), 1);
+  tw_deferred_add_errback(d, eat, NULL);
+  tw_deferred_unref(d);
+}
