@@ -1727,3 +1727,680 @@ TWT_TEST(defer, test_log_error_logs_error) {
   tw_deferred_add_errback(d, eat, NULL);
   tw_deferred_unref(d);
 }
+
+/* ==== twuv's own: references, destructors, nothing lost ==================== */
+
+static int freed_values;
+static void free_value(void *p) {
+  (void)p;
+  freed_values++;
+}
+
+static int freed_args;
+static void free_arg(void *p) {
+  (void)p;
+  freed_args++;
+}
+
+TWT_TEST(defer, held_value_destroyed_with_deferred) {
+  tw_deferred *d = tw_succeed(V("v"), free_value);
+  tw_deferred_unref(d);
+  cr_assert_eq(freed_values, 1);
+}
+
+TWT_TEST(defer, replaced_value_is_callbacks_to_destroy) {
+  tw_deferred *d = tw_deferred_new(NULL, NULL);
+  tw_deferred_add_callback(d, eat, NULL); /* eat releases: destructor runs */
+  tw_deferred_callback(d, tw_result_value(V("v"), free_value));
+  cr_assert_eq(freed_values, 1);
+  tw_deferred_unref(d);
+  cr_assert_eq(freed_values, 1);
+}
+
+TWT_TEST(defer, arg_free_runs_once_after_the_pair_ran) {
+  tw_deferred *d = tw_deferred_new(NULL, NULL);
+  cr_assert_eq(tw_deferred_add_callbacks_full(d, rec, NULL, "cb", free_arg), 0);
+  cr_assert_eq(freed_args, 0);
+  tw_deferred_callback(d, tw_result_none());
+  cr_assert_eq(freed_args, 1);
+  tw_deferred_unref(d);
+  cr_assert_eq(freed_args, 1);
+}
+
+TWT_TEST(defer, arg_free_runs_when_pair_dropped_unrun) {
+  tw_deferred *d = tw_deferred_new(NULL, NULL);
+  tw_deferred_add_callbacks_full(d, rec, NULL, "cb", free_arg);
+  tw_deferred_add_callbacks_full(d, rec, rec, "cb2", free_arg);
+  tw_deferred_unref(d); /* never fired, nothing can fire it */
+  cr_assert_eq(freed_args, 2);
+  assert_trace("");
+}
+
+TWT_TEST(defer, arg_free_runs_for_the_branch_not_taken) {
+  tw_deferred *d = tw_deferred_new(NULL, NULL);
+  tw_deferred_add_callbacks_full(d, NULL, rec, "eb", free_arg);
+  tw_deferred_callback(d, tw_result_none()); /* errback skipped */
+  cr_assert_eq(freed_args, 1);
+  tw_deferred_unref(d);
+}
+
+/* The normal pattern: create, add callbacks, unref; the producer's
+ * reference keeps it alive until it fires. */
+TWT_TEST(defer, producer_reference_keeps_callbacks_alive) {
+  tw_deferred *d = tw_deferred_new(NULL, NULL);
+  tw_deferred *producer = tw_deferred_ref(d);
+  tw_deferred_add_callback(d, rec_eat, "cb");
+  tw_deferred_unref(d);
+  tw_deferred_callback(producer, tw_result_value(V("late"), NULL));
+  assert_trace("cb=late");
+  tw_deferred_unref(producer);
+}
+
+TWT_TEST(defer, result_release_each_kind) {
+  tw_deferred *d = tw_deferred_new(NULL, NULL);
+  tw_result_release(tw_result_value(V("v"), free_value));
+  tw_result_release(tw_result_none());
+  tw_result_release(tw_result_failure(generic_error("x")));
+  tw_result_release(tw_result_deferred(d)); /* takes our reference */
+  cr_assert_eq(freed_values, 1);
+  cr_assert_eq(tw_result_is_failure(tw_result_none()), 0);
+}
+
+TWT_TEST(defer, inner_freed_while_outer_waits) {
+  tw_deferred *outer = tw_deferred_new(NULL, NULL);
+  tw_deferred *inner = tw_deferred_new(NULL, NULL);
+  tw_deferred_add_callback(outer, return_deferred, inner);
+  tw_deferred_add_callbacks_full(outer, rec, rec, "after", free_arg);
+  tw_deferred_callback(outer, tw_result_none());
+  cr_assert_eq(tw_deferred_paused(outer), 1);
+  /* Nothing can fire inner any more: it goes, and outer waits for good
+   * (as in Twisted) without a dangling pointer: cancel is a no-op. */
+  tw_deferred_unref(inner);
+  cr_assert_eq(tw_deferred_cancel(outer), 0);
+  cr_assert_eq(tw_deferred_paused(outer), 1);
+  cr_assert_eq(tw_deferred_unpause(outer), TW_EINVAL); /* the chain's pause */
+  assert_no_result(outer);
+  cr_assert_eq(freed_args, 0);
+  tw_deferred_unref(outer);
+  cr_assert_eq(freed_args, 1);
+  assert_trace("");
+}
+
+TWT_TEST(defer, outer_kept_alive_by_inner) {
+  tw_deferred *outer = tw_deferred_new(NULL, NULL);
+  tw_deferred *inner = tw_deferred_new(NULL, NULL);
+  tw_deferred_add_callback(outer, return_deferred, inner);
+  tw_deferred_add_callback(outer, rec_eat, "outer");
+  tw_deferred_callback(outer, tw_result_none());
+  tw_deferred_unref(outer); /* the inner's continuation still holds it */
+  tw_deferred_callback(inner, tw_result_value(V("v"), NULL));
+  assert_trace("outer=v");
+  tw_deferred_unref(inner);
+}
+
+TWT_TEST(defer, chain_deferred_fires_second) {
+  tw_deferred *a = tw_deferred_new(NULL, NULL);
+  tw_deferred *b = tw_deferred_new(NULL, NULL);
+  cr_assert_eq(tw_deferred_chain_deferred(a, b), 0);
+  tw_deferred_add_callback(b, rec_eat, "b");
+  tw_deferred_callback(a, tw_result_value(V("x"), NULL));
+  assert_trace("b=x");
+  cr_assert_null(success_result_of(a)); /* a is left holding None */
+  tw_deferred_unref(a);
+  tw_deferred_unref(b);
+}
+
+TWT_TEST(defer, chain_deferred_to_fired_gives_already_called) {
+  tw_deferred *a = tw_deferred_new(NULL, NULL);
+  tw_deferred *b = tw_succeed(V("b"), NULL);
+  tw_deferred_chain_deferred(a, b);
+  tw_deferred_callback(a, tw_result_value(V("x"), free_value));
+  cr_assert_eq(freed_values, 1);
+  failure_result_of(a, &TW_ALREADY_CALLED_ERROR);
+  cr_assert_str_eq(success_result_of(b), "b");
+  tw_deferred_unref(a);
+  tw_deferred_unref(b);
+}
+
+TWT_TEST(defer, chain_deferred_dropped_unfired) {
+  tw_deferred *a = tw_deferred_new(NULL, NULL);
+  tw_deferred *b = tw_deferred_new(NULL, NULL);
+  tw_deferred_chain_deferred(a, b);
+  tw_deferred_unref(b);
+  tw_deferred_unref(a); /* drops the pair and with it the last ref to b */
+}
+
+static tw_result return_self(tw_result r, void *arg) {
+  (void)arg;
+  tw_result_release(r);
+  return tw_result_deferred(tw_deferred_ref(reentrant_d));
+}
+
+/* test_circularChainWarning is N in the catalogue; twuv's answer is the
+ * error Twisted announces (test_circularChainException). */
+TWT_TEST(defer, circular_chain_is_an_error) {
+  reentrant_d = tw_deferred_new(NULL, NULL);
+  tw_deferred_add_callback(reentrant_d, return_self, NULL);
+  tw_deferred_callback(reentrant_d, tw_result_none());
+  cr_assert_eq(tw_deferred_paused(reentrant_d), 0);
+  failure_result_of(reentrant_d, &TW_RUNTIME_ERROR);
+  tw_deferred_unref(reentrant_d);
+}
+
+TWT_TEST(defer, chaining_cycle_is_an_error) {
+  tw_deferred *a = tw_deferred_new(NULL, NULL);
+  tw_deferred *b = tw_deferred_new(NULL, NULL);
+  tw_deferred_add_callback(b, return_deferred, a); /* b will wait on a */
+  tw_deferred_add_callback(a, return_deferred, b); /* a waits on b */
+  tw_deferred_callback(a, tw_result_none());
+  tw_deferred_callback(b, tw_result_none());
+  cr_assert_eq(tw_deferred_paused(b), 0);
+  /* b's failure continued a, which now holds it. */
+  cr_assert_eq(tw_deferred_paused(a), 0);
+  failure_result_of(a, &TW_RUNTIME_ERROR);
+  tw_deferred_unref(a);
+  tw_deferred_unref(b);
+}
+
+TWT_TEST(defer, deferred_list_never_fired_is_freed) {
+  tw_deferred *ds[] = {tw_deferred_new(NULL, NULL), tw_deferred_new(NULL, NULL)};
+  tw_deferred *dl = tw_deferred_list(ds, 2, 0);
+  tw_deferred_add_callbacks_full(dl, rec, rec, "dl", free_arg);
+  tw_deferred_unref(dl); /* still alive: the inputs may fire it */
+  tw_deferred_callback(ds[0], tw_result_none());
+  tw_deferred_unref(ds[0]);
+  tw_deferred_unref(ds[1]); /* the last input that could fire it */
+  cr_assert_eq(freed_args, 1);
+  assert_trace("");
+}
+
+TWT_TEST(defer, deferred_list_inputs_freed_while_list_held) {
+  tw_deferred *ds[] = {tw_deferred_new(NULL, NULL), tw_deferred_new(NULL, NULL)};
+  tw_deferred *dl = tw_deferred_list(ds, 2, 0);
+  tw_deferred_unref(ds[0]);
+  tw_deferred_unref(ds[1]);
+  /* No input left to cancel: cancelling fails the list itself. */
+  tw_deferred_cancel(dl);
+  failure_result_of(dl, &TW_CANCELLED_ERROR);
+  tw_deferred_unref(dl);
+}
+
+TWT_TEST(defer, deferred_list_fires_after_user_drops_it) {
+  tw_deferred *d = tw_deferred_new(NULL, NULL);
+  tw_deferred *dl = tw_deferred_list(&d, 1, 0);
+  tw_deferred_add_callback(dl, rec_list, "dl");
+  tw_deferred_unref(dl);
+  tw_deferred_callback(d, tw_result_value(V("x"), NULL));
+  assert_trace("dl[,(T x),]");
+  tw_deferred_unref(d);
+}
+
+TWT_TEST(defer, deferred_list_values_move_and_are_destroyed_with_list) {
+  tw_deferred *d = tw_succeed(V("x"), free_value);
+  tw_deferred *dl = tw_deferred_list(&d, 1, 0);
+  cr_assert_null(success_result_of(d)); /* moved into the list */
+  tw_deferred_unref(d);
+  cr_assert_eq(freed_values, 0);
+  tw_deferred_unref(dl);
+  cr_assert_eq(freed_values, 1);
+}
+
+TWT_TEST(defer, deferred_list_late_input_keeps_its_result) {
+  tw_deferred *ds[] = {tw_deferred_new(NULL, NULL), tw_deferred_new(NULL, NULL)};
+  tw_deferred *dl = tw_deferred_list(ds, 2, TW_DL_FIRE_ON_ONE_CALLBACK);
+  tw_list_result *l;
+  tw_deferred_callback(ds[0], tw_result_value(V("first"), NULL));
+  tw_deferred_callback(ds[1], tw_result_value(V("late"), NULL));
+  l = list_of(dl);
+  cr_assert_eq(l->index, 0);
+  cr_assert_eq(l->items[1].succeeded, -1);
+  cr_assert_str_eq(success_result_of(ds[1]), "late");
+  tw_deferred_unref(dl);
+  tw_deferred_unref(ds[0]);
+  tw_deferred_unref(ds[1]);
+}
+
+TWT_TEST(defer, primitives_free_cancels_waiters) {
+  tw_deferred_lock *lock = tw_deferred_lock_new();
+  tw_deferred_queue *q;
+  tw_deferred *held, *waiter, *get;
+  tw_deferred_lock_acquire(lock, &held);
+  tw_deferred_lock_acquire(lock, &waiter);
+  tw_deferred_lock_free(lock);
+  failure_result_of(waiter, &TW_CANCELLED_ERROR);
+  tw_deferred_unref(held);
+  tw_deferred_unref(waiter);
+
+  tw_deferred_queue_new(TW_UNLIMITED, TW_UNLIMITED, &q);
+  tw_deferred_queue_get(q, &get);
+  tw_deferred_queue_free(q);
+  failure_result_of(get, &TW_CANCELLED_ERROR);
+  tw_deferred_unref(get);
+
+  tw_deferred_queue_new(TW_UNLIMITED, TW_UNLIMITED, &q);
+  tw_deferred_queue_put(q, V("a"), free_value);
+  tw_deferred_queue_put(q, V("b"), free_value);
+  cr_assert_eq(tw_deferred_queue_pending(q), 2);
+  tw_deferred_queue_free(q);
+  cr_assert_eq(freed_values, 2);
+}
+
+static tw_result run_returns_deferred(void *arg) {
+  return tw_result_deferred(tw_deferred_ref(arg));
+}
+
+TWT_TEST(defer, lock_run_released_when_its_deferred_is_dropped) {
+  tw_deferred_lock *lock = tw_deferred_lock_new();
+  tw_deferred *inner = tw_deferred_new(NULL, NULL);
+  tw_deferred *d;
+  tw_deferred_lock_run(lock, run_returns_deferred, inner, &d);
+  cr_assert_eq(tw_deferred_lock_locked(lock), 1);
+  tw_deferred_unref(inner); /* the run can never finish now */
+  tw_deferred_unref(d);
+  cr_assert_eq(tw_deferred_lock_locked(lock), 0);
+  tw_deferred_lock_free(lock);
+}
+
+/* ==== twuv's own: bad input ================================================ */
+
+TWT_TEST(defer, bad_input) {
+  tw_deferred *d = tw_deferred_new(NULL, NULL);
+  tw_deferred *other = tw_deferred_new(NULL, NULL);
+  tw_failure *f = generic_error("x");
+  tw_result r;
+  tw_result bogus;
+
+  cr_assert_eq(tw_deferred_callback(NULL, tw_result_none()), TW_EINVAL);
+  cr_assert_eq(tw_deferred_errback(NULL, f), TW_EINVAL);
+  cr_assert_eq(tw_deferred_errback(d, NULL), TW_EINVAL);
+  cr_assert_eq(tw_deferred_callback(d, tw_result_failure(NULL)), TW_EINVAL);
+  cr_assert_eq(tw_deferred_callback(d, tw_result_deferred(other)), TW_EINVAL);
+  bogus = tw_result_none();
+  bogus.kind = (tw_result_kind)7;
+  cr_assert_eq(tw_deferred_callback(d, bogus), TW_EINVAL);
+  cr_assert_eq(tw_deferred_add_callback(NULL, rec, NULL), TW_EINVAL);
+  cr_assert_eq(tw_deferred_add_callback(d, NULL, NULL), TW_EINVAL);
+  cr_assert_eq(tw_deferred_add_errback(d, NULL, NULL), TW_EINVAL);
+  cr_assert_eq(tw_deferred_add_both(d, NULL, NULL), TW_EINVAL);
+  cr_assert_eq(tw_deferred_add_callbacks(d, NULL, NULL, NULL), TW_EINVAL);
+  cr_assert_eq(tw_deferred_add_callbacks_full(NULL, rec, rec, NULL, free_arg),
+               TW_EINVAL);
+  cr_assert_eq(freed_args, 0);
+  cr_assert_eq(tw_deferred_chain_deferred(d, d), TW_EINVAL);
+  cr_assert_eq(tw_deferred_chain_deferred(d, NULL), TW_EINVAL);
+  cr_assert_eq(tw_deferred_chain_deferred(NULL, d), TW_EINVAL);
+  cr_assert_eq(tw_deferred_pause(NULL), TW_EINVAL);
+  cr_assert_eq(tw_deferred_unpause(NULL), TW_EINVAL);
+  /* Twisted goes to paused == -1 and never runs callbacks again. */
+  cr_assert_eq(tw_deferred_unpause(d), TW_EINVAL);
+  cr_assert_eq(tw_deferred_paused(d), 0);
+  cr_assert_eq(tw_deferred_cancel(NULL), TW_EINVAL);
+  cr_assert_eq(tw_deferred_called(NULL), TW_EINVAL);
+  cr_assert_eq(tw_deferred_paused(NULL), TW_EINVAL);
+  cr_assert_eq(tw_deferred_peek_result(NULL, &r), TW_EINVAL);
+  cr_assert_eq(tw_deferred_peek_result(d, NULL), TW_EINVAL);
+  cr_assert_eq(tw_deferred_peek_result(d, &r), TW_EBUSY);
+  cr_assert_eq(tw_deferred_take_result(d, &r), TW_EBUSY);
+  cr_assert_eq(tw_deferred_take_result(NULL, &r), TW_EINVAL);
+  cr_assert_null(tw_deferred_ref(NULL));
+  tw_deferred_unref(NULL);
+  cr_assert_null(tw_fail(NULL));
+  cr_assert_null(tw_maybe_deferred(NULL, NULL));
+  cr_assert_null(tw_deferred_list(NULL, 1, 0));
+  cr_assert_null(tw_deferred_list(&d, 1, 0x80));
+  {
+    tw_deferred *with_null[] = {d, NULL};
+    cr_assert_null(tw_deferred_list(with_null, 2, 0));
+    cr_assert_null(tw_gather_results(with_null, 2, 0));
+    cr_assert_null(tw_race(with_null, 2));
+  }
+  /* Nothing changed: d is still unfired, with no callbacks. */
+  cr_assert_eq(tw_deferred_called(d), 0);
+  cr_assert_eq(tw_deferred_callback(d, tw_result_none()), 0);
+  cr_assert_eq(tw_deferred_errback(d, f), TW_EALREADYCALLED);
+  assert_trace("");
+  tw_failure_unref(f);
+  tw_deferred_unref(d);
+  tw_deferred_unref(other);
+}
+
+TWT_TEST(defer, bad_input_primitives) {
+  tw_deferred_lock *lock = tw_deferred_lock_new();
+  tw_deferred_queue *q = (void *)1;
+  tw_deferred *d = (void *)1;
+  cr_assert_eq(tw_deferred_lock_release(lock), TW_ENOTLOCKED);
+  cr_assert_eq(tw_deferred_lock_release(NULL), TW_EINVAL);
+  cr_assert_eq(tw_deferred_lock_acquire(NULL, &d), TW_EINVAL);
+  cr_assert_null(d);
+  cr_assert_eq(tw_deferred_lock_acquire(lock, NULL), TW_EINVAL);
+  cr_assert_eq(tw_deferred_lock_locked(NULL), TW_EINVAL);
+  cr_assert_eq(tw_deferred_lock_locked(lock), 0);
+  cr_assert_eq(tw_deferred_lock_run(lock, give_value, NULL, NULL), TW_EINVAL);
+  cr_assert_eq(tw_deferred_semaphore_new(1, NULL), TW_EINVAL);
+  cr_assert_eq(tw_deferred_semaphore_release(NULL), TW_EINVAL);
+  cr_assert_eq(tw_deferred_semaphore_tokens(NULL), TW_EINVAL);
+  cr_assert_eq(tw_deferred_semaphore_limit(NULL), TW_EINVAL);
+  cr_assert_eq(tw_deferred_semaphore_acquire(NULL, &d), TW_EINVAL);
+  cr_assert_eq(tw_deferred_semaphore_run(NULL, give_value, NULL, &d), TW_EINVAL);
+  cr_assert_eq(tw_deferred_queue_new(1, 1, NULL), TW_EINVAL);
+  cr_assert_eq(tw_deferred_queue_put(NULL, NULL, NULL), TW_EINVAL);
+  cr_assert_eq(tw_deferred_queue_get(NULL, &d), TW_EINVAL);
+  cr_assert_eq(tw_deferred_queue_pending(NULL), 0);
+  cr_assert_eq(tw_deferred_queue_waiting(NULL), 0);
+  cr_assert_eq(tw_deferred_queue_new(1, 1, &q), 0);
+  cr_assert_eq(tw_deferred_queue_get(q, NULL), TW_EINVAL);
+  cr_assert_eq(tw_deferred_queue_waiting(q), 0);
+  tw_deferred_queue_free(q);
+  tw_deferred_queue_free(NULL);
+  tw_deferred_lock_free(NULL);
+  tw_deferred_semaphore_free(NULL);
+  tw_deferred_lock_free(lock);
+}
+
+/* ==== twuv's own: use after the last unref (debug builds) ================== */
+
+TWT_TEST(defer, use_after_last_unref_is_an_error) {
+#if TW_TEST_THREAD_CHECKS
+  /* Detected while the freed Deferred is in quarantine, which holds while
+   * any Deferred is alive: keep one. */
+  tw_deferred *keeper = tw_deferred_new(NULL, NULL);
+  tw_deferred *d = tw_deferred_new(NULL, NULL);
+  tw_result r;
+  tw_deferred_add_callbacks_full(d, rec, rec, "cb", free_arg);
+  tw_deferred_unref(d);
+  cr_assert_eq(freed_args, 1);
+  cr_assert_eq(tw_deferred_callback(d, tw_result_none()), TW_EINVAL);
+  cr_assert_eq(tw_deferred_add_callback(d, rec, NULL), TW_EINVAL);
+  cr_assert_eq(tw_deferred_cancel(d), TW_EINVAL);
+  cr_assert_eq(tw_deferred_pause(d), TW_EINVAL);
+  cr_assert_eq(tw_deferred_called(d), TW_EINVAL);
+  cr_assert_eq(tw_deferred_peek_result(d, &r), TW_EINVAL);
+  cr_assert_null(tw_deferred_ref(d));
+  cr_assert_null(tw_deferred_list(&d, 1, 0));
+  tw_deferred_unref(d); /* a double unref: ignored */
+  cr_assert_eq(freed_args, 1);
+  assert_trace("");
+  tw_deferred_unref(keeper); /* the last one: the quarantine empties */
+#else
+  cr_skip_test("needs -Dthread_checks=true");
+#endif
+}
+
+/* ==== twuv's own: out of memory ============================================ */
+
+TWT_TEST(defer, oom_new_and_add) {
+  tw_deferred *d;
+  twt_alloc_fail_nth(1);
+  cr_assert_null(tw_deferred_new(NULL, NULL));
+  twt_alloc_fail_nth(1);
+  cr_assert_null(tw_succeed(V("v"), free_value));
+  cr_assert_eq(freed_values, 0); /* not taken */
+  d = tw_deferred_new(NULL, NULL);
+  twt_alloc_fail_nth(1);
+  cr_assert_eq(tw_deferred_add_callbacks_full(d, rec, rec, "x", free_arg),
+               TW_ENOMEM);
+  cr_assert_eq(freed_args, 0);
+  tw_deferred_callback(d, tw_result_none());
+  assert_trace(""); /* nothing was added */
+  /* Growing past the first block of 4. */
+  {
+    int i;
+    for (i = 0; i < 4; i++) tw_deferred_add_callback(d, rec, "ok");
+    trace_reset();
+    tw_deferred_pause(d);
+    for (i = 0; i < 4; i++) tw_deferred_add_callback(d, rec, "p");
+    twt_alloc_fail_nth(1);
+    cr_assert_eq(tw_deferred_add_callback(d, rec, "q"), TW_ENOMEM);
+    tw_deferred_unpause(d);
+    assert_trace("p=None,p=None,p=None,p=None");
+  }
+  twt_alloc_fail_nth(1);
+  cr_assert_eq(tw_deferred_chain_deferred(d, d), TW_EINVAL);
+  tw_deferred_unref(d);
+  twt_alloc_fail_nth(0);
+}
+
+TWT_TEST(defer, oom_chaining_gives_memory_error) {
+  tw_deferred *outer = tw_deferred_new(NULL, NULL);
+  tw_deferred *inner = tw_deferred_new(NULL, NULL);
+  tw_deferred_add_callback(outer, return_deferred, inner);
+  twt_alloc_fail_nth(1); /* the continuation on inner */
+  tw_deferred_callback(outer, tw_result_none());
+  cr_assert_eq(tw_deferred_paused(outer), 0);
+  failure_result_of(outer, &TW_MEMORY_ERROR);
+  tw_deferred_callback(inner, tw_result_none()); /* unaffected */
+  tw_deferred_unref(outer);
+  tw_deferred_unref(inner);
+}
+
+TWT_TEST(defer, oom_deferred_list_all_or_nothing) {
+  long n;
+  for (n = 1; n < 16; n++) {
+    tw_deferred *ds[] = {tw_deferred_new(NULL, NULL), tw_succeed(V("1"), NULL)};
+    tw_deferred *dl;
+    twt_alloc_fail_nth(n);
+    dl = tw_deferred_list(ds, 2, 0);
+    twt_alloc_fail_nth(0);
+    if (dl == NULL) {
+      /* Nothing was attached: the fired input still has its value. */
+      cr_assert_str_eq(success_result_of(ds[1]), "1");
+    } else {
+      tw_deferred_callback(ds[0], tw_result_value(V("0"), NULL));
+      cr_assert_eq(list_of(dl)->count, 2);
+      tw_deferred_unref(dl);
+    }
+    tw_deferred_unref(ds[0]);
+    tw_deferred_unref(ds[1]);
+    cr_assert_eq(twt_alloc_live(), 0, "n=%ld", n);
+  }
+}
+
+TWT_TEST(defer, oom_primitives) {
+  long n;
+  for (n = 1; n < 12; n++) {
+    tw_deferred_lock *lock = tw_deferred_lock_new();
+    tw_deferred_queue *q = NULL;
+    tw_deferred *a = NULL, *b = NULL, *r = NULL;
+    int err;
+    if (lock == NULL) continue;
+    tw_deferred_lock_acquire(lock, &a);
+    twt_alloc_fail_nth(n);
+    err = tw_deferred_lock_acquire(lock, &b);
+    twt_alloc_fail_nth(0);
+    cr_assert(err == 0 || (err == TW_ENOMEM && b == NULL));
+    twt_alloc_fail_nth(n);
+    err = tw_deferred_lock_run(lock, give_value, NULL, &r);
+    twt_alloc_fail_nth(0);
+    cr_assert(err == 0 || (err == TW_ENOMEM && r == NULL));
+    tw_deferred_lock_release(lock);
+    tw_deferred_lock_release(lock);
+    tw_deferred_unref(a);
+    tw_deferred_unref(b);
+    tw_deferred_unref(r);
+    tw_deferred_lock_free(lock);
+
+    tw_deferred_queue_new(TW_UNLIMITED, TW_UNLIMITED, &q);
+    twt_alloc_fail_nth(n);
+    err = tw_deferred_queue_put(q, V("v"), free_value);
+    twt_alloc_fail_nth(0);
+    cr_assert(err == 0 || (err == TW_ENOMEM && tw_deferred_queue_pending(q) == 0));
+    if (err != 0) free_value(NULL); /* not taken: ours to destroy */
+    twt_alloc_fail_nth(n);
+    err = tw_deferred_queue_get(q, &a);
+    twt_alloc_fail_nth(0);
+    if (err == 0) tw_deferred_unref(a);
+    tw_deferred_queue_free(q);
+    cr_assert_eq(freed_values, (int)n);
+    cr_assert_eq(twt_alloc_live(), 0, "n=%ld", n);
+  }
+}
+
+/* ==== twuv's own: long chains on a small stack ============================= */
+
+#define DEEP 100000
+#define SMALL_STACK (64 * 1024)
+
+typedef struct {
+  void (*body)(void *);
+  int ok;
+  long count;
+} deep_job;
+
+static void deep_thread(void *arg) {
+  deep_job *job = arg;
+  job->body(job);
+}
+
+static void run_on_small_stack(deep_job *job) {
+  uv_thread_t t;
+  uv_thread_options_t opts;
+  opts.flags = UV_THREAD_HAS_STACK_SIZE;
+  opts.stack_size = SMALL_STACK;
+  cr_assert_eq(uv_thread_create_ex(&t, &opts, deep_thread, job), 0);
+  cr_assert_eq(uv_thread_join(&t), 0);
+  cr_assert(job->ok, "the deep operation did not complete (count %ld)",
+            job->count);
+}
+
+static tw_result count_cb(tw_result r, void *arg) {
+  ((deep_job *)arg)->count++;
+  return r;
+}
+
+/* test_boundedStackDepth's shape, 100 000 deep, fired innermost last. */
+static void deep_implicit_chain(void *arg) {
+  deep_job *job = arg;
+  tw_deferred **ds = malloc((DEEP + 1) * sizeof(*ds));
+  tw_deferred *top = tw_deferred_new(NULL, NULL);
+  long i;
+  for (i = 0; i <= DEEP; i++) ds[i] = tw_deferred_new(NULL, NULL);
+  tw_deferred_add_callback(top, return_deferred, ds[DEEP - 1]);
+  tw_deferred_add_callback(top, count_cb, job);
+  for (i = DEEP - 1; i > 0; i--)
+    tw_deferred_add_callback(ds[i], return_deferred, ds[i - 1]);
+  tw_deferred_add_callback(ds[0], return_deferred, ds[DEEP]);
+  tw_deferred_callback(top, tw_result_none());
+  for (i = 0; i < DEEP; i++) tw_deferred_callback(ds[i], tw_result_none());
+  tw_deferred_callback(ds[DEEP], tw_result_none());
+  job->ok = job->count == 1;
+  for (i = 0; i <= DEEP; i++) tw_deferred_unref(ds[i]);
+  tw_deferred_unref(top);
+  free(ds);
+}
+
+TWT_TEST(defer, deep_implicit_chain_small_stack) {
+  deep_job job = {deep_implicit_chain, 0, 0};
+  run_on_small_stack(&job);
+}
+
+/* Each link has a callback after its continuation, so the explicit stack
+ * really grows 100 000 frames deep (no frame can be reused). */
+static void deep_chain_with_tails(void *arg) {
+  deep_job *job = arg;
+  tw_deferred **ds = malloc(DEEP * sizeof(*ds));
+  long i;
+  for (i = 0; i < DEEP; i++) ds[i] = tw_deferred_new(NULL, NULL);
+  for (i = 0; i + 1 < DEEP; i++) {
+    tw_deferred_add_callback(ds[i], return_deferred, ds[i + 1]);
+    tw_deferred_add_callback(ds[i], count_cb, job);
+    tw_deferred_callback(ds[i], tw_result_none());
+    /* ds[i + 1] gets a tail callback after ds[i]'s continuation. */
+  }
+  for (i = 1; i < DEEP; i++) tw_deferred_add_callback(ds[i], count_cb, job);
+  tw_deferred_callback(ds[DEEP - 1], tw_result_none());
+  job->ok = job->count == 2 * (DEEP - 1);
+  for (i = 0; i < DEEP; i++) tw_deferred_unref(ds[i]);
+  free(ds);
+}
+
+TWT_TEST(defer, deep_chain_with_tails_small_stack) {
+  deep_job job = {deep_chain_with_tails, 0, 0};
+  run_on_small_stack(&job);
+}
+
+static void many_callbacks(void *arg) {
+  deep_job *job = arg;
+  tw_deferred *d = tw_deferred_new(NULL, NULL);
+  long i;
+  for (i = 0; i < DEEP; i++) tw_deferred_add_callback(d, count_cb, job);
+  tw_deferred_callback(d, tw_result_none());
+  job->ok = job->count == DEEP;
+  tw_deferred_unref(d);
+}
+
+TWT_TEST(defer, many_callbacks_small_stack) {
+  deep_job job = {many_callbacks, 0, 0};
+  run_on_small_stack(&job);
+}
+
+static void deep_explicit_chain(void *arg) {
+  deep_job *job = arg;
+  tw_deferred **ds = malloc(DEEP * sizeof(*ds));
+  long i;
+  for (i = 0; i < DEEP; i++) ds[i] = tw_deferred_new(NULL, NULL);
+  for (i = 0; i + 1 < DEEP; i++) tw_deferred_chain_deferred(ds[i], ds[i + 1]);
+  tw_deferred_add_callback(ds[DEEP - 1], count_cb, job);
+  tw_deferred_callback(ds[0], tw_result_value(V("x"), NULL));
+  job->ok = job->count == 1;
+  for (i = 0; i < DEEP; i++) tw_deferred_unref(ds[i]);
+  free(ds);
+}
+
+TWT_TEST(defer, deep_explicit_chain_small_stack) {
+  deep_job job = {deep_explicit_chain, 0, 0};
+  run_on_small_stack(&job);
+}
+
+/* An unfired chain 100 000 deep: ds[i] waits on ds[i - 1]. */
+static tw_deferred **build_waiting_chain(void) {
+  tw_deferred **ds = malloc(DEEP * sizeof(*ds));
+  long i;
+  ds[0] = tw_deferred_new(NULL, NULL);
+  for (i = 1; i < DEEP; i++) {
+    ds[i] = tw_deferred_new(NULL, NULL);
+    tw_deferred_add_callback(ds[i], return_deferred, ds[i - 1]);
+    tw_deferred_callback(ds[i], tw_result_none());
+  }
+  return ds;
+}
+
+static void count_free(void *arg) { ((deep_job *)arg)->count++; }
+
+/* Freed from the innermost end: each free releases the next outer one. */
+static void deep_free(void *arg) {
+  deep_job *job = arg;
+  tw_deferred **ds = build_waiting_chain();
+  long i;
+  tw_deferred_add_callbacks_full(ds[DEEP - 1], count_cb, count_cb, job,
+                                 count_free);
+  for (i = DEEP - 1; i > 0; i--) tw_deferred_unref(ds[i]);
+  job->ok = job->count == 0; /* still alive: the continuations hold them */
+  tw_deferred_unref(ds[0]);
+  job->ok = job->ok && job->count == 1;
+  free(ds);
+}
+
+TWT_TEST(defer, deep_free_small_stack) {
+  deep_job job = {deep_free, 0, 0};
+  run_on_small_stack(&job);
+}
+
+/* Cancelling the outermost forwards to the innermost, then fails them all. */
+static void deep_cancel(void *arg) {
+  deep_job *job = arg;
+  tw_deferred **ds = build_waiting_chain();
+  long i;
+  tw_result r;
+  tw_deferred_add_errback(ds[DEEP - 1], count_cb, job);
+  tw_deferred_cancel(ds[DEEP - 1]);
+  job->ok = job->count == 1 && tw_deferred_take_result(ds[DEEP - 1], &r) == 0 &&
+            tw_failure_check(r.u.failure, &TW_CANCELLED_ERROR) != NULL;
+  tw_result_release(r);
+  for (i = 0; i < DEEP; i++) tw_deferred_unref(ds[i]);
+  free(ds);
+}
+
+TWT_TEST(defer, deep_cancel_small_stack) {
+  deep_job job = {deep_cancel, 0, 0};
+  run_on_small_stack(&job);
+}
