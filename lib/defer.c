@@ -393,15 +393,18 @@ void tw_deferred_unref(tw_deferred *d) {
 
 /*
  * Twisted's `chain` list. A frame is a Deferred being processed (a
- * reference); `barrier` marks where one of Twisted's (re-entrant)
+ * reference). `barrier` marks where one of Twisted's (re-entrant)
  * _runCallbacks calls starts: the run itself, and each chainDeferred target,
  * which Twisted runs by a nested d2.callback(). A paused Deferred ends the
  * innermost such call: its frames are dropped down to and including the
- * nearest barrier, and the frame below continues.
+ * nearest barrier, and the frame below continues. `clear_running` says the
+ * frame's Deferred is "running" its chainDeferred pair (as Twisted's is
+ * during d2.callback) until the frames above it are done.
  */
 typedef struct tw__frame {
   tw_deferred *d;
-  int barrier;
+  unsigned char barrier;
+  unsigned char clear_running;
 } tw__frame;
 
 #define TW__LOCAL_FRAMES 16
@@ -434,7 +437,8 @@ static int tw__stack_push(tw__stack *st, tw_deferred *d, int barrier) {
     st->cap = cap;
   }
   st->f[st->n].d = d;
-  st->f[st->n].barrier = barrier;
+  st->f[st->n].barrier = (unsigned char)barrier;
+  st->f[st->n].clear_running = 0;
   st->n++;
   return 0;
 }
@@ -496,7 +500,8 @@ static int tw__push_or_recurse(tw__stack *st, tw_deferred *d, int barrier) {
   if (tw__stack_push(st, d, barrier) == 0) return 0;
   tw__stack_init(&sub);
   sub.f[0].d = d;
-  sub.f[0].barrier = barrier;
+  sub.f[0].barrier = (unsigned char)barrier;
+  sub.f[0].clear_running = 0;
   sub.n = 1;
   unwind = tw__loop(&sub);
   tw__stack_fini(&sub);
@@ -517,30 +522,12 @@ static int tw__unwind(tw__stack *st) {
   return 1;
 }
 
-/*
- * Move cur's result into the Deferred `next` that continues the chain (a
- * chainee, or a chainDeferred target), then make `next` the top frame.
- * When cur has nothing left to run, its frame is reused: Twisted would only
- * pop it when coming back, and anything added to it meanwhile runs at once
- * (it is not running), so nothing observable changes and the stack stays
- * flat along a long chain. Returns 1 when the caller must unwind.
- */
-static int tw__hand_over(tw__stack *st, tw_deferred *cur, tw_deferred *next,
-                         int barrier) {
-  tw__frame *top = &st->f[st->n - 1];
-  if (!tw__has_callbacks(cur)) {
-    top->d = next;
-    top->barrier = top->barrier || barrier;
-    tw_deferred_unref(cur);
-    return 0;
-  }
-  if (tw__push_or_recurse(st, next, barrier)) return tw__unwind(st);
-  return 0;
-}
-
-/* Fire d2 from d's CHAIN pair: d2.callback(result) from inside d's chain. */
+/* Fire d2 from d's CHAIN pair: d2.callback(result) from inside d's chain.
+ * Returns 1 when d2's run was started (as a frame above cur's). */
 static int tw__chain_step(tw__stack *st, tw_deferred *cur, tw_deferred *d2) {
   tw_result r = tw__take(cur);
+  tw_free_fn f;
+  void *a;
   if (d2->flags & TW__CALLED) {
     tw_result_release(r);
     if (d2->flags & TW__SUPPRESS) {
@@ -552,27 +539,30 @@ static int tw__chain_step(tw__stack *st, tw_deferred *cur, tw_deferred *d2) {
                                     "chained Deferred already called"));
     }
     tw_deferred_unref(d2);
-    return -1; /* keep going on cur */
+    return 0;
   }
-  {
-    tw_free_fn f = d2->s.canceller.arg_free;
-    void *a = d2->s.canceller.arg;
-    d2->flags |= TW__CALLED;
-    tw__put(d2, r);
-    if (f != NULL) f(a);
-  }
-  if (d2->flags & TW__RUNNING) { /* its own run will pick the result up */
-    tw_deferred_unref(d2);
-    return -1;
-  }
-  return tw__hand_over(st, cur, d2, 1);
+  f = d2->s.canceller.arg_free;
+  a = d2->s.canceller.arg;
+  d2->flags |= TW__CALLED;
+  tw__put(d2, r);
+  cur->flags |= TW__RUNNING;
+  st->f[st->n - 1].clear_running = 1;
+  if (f != NULL) f(a);
+  /* d2's frame is a barrier, so its run never unwinds cur's frames. */
+  (void)tw__push_or_recurse(st, d2, 1);
+  return 1;
 }
 
 /* Process the frames until none is left (see tw__frame). */
 static int tw__loop(tw__stack *st) {
   while (st->n > 0) {
-    tw_deferred *cur = st->f[st->n - 1].d;
+    tw__frame *top = &st->f[st->n - 1];
+    tw_deferred *cur = top->d;
     int finished = 1;
+    if (top->clear_running) {
+      top->clear_running = 0;
+      cur->flags &= ~(uint32_t)TW__RUNNING;
+    }
     if (cur->paused) {
       if (tw__unwind(st)) return 1;
       continue;
@@ -591,13 +581,12 @@ static int tw__loop(tw__stack *st) {
         tw__put(chainee, tw__take(cur));
         chainee->paused--;
         finished = 0;
-        if (tw__hand_over(st, cur, chainee, 0)) return 1;
+        /* Process the chainee next; come back to cur afterwards. */
+        if (tw__push_or_recurse(st, chainee, 0) && tw__unwind(st)) return 1;
         break;
       }
       if (item.cb == TW__CHAIN) {
-        int rc = tw__chain_step(st, cur, item.arg);
-        if (rc < 0) continue;
-        if (rc > 0) return 1;
+        if (!tw__chain_step(st, cur, item.arg)) continue;
         finished = 0;
         break;
       }
