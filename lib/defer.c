@@ -310,7 +310,7 @@ static void tw__q_release(void) {
 }
 
 static void tw__quarantine_or_free(tw_deferred *d) {
-  tw_deferred *evict[TW__QUARANTINE_MAX];
+  tw_deferred *evict[TW__QUARANTINE_MAX + 1];
   size_t n = 0, i;
   d->magic = TW__MAGIC_DEAD;
   tw__q_acquire();
@@ -652,6 +652,7 @@ static void tw__run(tw_deferred *self) {
   self->refs++; /* the frame's: callbacks may drop every other one */
   st.f[0].d = self;
   st.f[0].barrier = 1;
+  st.f[0].clear_running = 0;
   st.n = 1;
   (void)tw__loop(&st);
   tw__stack_fini(&st);

@@ -69,18 +69,24 @@ static int tw__dl_open(tw__dl *st) {
   return st->holds_d;
 }
 
+/* Firing the list releases its hold on st (its canceller's argument):
+ * keep st alive across it. */
 static void tw__dl_fire_list(tw__dl *st) {
   tw_list_result *res = st->result;
   st->result = NULL;
+  st->refs++;
   if (tw_deferred_callback(st->d, tw_result_value(res, tw__list_result_free)) !=
       0)
     tw__list_result_free(res);
   tw__dl_let_go(st);
+  tw__dl_unref(st);
 }
 
 static void tw__dl_fire_failure(tw__dl *st, tw_failure *f) {
+  st->refs++;
   if (tw_deferred_errback(st->d, f) != 0) tw_failure_unref(f);
   tw__dl_let_go(st);
+  tw__dl_unref(st);
 }
 
 static void tw__dl_cancel_inputs(tw__dl *st, size_t except) {

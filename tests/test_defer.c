@@ -2390,7 +2390,7 @@ static void deep_cancel(void *arg) {
   deep_job *job = arg;
   tw_deferred **ds = build_waiting_chain();
   long i;
-  tw_result r;
+  tw_result r = tw_result_none();
   tw_deferred_add_errback(ds[DEEP - 1], count_cb, job);
   tw_deferred_cancel(ds[DEEP - 1]);
   job->ok = job->count == 1 && tw_deferred_take_result(ds[DEEP - 1], &r) == 0 &&
