@@ -28,7 +28,7 @@ def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 200000
     run(min(n, 10000))  # warm up
     best = None
-    for _ in range(3):
+    for _ in range(5):
         start = time.perf_counter()
         run(n)
         elapsed = time.perf_counter() - start
