@@ -29,10 +29,4 @@ int tw__deferred_reserve(tw_deferred *d, unsigned n);
 tw_result tw__result_error(const tw_error_type *type, int code,
                            const char *msg);
 
-/*
- * Debug builds (TW_THREAD_CHECKS): free every Deferred held in the
- * use-after-free quarantine now. A no-op otherwise.
- */
-void tw__deferred_quarantine_drain(void);
-
 #endif

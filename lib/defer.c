@@ -188,20 +188,8 @@ static void tw__quarantine_or_free(tw_deferred *d) {
   for (i = 0; i < n; i++) tw__free(evict[i]);
 }
 
-void tw__deferred_quarantine_drain(void) {
-  tw_deferred *evict[TW__QUARANTINE_MAX];
-  size_t n, i;
-  tw__q_acquire();
-  n = tw__q_len;
-  for (i = 0; i < n; i++)
-    evict[i] = tw__quarantine[(tw__q_head + i) % TW__QUARANTINE_MAX];
-  tw__q_head = tw__q_len = 0;
-  tw__q_release();
-  for (i = 0; i < n; i++) tw__free(evict[i]);
-}
 #else
 static void tw__quarantine_or_free(tw_deferred *d) { tw__free(d); }
-void tw__deferred_quarantine_drain(void) {}
 #endif
 
 /* ---- construction and references ---------------------------------------- */
