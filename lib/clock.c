@@ -212,7 +212,7 @@ size_t tw_clock_get_delayed_calls(tw_clock *c, tw_delayed_call **out,
                                   size_t n) {
   tw_delayed_call **all;
   if (c == NULL) return 0;
-  if (out == NULL || n == 0) return c->len;
+  if (out == NULL || n == 0 || c->len == 0) return c->len;
   if (n >= c->len) {
     memcpy(out, c->heap, c->len * sizeof(*out));
     qsort(out, c->len, sizeof(*out), tw__dc_cmp);

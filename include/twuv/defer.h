@@ -45,7 +45,25 @@
  * So "create, add callbacks, unref" is the normal pattern: the callbacks
  * still run when the producer fires. A Deferred that nothing can fire any
  * more is freed with its last reference; its pending callbacks are dropped
- * (their arg_free runs) and nothing leaks.
+ * (their arg_free runs) and nothing leaks. The outer Deferred of a chain
+ * does not keep the inner one alive (that would be a cycle): it only points
+ * at it, and if the inner is freed unfired the outer waits for good, as it
+ * would in Twisted. Cancelling the outer reaches the inner only while the
+ * inner is alive.
+ *
+ * Reference counting cannot free a cycle. Chaining never makes one: a
+ * callback returning its own Deferred, or one that (transitively) waits on
+ * it, gives a RuntimeError failure instead of Twisted's silent deadlock.
+ * tw_deferred_chain_deferred can (A chained to B while B waits on A): such
+ * a deadlock is freed only once broken (cancel or fire one of them).
+ *
+ * ---- Debug builds -------------------------------------------------------------
+ *
+ * Built with -Dthread_checks=true, every function here returns TW_EINVAL
+ * (tw_deferred_ref: NULL; tw_deferred_unref: nothing) for a Deferred whose
+ * last reference is gone, as long as it is still in the quarantine of
+ * recently freed Deferreds (the last 256, emptied when no Deferred is
+ * alive). Use after that is not detected.
  */
 #ifndef TWUV_DEFER_H
 #define TWUV_DEFER_H
@@ -120,7 +138,12 @@ TW_EXTERN void tw_result_release(tw_result r);
 /*
  * A callback, an errback, or both: receives (and owns) the current result and
  * returns the next one. Return a failure to switch to the error path, a value
- * to switch (back) to the success path, a Deferred to wait for it.
+ * to switch (back) to the success path, a Deferred to wait for it (the chain
+ * takes your reference). What twuv makes of a bad return: a NULL failure or
+ * Deferred, or an unknown kind, becomes a ValueError failure; the Deferred
+ * the callback is attached to, or one waiting on it, a RuntimeError failure
+ * (Twisted warns and deadlocks); running out of memory while chaining, a
+ * MemoryError failure.
  */
 typedef tw_result (*tw_callback_fn)(tw_result result, void *arg);
 
@@ -130,14 +153,16 @@ typedef tw_result (*tw_result_fn)(void *arg);
 /*
  * A canceller: called at most once, by tw_deferred_cancel on an unfired
  * Deferred. It may fire d itself (callback or errback); if it does not, d
- * errbacks with CancelledError after it returns.
+ * errbacks with CancelledError after it returns. It cannot raise: a
+ * canceller that wants to report an error errbacks d with it.
  */
 typedef void (*tw_canceller_fn)(tw_deferred *d, void *arg);
 
 /*
  * tw_deferred_new: Deferred(canceller). canceller may be NULL; arg is passed
  * to it (and stays the caller's). Returns a new Deferred with one reference,
- * or NULL when out of memory.
+ * or NULL when out of memory. A Deferred with no callbacks is one
+ * allocation of at most 64 bytes; callbacks live in one growing block.
  * The macro records __FILE__/__LINE__ for the "Unhandled error in Deferred"
  * report; call (tw_deferred_new)(c, a) for the plain function.
  */
@@ -148,7 +173,7 @@ TW_EXTERN tw_deferred *(tw_deferred_new)(tw_canceller_fn canceller, void *arg);
 #define tw_deferred_new(canceller, arg) \
   tw_deferred_new_at((canceller), (arg), __FILE__, __LINE__)
 
-/* tw_deferred_ref: take another reference. Returns d (NULL-safe). */
+/* tw_deferred_ref: take another reference. Returns d (NULL for NULL). */
 TW_EXTERN tw_deferred *tw_deferred_ref(tw_deferred *d);
 
 /*
@@ -208,18 +233,22 @@ TW_EXTERN int tw_deferred_add_both(tw_deferred *d, tw_callback_fn fn,
 /*
  * tw_deferred_chain_deferred: Deferred.chainDeferred(d2): add d2.callback and
  * d2.errback as a pair on d, so d2 fires with d's result, and d is left
- * holding None. Takes a reference to d2 until the pair runs or is dropped.
- * Unlike implicit chaining this is one callback per link: a long explicit
- * chain still runs in bounded stack.
+ * holding None (or an AlreadyCalledError failure if d2 had fired). Takes a
+ * reference to d2 until the pair runs or is dropped. As in Twisted, d2's
+ * callbacks run before d's next ones, and d counts as running meanwhile;
+ * unlike Twisted's recursion, a long explicit chain runs in bounded stack.
  * Errors: TW_EINVAL (NULL, or d == d2), TW_ENOMEM.
  */
 TW_EXTERN int tw_deferred_chain_deferred(tw_deferred *d, tw_deferred *d2);
 
 /*
  * tw_deferred_pause / tw_deferred_unpause: pauses nest; callbacks do not run
- * while paused. Unpausing to zero resumes the chain if d has fired.
+ * while paused. Unpausing to zero resumes the chain if d has fired. As in
+ * Twisted, a pause taken inside one of d's callbacks stops the chain only
+ * after that run of callbacks.
  * Errors: TW_EINVAL (d NULL; unpause without a matching pause - Twisted
- * silently goes to -1 and never runs callbacks again).
+ * silently goes to -1 and never runs callbacks again - including the pause
+ * a Deferred waiting on another holds for the chain).
  */
 TW_EXTERN int tw_deferred_pause(tw_deferred *d);
 TW_EXTERN int tw_deferred_unpause(tw_deferred *d);
@@ -236,7 +265,8 @@ TW_EXTERN int tw_deferred_cancel(tw_deferred *d);
 /* tw_deferred_called: 1 once fired, 0 before, TW_EINVAL for NULL. */
 TW_EXTERN int tw_deferred_called(const tw_deferred *d);
 
-/* tw_deferred_paused: the pause count (>= 0), TW_EINVAL for NULL. */
+/* tw_deferred_paused: the pause count (>= 0; a Deferred waiting on another
+ * counts one pause for it, as in Twisted), TW_EINVAL for NULL. */
 TW_EXTERN int tw_deferred_paused(const tw_deferred *d);
 
 /*
@@ -310,14 +340,23 @@ typedef struct tw_list_result {
 
 /*
  * tw_deferred_list: DeferredList(ds, fireOnOneCallback, fireOnOneErrback,
- * consumeErrors). The array is copied (later changes to it are ignored); the
- * list holds a reference to each input until that input fires. Fires with a
- * tw_list_result when all inputs fired (input order), or at the first
- * success (FIRE_ON_ONE_CALLBACK, index set), or errbacks with FirstError
+ * consumeErrors). The array is copied (later changes to it are ignored).
+ * Fires with a tw_list_result when all inputs fired (input order), or at the
+ * first success (FIRE_ON_ONE_CALLBACK, index set; if every input fails, the
+ * full list, index SIZE_MAX), or errbacks with FirstError
  * (tw_failure_first_error) at the first failure (FIRE_ON_ONE_ERRBACK).
  * n == 0 fires at once with an empty list - except with FIRE_ON_ONE_CALLBACK,
  * where, as in Twisted, it never fires. Cancelling the list cancels every
- * input that has not fired. Returns NULL for ds == NULL with n > 0, a NULL
+ * input that has not fired (inputs keep firing it as they complete).
+ *
+ * References: the inputs keep the list alive (they are its producers), so
+ * "create, add callbacks, unref" works; the list does not keep its inputs
+ * alive (that would be a cycle): an input that nothing else holds can never
+ * fire, so it goes, and so does a list left with nothing to fire it. Once
+ * the list has fired its result is yours: inputs that fire later keep their
+ * results (Twisted also records them in the delivered list).
+ * Adding the list's pairs to the inputs is all-or-nothing: on NULL nothing
+ * was attached. Returns NULL for ds == NULL with n > 0, a NULL or freed
  * entry, unknown flags, or out of memory.
  */
 TW_EXTERN tw_deferred *tw_deferred_list(tw_deferred *const *ds, size_t n,
@@ -333,11 +372,13 @@ TW_EXTERN tw_deferred *tw_gather_results(tw_deferred *const *ds, size_t n,
                                          int consume_errors);
 
 /*
- * tw_race: race(ds): fires with a tw_list_result whose index is the first
- * input to succeed (items[index] holds its value), and cancels every other
- * input; if all fail, errbacks with a FailureGroup of the failures in input
- * order. Cancelling the race cancels every input. n == 0 never fires.
- * Returns NULL as tw_deferred_list does.
+ * tw_race: race(ds) (Twisted 23.8+): fires with a tw_list_result whose
+ * index is the first input to succeed (items[index] holds its value), and
+ * cancels every other input; if all fail, errbacks with a FailureGroup of the
+ * failures in input order. Every input's result is consumed (left None), as
+ * in Twisted; results arriving after the winner are released. Cancelling
+ * the race cancels every input. n == 0 never fires. Returns NULL as
+ * tw_deferred_list does.
  */
 TW_EXTERN tw_deferred *tw_race(tw_deferred *const *ds, size_t n);
 
@@ -349,16 +390,19 @@ typedef struct tw_deferred_queue tw_deferred_queue;
 
 /*
  * tw_deferred_lock_new / _free: DeferredLock(). NULL when out of memory.
- * Freeing a lock with waiters cancels their Deferreds (CancelledError).
+ * Freeing a lock with waiters cancels their Deferreds (CancelledError); a
+ * tw_deferred_lock_run still in progress keeps what it needs alive.
+ * Like Deferreds, locks, semaphores and queues are single-threaded.
  */
 TW_EXTERN tw_deferred_lock *tw_deferred_lock_new(void);
 TW_EXTERN void tw_deferred_lock_free(tw_deferred_lock *lock);
 
 /*
- * tw_deferred_lock_acquire: a Deferred (in *out) that fires with None when
- * the lock is acquired - at once when it is free. Cancelling a waiting
- * acquire removes it (CancelledError); cancelling after acquisition does
- * nothing. Errors: TW_EINVAL, TW_ENOMEM.
+ * tw_deferred_lock_acquire: a Deferred (in *out) that fires with the lock
+ * (a value without destructor, as Twisted fires with the lock) when it is
+ * acquired - at once when it is free. Cancelling a waiting acquire removes
+ * it (CancelledError); cancelling after acquisition does nothing.
+ * Errors: TW_EINVAL, TW_ENOMEM (nothing acquired or queued).
  */
 TW_EXTERN int tw_deferred_lock_acquire(tw_deferred_lock *lock,
                                        tw_deferred **out);
@@ -376,7 +420,9 @@ TW_EXTERN int tw_deferred_lock_locked(const tw_deferred_lock *lock);
 /*
  * tw_deferred_lock_run: DeferredLock.run(f): acquire, call fn(arg) (as
  * maybe_deferred), release when its result (or the Deferred it returned)
- * is ready, whether success or failure; *out fires with that result.
+ * is ready, whether success or failure; *out fires with that result. If
+ * the run can never finish (its Deferred is freed while fn's Deferred is
+ * pending), the lock is released then rather than held for ever.
  * Errors: TW_EINVAL (NULL fn: Twisted raises TypeError), TW_ENOMEM.
  */
 TW_EXTERN int tw_deferred_lock_run(tw_deferred_lock *lock, tw_result_fn fn,
@@ -388,6 +434,8 @@ TW_EXTERN int tw_deferred_lock_run(tw_deferred_lock *lock, tw_result_fn fn,
  */
 TW_EXTERN int tw_deferred_semaphore_new(int tokens,
                                         tw_deferred_semaphore **out);
+/* As the lock's: free cancels waiters; acquire fires with the semaphore;
+ * run holds a token until fn's result is ready. */
 TW_EXTERN void tw_deferred_semaphore_free(tw_deferred_semaphore *sem);
 TW_EXTERN int tw_deferred_semaphore_acquire(tw_deferred_semaphore *sem,
                                             tw_deferred **out);
@@ -402,7 +450,8 @@ TW_EXTERN int tw_deferred_semaphore_limit(const tw_deferred_semaphore *sem);
 
 /*
  * tw_deferred_queue_new: DeferredQueue(size, backlog); pass TW_UNLIMITED for
- * None. Errors: TW_EINVAL, TW_ENOMEM.
+ * None; 0 is allowed (every put without a waiter overflows, every get on an
+ * empty queue underflows). Errors: TW_EINVAL (out NULL), TW_ENOMEM.
  */
 #define TW_UNLIMITED ((size_t)-1)
 TW_EXTERN int tw_deferred_queue_new(size_t size, size_t backlog,
@@ -424,9 +473,9 @@ TW_EXTERN int tw_deferred_queue_put(tw_deferred_queue *q, void *value,
 
 /*
  * tw_deferred_queue_get: a Deferred for the next value: fired at once when a
- * value is pending, else waiting (cancelling it removes it from the queue).
- * Errors: TW_EINVAL, TW_EUNDERFLOW (too many waiters: QueueUnderflow),
- * TW_ENOMEM.
+ * value is pending (the value moves into it), else waiting (cancelling it
+ * removes it from the queue). Errors: TW_EINVAL, TW_EUNDERFLOW (too many
+ * waiters: QueueUnderflow), TW_ENOMEM (the value stays queued).
  */
 TW_EXTERN int tw_deferred_queue_get(tw_deferred_queue *q, tw_deferred **out);
 

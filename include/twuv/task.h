@@ -32,9 +32,11 @@ typedef tw_result (*tw_timeout_fn)(tw_result result, double timeout,
  * and the result of that cancellation is passed to on_timeout (NULL: the
  * default, which turns CancelledError into TW_TIMEOUT_ERROR and passes any
  * other result through). Firing d first cancels the timer. Only callbacks
- * added before this call run before the translation, as in Twisted.
- * Errors: TW_EINVAL (NULL d or clock; seconds negative, NaN or infinite),
- * TW_ENOMEM, TW_EWRONGTHREAD; on error nothing was added.
+ * added before this call run before the translation, as in Twisted. The
+ * timer holds a reference to d until it runs or is cancelled, so d times
+ * out even if nothing else holds it; a clock freed first drops the timer.
+ * Errors: TW_EINVAL (NULL or freed d, NULL clock; seconds negative, NaN or
+ * infinite), TW_ENOMEM, TW_EWRONGTHREAD; on error nothing was added.
  */
 TW_EXTERN int tw_deferred_add_timeout(tw_deferred *d, tw_clock *clock,
                                       double seconds, tw_timeout_fn on_timeout,
@@ -46,8 +48,11 @@ TW_EXTERN int tw_deferred_add_timeout(tw_deferred *d, tw_clock *clock,
  * NULL: None). fn runs inside the callback chain, so a failure it returns
  * errbacks the Deferred. Cancelling before the delay cancels the timer, fn
  * never runs, and the Deferred fails with CancelledError. arg_free(arg) runs
- * once when fn has run or will never run.
- * Errors: TW_EINVAL (NULL clock/out, bad delay), TW_ENOMEM, TW_EWRONGTHREAD.
+ * once when fn has run or will never run (cancelled, or the Deferred freed
+ * unfired, e.g. after its clock was freed). The timer holds a reference to
+ * the Deferred until it fires it.
+ * Errors: TW_EINVAL (NULL clock/out, bad delay), TW_ENOMEM, TW_EWRONGTHREAD;
+ * on error *out is NULL and arg_free is not called.
  */
 TW_EXTERN int tw_defer_later(tw_clock *clock, double delay, tw_result_fn fn,
                              void *arg, tw_free_fn arg_free,
@@ -87,8 +92,11 @@ TW_EXTERN tw_looping_call *tw_looping_call_new_with_count(tw_clock *clock,
  * *out (may be NULL) receives a reference to the Deferred that fires with
  * the looping call (as a value without destructor) when it is stopped, or
  * errbacks with the failure that ended it.
- * Errors: TW_EINVAL (NULL; interval negative or NaN: ValueError in Twisted),
- * TW_EALREADYRUNNING (Twisted asserts), TW_ENOMEM, TW_EWRONGTHREAD.
+ * Errors: TW_EINVAL (NULL; interval negative, NaN or infinite: ValueError
+ * in Twisted), TW_EALREADYRUNNING (running - Twisted asserts - or stopped
+ * while fn's Deferred is still pending: Twisted would start again and lose
+ * the first start's Deferred), TW_ENOMEM, TW_EWRONGTHREAD; on error nothing
+ * started and *out is NULL.
  */
 TW_EXTERN int tw_looping_call_start(tw_looping_call *lc, double interval,
                                     int now, tw_deferred **out);
@@ -115,8 +123,10 @@ TW_EXTERN double tw_looping_call_interval(const tw_looping_call *lc);
 
 /*
  * tw_looping_call_free: stop it if running (the start Deferred fires as with
- * stop), release everything. Freeing from inside fn is deferred until fn
- * returns. NULL is ignored.
+ * stop), release everything. Freeing from inside fn, or while fn's Deferred
+ * is pending, completes once fn returns / that Deferred fires (then the
+ * start Deferred fires too). arg_free(arg) runs when it is finally freed.
+ * NULL is ignored.
  */
 TW_EXTERN void tw_looping_call_free(tw_looping_call *lc);
 
