@@ -15,5 +15,6 @@
 #include "twuv/clock.h"
 #include "twuv/defer.h"
 #include "twuv/task.h"
+#include "twuv/reactor.h"
 
 #endif /* TWUV_H */

@@ -79,6 +79,16 @@ TW_EXTERN int tw_replace_allocator(tw_malloc_func malloc_func,
                                    tw_calloc_func calloc_func,
                                    tw_free_func free_func);
 
+/*
+ * tw_thread_cleanup: release the memory twuv caches for the calling thread
+ * (slabs of nodes used by tw_reactor_call_from_thread and similar calls).
+ * This happens by itself when a thread exits; call it on a thread that lives
+ * on (the main thread) when you want every twuv allocation released, e.g.
+ * before checking for leaks. Safe to call at any time, any number of times;
+ * calls already queued are unaffected. Never fails.
+ */
+TW_EXTERN void tw_thread_cleanup(void);
+
 #ifdef __cplusplus
 }
 #endif
