@@ -16,5 +16,6 @@
 #include "twuv/defer.h"
 #include "twuv/task.h"
 #include "twuv/worker.h"
+#include "twuv/reactor.h"
 
 #endif /* TWUV_H */

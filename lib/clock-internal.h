@@ -21,11 +21,21 @@ typedef struct tw__clock_ops {
   void (*changed)(tw_clock *clock);
 } tw__clock_ops;
 
+/*
+ * A heap slot carries the deadline next to the call, so that sifting compares
+ * keys in one contiguous array instead of chasing a pointer per comparison.
+ */
+typedef struct tw__heap_entry {
+  double time;
+  tw_delayed_call *dc;
+} tw__heap_entry;
+
 struct tw_clock {
   const tw__clock_ops *ops; /* NULL for the manual clock */
-  tw_delayed_call **heap;
+  tw__heap_entry *heap;
   uint32_t len;
   uint32_t cap;
+  uint32_t cancelled; /* cancelled calls still in the heap (removed lazily) */
   uint32_t next_seq;
   int running;      /* inside tw__clock_run_due: changed() is not called */
   double manual_now; /* the manual clock's time */
@@ -34,13 +44,17 @@ struct tw_clock {
 enum { TW__DC_PENDING = 0, TW__DC_CALLED = 1, TW__DC_CANCELLED = 2 };
 
 /*
- * 56 bytes on LP64; with its heap slot a pending call costs 64 bytes of
- * twuv memory (the 24-bit refs and 8-bit state share a word to get there).
+ * 48 bytes on LP64; with its 16-byte heap slot a pending call costs 64 bytes
+ * of twuv memory. To get there: while the call is pending its deadline lives
+ * only in the heap slot, and once it is not, in the place fn occupied (fn is
+ * no longer needed then); refs and state share a word.
  */
 struct tw_delayed_call {
   tw_clock *clock; /* NULL once no longer pending */
-  double time;
-  tw_call_fn fn;
+  union {
+    tw_call_fn fn;    /* while pending */
+    double time;      /* once called or cancelled */
+  } u;
   void *arg;
   tw_free_fn arg_free;
   uint32_t seq;   /* creation order; compared with wrap-around */
@@ -55,7 +69,7 @@ void tw__clock_init(tw_clock *clock, const tw__clock_ops *ops);
 void tw__clock_destroy(tw_clock *clock);
 
 /* The earliest pending deadline, or +INFINITY when nothing is pending. */
-double tw__clock_next_deadline(const tw_clock *clock);
+double tw__clock_next_deadline(tw_clock *clock);
 
 /*
  * Run the calls due at `now`, in order. With only_older set, calls created

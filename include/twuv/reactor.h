@@ -1,0 +1,278 @@
+/*
+ * twuv/reactor.h - the reactor: Twisted's IReactorCore, IReactorTime and
+ * callFromThread, on a libuv loop.
+ *
+ * A reactor runs on one uv_loop_t: its own, or one you already have (a libuv
+ * program can host a reactor without handing over its loop). It uses four
+ * libuv handles on that loop - one uv_async_t (wake-ups from other threads),
+ * one uv_timer_t (the earliest delayed call), one uv_check_t and one
+ * uv_idle_t (to run its work once per loop iteration) - whatever the number
+ * of delayed calls or cross-thread calls. Raw libuv handles may share the
+ * loop: get it with tw_reactor_loop.
+ *
+ * One reactor iteration is Twisted's runUntilCurrent, run once per libuv
+ * loop iteration, after the poll phase:
+ *   1. the calls queued by tw_reactor_call_from_thread before this iteration,
+ *      in FIFO order (calls queued meanwhile wait for the next iteration);
+ *   2. the delayed calls now due, in (deadline, creation) order (calls
+ *      created meanwhile - even with delay 0 - wait for the next iteration);
+ *   3. if tw_reactor_stop was called: the "shutdown" system event.
+ *
+ * ---- Threads (see docs/threading.md) ---------------------------------------
+ * A reactor belongs to its loop thread: the thread that runs it (before it
+ * first runs: the thread that created it). Only the functions marked
+ * "Thread-safe" below may be called from other threads; all others are
+ * "loop thread only". With -Dthread_checks=true (the test builds), every
+ * loop-thread-only function returns TW_EWRONGTHREAD when called from another
+ * thread (functions returning a pointer or void return NULL / do nothing).
+ *
+ * ---- Running, stopping, hosting ---------------------------------------------
+ * tw_reactor_run runs the loop until the reactor stops (tw_reactor_stop, a
+ * signal with TW_REACTOR_SIGNALS, or tw_reactor_crash). Twisted's semantics:
+ * stop is asynchronous, shutdown triggers fire at the end of the next
+ * iteration, and a stopped reactor cannot run again (a crashed one can).
+ *
+ * Hosting: when your program runs the loop itself, call
+ * tw_reactor_start_running instead of tw_reactor_run and keep calling
+ * uv_run as you always do; the reactor's handles do its work. While the
+ * reactor is started, one of its handles is referenced, so uv_run(DEFAULT)
+ * keeps going until the reactor stops, as reactor.run() would; once stopped
+ * (or never started), the reactor's handles never keep your loop alive.
+ */
+#ifndef TWUV_REACTOR_H
+#define TWUV_REACTOR_H
+
+#include <stdint.h>
+
+#include "clock.h"
+#include "common.h"
+#include "defer.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct tw_reactor tw_reactor;
+
+/* Flags of tw_reactor_new. */
+/* Stop the reactor on SIGINT and SIGTERM while it runs (as Twisted's
+ * reactor.run() does by default); installed in the "during startup" phase. */
+#define TW_REACTOR_SIGNALS 0x1u
+
+/*
+ * tw_reactor_new: a new reactor on loop, or on a loop of its own when loop
+ * is NULL (created now, closed by tw_reactor_free). flags: 0 or
+ * TW_REACTOR_SIGNALS. The calling thread becomes the loop thread until the
+ * reactor runs.
+ * Errors: TW_EINVAL (out NULL, unknown flags), TW_ENOMEM, libuv errors from
+ * uv_loop_init. On error *out is NULL.
+ */
+TW_EXTERN int tw_reactor_new(tw_reactor **out, struct uv_loop_s *loop,
+                             unsigned flags);
+
+/*
+ * tw_reactor_default: the process-wide reactor (Twisted's global reactor),
+ * created on first use on libuv's default loop (uv_default_loop()). NULL
+ * when it cannot be created (out of memory). Thread-safe (creation happens
+ * once); the reactor itself then belongs to the thread that created it.
+ * tw_reactor_free on it is allowed; the next call creates a new one.
+ */
+TW_EXTERN tw_reactor *tw_reactor_default(void);
+
+/*
+ * tw_reactor_free: release the reactor. Not while it runs (TW_EBUSY: stop it
+ * first; in particular not from inside one of its callbacks).
+ * Everything still pending is handed to its cleanup path: queued
+ * call_from_thread calls, pending delayed calls and unrun triggers are not
+ * run, but their arg_free runs. Calls racing with free from other threads
+ * are either accepted and cleaned up, or refused with TW_ESHUTDOWN; a thread
+ * must not call into the reactor after free has returned.
+ * Own loop: closed here, synchronously (libuv handles you added to it and
+ * left open are reported through the log hook, and the loop is then left
+ * allocated rather than freed under them). Hosted loop: the reactor's
+ * handles are closed, and its memory is released by their close callbacks,
+ * so run your loop (uv_run(loop, UV_RUN_NOWAIT) suffices) before
+ * uv_loop_close.
+ * Returns 0, TW_EINVAL (NULL), TW_EBUSY, TW_EWRONGTHREAD.
+ */
+TW_EXTERN int tw_reactor_free(tw_reactor *r);
+
+/* tw_reactor_loop: the reactor's uv_loop_t, for raw libuv. Thread-safe. */
+TW_EXTERN struct uv_loop_s *tw_reactor_loop(tw_reactor *r);
+
+/*
+ * tw_reactor_clock: the reactor's tw_clock (IReactorTime), for
+ * tw_deferred_add_timeout, tw_defer_later, tw_looping_call. Valid until
+ * tw_reactor_free. Thread-safe (the clock itself is loop thread only).
+ */
+TW_EXTERN tw_clock *tw_reactor_clock(tw_reactor *r);
+
+/*
+ * tw_reactor_run: reactor.run(): fire the "startup" event (before triggers
+ * with running == 0; then running becomes 1; during; after, which includes
+ * tw_reactor_call_when_running calls), then run the loop until the reactor
+ * is stopped or crashed. The calling thread becomes the loop thread.
+ * Returns 0 once stopped/crashed, or TW_EINVAL, TW_EALREADYRUNNING (already
+ * started: Twisted's ReactorAlreadyRunning), TW_ENOTRESTARTABLE (stopped
+ * before: ReactorNotRestartable). Do not call it from inside a callback of
+ * another reactor or libuv handle on the same loop (uv_run is not
+ * re-entrant).
+ */
+TW_EXTERN int tw_reactor_run(tw_reactor *r);
+
+/*
+ * tw_reactor_start_running: startRunning(): fire the "startup" event as run
+ * does, but return at once; the caller runs the loop (hosted mode).
+ * Same errors as tw_reactor_run.
+ */
+TW_EXTERN int tw_reactor_start_running(tw_reactor *r);
+
+/*
+ * tw_reactor_stop: reactor.stop(): asynchronous. The "shutdown" event fires
+ * at the end of the next reactor iteration (before triggers, which may return
+ * Deferreds that delay the rest; during, where the reactor stops running;
+ * after); then tw_reactor_run returns. A stopped reactor cannot be run again.
+ * Errors: TW_ENOTRUNNING (never started, already stopping or stopped:
+ * Twisted's ReactorNotRunning), TW_EINVAL, TW_EWRONGTHREAD (from another
+ * thread use tw_reactor_call_from_thread with a function that calls stop).
+ */
+TW_EXTERN int tw_reactor_stop(tw_reactor *r);
+
+/*
+ * tw_reactor_crash: reactor.crash(): stop at the end of this loop iteration
+ * without firing shutdown triggers; the reactor may be run again.
+ * Returns 0, TW_EINVAL, TW_EWRONGTHREAD.
+ */
+TW_EXTERN int tw_reactor_crash(tw_reactor *r);
+
+/*
+ * tw_reactor_running: reactor.running: 1 from the "during startup" phase
+ * until the "during shutdown" phase (or a crash), else 0; TW_EINVAL,
+ * TW_EWRONGTHREAD.
+ */
+TW_EXTERN int tw_reactor_running(tw_reactor *r);
+
+/*
+ * tw_reactor_iterate: reactor.iterate(delay): run one reactor iteration and
+ * one libuv loop iteration, waiting at most delay seconds for events (0: do
+ * not block). For tests and for programs that drive the loop step by step.
+ * Errors: TW_EINVAL (NULL; delay negative or NaN), TW_EBUSY (inside
+ * tw_reactor_run or a callback), TW_EWRONGTHREAD.
+ */
+TW_EXTERN int tw_reactor_iterate(tw_reactor *r, double delay);
+
+/*
+ * tw_reactor_in_loop_thread: threadable.isInIOThread(): 1 when called on the
+ * reactor's loop thread, else 0 (0 for NULL). Thread-safe.
+ */
+TW_EXTERN int tw_reactor_in_loop_thread(tw_reactor *r);
+
+/* ---- IReactorTime --------------------------------------------------------- */
+
+/*
+ * tw_reactor_seconds: reactor.seconds(): the reactor clock's time: monotonic
+ * seconds (uv_hrtime; arbitrary origin), NOT the wall clock Twisted uses.
+ * NaN for NULL or off the loop thread (thread_checks).
+ */
+TW_EXTERN double tw_reactor_seconds(tw_reactor *r);
+
+/*
+ * tw_reactor_call_later: reactor.callLater: tw_clock_call_later on the
+ * reactor's clock (see clock.h for the ordering rules, arg_free and out).
+ * The call runs when due on a running (or starting) reactor; a delay-0 call
+ * made from a reactor callback runs on the next iteration, never in the same
+ * pass. Errors: TW_EINVAL, TW_ENOMEM, TW_EWRONGTHREAD.
+ */
+TW_EXTERN int tw_reactor_call_later(tw_reactor *r, double delay, tw_call_fn fn,
+                                    void *arg, tw_free_fn arg_free,
+                                    tw_delayed_call **out);
+
+/* ---- IReactorCore: system events --------------------------------------------- */
+
+typedef enum tw_phase {
+  TW_PHASE_BEFORE = 0,
+  TW_PHASE_DURING = 1,
+  TW_PHASE_AFTER = 2
+} tw_phase;
+
+/* Identifies a trigger for removal. 0 is never a valid id. */
+typedef uint64_t tw_trigger_id;
+
+/*
+ * A trigger's function receives arg and returns a result: a value (released
+ * at once), a failure (logged as "While calling system event trigger
+ * handler" and released; the other triggers still run), or - in the before
+ * phase - a Deferred: the during phase then waits until every such Deferred
+ * has fired (successfully or not).
+ */
+
+/*
+ * tw_reactor_add_system_event_trigger: addSystemEventTrigger(phase,
+ * event_type, f). Any event type string works ("startup", "shutdown", or your
+ * own, fired with tw_reactor_fire_system_event); it is copied. Triggers run
+ * once each, FIFO within a phase. arg_free(arg) runs once after the trigger
+ * ran, or when it is removed or dropped (reactor freed). *id (may be NULL)
+ * receives the trigger's id.
+ * Errors: TW_EINVAL (NULL r, fn or event_type; phase not one of the three:
+ * Twisted's KeyError), TW_ENOMEM, TW_EWRONGTHREAD; arg_free is then not
+ * called.
+ */
+TW_EXTERN int tw_reactor_add_system_event_trigger(tw_reactor *r,
+                                                  tw_phase phase,
+                                                  const char *event_type,
+                                                  tw_result_fn fn, void *arg,
+                                                  tw_free_fn arg_free,
+                                                  tw_trigger_id *id);
+
+/*
+ * tw_reactor_remove_system_event_trigger: removeSystemEventTrigger(id): the
+ * trigger will not run; its arg_free runs now.
+ * Errors: TW_ENOENT (unknown id, already removed, or already run: Twisted's
+ * ValueError), TW_EINVAL, TW_EWRONGTHREAD.
+ */
+TW_EXTERN int tw_reactor_remove_system_event_trigger(tw_reactor *r,
+                                                     tw_trigger_id id);
+
+/*
+ * tw_reactor_fire_system_event: fireSystemEvent(event_type): run the event's
+ * before triggers, then (at once, or once the Deferreds they returned have
+ * fired) its during and after triggers. An event with no triggers does
+ * nothing. Firing "shutdown" on a reactor that never ran is allowed (as in
+ * Twisted). Errors: TW_EINVAL, TW_ENOMEM, TW_EWRONGTHREAD.
+ */
+TW_EXTERN int tw_reactor_fire_system_event(tw_reactor *r,
+                                           const char *event_type);
+
+/*
+ * tw_reactor_call_when_running: callWhenRunning(f): if the reactor is
+ * running, call fn(arg) now (then arg_free) and set *id to 0; otherwise add
+ * an "after startup" trigger and set *id to its id (id may be NULL).
+ * Errors as tw_reactor_add_system_event_trigger.
+ */
+TW_EXTERN int tw_reactor_call_when_running(tw_reactor *r, tw_result_fn fn,
+                                           void *arg, tw_free_fn arg_free,
+                                           tw_trigger_id *id);
+
+/* ---- IReactorFromThreads ----------------------------------------------------- */
+
+/*
+ * tw_reactor_call_from_thread: callFromThread(f): run fn(arg) on the loop
+ * thread in the next reactor iteration, then arg_free(arg). Thread-safe and
+ * lock-free: the only reactor function that may be called from any thread
+ * (also from the loop thread itself; not from a signal handler, as it
+ * allocates). Calls from one thread run in the order they were made. Calls
+ * made before the reactor runs are run once it runs.
+ * Nothing is lost: once a reactor has stopped for good (its run returned
+ * after tw_reactor_stop) or is being freed, calls are refused with
+ * TW_ESHUTDOWN (Twisted silently queues them forever); calls accepted but
+ * not run by then have their arg_free run instead.
+ * Errors: TW_EINVAL (NULL r or fn), TW_ENOMEM, TW_ESHUTDOWN; arg_free is
+ * then not called.
+ */
+TW_EXTERN int tw_reactor_call_from_thread(tw_reactor *r, tw_call_fn fn,
+                                          void *arg, tw_free_fn arg_free);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* TWUV_REACTOR_H */

@@ -1,0 +1,90 @@
+/*
+ * lib/reactor-internal.h - the reactor's state, shared by reactor.c (loop,
+ * run/stop, call_from_thread) and reactor-events.c (system event triggers,
+ * handle lifetime). The threads module reaches the reactor through it too.
+ */
+#ifndef TWUV_REACTOR_INTERNAL_H
+#define TWUV_REACTOR_INTERNAL_H
+
+#include <stdatomic.h>
+#include <uv.h>
+
+#include "tnode.h"
+#include "clock-internal.h"
+#include "internal.h"
+#include "mpsc.h"
+
+/* call_from_thread queue word: count of accepted calls + closed flag. */
+#define TW__QUEUE_CLOSED (UINT64_C(1) << 63)
+#define TW__QUEUE_COUNT (TW__QUEUE_CLOSED - 1)
+
+/* One call_from_thread call; carved from the producer's slab (tnode.h). */
+typedef struct tw__call_node {
+  tw__mpsc_node link;
+  tw_call_fn fn;
+  void *arg;
+  tw_free_fn arg_free;
+} tw__call_node;
+
+typedef struct tw__trigger tw__trigger;
+typedef struct tw__event tw__event;
+
+struct tw_reactor {
+  uv_loop_t *loop;
+  uv_loop_t *own_loop; /* allocated by us, or NULL (hosted) */
+  unsigned flags;
+
+  /* Cross-thread queue: any thread pushes, the loop thread drains. Kept
+   * apart from the loop-thread state below to avoid false sharing. */
+  _Alignas(64) _Atomic uint64_t queued;
+  tw__mpsc queue;
+  _Atomic uintptr_t loop_thread; /* uv_thread_t of the loop thread */
+
+  _Alignas(64) uv_async_t async;
+  uv_timer_t timer;
+  uv_check_t check;
+  uv_idle_t idle;
+  uv_signal_t sigint;
+  uv_signal_t sigterm;
+  int open_handles; /* closes still to complete */
+
+  tw_clock clock;
+  double armed_deadline; /* the timer's deadline, NaN when not armed */
+
+  /* Twisted's ReactorBase state (loop thread only). */
+  int started;        /* _started */
+  int running;        /* running */
+  int stopped;        /* _stopped */
+  int just_stopped;   /* _justStopped */
+  int started_before; /* _startedBefore */
+
+  int in_run;         /* inside tw_reactor_run's uv_run */
+  int in_iterate;     /* inside an iteration (its callbacks) */
+  int manual_iterate; /* inside tw_reactor_iterate */
+  int closing;        /* tw_reactor_free under way */
+
+  tw__event *events;
+  uint64_t next_trigger_id;
+};
+
+/* reactor.c */
+int tw__reactor_on_loop_thread(tw_reactor *r);
+void tw__reactor_close_queue(tw_reactor *r);
+void tw__reactor_timer_cb(uv_timer_t *h);
+void tw__reactor_async_cb(uv_async_t *h);
+void tw__reactor_check_cb(uv_check_t *h);
+void tw__reactor_idle_cb(uv_idle_t *h);
+void tw__reactor_signal_cb(uv_signal_t *h, int signum);
+tw_result tw__reactor_shutdown_crash(void *arg);
+int tw__reactor_add_really_start(tw_reactor *r);
+void tw__reactor_shutdown_done(tw_reactor *r);
+
+/* reactor-events.c */
+int tw__reactor_add_internal_trigger(tw_reactor *r, tw_phase phase,
+                                     const char *event_type, tw_result_fn fn);
+void tw__reactor_fire(tw_reactor *r, const char *event_type);
+void tw__reactor_destroy_events(tw_reactor *r);
+int tw__reactor_init_handles(tw_reactor *r);
+void tw__reactor_close_handles(tw_reactor *r);
+
+#endif

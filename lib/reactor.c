@@ -1,0 +1,510 @@
+/*
+ * lib/reactor.c - the reactor (reactor.h): run/stop/crash, one reactor
+ * iteration per libuv loop iteration, delayed calls on the clock heap, and
+ * the lock-free call_from_thread queue.
+ *
+ * libuv handles, all on the reactor's loop and all unreferenced except the
+ * async while the reactor is started (that is what keeps uv_run(DEFAULT)
+ * going, as reactor.run() keeps going with nothing to do):
+ *   async  wakes the loop when call_from_thread makes the queue non-empty
+ *   timer  armed for the earliest delayed call (one for all of them)
+ *   check  runs the reactor iteration once per loop iteration, after poll
+ *   idle   started only when the next iteration must not block in poll
+ *          (queued thread calls left over, a pending stop, a fired timer)
+ */
+#include "reactor-internal.h"
+
+#include <math.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- threads ------------------------------------------------------------ */
+
+static void tw__set_loop_thread(tw_reactor *r) {
+  uv_thread_t self = uv_thread_self();
+  uintptr_t v = 0;
+  memcpy(&v, &self, sizeof(self));
+  atomic_store_explicit(&r->loop_thread, v, memory_order_release);
+}
+
+int tw__reactor_on_loop_thread(tw_reactor *r) {
+  uv_thread_t self = uv_thread_self(), owner;
+  uintptr_t v = atomic_load_explicit(&r->loop_thread, memory_order_acquire);
+  memcpy(&owner, &v, sizeof(owner));
+  return uv_thread_equal(&self, &owner);
+}
+
+#if TW_THREAD_CHECKS
+#define TW__CHECK_THREAD(r, err) \
+  do {                                   \
+    if (!tw__reactor_on_loop_thread(r)) return (err); \
+  } while (0)
+#else
+#define TW__CHECK_THREAD(r, err) ((void)0)
+#endif
+
+/* ---- time --------------------------------------------------------------- */
+
+static double tw__reactor_now(tw_clock *c) {
+  (void)c;
+  return (double)uv_hrtime() * 1e-9;
+}
+
+static int tw__reactor_clock_check(tw_clock *c) {
+#if TW_THREAD_CHECKS
+  tw_reactor *r = TW__CONTAINER_OF(c, tw_reactor, clock);
+  if (!tw__reactor_on_loop_thread(r)) return TW_EWRONGTHREAD;
+#else
+  (void)c;
+#endif
+  return 0;
+}
+
+/*
+ * Keep the single uv_timer armed for the earliest deadline. The timer only
+ * wakes the loop: the calls themselves run in the iteration (check phase),
+ * so that timers, thread calls and shutdown keep Twisted's order.
+ */
+static void tw__reactor_arm(tw_reactor *r) {
+  double deadline = tw__clock_next_deadline(&r->clock);
+  double now;
+  uint64_t ms;
+  if (r->closing) return;
+  if (deadline == INFINITY) {
+    if (!isnan(r->armed_deadline)) {
+      uv_timer_stop(&r->timer);
+      r->armed_deadline = NAN;
+    }
+    return;
+  }
+  if (deadline == r->armed_deadline) return;
+  now = tw__reactor_now(&r->clock);
+  if (deadline <= now) {
+    ms = 0;
+  } else {
+    double wait = ceil((deadline - now) * 1000.0);
+    ms = wait > 9e15 ? (uint64_t)9e15 : (uint64_t)wait;
+    /* uv_timer_start counts from the loop's cached time: refresh it so the
+     * timer is not early by however stale that is. */
+    uv_update_time(r->loop);
+  }
+  uv_timer_start(&r->timer, tw__reactor_timer_cb, ms, 0);
+  r->armed_deadline = deadline;
+}
+
+static void tw__reactor_clock_changed(tw_clock *c) {
+  tw_reactor *r = TW__CONTAINER_OF(c, tw_reactor, clock);
+  double deadline;
+  /* Inside an iteration the timer is re-armed once at its end. */
+  if (r->in_iterate != 0) return;
+  /* Only an earlier deadline needs the timer now. A later one (a cancel or
+   * a reset of the earliest call) can wait: the armed timer then fires
+   * early, finds nothing due and re-arms - one wasted wake-up instead of a
+   * uv_timer_start on every cancel. */
+  deadline = tw__clock_next_deadline(c);
+  if (isnan(r->armed_deadline) ? deadline != INFINITY
+                               : deadline < r->armed_deadline)
+    tw__reactor_arm(r);
+}
+
+static const tw__clock_ops tw__reactor_clock_ops = {
+    tw__reactor_now, tw__reactor_clock_check, tw__reactor_clock_changed};
+
+/* ---- wake-ups ----------------------------------------------------------- */
+
+/* Make the next loop iteration not block in poll, so the check runs soon. */
+static void tw__reactor_wake(tw_reactor *r) {
+  if (!r->closing && !uv_is_active((uv_handle_t *)&r->idle))
+    uv_idle_start(&r->idle, tw__reactor_idle_cb);
+}
+
+void tw__reactor_idle_cb(uv_idle_t *h) { (void)h; }
+
+void tw__reactor_timer_cb(uv_timer_t *h) {
+  tw_reactor *r = h->data;
+  r->armed_deadline = NAN; /* fired: re-arm even for the same deadline */
+  tw__reactor_wake(r);
+}
+
+void tw__reactor_async_cb(uv_async_t *h) {
+  /* Only a wake-up: the queue is drained in the check phase. */
+  (void)h;
+}
+
+/* ---- call_from_thread --------------------------------------------------- */
+
+_Static_assert(sizeof(tw__call_node) <= TW__TNODE_SIZE,
+               "a call node must fit a tnode");
+
+int tw_reactor_call_from_thread(tw_reactor *r, tw_call_fn fn, void *arg,
+                                tw_free_fn arg_free) {
+  tw__call_node *call;
+  uint64_t prev;
+  if (r == NULL || fn == NULL) return TW_EINVAL;
+  call = tw__tnode_get();
+  if (call == NULL) return TW_ENOMEM;
+  call->fn = fn;
+  call->arg = arg;
+  call->arg_free = arg_free;
+  /*
+   * Count first, then push. The count doubles as the "closed" flag, so one
+   * atomic both reserves the slot and checks that the reactor still accepts
+   * calls. The consumer pops exactly what the count promises, waiting for a
+   * push in flight; so once the closer has popped every counted call, no
+   * producer touches the reactor any more - which is what makes closing (and
+   * freeing, and uv_async_send on libuv 1.44, which aborts after close) safe.
+   */
+  prev = atomic_fetch_add_explicit(&r->queued, 1, memory_order_acq_rel);
+  if (prev & TW__QUEUE_CLOSED) {
+    atomic_fetch_sub_explicit(&r->queued, 1, memory_order_acq_rel);
+    tw__tnode_put(call);
+    return TW_ESHUTDOWN;
+  }
+  /* Wake only on empty -> non-empty; sent before the push so that the push
+   * is the producer's last access to the reactor. */
+  if ((prev & TW__QUEUE_COUNT) == 0) uv_async_send(&r->async);
+  tw__mpsc_push(&r->queue, &call->link);
+  return 0;
+}
+
+/* Run (run != 0) or discard the n oldest queued calls. */
+static void tw__reactor_take_calls(tw_reactor *r, uint64_t n, int run) {
+  uint64_t i;
+  for (i = 0; i < n; i++) {
+    tw__call_node *call =
+        TW__CONTAINER_OF(tw__mpsc_pop_wait(&r->queue), tw__call_node, link);
+    if (run) call->fn(call->arg);
+    if (call->arg_free != NULL) call->arg_free(call->arg);
+    tw__tnode_put(call);
+  }
+}
+
+/* Step 1 of an iteration: the calls queued before it, FIFO. */
+static int tw__reactor_drain(tw_reactor *r) {
+  uint64_t n = atomic_load_explicit(&r->queued, memory_order_acquire) &
+               TW__QUEUE_COUNT;
+  uint64_t prev;
+  if (n == 0) return 0;
+  tw__reactor_take_calls(r, n, 1);
+  prev = atomic_fetch_sub_explicit(&r->queued, n, memory_order_acq_rel);
+  /* Calls queued meanwhile saw a non-zero count and sent no wake-up. */
+  return (prev & TW__QUEUE_COUNT) > n;
+}
+
+/*
+ * Refuse further calls and discard those accepted but not run (their
+ * arg_free runs). Once it returns, no producer is inside
+ * tw_reactor_call_from_thread on this reactor.
+ */
+void tw__reactor_close_queue(tw_reactor *r) {
+  uint64_t prev, n, done = 0;
+  prev = atomic_fetch_or_explicit(&r->queued, TW__QUEUE_CLOSED,
+                                  memory_order_acq_rel);
+  if (prev & TW__QUEUE_CLOSED) return;
+  n = prev & TW__QUEUE_COUNT;
+  tw__reactor_take_calls(r, n, 0);
+  done = n;
+  /* Producers that counted themselves before the flag was set may still be
+   * pushing: their count is visible, their node arrives shortly. Those that
+   * saw the flag undo their count. Wait until only what we took remains. */
+  for (;;) {
+    uint64_t now = atomic_load_explicit(&r->queued, memory_order_acquire) &
+                   TW__QUEUE_COUNT;
+    if (now > done) {
+      tw__reactor_take_calls(r, 1, 0);
+      done++;
+    } else if (now == done) {
+      break;
+    } else {
+      sched_yield(); /* cannot happen: counts only fall by what we took */
+    }
+  }
+  atomic_store_explicit(&r->queued, TW__QUEUE_CLOSED, memory_order_release);
+}
+
+/* ---- the iteration -------------------------------------------------------- */
+
+/* Twisted's runUntilCurrent. */
+static void tw__reactor_iteration(tw_reactor *r) {
+  int more;
+  r->in_iterate++;
+  more = tw__reactor_drain(r);
+  /* Timers: a call_later(0) made by a thread call above runs now (as in
+   * Twisted); calls made by the timers themselves wait for the next pass. */
+  tw__clock_run_due(&r->clock, tw__reactor_now(&r->clock), 1);
+  if (r->just_stopped) {
+    r->just_stopped = 0;
+    tw__reactor_fire(r, "shutdown");
+  }
+  r->in_iterate--;
+  tw__reactor_arm(r);
+  if (more || r->just_stopped)
+    tw__reactor_wake(r);
+  else if (!r->closing)
+    uv_idle_stop(&r->idle);
+}
+
+void tw__reactor_check_cb(uv_check_t *h) {
+  tw_reactor *r = h->data;
+  /* tw_reactor_iterate already ran the iteration before its poll. */
+  if (r->started && !r->manual_iterate)
+    tw__reactor_iteration(r);
+  else if (!r->closing)
+    uv_idle_stop(&r->idle);
+}
+
+/* ---- run / stop / crash ---------------------------------------------------- */
+
+static tw_result tw__really_start_running(void *arg) {
+  tw_reactor *r = arg;
+  r->running = 1;
+  if (r->flags & TW_REACTOR_SIGNALS) {
+    uv_signal_start(&r->sigint, tw__reactor_signal_cb, SIGINT);
+    uv_signal_start(&r->sigterm, tw__reactor_signal_cb, SIGTERM);
+  }
+  return tw_result_none();
+}
+
+void tw__reactor_signal_cb(uv_signal_t *h, int signum) {
+  tw_reactor *r = h->data;
+  (void)signum;
+  /* As Twisted's sigInt/sigTerm: callFromThread(stop); already stopping is
+   * fine. */
+  (void)tw_reactor_stop(r);
+}
+
+int tw__reactor_add_really_start(tw_reactor *r) {
+  return tw__reactor_add_internal_trigger(r, TW_PHASE_DURING, "startup",
+                                          tw__really_start_running);
+}
+
+static void tw__reactor_do_crash(tw_reactor *r) {
+  r->started = 0;
+  r->running = 0;
+  uv_unref((uv_handle_t *)&r->async);
+  if (r->flags & TW_REACTOR_SIGNALS) {
+    uv_signal_stop(&r->sigint);
+    uv_signal_stop(&r->sigterm);
+  }
+  if (r->in_run) uv_stop(r->loop);
+}
+
+/* The reactor's own during-shutdown trigger, registered first (Twisted's
+ * ("during", "shutdown", crash)). */
+tw_result tw__reactor_shutdown_crash(void *arg) {
+  tw__reactor_do_crash(arg);
+  return tw_result_none();
+}
+
+/* After the shutdown event completed: stopped for good. */
+void tw__reactor_shutdown_done(tw_reactor *r) {
+  if (r->started_before && !r->started) tw__reactor_close_queue(r);
+}
+
+static int tw__reactor_startup(tw_reactor *r) {
+  if (r == NULL) return TW_EINVAL;
+  if (r->started) return TW_EALREADYRUNNING;
+  if (r->started_before) return TW_ENOTRESTARTABLE;
+  if (r->closing) return TW_EINVAL;
+  tw__set_loop_thread(r);
+  r->started = 1;
+  r->stopped = 0;
+  uv_ref((uv_handle_t *)&r->async);
+  /* Run the first iteration promptly: calls queued before run are waiting. */
+  tw__reactor_wake(r);
+  tw__reactor_fire(r, "startup");
+  return 0;
+}
+
+int tw_reactor_start_running(tw_reactor *r) {
+  if (r == NULL) return TW_EINVAL;
+  TW__CHECK_THREAD(r, TW_EWRONGTHREAD);
+  return tw__reactor_startup(r);
+}
+
+int tw_reactor_run(tw_reactor *r) {
+  int err;
+  if (r == NULL) return TW_EINVAL;
+  TW__CHECK_THREAD(r, TW_EWRONGTHREAD);
+  /* Twisted's checks first (_started, then _startedBefore); then the
+   * nesting twuv cannot allow: uv_run is not re-entrant. */
+  if (r->started) return TW_EALREADYRUNNING;
+  if (r->started_before) return TW_ENOTRESTARTABLE;
+  if (r->in_run || r->in_iterate || r->manual_iterate) return TW_EBUSY;
+  err = tw__reactor_startup(r);
+  if (err != 0) return err;
+  r->in_run = 1;
+  while (r->started) uv_run(r->loop, UV_RUN_DEFAULT);
+  r->in_run = 0;
+  return 0;
+}
+
+int tw_reactor_stop(tw_reactor *r) {
+  if (r == NULL) return TW_EINVAL;
+  TW__CHECK_THREAD(r, TW_EWRONGTHREAD);
+  if (r->stopped) return TW_ENOTRUNNING;
+  r->stopped = 1;
+  r->just_stopped = 1;
+  r->started_before = 1;
+  tw__reactor_wake(r);
+  return 0;
+}
+
+int tw_reactor_crash(tw_reactor *r) {
+  int err;
+  if (r == NULL) return TW_EINVAL;
+  TW__CHECK_THREAD(r, TW_EWRONGTHREAD);
+  tw__reactor_do_crash(r);
+  /* As Twisted: re-add _reallyStartRunning so that run() can start again. */
+  err = tw__reactor_add_really_start(r);
+  return err;
+}
+
+int tw_reactor_running(tw_reactor *r) {
+  if (r == NULL) return TW_EINVAL;
+  TW__CHECK_THREAD(r, TW_EWRONGTHREAD);
+  return r->running;
+}
+
+int tw_reactor_in_loop_thread(tw_reactor *r) {
+  return r != NULL && tw__reactor_on_loop_thread(r);
+}
+
+static void tw__noop(void *arg) { (void)arg; }
+
+int tw_reactor_iterate(tw_reactor *r, double delay) {
+  tw_delayed_call *wake = NULL;
+  if (r == NULL || isnan(delay) || delay < 0) return TW_EINVAL;
+  TW__CHECK_THREAD(r, TW_EWRONGTHREAD);
+  if (r->in_run || r->in_iterate || r->manual_iterate || r->closing)
+    return TW_EBUSY;
+  /* Twisted's iterate: runUntilCurrent, then one poll of at most delay. */
+  tw__reactor_iteration(r);
+  r->manual_iterate = 1;
+  if (delay > 0 && isfinite(delay) &&
+      tw_clock_call_later(&r->clock, delay, tw__noop, NULL, NULL, &wake) == 0) {
+    /* The async is referenced for the poll, so that uv_run blocks even on a
+     * reactor that is not started; the no-op call bounds the wait. */
+    uv_ref((uv_handle_t *)&r->async);
+    uv_run(r->loop, UV_RUN_ONCE);
+    if (!r->started) uv_unref((uv_handle_t *)&r->async);
+    (void)tw_delayed_call_cancel(wake);
+    tw_delayed_call_unref(wake);
+  } else {
+    uv_run(r->loop, UV_RUN_NOWAIT);
+  }
+  r->manual_iterate = 0;
+  return 0;
+}
+
+/* ---- time API -------------------------------------------------------------- */
+
+tw_clock *tw_reactor_clock(tw_reactor *r) { return r ? &r->clock : NULL; }
+
+struct uv_loop_s *tw_reactor_loop(tw_reactor *r) {
+  return r ? r->loop : NULL;
+}
+
+double tw_reactor_seconds(tw_reactor *r) {
+  if (r == NULL) return NAN;
+  TW__CHECK_THREAD(r, NAN);
+  return tw__reactor_now(&r->clock);
+}
+
+int tw_reactor_call_later(tw_reactor *r, double delay, tw_call_fn fn,
+                          void *arg, tw_free_fn arg_free,
+                          tw_delayed_call **out) {
+  if (out != NULL) *out = NULL;
+  if (r == NULL) return TW_EINVAL;
+  return tw_clock_call_later(&r->clock, delay, fn, arg, arg_free, out);
+}
+
+/* ---- creation and destruction ------------------------------------------------ */
+
+static uv_once_t tw__default_once = UV_ONCE_INIT;
+static uv_mutex_t tw__default_mutex;
+static tw_reactor *tw__default_reactor;
+
+static void tw__default_init(void) {
+  if (uv_mutex_init(&tw__default_mutex) != 0) abort();
+}
+
+int tw_reactor_new(tw_reactor **out, struct uv_loop_s *loop, unsigned flags) {
+  tw_reactor *r;
+  int err;
+  if (out == NULL) return TW_EINVAL;
+  *out = NULL;
+  if (flags & ~TW_REACTOR_SIGNALS) return TW_EINVAL;
+  r = tw__calloc(1, sizeof(*r));
+  if (r == NULL) return TW_ENOMEM;
+  r->flags = flags;
+  if (loop == NULL) {
+    r->own_loop = tw__malloc(sizeof(*r->own_loop));
+    if (r->own_loop == NULL) {
+      tw__free(r);
+      return TW_ENOMEM;
+    }
+    err = uv_loop_init(r->own_loop);
+    if (err != 0) {
+      tw__free(r->own_loop);
+      tw__free(r);
+      return err;
+    }
+    loop = r->own_loop;
+  }
+  r->loop = loop;
+  tw__clock_init(&r->clock, &tw__reactor_clock_ops);
+  r->armed_deadline = NAN;
+  r->stopped = 1; /* Twisted's class attribute _stopped = True */
+  tw__mpsc_init(&r->queue);
+  atomic_init(&r->queued, 0);
+  tw__set_loop_thread(r);
+  r->next_trigger_id = 1;
+
+  /* Twisted's __init__ triggers, in its order. */
+  err = tw__reactor_add_really_start(r);
+  if (err == 0)
+    err = tw__reactor_add_internal_trigger(r, TW_PHASE_DURING, "shutdown",
+                                           tw__reactor_shutdown_crash);
+  if (err == 0) err = tw__reactor_init_handles(r);
+  if (err != 0) {
+    /* Closes whatever was opened; frees r (and our loop) now, or - on a
+     * hosted loop with handles opened - from their close callbacks. */
+    tw__reactor_destroy_events(r);
+    tw__reactor_close_handles(r);
+    return err;
+  }
+  *out = r;
+  return 0;
+}
+
+tw_reactor *tw_reactor_default(void) {
+  tw_reactor *r;
+  uv_once(&tw__default_once, tw__default_init);
+  uv_mutex_lock(&tw__default_mutex);
+  if (tw__default_reactor == NULL)
+    (void)tw_reactor_new(&tw__default_reactor, uv_default_loop(), 0);
+  r = tw__default_reactor;
+  uv_mutex_unlock(&tw__default_mutex);
+  return r;
+}
+
+int tw_reactor_free(tw_reactor *r) {
+  if (r == NULL || r->closing) return TW_EINVAL;
+  TW__CHECK_THREAD(r, TW_EWRONGTHREAD);
+  if (r->in_run || r->in_iterate || r->manual_iterate || r->started)
+    return TW_EBUSY;
+  uv_once(&tw__default_once, tw__default_init);
+  uv_mutex_lock(&tw__default_mutex);
+  if (tw__default_reactor == r) tw__default_reactor = NULL;
+  uv_mutex_unlock(&tw__default_mutex);
+
+  tw__reactor_close_queue(r);
+  tw__reactor_destroy_events(r);
+  tw__clock_destroy(&r->clock);
+  tw__reactor_close_handles(r); /* frees r once every close callback ran */
+  return 0;
+}
