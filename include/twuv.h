@@ -17,5 +17,6 @@
 #include "twuv/task.h"
 #include "twuv/worker.h"
 #include "twuv/reactor.h"
+#include "twuv/threadpool.h"
 
 #endif /* TWUV_H */

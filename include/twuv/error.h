@@ -43,7 +43,8 @@ extern "C" {
   XX(EOVERFLOW, -7016, "queue overflow")                                     \
   XX(EUNDERFLOW, -7017, "queue underflow")                                   \
   XX(ENOTLOCKED, -7018, "not locked or not acquired")                        \
-  XX(ENOTSTARTED, -7019, "not started")
+  XX(ENOTSTARTED, -7019, "not started")                                      \
+  XX(ENOTSUP, -7020, "operation not supported")
 
 typedef enum tw_errno {
 #define TW__ERRNO_ENUM(name, value, msg) TW_##name = value,

@@ -1,0 +1,168 @@
+/*
+ * twuv/threadpool.h - Twisted's twisted.python.threadpool.ThreadPool, built
+ * as Twisted builds it: on a team (worker.h) of thread workers whose
+ * coordinator is the lock-free serial worker.
+ *
+ * Differences from Twisted, all in the direction of "nothing is silently
+ * dropped, nothing asserts":
+ *   - invalid sizes return TW_EINVAL instead of an AssertionError;
+ *   - work submitted after stop is refused with TW_EALREADYQUIT instead of
+ *     being dropped without a word;
+ *   - work that can never run (the pool is freed before it ever started)
+ *     goes through its cleanup path (arg_free; on_result gets a
+ *     CancelledError failure) instead of being abandoned;
+ *   - every function is thread-safe (Twisted documents callInThread and stop
+ *     as single-threaded), and stop/free called from a pool thread return
+ *     TW_EDEADLK instead of deadlocking in join.
+ *
+ * Threads are named "<name>-N" (N counts from 1; truncated to 15 characters
+ * by the platform).
+ */
+#ifndef TWUV_THREADPOOL_H
+#define TWUV_THREADPOOL_H
+
+#include <stdint.h>
+
+#include "common.h"
+#include "defer.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct tw_threadpool tw_threadpool;
+
+/*
+ * tw_threadpool_new: ThreadPool(minthreads, maxthreads, name). No thread is
+ * started before tw_threadpool_start; work submitted before it is kept and
+ * runs once the pool starts. name NULL means "tw-pool".
+ * Errors: TW_EINVAL (out NULL, min < 0, max < min, max > 1024), TW_ENOMEM.
+ * Thread-safe.
+ */
+TW_EXTERN int tw_threadpool_new(tw_threadpool **out, int min_threads,
+                                int max_threads, const char *name);
+
+/*
+ * tw_threadpool_start: start(): grow to min threads, and start as many more
+ * (up to max) as there is work waiting. Starting a started pool does
+ * nothing. Errors: TW_EINVAL, TW_EALREADYQUIT (after stop: Twisted's
+ * restart is broken, twuv refuses it). Thread-safe.
+ */
+TW_EXTERN int tw_threadpool_start(tw_threadpool *tp);
+
+/*
+ * tw_threadpool_stop: stop(): refuse new work, let the threads finish the
+ * work they run and the work waiting for them, then join every thread the
+ * pool ever started. Blocks until then. A pool that never started (or has
+ * no thread at all) cannot run its waiting work: that work goes through its
+ * cleanup path instead (see tw_threadpool_call_in_thread*).
+ * Errors: TW_EINVAL, TW_EALREADYQUIT (second stop), TW_EDEADLK (called from
+ * one of the pool's own threads, which it would wait for).
+ * Thread-safe.
+ */
+TW_EXTERN int tw_threadpool_stop(tw_threadpool *tp);
+
+/*
+ * tw_threadpool_adjust_poolsize: adjustPoolsize(min, max); pass -1 to keep a
+ * value. On a started pool, shrinks to max (idle threads now, busy ones when
+ * they finish) or grows to min. Raising max does not start threads by itself:
+ * new work (or start) does, as in Twisted.
+ * Errors: TW_EINVAL (min < 0 or max < min after applying -1s, max > 1024;
+ * nothing changes), TW_EALREADYQUIT (after stop). Thread-safe.
+ */
+TW_EXTERN int tw_threadpool_adjust_poolsize(tw_threadpool *tp, int min_threads,
+                                            int max_threads);
+
+/*
+ * tw_threadpool_call_in_thread: callInThread(f): run fn(arg) on a pool
+ * thread, then arg_free(arg). Work runs in FIFO order of submission while
+ * threads are available, and from a FIFO backlog otherwise (as Twisted's,
+ * new work may overtake the backlog when the limit is raised). A failure the
+ * work reports with tw_work_fail is logged; the thread carries on.
+ * Cleanup path: if the work can never run (pool freed or stopped without
+ * ever having a thread), arg_free(arg) runs instead.
+ * Errors: TW_EINVAL (tp or fn NULL), TW_EALREADYQUIT (stopped: Twisted
+ * drops the work silently), TW_ENOMEM; arg_free is then not called.
+ * Thread-safe.
+ */
+TW_EXTERN int tw_threadpool_call_in_thread(tw_threadpool *tp, tw_call_fn fn,
+                                           void *arg, tw_free_fn arg_free);
+
+/*
+ * Receives (and owns) the result of a tw_threadpool_call_in_thread_with_
+ * callback job: the value or failure fn returned, or a CancelledError
+ * failure if the job could never run. Runs on the pool thread, right after
+ * fn and arg_free (so it must not block; to reach the reactor, use
+ * tw_reactor_call_from_thread), or - for the cleanup path - on the thread
+ * that stops or frees the pool. If it reports a failure with tw_work_fail,
+ * that failure is logged and the pool carries on.
+ */
+typedef void (*tw_on_result_fn)(tw_result result, void *ctx);
+
+/*
+ * tw_threadpool_call_in_thread_with_callback: callInThreadWithCallback(
+ * onResult, f): run fn(arg) on a pool thread; then arg_free(arg) (the work
+ * is released before on_result is called, as in Twisted); then
+ * on_result(result, ctx), exactly once, with ownership of the result. A
+ * Deferred result from fn is not allowed: it is released and on_result gets
+ * a TW_TYPE_ERROR failure. ctx stays the caller's.
+ * Errors: TW_EINVAL (tp, fn or on_result NULL), TW_EALREADYQUIT, TW_ENOMEM;
+ * nothing is then called. Thread-safe.
+ */
+TW_EXTERN int tw_threadpool_call_in_thread_with_callback(
+    tw_threadpool *tp, tw_on_result_fn on_result, void *ctx, tw_result_fn fn,
+    void *arg, tw_free_fn arg_free);
+
+/*
+ * tw_threadpool_new_uv: a ThreadPool whose jobs run on libuv's own thread
+ * pool (uv_queue_work through a tw_uv_worker on loop), for programs that
+ * want a single pool for fs, DNS and their blocking work. libuv's pool is
+ * process-global, shared with fs and DNS, and sized once by
+ * UV_THREADPOOL_SIZE: min/max do not apply (stats report 0 and
+ * tw_threadpool_adjust_poolsize returns TW_ENOTSUP), jobs run in no
+ * particular order, and long jobs starve fs and DNS. Create, stop and free
+ * it on the loop's thread, and keep running the loop until stop: jobs are
+ * handed to libuv through the loop. Submission is thread-safe.
+ * Errors: TW_EINVAL, TW_ENOMEM, libuv errors.
+ */
+TW_EXTERN int tw_threadpool_new_uv(tw_threadpool **out, struct uv_loop_s *loop);
+
+/*
+ * Statistics (Twisted's workers / waiters / working / q.qsize(), plus what
+ * tells a saturated pool from an idle one). Cumulative times are in
+ * nanoseconds (uv_hrtime) over all completed jobs.
+ */
+typedef struct tw_threadpool_stats {
+  int min_threads;
+  int max_threads;
+  int started;          /* start called and stop not */
+  int joined;           /* stop completed */
+  size_t workers;       /* threads alive: waiters + working */
+  size_t waiters;       /* idle threads */
+  size_t working;       /* threads running a job */
+  size_t queued;        /* jobs waiting for a thread (the backlog) */
+  size_t threads_started; /* threads ever started */
+  uint64_t submitted;   /* jobs accepted */
+  uint64_t completed;   /* jobs run to completion */
+  uint64_t queue_wait_ns; /* total time jobs waited between submit and start */
+  uint64_t run_ns;      /* total time jobs ran (fn + on_result) */
+} tw_threadpool_stats;
+
+/*
+ * tw_threadpool_stats: a snapshot (lock-free reads: counters may be caught
+ * mid-change). Errors: TW_EINVAL. Thread-safe.
+ */
+TW_EXTERN int tw_threadpool_stats(const tw_threadpool *tp,
+                                  tw_threadpool_stats *out);
+
+/*
+ * tw_threadpool_free: stop the pool if needed (as tw_threadpool_stop) and
+ * release it. Errors: TW_EINVAL, TW_EDEADLK (from a pool thread; nothing is
+ * freed). Thread-safe, but no other call on tp may run or follow.
+ */
+TW_EXTERN int tw_threadpool_free(tw_threadpool *tp);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* TWUV_THREADPOOL_H */
