@@ -132,7 +132,7 @@ TW_EXTERN int tw_threadpool_new_uv(tw_threadpool **out, struct uv_loop_s *loop);
  * tells a saturated pool from an idle one). Cumulative times are in
  * nanoseconds (uv_hrtime) over all completed jobs.
  */
-typedef struct tw_threadpool_stats {
+typedef struct tw_threadpool_statistics {
   int min_threads;
   int max_threads;
   int started;          /* start called and stop not */
@@ -146,14 +146,14 @@ typedef struct tw_threadpool_stats {
   uint64_t completed;   /* jobs run to completion */
   uint64_t queue_wait_ns; /* total time jobs waited between submit and start */
   uint64_t run_ns;      /* total time jobs ran (fn + on_result) */
-} tw_threadpool_stats;
+} tw_threadpool_statistics;
 
 /*
  * tw_threadpool_stats: a snapshot (lock-free reads: counters may be caught
  * mid-change). Errors: TW_EINVAL. Thread-safe.
  */
 TW_EXTERN int tw_threadpool_stats(const tw_threadpool *tp,
-                                  tw_threadpool_stats *out);
+                                  tw_threadpool_statistics *out);
 
 /*
  * tw_threadpool_free: stop the pool if needed (as tw_threadpool_stop) and
