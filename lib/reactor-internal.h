@@ -26,6 +26,29 @@ typedef struct tw__call_node {
   tw_free_fn arg_free;
 } tw__call_node;
 
+/*
+ * A thread blocked in the reactor's name (tw_blocking_call_from_thread).
+ * The reactor releases every waiter - calls release(w) under its waiter
+ * lock - as soon as it stops running (stop requested, crash, free).
+ */
+typedef struct tw__reactor_waiter {
+  struct tw__reactor_waiter *next;
+  struct tw__reactor_waiter **pprev;
+  void (*release)(struct tw__reactor_waiter *w);
+} tw__reactor_waiter;
+
+/*
+ * Cleanup that must run on the loop thread but arrives from another thread
+ * after the reactor stopped for good (its call_from_thread queue is closed):
+ * parked here, run by tw_reactor_free. Embedded in the object it cleans up,
+ * so parking never allocates.
+ */
+typedef struct tw__reactor_parked {
+  struct tw__reactor_parked *next;
+  tw_call_fn fn;
+  void *arg;
+} tw__reactor_parked;
+
 typedef struct tw__trigger tw__trigger;
 typedef struct tw__event tw__event;
 
@@ -65,6 +88,24 @@ struct tw_reactor {
 
   tw__event *events;
   uint64_t next_trigger_id;
+
+  /* Threads blocked in tw_blocking_call_from_thread (threads.c). */
+  uv_mutex_t waiters_lock;
+  uv_cond_t waiters_gone;
+  tw__reactor_waiter *waiters;
+  int waiters_inside; /* threads inside tw__reactor_enter/leave_blocking */
+  int live;           /* running and not stopping: blocking calls allowed */
+  tw__reactor_parked *parked; /* under waiters_lock */
+
+  /* Work in flight that will call back into the reactor from another
+   * thread (defer_to_thread_pool jobs on a pool the reactor does not own):
+   * free refuses with TW_EBUSY until it is done. */
+  _Atomic long busy_refs;
+
+  /* The reactor's thread pool (threads.c), created on first use. */
+  tw_threadpool *pool;
+  tw_trigger_id pool_start_id;
+  void (*pool_free)(tw_reactor *r); /* frees pool at reactor free */
 };
 
 /* reactor.c */
@@ -78,6 +119,18 @@ void tw__reactor_signal_cb(uv_signal_t *h, int signum);
 tw_result tw__reactor_shutdown_crash(void *arg);
 int tw__reactor_add_really_start(tw_reactor *r);
 void tw__reactor_shutdown_done(tw_reactor *r);
+
+/*
+ * Blocking callers: enter registers w (TW_ESHUTDOWN when the reactor is not
+ * running); leave unregisters it if still registered. A thread between the
+ * two keeps tw_reactor_free waiting, so a released waiter may still touch
+ * the reactor until it leaves. Any thread.
+ */
+int tw__reactor_enter_blocking(tw_reactor *r, tw__reactor_waiter *w);
+void tw__reactor_leave_blocking(tw_reactor *r, tw__reactor_waiter *w);
+
+/* Park p (fn, arg set by the caller) for tw_reactor_free. Any thread. */
+void tw__reactor_park(tw_reactor *r, tw__reactor_parked *p);
 
 /* reactor-events.c */
 int tw__reactor_add_internal_trigger(tw_reactor *r, tw_phase phase,

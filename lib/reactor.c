@@ -225,6 +225,71 @@ void tw__reactor_close_queue(tw_reactor *r) {
   atomic_store_explicit(&r->queued, TW__QUEUE_CLOSED, memory_order_release);
 }
 
+/* ---- blocking callers --------------------------------------------------- */
+
+int tw__reactor_enter_blocking(tw_reactor *r, tw__reactor_waiter *w) {
+  uv_mutex_lock(&r->waiters_lock);
+  if (!r->live) {
+    uv_mutex_unlock(&r->waiters_lock);
+    return TW_ESHUTDOWN;
+  }
+  w->next = r->waiters;
+  w->pprev = &r->waiters;
+  if (r->waiters != NULL) r->waiters->pprev = &w->next;
+  r->waiters = w;
+  r->waiters_inside++;
+  uv_mutex_unlock(&r->waiters_lock);
+  return 0;
+}
+
+static void tw__waiter_unlink(tw__reactor_waiter *w) {
+  if (w->pprev == NULL) return;
+  *w->pprev = w->next;
+  if (w->next != NULL) w->next->pprev = w->pprev;
+  w->next = NULL;
+  w->pprev = NULL;
+}
+
+void tw__reactor_leave_blocking(tw_reactor *r, tw__reactor_waiter *w) {
+  uv_mutex_lock(&r->waiters_lock);
+  tw__waiter_unlink(w);
+  /* After this the waiter's thread must not touch r: free may proceed. */
+  if (--r->waiters_inside == 0) uv_cond_broadcast(&r->waiters_gone);
+  uv_mutex_unlock(&r->waiters_lock);
+}
+
+void tw__reactor_park(tw_reactor *r, tw__reactor_parked *p) {
+  uv_mutex_lock(&r->waiters_lock);
+  p->next = r->parked;
+  r->parked = p;
+  uv_mutex_unlock(&r->waiters_lock);
+}
+
+static void tw__reactor_run_parked(tw_reactor *r) {
+  tw__reactor_parked *p;
+  uv_mutex_lock(&r->waiters_lock);
+  p = r->parked;
+  r->parked = NULL;
+  uv_mutex_unlock(&r->waiters_lock);
+  while (p != NULL) {
+    tw__reactor_parked *next = p->next; /* fn may free p */
+    p->fn(p->arg);
+    p = next;
+  }
+}
+
+/* The reactor stops running: refuse new blocking calls, release the rest. */
+static void tw__reactor_release_waiters(tw_reactor *r) {
+  uv_mutex_lock(&r->waiters_lock);
+  r->live = 0;
+  while (r->waiters != NULL) {
+    tw__reactor_waiter *w = r->waiters;
+    tw__waiter_unlink(w);
+    w->release(w);
+  }
+  uv_mutex_unlock(&r->waiters_lock);
+}
+
 /* ---- the iteration -------------------------------------------------------- */
 
 /* Twisted's runUntilCurrent. */
@@ -261,6 +326,9 @@ void tw__reactor_check_cb(uv_check_t *h) {
 static tw_result tw__really_start_running(void *arg) {
   tw_reactor *r = arg;
   r->running = 1;
+  uv_mutex_lock(&r->waiters_lock);
+  r->live = 1;
+  uv_mutex_unlock(&r->waiters_lock);
   if (r->flags & TW_REACTOR_SIGNALS) {
     uv_signal_start(&r->sigint, tw__reactor_signal_cb, SIGINT);
     uv_signal_start(&r->sigterm, tw__reactor_signal_cb, SIGTERM);
@@ -284,6 +352,7 @@ int tw__reactor_add_really_start(tw_reactor *r) {
 static void tw__reactor_do_crash(tw_reactor *r) {
   r->started = 0;
   r->running = 0;
+  tw__reactor_release_waiters(r);
   uv_unref((uv_handle_t *)&r->async);
   if (r->flags & TW_REACTOR_SIGNALS) {
     uv_signal_stop(&r->sigint);
@@ -349,6 +418,9 @@ int tw_reactor_stop(tw_reactor *r) {
   r->stopped = 1;
   r->just_stopped = 1;
   r->started_before = 1;
+  /* Shutdown starts: threads blocked on the reactor get TW_ESHUTDOWN now
+   * rather than a result that may never come. */
+  tw__reactor_release_waiters(r);
   tw__reactor_wake(r);
   return 0;
 }
@@ -437,7 +509,7 @@ int tw_reactor_new(tw_reactor **out, struct uv_loop_s *loop, unsigned flags) {
   int err;
   if (out == NULL) return TW_EINVAL;
   *out = NULL;
-  if (flags & ~TW_REACTOR_SIGNALS) return TW_EINVAL;
+  if (flags & ~(TW_REACTOR_SIGNALS | TW_REACTOR_UV_POOL)) return TW_EINVAL;
   r = tw__calloc(1, sizeof(*r));
   if (r == NULL) return TW_ENOMEM;
   r->flags = flags;
@@ -463,6 +535,24 @@ int tw_reactor_new(tw_reactor **out, struct uv_loop_s *loop, unsigned flags) {
   atomic_init(&r->queued, 0);
   tw__set_loop_thread(r);
   r->next_trigger_id = 1;
+  atomic_init(&r->busy_refs, 0);
+  if ((err = uv_mutex_init(&r->waiters_lock)) != 0) {
+    if (r->own_loop != NULL) {
+      uv_loop_close(r->own_loop);
+      tw__free(r->own_loop);
+    }
+    tw__free(r);
+    return err;
+  }
+  if ((err = uv_cond_init(&r->waiters_gone)) != 0) {
+    uv_mutex_destroy(&r->waiters_lock);
+    if (r->own_loop != NULL) {
+      uv_loop_close(r->own_loop);
+      tw__free(r->own_loop);
+    }
+    tw__free(r);
+    return err;
+  }
 
   /* Twisted's __init__ triggers, in its order. */
   err = tw__reactor_add_really_start(r);
@@ -474,6 +564,8 @@ int tw_reactor_new(tw_reactor **out, struct uv_loop_s *loop, unsigned flags) {
     /* Closes whatever was opened; frees r (and our loop) now, or - on a
      * hosted loop with handles opened - from their close callbacks. */
     tw__reactor_destroy_events(r);
+    uv_cond_destroy(&r->waiters_gone);
+    uv_mutex_destroy(&r->waiters_lock);
     tw__reactor_close_handles(r);
     return err;
   }
@@ -497,14 +589,30 @@ int tw_reactor_free(tw_reactor *r) {
   TW__CHECK_THREAD(r, TW_EWRONGTHREAD);
   if (r->in_run || r->in_iterate || r->manual_iterate || r->started)
     return TW_EBUSY;
+  /* Work that came back after the reactor stopped for good. */
+  tw__reactor_run_parked(r);
+  /* Jobs on a pool we do not own (and lookups in flight) would call back
+   * into freed memory. */
+  if (atomic_load_explicit(&r->busy_refs, memory_order_acquire) > 0)
+    return TW_EBUSY;
   uv_once(&tw__default_once, tw__default_init);
   uv_mutex_lock(&tw__default_mutex);
   if (tw__default_reactor == r) tw__default_reactor = NULL;
   uv_mutex_unlock(&tw__default_mutex);
 
+  /* Released blocking callers may still be on their way out. */
+  tw__reactor_release_waiters(r);
+  uv_mutex_lock(&r->waiters_lock);
+  while (r->waiters_inside > 0) uv_cond_wait(&r->waiters_gone, &r->waiters_lock);
+  uv_mutex_unlock(&r->waiters_lock);
+  /* A pool that never ran still holds work to hand to its cleanup path. */
+  if (r->pool_free != NULL) r->pool_free(r);
+
   tw__reactor_close_queue(r);
   tw__reactor_destroy_events(r);
   tw__clock_destroy(&r->clock);
+  uv_cond_destroy(&r->waiters_gone);
+  uv_mutex_destroy(&r->waiters_lock);
   tw__reactor_close_handles(r); /* frees r once every close callback ran */
   return 0;
 }

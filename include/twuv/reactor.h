@@ -58,11 +58,15 @@ typedef struct tw_reactor tw_reactor;
 /* Stop the reactor on SIGINT and SIGTERM while it runs (as Twisted's
  * reactor.run() does by default); installed in the "during startup" phase. */
 #define TW_REACTOR_SIGNALS 0x1u
+/* The reactor's thread pool (threads.h) runs on libuv's own pool instead of
+ * threads of its own: one pool for fs, DNS and blocking work, sized by
+ * UV_THREADPOOL_SIZE; see tw_threadpool_new_uv for the trade-offs. */
+#define TW_REACTOR_UV_POOL 0x2u
 
 /*
  * tw_reactor_new: a new reactor on loop, or on a loop of its own when loop
- * is NULL (created now, closed by tw_reactor_free). flags: 0 or
- * TW_REACTOR_SIGNALS. The calling thread becomes the loop thread until the
+ * is NULL (created now, closed by tw_reactor_free). flags: 0, or any of
+ * TW_REACTOR_SIGNALS and TW_REACTOR_UV_POOL. The calling thread becomes the loop thread until the
  * reactor runs.
  * Errors: TW_EINVAL (out NULL, unknown flags), TW_ENOMEM, libuv errors from
  * uv_loop_init. On error *out is NULL.
