@@ -78,6 +78,8 @@ TW_EXTERN int tw_reactor_suggest_thread_pool_size(tw_reactor *r, int size);
  * Cancelling the Deferred: before fn started, fn never runs and the
  * Deferred fails with CancelledError; while fn runs, the Deferred fails
  * with CancelledError at once and fn's result is released when it comes.
+ * So the Deferred's callbacks may run while fn still runs: arg belongs to
+ * the work until arg_free, and must not be freed by those callbacks.
  * tp must outlive the work: while jobs on a pool that is not the reactor's
  * are in flight, tw_reactor_free returns TW_EBUSY.
  * Errors: TW_EINVAL (NULL r, tp, fn or out), TW_ENOMEM, TW_EWRONGTHREAD,
