@@ -57,13 +57,17 @@ struct tw_reactor {
   uv_loop_t *own_loop; /* allocated by us, or NULL (hosted) */
   unsigned flags;
 
-  /* Cross-thread queue: any thread pushes, the loop thread drains. Kept
-   * apart from the loop-thread state below to avoid false sharing. */
-  _Alignas(64) _Atomic uint64_t queued;
+  /* Cross-thread queue: any thread pushes, the loop thread drains. Padded
+   * away from the loop-thread state around it to avoid false sharing
+   * (padding, not _Alignas: the struct comes from malloc, which promises
+   * no more than 16-byte alignment). */
+  char pad_before[64];
+  _Atomic uint64_t queued;
   tw__mpsc queue;
   _Atomic uintptr_t loop_thread; /* uv_thread_t of the loop thread */
+  char pad_after[64];
 
-  _Alignas(64) uv_async_t async;
+  uv_async_t async;
   uv_timer_t timer;
   uv_check_t check;
   uv_idle_t idle;
@@ -85,6 +89,9 @@ struct tw_reactor {
   int in_iterate;     /* inside an iteration (its callbacks) */
   int manual_iterate; /* inside tw_reactor_iterate */
   int closing;        /* tw_reactor_free under way */
+  int draining;       /* running queued thread calls */
+  int need_really_start; /* crash could not re-add the startup trigger */
+  int close_pending;  /* the queue must close once the drain ends */
 
   tw__event *events;
   uint64_t next_trigger_id;
@@ -110,14 +117,19 @@ struct tw_reactor {
 
 /* reactor.c */
 int tw__reactor_on_loop_thread(tw_reactor *r);
-void tw__reactor_close_queue(tw_reactor *r);
-void tw__reactor_timer_cb(uv_timer_t *h);
-void tw__reactor_async_cb(uv_async_t *h);
-void tw__reactor_check_cb(uv_check_t *h);
-void tw__reactor_idle_cb(uv_idle_t *h);
-void tw__reactor_signal_cb(uv_signal_t *h, int signum);
-tw_result tw__reactor_shutdown_crash(void *arg);
-int tw__reactor_add_really_start(tw_reactor *r);
+
+/*
+ * The -Dthread_checks guard of every loop-thread-only function: return err
+ * when called off the loop thread. Compiled out otherwise.
+ */
+#if TW_THREAD_CHECKS
+#define TW__LOOP_ONLY(r, err)                         \
+  do {                                                \
+    if (!tw__reactor_on_loop_thread(r)) return (err); \
+  } while (0)
+#else
+#define TW__LOOP_ONLY(r, err) ((void)0)
+#endif
 void tw__reactor_shutdown_done(tw_reactor *r);
 
 /*
@@ -137,7 +149,5 @@ int tw__reactor_add_internal_trigger(tw_reactor *r, tw_phase phase,
                                      const char *event_type, tw_result_fn fn);
 void tw__reactor_fire(tw_reactor *r, const char *event_type);
 void tw__reactor_destroy_events(tw_reactor *r);
-int tw__reactor_init_handles(tw_reactor *r);
-void tw__reactor_close_handles(tw_reactor *r);
 
 #endif

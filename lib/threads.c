@@ -13,18 +13,14 @@
 #include <math.h>
 #include <string.h>
 
-#if TW_THREAD_CHECKS
-#define TW__LOOP_ONLY(r, err)                         \
-  do {                                                \
-    if (!tw__reactor_on_loop_thread(r)) return (err); \
-  } while (0)
-#else
-#define TW__LOOP_ONLY(r, err) ((void)0)
-#endif
-
-/* Stopped for good: its queue to the loop is closed, nothing will run. */
+/*
+ * Stopped for good: past the "during shutdown" crash of a stop (the pool is
+ * being or has been joined, and the reactor cannot run again), or its queue
+ * to the loop is closed. Work submitted now could never come back.
+ */
 static int tw__reactor_gone(tw_reactor *r) {
-  return (atomic_load_explicit(&r->queued, memory_order_acquire) &
+  return (r->started_before && !r->started) ||
+         (atomic_load_explicit(&r->queued, memory_order_acquire) &
           TW__QUEUE_CLOSED) != 0;
 }
 
@@ -161,7 +157,17 @@ static void tw__job_deliver(void *arg) {
 /* Loop thread (or the thread freeing the reactor): the job is over. */
 static void tw__job_finish(void *arg) {
   tw__job *job = arg;
-  if (!job->delivered) tw_result_release(job->result);
+  if (!job->delivered) {
+    /* The reactor stopped for good before the result could be delivered.
+     * Say so rather than leave the Deferred unfired for ever (firing it
+     * also means its canceller can no longer reach this job). A Deferred
+     * already cancelled refuses it. */
+    tw_failure *f = tw_failure_new(
+        &TW_SHUTDOWN_ERROR, TW_ESHUTDOWN,
+        "the reactor stopped before the work's result could be delivered");
+    tw_result_release(job->result);
+    if (tw_deferred_errback(job->d, f) != 0) tw_failure_unref(f);
+  }
   tw_deferred_unref(job->d);
   tw__free(job);
 }
@@ -183,7 +189,8 @@ static void tw__job_on_result(tw_result result, void *ctx) {
   if (err != 0) {
     if (err == TW_ENOMEM)
       tw__log_at(TW_LOG_ERROR, &tw__failure_oom, NULL, 0,
-                 "defer_to_thread: result lost, the loop cannot be reached");
+                 "defer_to_thread: the loop cannot be reached; the result "
+                 "waits for tw_reactor_free");
     /* Only the loop thread may release the Deferred: park the job for
      * tw_reactor_free, which runs on that thread. */
     job->park.fn = tw__job_finish;
@@ -397,7 +404,16 @@ static void tw__bc_callbacks_gone(void *arg) {
 /* Loop thread: maybeDeferred(f).addBoth(deliver). */
 static void tw__bc_start(void *arg) {
   tw__blocking *b = arg;
-  tw_deferred *d = tw_maybe_deferred(b->fn, b->arg);
+  tw_deferred *d;
+  int pending;
+  /* The caller may have been released (shutdown, timeout) before the loop
+   * got here: then fn must not run, or a caller told TW_ESHUTDOWN could not
+   * know whether its work happened. */
+  uv_mutex_lock(&b->mutex);
+  pending = b->state == TW__BC_PENDING;
+  uv_mutex_unlock(&b->mutex);
+  if (!pending) return;
+  d = tw_maybe_deferred(b->fn, b->arg);
   if (d == NULL) {
     tw__bc_deliver(tw_result_failure(tw_failure_from_code(TW_ENOMEM)), b);
     return;
@@ -452,8 +468,12 @@ int tw_blocking_call_from_thread(tw_reactor *r, tw_result_fn fn, void *arg,
   b->fn = fn;
   b->arg = arg;
   b->pending = NULL;
-  if (isfinite(timeout))
+  /* Beyond ~292 years of nanoseconds (or past the end of uint64) is as
+   * good as no timeout - and converting it would be undefined. */
+  if (isfinite(timeout) && timeout * 1e9 < 9.0e18) {
     deadline = uv_hrtime() + (uint64_t)(timeout * 1e9);
+    if (deadline == 0) deadline = 1; /* 0 means "no timeout" below */
+  }
 
   err = tw__reactor_enter_blocking(r, &b->waiter);
   if (err != 0) {

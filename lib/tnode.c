@@ -58,6 +58,9 @@ static void tw__slab_retire(void) {
 static void tw__tnode_thread_exit(void *marker) {
   (void)marker;
   tw__slab_retire();
+  /* A later thread-exit destructor may still submit calls: its slab must be
+   * registered (and so retired) again, or it would leak. */
+  tw__tls_registered = 0;
 }
 
 static void tw__tnode_key_init(void) {

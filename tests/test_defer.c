@@ -2963,3 +2963,37 @@ TWT_TEST_OPTS(defer, randomized_against_model, .timeout = 600) {
   }
   for (seq = 0; seq < n; seq++) run_sequence(seq);
 }
+
+/* ---- regressions ------------------------------------------------------------ */
+
+TWT_TEST(defer, queue_put_skips_a_waiter_fired_behind_its_back) {
+  /* Twisted raises AlreadyCalledError; twuv keeps the value. */
+  tw_deferred_queue *q;
+  tw_deferred *d;
+  tw_result r;
+  cr_assert_eq(tw_deferred_queue_new(TW_UNLIMITED, TW_UNLIMITED, &q), 0);
+  cr_assert_eq(tw_deferred_queue_get(q, &d), 0);
+  cr_assert_eq(tw_deferred_callback(d, tw_result_none()), 0);
+  cr_assert_eq(tw_deferred_queue_put(q, "kept", NULL), 0);
+  cr_assert_eq(tw_deferred_queue_pending(q), 1);
+  tw_deferred_unref(d);
+  cr_assert_eq(tw_deferred_queue_get(q, &d), 0);
+  cr_assert_eq(tw_deferred_peek_result(d, &r), 0);
+  cr_assert_str_eq(r.u.value, "kept");
+  tw_deferred_unref(d);
+  tw_deferred_queue_free(q);
+}
+
+TWT_TEST(defer, lock_release_skips_a_waiter_fired_behind_its_back) {
+  tw_deferred_lock *lock = tw_deferred_lock_new();
+  tw_deferred *held, *waiter;
+  cr_assert_eq(tw_deferred_lock_acquire(lock, &held), 0);
+  cr_assert_eq(tw_deferred_lock_acquire(lock, &waiter), 0);
+  cr_assert_eq(tw_deferred_callback(waiter, tw_result_none()), 0);
+  cr_assert_eq(tw_deferred_lock_release(lock), 0);
+  /* Nobody took it: the lock is free, not held for ever. */
+  cr_assert_eq(tw_deferred_lock_locked(lock), 0);
+  tw_deferred_unref(held);
+  tw_deferred_unref(waiter);
+  tw_deferred_lock_free(lock);
+}

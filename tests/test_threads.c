@@ -20,6 +20,7 @@
 TWT_SUITE(threads);
 
 static tw_reactor *R;
+static int record_call;
 
 static tw_reactor *new_reactor(unsigned flags) {
   tw_reactor *r = NULL;
@@ -268,6 +269,11 @@ static tw_result record_and_stop(tw_result r, void *arg) {
 }
 
 static tw_result kept;
+
+static tw_result keep_result(tw_result r, void *arg) {
+  *(tw_result *)arg = r;
+  return tw_result_none();
+}
 
 static void defer_and_record(tw_reactor *r, tw_threadpool *tp, tw_result_fn fn,
                              void *arg) {
@@ -795,10 +801,14 @@ TWT_TEST(threads, free_waits_for_work_on_a_foreign_pool) {
   cr_assert_eq(tw_reactor_free(r), TW_EBUSY); /* would be called back */
   uv_sem_post(&gate);
   cr_assert_eq(tw_threadpool_stop(tp), 0);
-  /* The result came back to a reactor that never runs: parked, released
-   * by free on this (the loop) thread. */
+  /* The result came back to a reactor that never runs: parked, and free
+   * (on this, the loop, thread) tells the Deferred the result is lost. */
+  kept = tw_result_none();
+  tw_deferred_add_both(d, keep_result, &kept);
   tw_deferred_unref(d);
   free_reactor(r);
+  cr_assert(tw_failure_check(kept.u.failure, &TW_SHUTDOWN_ERROR));
+  tw_result_release(kept);
   cr_assert_eq(tw_threadpool_free(tp), 0);
   uv_sem_destroy(&gate);
   uv_sem_destroy(&in_job);
@@ -844,6 +854,8 @@ TWT_TEST(threads, out_of_memory_changes_nothing) {
   cr_assert_eq(freed, 0);
   free_reactor(r); /* the job that got through is cleaned up */
   cr_assert_eq(freed, 1);
+  /* ...and its Deferred, dropped by the test, reports the lost result. */
+  cr_assert_eq(twt_log_flush(&TW_SHUTDOWN_ERROR), 1);
 }
 
 /* ---- twuv: resolve ------------------------------------------------------------------ */
@@ -906,4 +918,50 @@ TWT_TEST(threads, resolve_can_be_cancelled) {
   /* The request completes (or is cancelled) on the loop; free waits. */
   cr_assert_eq(tw_reactor_free(r), TW_EBUSY);
   while (tw_reactor_free(r) == TW_EBUSY) tw_reactor_iterate(r, 0.01);
+}
+
+/* ---- regressions ------------------------------------------------------------ */
+
+TWT_TEST(threads, cancel_after_the_reactor_dropped_the_work) {
+  /* The job was cleaned up with the reactor: its Deferred is told so, and
+   * a later cancel finds it fired (no canceller reaching freed memory). */
+  tw_reactor *r = new_reactor(0);
+  tw_deferred *d;
+  kept = tw_result_none();
+  cr_assert_eq(tw_defer_to_thread(r, plain_value, "x", NULL, &d), 0);
+  tw_deferred_add_both(d, keep_result, &kept);
+  free_reactor(r);
+  cr_assert(tw_failure_check(kept.u.failure, &TW_SHUTDOWN_ERROR));
+  cr_assert_eq(tw_deferred_called(d), 1);
+  cr_assert_eq(tw_deferred_cancel(d), 0);
+  tw_result_release(kept);
+  tw_deferred_unref(d);
+}
+
+TWT_TEST(threads, blocking_call_with_a_huge_timeout_waits_for_the_result) {
+  blocking_t b = {later_egg, NULL, 0, {0}, 1e300};
+  run_blocking(&b);
+  cr_assert_eq(b.rc, 0);
+  cr_assert_str_eq(b.result.u.value, "egg");
+}
+
+static tw_result defer_in_after_shutdown(void *arg) {
+  tw_deferred *d = (tw_deferred *)&d;
+  (void)arg;
+  /* The pool is joined by now: work submitted here could never come back. */
+  cr_assert_eq(tw_defer_to_thread(R, plain_value, NULL, NULL, &d), TW_ESHUTDOWN);
+  cr_assert_null(tw_reactor_get_thread_pool(R));
+  record_call = 1;
+  return tw_result_none();
+}
+
+TWT_TEST(threads, work_submitted_after_the_shutdown_crash_is_refused) {
+  tw_reactor *r = new_reactor(0);
+  record_call = 0;
+  tw_reactor_add_system_event_trigger(r, TW_PHASE_AFTER, "shutdown",
+                                      defer_in_after_shutdown, NULL, NULL, NULL);
+  tw_reactor_call_when_running(r, stop_trigger, r, NULL, NULL);
+  run(r);
+  cr_assert_eq(record_call, 1);
+  free_reactor(r);
 }
