@@ -25,6 +25,7 @@
 
 #include "common.h"
 #include "defer.h"
+#include "worker.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -43,10 +44,47 @@ TW_EXTERN int tw_threadpool_new(tw_threadpool **out, int min_threads,
                                 int max_threads, const char *name);
 
 /*
+ * Builds the team a pool runs on (tw_threadpool_new_custom): Twisted's
+ * ThreadPool._pool(currentLimit, threadFactory) hook. Store a new team in
+ * *out and return 0, or return an error code (returned by
+ * tw_threadpool_new_custom). The team must create a worker only while its
+ * worker count (idle + busy) is below current_limit(limit_ctx) - read it on
+ * every attempt, from the coordinator: it is 0 until the pool starts and
+ * after it stops, and the pool's max in between. name is the pool's (never
+ * NULL). The pool owns the team from then on: it quits, joins and frees it
+ * in tw_threadpool_stop. The default is tw_pool_new(out, current_limit,
+ * limit_ctx, name). Called once, on the thread calling
+ * tw_threadpool_new_custom.
+ */
+typedef int (*tw_threadpool_team_fn)(tw_team **out,
+                                     tw_pool_limit_fn current_limit,
+                                     void *limit_ctx, const char *name,
+                                     void *ctx);
+
+/*
+ * tw_threadpool_new_custom: tw_threadpool_new on a team built by
+ * create_team(..., ctx), for tests that drive a pool deterministically: a
+ * team of memory workers (tw_memory_worker_new) coordinated by a memory
+ * worker, run step by step with tw_memory_worker_perform (Twisted's
+ * MemoryBackedTests). Everything else is as for tw_threadpool_new, with one
+ * caveat: stop (and free) waits for the team to finish, so the memory
+ * workers must be driven until then (for instance by a coordinator that
+ * performs everything outstanding when the quit arrives).
+ * Errors: TW_EINVAL (as tw_threadpool_new, or create_team NULL), TW_ENOMEM,
+ * what create_team returned (TW_EINVAL if it returned 0 without a team).
+ * Thread-safe.
+ */
+TW_EXTERN int tw_threadpool_new_custom(tw_threadpool **out, int min_threads,
+                                       int max_threads, const char *name,
+                                       tw_threadpool_team_fn create_team,
+                                       void *ctx);
+
+/*
  * tw_threadpool_start: start(): grow to min threads, and start as many more
  * (up to max) as there is work waiting. Starting a started pool does
  * nothing. Errors: TW_EINVAL, TW_EALREADYQUIT (after stop: Twisted's
- * restart is broken, twuv refuses it). Thread-safe.
+ * restart is broken, twuv refuses it), TW_ENOMEM (the pool stays unstarted;
+ * try again). Thread-safe.
  */
 TW_EXTERN int tw_threadpool_start(tw_threadpool *tp);
 
@@ -56,8 +94,10 @@ TW_EXTERN int tw_threadpool_start(tw_threadpool *tp);
  * pool ever started. Blocks until then. A pool that never started (or has
  * no thread at all) cannot run its waiting work: that work goes through its
  * cleanup path instead (see tw_threadpool_call_in_thread*).
- * Errors: TW_EINVAL, TW_EALREADYQUIT (second stop), TW_EDEADLK (called from
- * one of the pool's own threads, which it would wait for).
+ * Errors: TW_EINVAL, TW_EALREADYQUIT (second stop, even while the first is
+ * still joining), TW_EDEADLK (called from the pool's own work - a job, its
+ * arg_free or on_result - which it would wait for; nothing changes),
+ * TW_EWRONGTHREAD (a uv pool off its loop's thread; nothing changes).
  * Thread-safe.
  */
 TW_EXTERN int tw_threadpool_stop(tw_threadpool *tp);
@@ -68,7 +108,8 @@ TW_EXTERN int tw_threadpool_stop(tw_threadpool *tp);
  * they finish) or grows to min. Raising max does not start threads by itself:
  * new work (or start) does, as in Twisted.
  * Errors: TW_EINVAL (min < 0 or max < min after applying -1s, max > 1024;
- * nothing changes), TW_EALREADYQUIT (after stop). Thread-safe.
+ * nothing changes), TW_EALREADYQUIT (after stop), TW_ENOMEM (nothing
+ * changes), TW_ENOTSUP (a uv pool). Thread-safe.
  */
 TW_EXTERN int tw_threadpool_adjust_poolsize(tw_threadpool *tp, int min_threads,
                                             int max_threads);
@@ -121,8 +162,15 @@ TW_EXTERN int tw_threadpool_call_in_thread_with_callback(
  * UV_THREADPOOL_SIZE: min/max do not apply (stats report 0 and
  * tw_threadpool_adjust_poolsize returns TW_ENOTSUP), jobs run in no
  * particular order, and long jobs starve fs and DNS. Create, stop and free
- * it on the loop's thread, and keep running the loop until stop: jobs are
- * handed to libuv through the loop. Submission is thread-safe.
+ * it on the loop's thread, and keep running the loop until stop: jobs
+ * submitted off the loop's thread are handed to libuv through the loop.
+ * As for any pool, jobs submitted before tw_threadpool_start wait for it
+ * (and go through the cleanup path if it never comes). The pool keeps
+ * uv_run(UV_RUN_DEFAULT) running until stop; after tw_threadpool_free, run
+ * the loop once more (libuv completes the requests and the handle close)
+ * before uv_loop_close. Submission, start and stats are thread-safe.
+ * Stats: min/max, workers, waiters and threads_started are 0 (libuv's
+ * threads are not the pool's); working counts jobs running now.
  * Errors: TW_EINVAL, TW_ENOMEM, libuv errors.
  */
 TW_EXTERN int tw_threadpool_new_uv(tw_threadpool **out, struct uv_loop_s *loop);
@@ -144,21 +192,27 @@ typedef struct tw_threadpool_statistics {
   size_t threads_started; /* threads ever started */
   uint64_t submitted;   /* jobs accepted */
   uint64_t completed;   /* jobs run to completion */
+  uint64_t cancelled;   /* jobs that went through the cleanup path */
   uint64_t queue_wait_ns; /* total time jobs waited between submit and start */
   uint64_t run_ns;      /* total time jobs ran (fn + on_result) */
 } tw_threadpool_statistics;
 
 /*
  * tw_threadpool_stats: a snapshot (lock-free reads: counters may be caught
- * mid-change). Errors: TW_EINVAL. Thread-safe.
+ * mid-change, so working + queued may briefly disagree with submitted -
+ * completed - cancelled). Once stopped, workers, waiters, working and queued
+ * are 0 and the rest is final. Errors: TW_EINVAL (tp or out NULL).
+ * Thread-safe, until tw_threadpool_free.
  */
 TW_EXTERN int tw_threadpool_stats(const tw_threadpool *tp,
                                   tw_threadpool_statistics *out);
 
 /*
  * tw_threadpool_free: stop the pool if needed (as tw_threadpool_stop) and
- * release it. Errors: TW_EINVAL, TW_EDEADLK (from a pool thread; nothing is
- * freed). Thread-safe, but no other call on tp may run or follow.
+ * release it. Errors: TW_EINVAL, TW_EDEADLK (from the pool's own work,
+ * including a cleanup-path on_result; nothing is freed), TW_EWRONGTHREAD (a
+ * uv pool off its loop's thread; nothing is freed). Thread-safe, but no
+ * other call on tp may run or follow.
  */
 TW_EXTERN int tw_threadpool_free(tw_threadpool *tp);
 
