@@ -106,10 +106,18 @@ static void submit(void *arg) {
 /* Resize at random until the pool refuses (stopped). */
 static void adjust(void *arg) {
   unsigned rnd = 12345;
+  long last = 0;
   tw_threadpool_statistics st;
   (void)arg;
   for (;;) {
     int min, max, rc;
+    /* Paced by the submissions (one resize per 16 jobs), so that sanitizer
+     * builds spend their time on jobs, not on resizes. */
+    if (atomic_load(&submitted) - last < 16 && !atomic_load(&stopping)) {
+      sched_yield();
+      continue;
+    }
+    last = atomic_load(&submitted);
     rnd = rnd * 1103515245u + 12345u;
     min = (int)((rnd >> 16) % 3);
     max = 1 + (int)((rnd >> 8) % 8);
@@ -148,7 +156,7 @@ int main(void) {
   int threads_before;
   tw_threadpool_statistics st;
   twt_alloc_install();
-  per_submitter = stress_scaled(100000);
+  per_submitter = stress_scaled(50000);
   total = per_submitter * SUBMITTERS;
   for (p = 0; p < SUBMITTERS; p++) {
     slots[p] = calloc((size_t)per_submitter, sizeof(slot));
