@@ -8,15 +8,19 @@
  *   - invalid sizes return TW_EINVAL instead of an AssertionError;
  *   - work submitted after stop is refused with TW_EALREADYQUIT instead of
  *     being dropped without a word;
- *   - work that can never run (the pool is freed before it ever started)
- *     goes through its cleanup path (arg_free; on_result gets a
- *     CancelledError failure) instead of being abandoned;
+ *   - work that can never run (no thread is left to run it when the pool
+ *     stops or is freed: it never started, or may have no thread) goes
+ *     through its cleanup path (arg_free; on_result gets a CancelledError
+ *     failure) instead of being abandoned;
  *   - every function is thread-safe (Twisted documents callInThread and stop
- *     as single-threaded), and stop/free called from a pool thread return
- *     TW_EDEADLK instead of deadlocking in join.
+ *     as single-threaded; free and the uv pool have their own rules below),
+ *     and stop/free called from the pool's own work return TW_EDEADLK
+ *     instead of deadlocking in join;
+ *   - start after stop is refused (Twisted's restart is broken).
  *
  * Threads are named "<name>-N" (N counts from 1; truncated to 15 characters
- * by the platform).
+ * by the platform). docs/threadpool.md describes the pool's structure, the
+ * statistics and the uv pool's trade-offs.
  */
 #ifndef TWUV_THREADPOOL_H
 #define TWUV_THREADPOOL_H
@@ -93,10 +97,11 @@ TW_EXTERN int tw_threadpool_start(tw_threadpool *tp);
  * work they run and the work waiting for them, then join every thread the
  * pool ever started. Blocks until then. A pool that never started (or has
  * no thread at all) cannot run its waiting work: that work goes through its
- * cleanup path instead (see tw_threadpool_call_in_thread*).
+ * cleanup path instead (see tw_threadpool_call_in_thread*), on this thread.
  * Errors: TW_EINVAL, TW_EALREADYQUIT (second stop, even while the first is
  * still joining), TW_EDEADLK (called from the pool's own work - a job, its
- * arg_free or on_result - which it would wait for; nothing changes),
+ * arg_free or on_result, cleanup path included - which it would wait for;
+ * nothing changes),
  * TW_EWRONGTHREAD (a uv pool off its loop's thread; nothing changes).
  * Thread-safe.
  */
@@ -119,9 +124,11 @@ TW_EXTERN int tw_threadpool_adjust_poolsize(tw_threadpool *tp, int min_threads,
  * thread, then arg_free(arg). Work runs in FIFO order of submission while
  * threads are available, and from a FIFO backlog otherwise (as Twisted's,
  * new work may overtake the backlog when the limit is raised). A failure the
- * work reports with tw_work_fail is logged; the thread carries on.
- * Cleanup path: if the work can never run (pool freed or stopped without
- * ever having a thread), arg_free(arg) runs instead.
+ * work reports with tw_work_fail is logged (by the team's log_exception:
+ * tw_log_failure for tw_threadpool_new; the log hook for a uv pool); the
+ * thread carries on.
+ * Cleanup path: if the work can never run (no thread is left to run it when
+ * the pool stops), arg_free(arg) runs instead, on the stopping thread.
  * Errors: TW_EINVAL (tp or fn NULL), TW_EALREADYQUIT (stopped: Twisted
  * drops the work silently), TW_ENOMEM; arg_free is then not called.
  * Thread-safe.
@@ -136,7 +143,9 @@ TW_EXTERN int tw_threadpool_call_in_thread(tw_threadpool *tp, tw_call_fn fn,
  * fn and arg_free (so it must not block; to reach the reactor, use
  * tw_reactor_call_from_thread), or - for the cleanup path - on the thread
  * that stops or frees the pool. If it reports a failure with tw_work_fail,
- * that failure is logged and the pool carries on.
+ * that failure is logged (by the team's log_exception, as Twisted's Team
+ * logs an exception from onResult; on the cleanup path, through the log
+ * hook) and the pool carries on.
  */
 typedef void (*tw_on_result_fn)(tw_result result, void *ctx);
 
@@ -144,9 +153,12 @@ typedef void (*tw_on_result_fn)(tw_result result, void *ctx);
  * tw_threadpool_call_in_thread_with_callback: callInThreadWithCallback(
  * onResult, f): run fn(arg) on a pool thread; then arg_free(arg) (the work
  * is released before on_result is called, as in Twisted); then
- * on_result(result, ctx), exactly once, with ownership of the result. A
- * Deferred result from fn is not allowed: it is released and on_result gets
- * a TW_TYPE_ERROR failure. ctx stays the caller's.
+ * on_result(result, ctx), exactly once, with ownership of the result. fn
+ * fails by returning a failure or by calling tw_work_fail (which wins: a
+ * value returned with it is released). A Deferred result from fn is not
+ * allowed: it is released and on_result gets a TW_TYPE_ERROR failure (a
+ * NULL failure or an unknown kind: TW_VALUE_ERROR). ctx stays the caller's.
+ * Cleanup path: arg_free(arg), then on_result(CancelledError failure).
  * Errors: TW_EINVAL (tp, fn or on_result NULL), TW_EALREADYQUIT, TW_ENOMEM;
  * nothing is then called. Thread-safe.
  */
