@@ -1300,3 +1300,90 @@ TWT_TEST(threadpool, uv_pool_cleanup_path_and_failures) {
   uv_sem_destroy(&done);
   uv_sem_destroy(&a.done);
 }
+
+TWT_TEST(threadpool, uv_pool_hand_over_failing_at_start) {
+  /* Jobs held for start that libuv cannot take (out of memory) end through
+   * the cleanup path with the error, and are logged. */
+  uv_loop_t loop;
+  tw_threadpool *tp;
+  seen a;
+  seen_init(&a);
+  atomic_store(&ran, 0);
+  atomic_store(&frees, 0);
+  cr_assert_eq(uv_loop_init(&loop), 0);
+  cr_assert_eq(tw_threadpool_new_uv(&tp, &loop), 0);
+  cr_assert_eq(tw_threadpool_call_in_thread(tp, count_run, NULL, count_free), 0);
+  cr_assert_eq(tw_threadpool_call_in_thread_with_callback(
+                   tp, seen_on_result, &a, count_run_result, NULL, count_free),
+               0);
+  twt_alloc_fail_all(1);
+  cr_assert_eq(tw_threadpool_start(tp), 0);
+  twt_alloc_fail_all(0);
+  cr_assert_eq(twt_log_flush(&TW_MEMORY_ERROR), 2);
+  cr_assert_eq(atomic_load(&ran), 0);
+  cr_assert_eq(atomic_load(&frees), 2);
+  cr_assert_eq(a.type, &TW_MEMORY_ERROR);
+  cr_assert_eq(stats(tp).cancelled, 2);
+  cr_assert_eq(tw_threadpool_free(tp), 0);
+  cr_assert_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  cr_assert_eq(uv_loop_close(&loop), 0);
+  uv_sem_destroy(&a.done);
+}
+
+/* A job that submits more jobs to its own pool, down to depth 0. */
+static tw_threadpool *fan_pool;
+static atomic_int fan_runs;
+static void fan(void *arg) {
+  intptr_t depth = (intptr_t)arg;
+  atomic_fetch_add(&fan_runs, 1);
+  if (depth > 0) {
+    tw_threadpool_call_in_thread(fan_pool, fan, (void *)(depth - 1), NULL);
+    tw_threadpool_call_in_thread(fan_pool, fan, (void *)(depth - 1), NULL);
+  }
+}
+
+TWT_TEST(threadpool, jobs_may_submit_jobs) {
+  atomic_store(&fan_runs, 0);
+  cr_assert_eq(tw_threadpool_new(&fan_pool, 0, 3, NULL), 0);
+  cr_assert_eq(tw_threadpool_start(fan_pool), 0);
+  cr_assert_eq(tw_threadpool_call_in_thread(fan_pool, fan, (void *)8, NULL),
+               0);
+  /* 511 jobs in all; the last ones may be refused if stop comes first, so
+   * wait for them through the statistics before stopping. */
+  while (stats(fan_pool).completed < 511) sched_yield();
+  cr_assert_eq(tw_threadpool_free(fan_pool), 0);
+  cr_assert_eq(atomic_load(&fan_runs), 511);
+}
+
+static atomic_int stop_results[3];
+static void stop_concurrently(void *arg) {
+  int rc = tw_threadpool_stop(arg);
+  atomic_fetch_add(&stop_results[rc == 0 ? 0 : rc == TW_EALREADYQUIT ? 1 : 2],
+                   1);
+}
+
+TWT_TEST(threadpool, concurrent_stops) {
+  tw_threadpool *tp;
+  uv_thread_t t[4];
+  gate_job g;
+  int i;
+  gate_job_init(&g);
+  for (i = 0; i < 3; i++) atomic_store(&stop_results[i], 0);
+  cr_assert_eq(tw_threadpool_new(&tp, 2, 4, NULL), 0);
+  cr_assert_eq(tw_threadpool_start(tp), 0);
+  cr_assert_eq(tw_threadpool_call_in_thread(tp, gated, &g, NULL), 0);
+  uv_sem_wait(&g.working);
+  for (i = 0; i < 4; i++)
+    cr_assert_eq(uv_thread_create(&t[i], stop_concurrently, tp), 0);
+  /* One stop waits for the gated job; the others return at once. */
+  while (atomic_load(&stop_results[1]) < 3) sched_yield();
+  cr_assert_eq(atomic_load(&stop_results[0]), 0);
+  uv_sem_post(&g.finish);
+  for (i = 0; i < 4; i++) uv_thread_join(&t[i]);
+  cr_assert_eq(atomic_load(&stop_results[0]), 1);
+  cr_assert_eq(atomic_load(&stop_results[1]), 3);
+  cr_assert_eq(atomic_load(&stop_results[2]), 0);
+  cr_assert_eq(stats(tp).joined, 1);
+  cr_assert_eq(tw_threadpool_free(tp), 0);
+  gate_job_destroy(&g);
+}
