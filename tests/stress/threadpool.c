@@ -8,6 +8,10 @@
  * refused job (TW_EALREADYQUIT, and only after stop) was not touched; once
  * a submitter was refused, it is refused for good; the statistics add up;
  * stop joined every thread; nothing leaks.
+ *
+ * Then the same submitters feed a pool over libuv's threads
+ * (tw_threadpool_new_uv) whose loop thread starts it (work submitted before
+ * waits for start) and stops it while they are still going.
  */
 #include <dirent.h>
 #include <sched.h>
@@ -38,6 +42,7 @@ static atomic_long accepted_total;
 static atomic_long finished; /* arg_free calls: every accepted job has one */
 static atomic_long bad;
 static atomic_int stopping;
+static atomic_int pressure; /* back-pressure: only once jobs can finish */
 static atomic_long adjustments;
 
 static void job(void *arg) {
@@ -79,7 +84,9 @@ static void submit(void *arg) {
     /* Back-pressure in bursts, so that submitting lasts as long as the
      * work and the resizing hits a pool that is by turns backlogged (where
      * shrinking waits: the backlog comes first) and idle (where it bites). */
-    while (!refused &&
+    /* Before a uv pool starts: hold at a quarter, the rest comes after. */
+    while (!atomic_load(&pressure) && i >= per_submitter / 4) sched_yield();
+    while (!refused && atomic_load(&pressure) &&
            atomic_load(&accepted_total) - atomic_load(&finished) >
                (i % BURST == 0 ? 0 : MAX_OUTSTANDING))
       sched_yield();
@@ -149,19 +156,118 @@ static int count_threads(void) {
 
 static void nothing(void *arg) { (void)arg; }
 
-int main(void) {
-  uv_thread_t t[SUBMITTERS], adjuster;
+static void phase_reset(long n) {
   uintptr_t p;
-  long i, total, accepted = 0, ran = 0, cancelled = 0;
-  int threads_before;
-  tw_threadpool_statistics st;
-  twt_alloc_install();
-  per_submitter = stress_scaled(50000);
-  total = per_submitter * SUBMITTERS;
+  per_submitter = n;
   for (p = 0; p < SUBMITTERS; p++) {
     slots[p] = calloc((size_t)per_submitter, sizeof(slot));
     CHECK(slots[p] != NULL);
   }
+  atomic_store(&submitted, 0);
+  atomic_store(&accepted_total, 0);
+  atomic_store(&finished, 0);
+  atomic_store(&stopping, 0);
+  atomic_store(&pressure, 0);
+}
+
+/* Every job ended exactly once, and the statistics agree; frees the slots.
+ * Returns the number of jobs cancelled. */
+static long check_jobs(const char *what) {
+  uintptr_t p;
+  long i, accepted = 0, ran = 0, cancelled = 0;
+  tw_threadpool_statistics st;
+  CHECK_EQ(atomic_load(&bad), 0);
+  for (p = 0; p < SUBMITTERS; p++) {
+    for (i = 0; i < per_submitter; i++) {
+      slot *s = &slots[p][i];
+      int runs = atomic_load(&s->runs), frees = atomic_load(&s->frees);
+      int results = atomic_load(&s->results);
+      int canc = atomic_load(&s->cancelled);
+      int callback = i % 2 == 1, ok;
+      if (!s->accepted)
+        ok = runs + frees + results + canc == 0;
+      else if (runs == 1)
+        ok = frees == 1 && results == callback && canc == 0;
+      else
+        ok = runs == 0 && frees == 1 && results == 0 && canc == callback;
+      if (!ok || atomic_load(&s->bad) != 0) {
+        fprintf(stderr,
+                "%s: submitter %d job %ld: accepted %d, ran %d, freed %d, "
+                "results %d, cancelled %d, bad %d\n",
+                what, (int)p, i, s->accepted, runs, frees, results, canc,
+                atomic_load(&s->bad));
+        exit(1);
+      }
+      accepted += s->accepted;
+      ran += runs;
+      cancelled += s->accepted && runs == 0;
+    }
+    free(slots[p]);
+  }
+  CHECK_EQ(tw_threadpool_stats(tp, &st), 0);
+  CHECK_EQ(st.submitted, accepted);
+  CHECK_EQ(st.completed, ran);
+  CHECK_EQ(st.cancelled, cancelled);
+  CHECK_EQ(st.joined, 1);
+  CHECK_EQ(st.workers + st.working + st.waiters + st.queued, 0);
+  printf("%s: %ld of %ld jobs accepted (%ld ran, %ld cancelled at stop), "
+         "%ld refused after stop",
+         what, accepted, per_submitter * SUBMITTERS, ran, cancelled,
+         per_submitter * SUBMITTERS - accepted);
+  return cancelled;
+}
+
+/* The uv phase: on the loop thread, start after a quarter of the
+ * submissions, stop after three quarters. */
+static int uv_started;
+static void uv_phase_idle(uv_idle_t *idle) {
+  long n = atomic_load(&submitted), total = per_submitter * SUBMITTERS;
+  /* What the submitters hold at (per_submitter / 4 each, rounded down). */
+  if (!uv_started && n >= per_submitter / 4 * SUBMITTERS) {
+    tw_threadpool_statistics st;
+    CHECK_EQ(tw_threadpool_stats(tp, &st), 0);
+    CHECK_EQ(st.completed, 0); /* held until now */
+    CHECK_EQ(tw_threadpool_start(tp), 0);
+    uv_started = 1;
+    atomic_store(&pressure, 1);
+  } else if (uv_started && n >= total * 3 / 4) {
+    atomic_store(&stopping, 1);
+    CHECK_EQ(tw_threadpool_stop(tp), 0);
+    uv_close((uv_handle_t *)idle, NULL);
+  }
+}
+
+static void uv_phase(void) {
+  uv_loop_t loop;
+  uv_idle_t idle;
+  uv_thread_t t[SUBMITTERS];
+  uintptr_t p;
+  phase_reset(stress_scaled(5000));
+  CHECK_EQ(uv_loop_init(&loop), 0);
+  CHECK_EQ(tw_threadpool_new_uv(&tp, &loop), 0);
+  CHECK_EQ(uv_idle_init(&loop, &idle), 0);
+  CHECK_EQ(uv_idle_start(&idle, uv_phase_idle), 0);
+  for (p = 0; p < SUBMITTERS; p++)
+    CHECK_EQ(uv_thread_create(&t[p], submit, (void *)p), 0);
+  CHECK_EQ(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  for (p = 0; p < SUBMITTERS; p++) uv_thread_join(&t[p]);
+  check_jobs("threadpool (uv)");
+  printf("\n");
+  CHECK_EQ(tw_threadpool_free(tp), 0);
+  CHECK_EQ(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  CHECK_EQ(uv_loop_close(&loop), 0);
+}
+
+int main(void) {
+  uv_thread_t t[SUBMITTERS], adjuster;
+  uintptr_t p;
+  long total;
+  int threads_before;
+  tw_threadpool_statistics st;
+  twt_alloc_install();
+  phase_reset(stress_scaled(30000));
+  atomic_store(&pressure, 1);
+  total = per_submitter * SUBMITTERS;
   /* A first thread makes TSan start its own background thread now, so that
    * it is counted on both sides of the comparison. */
   CHECK_EQ(uv_thread_create(&t[0], nothing, NULL), 0);
@@ -182,46 +288,13 @@ int main(void) {
   uv_thread_join(&adjuster);
   for (p = 0; p < SUBMITTERS; p++) uv_thread_join(&t[p]);
   CHECK_EQ(count_threads(), threads_before);
-  CHECK_EQ(atomic_load(&bad), 0);
-  for (p = 0; p < SUBMITTERS; p++)
-    for (i = 0; i < per_submitter; i++) {
-      slot *s = &slots[p][i];
-      int runs = atomic_load(&s->runs), frees = atomic_load(&s->frees);
-      int results = atomic_load(&s->results);
-      int canc = atomic_load(&s->cancelled);
-      int callback = i % 2 == 1, ok;
-      if (!s->accepted)
-        ok = runs + frees + results + canc == 0;
-      else if (runs == 1)
-        ok = frees == 1 && results == callback && canc == 0;
-      else
-        ok = runs == 0 && frees == 1 && results == 0 && canc == callback;
-      if (!ok || atomic_load(&s->bad) != 0) {
-        fprintf(stderr,
-                "submitter %d job %ld: accepted %d, ran %d, freed %d, "
-                "results %d, cancelled %d, bad %d\n",
-                (int)p, i, s->accepted, runs, frees, results, canc,
-                atomic_load(&s->bad));
-        return 1;
-      }
-      accepted += s->accepted;
-      ran += runs;
-      cancelled += s->accepted && runs == 0;
-    }
+  check_jobs("threadpool");
   CHECK_EQ(tw_threadpool_stats(tp, &st), 0);
-  CHECK_EQ(st.submitted, accepted);
-  CHECK_EQ(st.completed, ran);
-  CHECK_EQ(st.cancelled, cancelled);
-  CHECK_EQ(st.joined, 1);
-  CHECK_EQ(st.workers + st.working + st.waiters + st.queued, 0);
   CHECK(st.threads_started >= 1);
-  CHECK_EQ(tw_threadpool_free(tp), 0);
-  for (p = 0; p < SUBMITTERS; p++) free(slots[p]);
-  stress_check_no_leaks();
-  printf("threadpool: %ld of %ld jobs accepted (%ld ran, %ld cancelled at "
-         "stop), %ld refused after stop; %ld resizes, %zu threads started, "
-         "all joined\n",
-         accepted, total, ran, cancelled, total - accepted,
+  printf("; %ld resizes, %zu threads started, all joined\n",
          atomic_load(&adjustments), st.threads_started);
+  CHECK_EQ(tw_threadpool_free(tp), 0);
+  uv_phase();
+  stress_check_no_leaks();
   return 0;
 }
