@@ -173,6 +173,16 @@ static void tw__tp_add(_Atomic uint64_t *counter, uint64_t n) {
 }
 
 /*
+ * For the counters of a job's later stages (begun, completed, cancelled):
+ * a reader that loads one of them (stats, in order from the latest stage)
+ * also sees the earlier stages of the same jobs, so no figure overtakes
+ * the one before it.
+ */
+static void tw__tp_count(_Atomic uint64_t *counter) {
+  atomic_fetch_add_explicit(counter, 1, memory_order_release);
+}
+
+/*
  * What on_result receives: fn's failure if it reported one (it wins over
  * the value, which is released), else fn's result unless it cannot cross
  * threads or is malformed.
@@ -208,7 +218,7 @@ static void tw__tp_run(void *p) {
   uint64_t submit = job->submit_ns;
   job->submit_ns = 0; /* ran */
   tw__tp_add(&tp->wait_ns, start > submit ? start - submit : 0);
-  if (tp->uv) tw__tp_add(&tp->begun, 1);
+  if (tp->uv) tw__tp_count(&tp->begun);
   tw__tp_enter(&f, tp);
   if (job->on_result == NULL) {
     job->fn.call(job->arg);
@@ -226,7 +236,7 @@ static void tw__tp_run(void *p) {
   }
   tw__tp_leave(&f);
   tw__tp_add(&tp->run_ns, uv_hrtime() - start);
-  tw__tp_add(&tp->completed, 1);
+  tw__tp_count(&tp->completed);
 }
 
 /*
@@ -246,7 +256,7 @@ static void tw__tp_cancel(tw__tp_job *job, tw_failure *why) {
   tw__work_log_pending("Unhandled error in thread pool on_result");
   tw__tp_leave(&f);
   tw__work_unstash(outer);
-  tw__tp_add(&tp->cancelled, 1);
+  tw__tp_count(&tp->cancelled);
 }
 
 static tw_failure *tw__tp_cancelled(const tw__tp_job *job) {
@@ -317,7 +327,7 @@ static int tw__tp_submit(tw_threadpool *tp, tw_call_fn fn, tw_result_fn rfn,
   job->on_result = on_result;
   job->ctx = ctx;
   job->submit_ns = uv_hrtime() | 1;
-  /* Counted before it can complete, so completed <= submitted holds. */
+  /* Counted before any thread can see the job (tw__tp_count). */
   tw__tp_add(&tp->submitted, 1);
   if (tp->uv)
     rc = tw__tp_uv_submit(tp, job);
