@@ -100,7 +100,8 @@ int tw_reactor_call_in_thread(tw_reactor *r, tw_call_fn fn, void *arg,
 
 int tw_reactor_suggest_thread_pool_size(tw_reactor *r, int size) {
   tw_threadpool *tp;
-  if (r == NULL) return TW_EINVAL;
+  /* -1 would mean "keep" to adjust_poolsize. */
+  if (r == NULL || size < 0) return TW_EINVAL;
   TW__LOOP_ONLY(r, TW_EWRONGTHREAD);
   if (tw__reactor_gone(r)) return TW_ESHUTDOWN;
   tp = tw_reactor_get_thread_pool(r);
