@@ -11,9 +11,13 @@
  * is released. One allocation per slab instead of one per item, and no
  * shared free list to contend on (or to suffer ABA).
  *
- * A thread's partly used slab stays cached until the thread exits (a
- * thread-specific destructor retires it) or calls tw_thread_cleanup().
- * Nodes are TW__TNODE_SIZE bytes, pointer-aligned.
+ * Two sizes (kinds): TW__TNODE_SMALL nodes of TW__TNODE_SIZE bytes (the
+ * serial worker's), TW__TNODE_TASK nodes of TW__TNODE_TASK_SIZE bytes (a
+ * team's tasks); each kind has its own slabs.
+ *
+ * A thread's partly used slabs stay cached until the thread exits (a
+ * thread-specific destructor retires them) or calls tw_thread_cleanup().
+ * Nodes are pointer-aligned.
  */
 #ifndef TWUV_TNODE_H
 #define TWUV_TNODE_H
@@ -21,11 +25,18 @@
 #include "internal.h"
 
 #define TW__TNODE_SIZE 56
+#define TW__TNODE_TASK_SIZE 72
 
-/* A node from the calling thread's slab, or NULL when out of memory. */
-void *tw__tnode_get(void);
+enum { TW__TNODE_SMALL, TW__TNODE_TASK, TW__TNODE_KINDS };
 
-/* Release a node (any thread, once per node). */
+/* A node of that kind from the calling thread's slab, or NULL (no memory). */
+void *tw__tnode_get_kind(int kind);
+
+static inline void *tw__tnode_get(void) {
+  return tw__tnode_get_kind(TW__TNODE_SMALL);
+}
+
+/* Release a node of either kind (any thread, once per node). */
 void tw__tnode_put(void *node);
 
 #endif
