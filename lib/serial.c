@@ -112,6 +112,14 @@ static void tw__serial_run(tw__item *it, tw_failure **failure) {
  * nobody, so the only access left is the done signal, which free waits for.
  */
 static void tw__serial_drain(tw__serial_worker *w, tw_failure **failure) {
+  uintptr_t expect = TW__S_LOCKED;
+  /* Nothing came in meanwhile (the usual case without contention): one CAS
+   * hands the worker back. */
+  if (atomic_load_explicit(&w->top, memory_order_relaxed) == TW__S_LOCKED &&
+      atomic_compare_exchange_strong_explicit(&w->top, &expect, 0,
+                                              memory_order_acq_rel,
+                                              memory_order_relaxed))
+    return;
   for (;;) {
     uintptr_t old = atomic_fetch_and_explicit(&w->top, TW__S_FLAGS,
                                               memory_order_acq_rel);
@@ -222,6 +230,14 @@ static int tw__serial_do_work(tw_worker *wk, tw_call_fn fn, void *arg,
   else if (own) /* went idle meanwhile: the item is ours to run */
     tw__serial_own(w, &n->item, NULL, NULL, NULL);
   return rc;
+}
+
+int tw__serial_try_run(tw_worker *wk, tw_call_fn fn, void *arg) {
+  tw__serial_worker *w = (tw__serial_worker *)wk;
+  int own, rc = tw__serial_submit(w, NULL, &own);
+  if (rc != 0) return rc == 1 ? 0 : rc;
+  tw__serial_own(w, NULL, fn, arg, NULL);
+  return 1;
 }
 
 static int tw__serial_quit(tw_worker *wk) {

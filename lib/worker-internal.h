@@ -31,6 +31,16 @@
 #define TW__TLS _Thread_local
 #endif
 
+/* A spinning thread's pause: lets a sibling hyperthread run. */
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define TW__CPU_RELAX() _mm_pause()
+#elif defined(__aarch64__)
+#define TW__CPU_RELAX() __asm__ __volatile__("yield")
+#else
+#define TW__CPU_RELAX() ((void)0)
+#endif
+
 typedef struct tw__item tw__item;
 typedef void (*tw__item_fn)(tw__item *item);
 
@@ -59,6 +69,20 @@ extern const tw__worker_class tw__memory_worker_class;
 extern const tw__worker_class tw__serial_worker_class;
 extern const tw_worker_vtable tw__team_vtable;
 extern const tw_worker_vtable tw__uv_worker_vtable;
+
+/*
+ * If the serial worker w is idle, take it, run fn(arg) as its item, run
+ * what others submit meanwhile, and return 1; return 0 (nothing done) if
+ * it is busy, TW_EALREADYQUIT if it has quit.
+ */
+int tw__serial_try_run(tw_worker *w, tw_call_fn fn, void *arg);
+
+/*
+ * 1 when the calling thread is thread worker w's own, running one item of
+ * w's with nothing else queued and no quit requested: the next item w is
+ * given would be the next it runs, so the caller may run it right away.
+ */
+int tw__thread_worker_alone(tw_worker *w);
 
 /* The class of one of twuv's intrusive workers, or NULL. */
 const tw__worker_class *tw__worker_class_of(const tw_worker *w);

@@ -230,6 +230,32 @@ static TW__TLS tw__thread_worker *tw__current_thread_worker;
 
 static atomic_ulong tw__thread_worker_ids;
 
+#ifndef TW__THREAD_SPIN_NS
+#define TW__THREAD_SPIN_NS 20000
+#endif
+
+/* Wait a little for work before sleeping: 1 when state changed. */
+static int tw__thread_spin(tw__thread_worker *w, size_t *s) {
+  uint64_t deadline = 0;
+  unsigned i;
+  for (i = 1;; i++) {
+    size_t now;
+    TW__CPU_RELAX();
+    now = atomic_load_explicit(&w->state, memory_order_acquire);
+    if (now != *s) {
+      *s = now;
+      return 1;
+    }
+    if ((i & 63) == 0) {
+      uint64_t t = uv_hrtime();
+      if (deadline == 0)
+        deadline = t + TW__THREAD_SPIN_NS;
+      else if (t >= deadline)
+        return 0;
+    }
+  }
+}
+
 static void tw__thread_body(void *arg) {
   tw__thread_worker *w = arg;
   tw__thread_worker *prev = tw__current_thread_worker;
@@ -240,6 +266,7 @@ static void tw__thread_body(void *arg) {
     size_t n = s / TW__T_ONE, i;
     if (n == 0) {
       if (s & TW__T_QUIT) break;
+      if (tw__thread_spin(w, &s)) continue;
       if (atomic_compare_exchange_weak_explicit(&w->state, &s,
                                                 s | TW__T_SLEEP,
                                                 memory_order_acq_rel,
@@ -257,6 +284,12 @@ static void tw__thread_body(void *arg) {
     atomic_fetch_sub_explicit(&w->state, n * TW__T_ONE, memory_order_acq_rel);
   }
   tw__current_thread_worker = prev;
+}
+
+int tw__thread_worker_alone(tw_worker *wk) {
+  tw__thread_worker *w = (tw__thread_worker *)wk;
+  return tw__current_thread_worker == w &&
+         atomic_load_explicit(&w->state, memory_order_acquire) == TW__T_ONE;
 }
 
 static int tw__thread_do_item(tw_worker *wk, tw__item *it) {
