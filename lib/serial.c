@@ -91,6 +91,9 @@ static void tw__serial_node_drop(tw__item *it) {
   if (arg_free != NULL) arg_free(arg);
 }
 
+static const tw__item_ops tw__serial_node_ops = {tw__serial_node_run,
+                                                 tw__serial_node_drop};
+
 /* ---- running -------------------------------------------------------------- */
 
 static void tw__serial_signal_done(tw__serial_worker *w) {
@@ -101,7 +104,7 @@ static void tw__serial_signal_done(tw__serial_worker *w) {
 }
 
 static void tw__serial_run(tw__item *it, tw_failure **failure) {
-  it->run(it);
+  tw__item_run(it);
   if (*failure != NULL) tw__work_log_slot(failure, tw__serial_why);
 }
 
@@ -219,8 +222,7 @@ static int tw__serial_do_work(tw_worker *wk, tw_call_fn fn, void *arg,
   }
   n = tw__tnode_get();
   if (n == NULL) return TW_ENOMEM;
-  n->item.run = tw__serial_node_run;
-  n->item.drop = tw__serial_node_drop;
+  n->item.ops = &tw__serial_node_ops;
   n->fn = fn;
   n->arg = arg;
   n->arg_free = arg_free;

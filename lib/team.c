@@ -35,6 +35,7 @@
 
 typedef struct tw__member {
   struct tw__member *next; /* idle stack or retired list */
+  tw_team *team;
   tw_worker *worker;
   const tw__worker_class *cls; /* NULL: a foreign worker */
 } tw__member;
@@ -50,12 +51,20 @@ typedef struct tw__member {
 
 typedef struct tw__task {
   tw__item item; /* also the backlog link (item.next) */
-  tw_team *team;
   tw_call_fn fn;
   void *arg;
   tw_free_fn arg_free;
-  tw__member *member;
+  /* Hop 1 (coordinate): the team; given to a worker: its member (whose
+   * team is the same). One word, so that a task fits a 64-byte node. */
+  union {
+    tw_team *team;
+    tw__member *member;
+  } u;
 } tw__task;
+
+static tw_team *tw__task_team(const tw__task *task) {
+  return task->u.member->team;
+}
 
 typedef struct tw__team_step {
   tw__item item;
@@ -170,7 +179,7 @@ static int tw__team_inside(const tw_team *t) {
  * coordinator, usually on another thread: they come from the submitting
  * thread's slab (tnode.h), however deep the backlog grows.
  */
-_Static_assert(sizeof(tw__task) <= TW__TNODE_TASK_SIZE,
+_Static_assert(sizeof(tw__task) <= TW__TNODE_SIZE,
                "a task must fit a task tnode");
 
 static tw__task *tw__team_task_new(void) {
@@ -358,6 +367,7 @@ static tw__member *tw__team_create_member(tw_team *t) {
     return NULL;
   }
   m->worker = w;
+  m->team = t;
   m->cls = tw__worker_class_of(w);
   m->next = NULL;
   t->created_n++;
@@ -379,8 +389,39 @@ static void tw__team_maybe_finish(tw_team *t) {
   uv_mutex_unlock(&t->mutex);
 }
 
+
+/* The steps and hops, each with its drop (tw__item_ops). */
+static void tw__team_coordinate(tw__item *it);
+static void tw__team_coordinate_dropped(tw__item *it);
 static void tw__team_work(tw__item *it);
 static void tw__team_work_dropped(tw__item *it);
+static void tw__team_recycle_step(tw__item *it);
+static void tw__team_recycle_dropped(tw__item *it);
+static void tw__team_refused_step(tw__item *it);
+static void tw__team_refused_dropped(tw__item *it);
+static void tw__team_grow_step(tw__item *it);
+static void tw__team_shrink_step(tw__item *it);
+static void tw__team_step_dropped(tw__item *it);
+static void tw__team_quit_step(tw__item *it);
+static void tw__team_check_step(tw__item *it);
+static void tw__team_nothing(tw__item *it);
+
+static const tw__item_ops tw__team_coordinate_ops = {tw__team_coordinate,
+                                                     tw__team_coordinate_dropped};
+static const tw__item_ops tw__team_work_ops = {tw__team_work,
+                                               tw__team_work_dropped};
+static const tw__item_ops tw__team_recycle_ops = {tw__team_recycle_step,
+                                                  tw__team_recycle_dropped};
+static const tw__item_ops tw__team_refused_ops = {tw__team_refused_step,
+                                                  tw__team_refused_dropped};
+static const tw__item_ops tw__team_grow_ops = {tw__team_grow_step,
+                                               tw__team_step_dropped};
+static const tw__item_ops tw__team_shrink_ops = {tw__team_shrink_step,
+                                                 tw__team_step_dropped};
+static const tw__item_ops tw__team_quit_ops = {tw__team_quit_step,
+                                               tw__team_nothing};
+static const tw__item_ops tw__team_check_ops = {tw__team_check_step,
+                                                tw__team_nothing};
 
 /* Twisted's _coordinateThisTask. */
 static void tw__team_dispatch(tw_team *t, tw__task *task) {
@@ -392,9 +433,8 @@ static void tw__team_dispatch(tw_team *t, tw__task *task) {
     return;
   }
   t->busy_n++;
-  task->member = m;
-  task->item.run = tw__team_work;
-  task->item.drop = tw__team_work_dropped;
+  task->u.member = m;
+  task->item.ops = &tw__team_work_ops;
   rc = tw__worker_do_item(m->worker, &task->item);
   if (rc != 0) {
     /* Only a foreign worker can refuse: retire it, keep the work. */
@@ -452,13 +492,10 @@ static void tw__team_step_done(tw_team *t) {
 
 /* ---- The task's three hops ----------------------------------------------- */
 
-static void tw__team_recycle_step(tw__item *it);
-static void tw__team_recycle_dropped(tw__item *it);
 
 static void tw__team_send_back(tw_team *t, tw__task *task) {
   int rc;
-  task->item.run = tw__team_recycle_step;
-  task->item.drop = tw__team_recycle_dropped;
+  task->item.ops = &tw__team_recycle_ops;
   /* A do finding the coordinator busy meanwhile waits a little instead of
    * queueing its step, which this thread would then have to run. */
   atomic_fetch_add_explicit(&t->returning, 1, memory_order_relaxed);
@@ -478,7 +515,7 @@ static void tw__team_send_back(tw_team *t, tw__task *task) {
 /* Hop 1, external (tw_team_do): pick a worker. */
 static void tw__team_coordinate(tw__item *it) {
   tw__task *task = TW__CONTAINER_OF(it, tw__task, item);
-  tw_team *t = task->team;
+  tw_team *t = task->u.team;
   tw__team_frame f;
   tw__team_enter(&f, t);
   tw__team_dispatch(t, task); /* task may be running already */
@@ -488,14 +525,12 @@ static void tw__team_coordinate(tw__item *it) {
 
 static void tw__team_coordinate_dropped(tw__item *it) {
   tw__task *task = TW__CONTAINER_OF(it, tw__task, item);
-  tw_team *t = task->team;
+  tw_team *t = task->u.team;
   if (task->arg_free != NULL) task->arg_free(task->arg);
   tw__team_task_release(task);
   tw__team_step_done(t);
 }
 
-static void tw__team_refused_step(tw__item *it);
-static void tw__team_refused_dropped(tw__item *it);
 
 /*
  * Twisted's idleAndPending when the backlog is not empty, without the trip
@@ -519,15 +554,13 @@ static tw__task *tw__team_take_next(tw_team *t, tw__member *m) {
 /* Give m the task it took (as dispatch would: m->do). */
 static void tw__team_give(tw_team *t, tw__member *m, tw__task *next) {
   int rc;
-  next->member = m;
-  next->item.run = tw__team_work;
-  next->item.drop = tw__team_work_dropped;
+  next->u.member = m;
+  next->item.ops = &tw__team_work_ops;
   rc = m->cls->do_item(m->worker, &next->item);
   if (rc != 0) {
     /* Quit behind the team's back: let the coordinator retire it and
      * put the task back, as when dispatching. */
-    next->item.run = tw__team_refused_step;
-    next->item.drop = tw__team_refused_dropped;
+    next->item.ops = &tw__team_refused_ops;
     if (tw__team_submit(t, &next->item) != 0)
       tw__team_refused_dropped(&next->item);
   }
@@ -560,8 +593,8 @@ static void tw__team_run(tw_team *t, tw__task *task) {
  */
 static void tw__team_work(tw__item *it) {
   tw__task *task = TW__CONTAINER_OF(it, tw__task, item);
-  tw_team *t = task->team;
-  tw__member *m = task->member;
+  tw__member *m = task->u.member;
+  tw_team *t = m->team;
   for (;;) {
     tw__task *next;
     tw__team_run(t, task);
@@ -573,7 +606,7 @@ static void tw__team_work(tw__item *it) {
     tw__team_task_release(task);
     if (m->cls == &tw__thread_worker_class &&
         tw__thread_worker_alone(m->worker)) {
-      next->member = m;
+      next->u.member = m;
       task = next;
       continue;
     }
@@ -586,14 +619,14 @@ static void tw__team_work_dropped(tw__item *it) {
   tw__task *task = TW__CONTAINER_OF(it, tw__task, item);
   if (task->arg_free != NULL) task->arg_free(task->arg);
   task->arg_free = NULL;
-  tw__team_send_back(task->team, task);
+  tw__team_send_back(tw__task_team(task), task);
 }
 
 /* Hop 3, internal: Twisted's idleAndPending. */
 static void tw__team_recycle_step(tw__item *it) {
   tw__task *task = TW__CONTAINER_OF(it, tw__task, item);
-  tw_team *t = task->team;
-  tw__member *m = task->member;
+  tw__member *m = task->u.member;
+  tw_team *t = m->team;
   tw__team_frame f;
   tw__team_task_release(task);
   tw__team_enter(&f, t);
@@ -609,16 +642,14 @@ static void tw__team_recycle_dropped(tw__item *it) {
 /* A worker refused the task it took from the backlog (tw__team_take_next). */
 static void tw__team_refused_step(tw__item *it) {
   tw__task *task = TW__CONTAINER_OF(it, tw__task, item);
-  tw_team *t = task->team;
+  tw_team *t = tw__task_team(task);
   tw__team_frame f;
   tw__team_enter(&f, t);
   t->busy_n--;
   tw__log_at(TW_LOG_ERROR, NULL, NULL, 0,
              "team: a worker refused work (%s); retiring it",
              tw_err_name(TW_EALREADYQUIT));
-  tw__team_retire(t, task->member);
-  task->item.run = tw__team_coordinate;
-  task->item.drop = tw__team_coordinate_dropped;
+  tw__team_retire(t, task->u.member);
   tw__team_backlog_push(t, task, 1);
   tw__team_step_end(t, &f);
 }
@@ -722,14 +753,14 @@ static void tw__team_unaccept(tw_team *t) {
   }
 }
 
-static int tw__team_submit_step(tw_team *t, tw__item_fn run, int n) {
+static int tw__team_submit_step(tw_team *t, const tw__item_ops *ops,
+                                int n) {
   tw__team_step *s;
   int rc;
   if (t == NULL) return TW_EINVAL;
   s = tw__malloc(sizeof(*s));
   if (s == NULL) return TW_ENOMEM;
-  s->item.run = run;
-  s->item.drop = tw__team_step_dropped;
+  s->item.ops = ops;
   s->team = t;
   s->n = n;
   rc = tw__team_accept(t);
@@ -763,7 +794,7 @@ typedef struct tw__team_inline {
 static void tw__team_coordinate_inline(void *arg) {
   tw__team_inline *in = arg;
   tw__task *task = in->task;
-  tw_team *t = task->team;
+  tw_team *t = task->u.team;
   tw__team_frame f;
   if (atomic_load_explicit(&t->state, memory_order_acquire) & TW__TEAM_QUIT) {
     in->rc = TW_EALREADYQUIT;
@@ -781,13 +812,11 @@ static int tw__team_do_work(tw_worker *wk, tw_call_fn fn, void *arg,
   int rc;
   task = tw__team_task_new();
   if (task == NULL) return TW_ENOMEM;
-  task->item.run = tw__team_coordinate;
-  task->item.drop = tw__team_coordinate_dropped;
-  task->team = t;
+  task->item.ops = &tw__team_coordinate_ops;
+  task->u.team = t;
   task->fn = fn;
   task->arg = arg;
   task->arg_free = arg_free;
-  task->member = NULL;
   if (t->direct) {
     tw__team_inline in;
     unsigned spins = 0;
@@ -960,10 +989,8 @@ int tw__team_new_ex(tw_team **out, tw_worker *coordinator,
   atomic_init(&t->st_busy, 0);
   atomic_init(&t->st_backlog, 0);
   atomic_init(&t->st_created, 0);
-  t->quit_step.run = tw__team_quit_step;
-  t->quit_step.drop = tw__team_nothing;
-  t->check_step.run = tw__team_check_step;
-  t->check_step.drop = tw__team_nothing;
+  t->quit_step.ops = &tw__team_quit_ops;
+  t->check_step.ops = &tw__team_check_ops;
   *out = t;
   return 0;
 }
@@ -981,16 +1008,16 @@ tw_worker *tw_team_worker(tw_team *team) {
 
 int tw_team_grow(tw_team *team, int n) {
   if (n <= 0) return TW_EINVAL;
-  return tw__team_submit_step(team, tw__team_grow_step, n);
+  return tw__team_submit_step(team, &tw__team_grow_ops, n);
 }
 
 int tw_team_shrink(tw_team *team, int n) {
   if (n <= 0) return TW_EINVAL;
-  return tw__team_submit_step(team, tw__team_shrink_step, n);
+  return tw__team_submit_step(team, &tw__team_shrink_ops, n);
 }
 
 int tw_team_shrink_all(tw_team *team) {
-  return tw__team_submit_step(team, tw__team_shrink_step, -1);
+  return tw__team_submit_step(team, &tw__team_shrink_ops, -1);
 }
 
 int tw_team_statistics(const tw_team *team, tw_team_stats *out) {

@@ -17,34 +17,36 @@
 
 typedef struct tw__tnode_slab tw__tnode_slab;
 
-/* Each node is its slab's address followed by the caller's bytes. */
+/* Each node is its slab's address followed by the caller's bytes: one
+ * cache line, line-aligned. */
 typedef struct tw__tnode_head {
   tw__tnode_slab *slab;
 } tw__tnode_head;
 
+#define TW__TNODE_LINE 64
+_Static_assert(sizeof(tw__tnode_head) + TW__TNODE_SIZE == TW__TNODE_LINE,
+               "a node is one cache line");
+
 struct tw__tnode_slab {
-  /* Nodes not yet released, counting those not yet carved. */
+  /* Nodes not yet released, counting those not yet carved, plus one while
+   * the owning thread holds the slab. */
   _Atomic uint32_t refs;
-  /* The nodes follow, at a pointer-aligned offset. */
+  /* The nodes follow, from the first line boundary after this header. */
 };
 
-typedef struct tw__tnode_kind_info {
-  size_t stride; /* header + bytes, pointer-aligned */
-  uint32_t count;
-} tw__tnode_kind_info;
+/* Nodes per slab: 36 small (~2.4 KiB), 60 tasks (~3.9 KiB). */
+static const uint32_t tw__tnode_counts[TW__TNODE_KINDS] = {36, 60};
 
-#define TW__TNODE_STRIDE(bytes)                                      \
-  ((sizeof(tw__tnode_head) + (bytes) + sizeof(void *) - 1) /         \
-   sizeof(void *) * sizeof(void *))
-#define TW__TNODE_FIRST                                              \
-  ((sizeof(tw__tnode_slab) + sizeof(void *) - 1) / sizeof(void *) *  \
-   sizeof(void *))
+static size_t tw__slab_bytes(uint32_t count) {
+  /* Room to align the nodes, whatever malloc's alignment. */
+  return TW__TNODE_LINE + (size_t)count * TW__TNODE_LINE;
+}
 
-/* Small: 36 nodes of 64 bytes (~2.3 KiB); tasks: 48 of 80 (~3.8 KiB). */
-static const tw__tnode_kind_info tw__tnode_kinds[TW__TNODE_KINDS] = {
-    {TW__TNODE_STRIDE(TW__TNODE_SIZE), 36},
-    {TW__TNODE_STRIDE(TW__TNODE_TASK_SIZE), 48},
-};
+static tw__tnode_head *tw__tnode_at(tw__tnode_slab *slab, uint32_t i) {
+  uintptr_t first = ((uintptr_t)(slab + 1) + TW__TNODE_LINE - 1) &
+                    ~(uintptr_t)(TW__TNODE_LINE - 1);
+  return (tw__tnode_head *)(first + (uintptr_t)i * TW__TNODE_LINE);
+}
 
 #if defined(__GNUC__) && defined(__ELF__)
 /* One load per access rather than a __tls_get_addr call. */
@@ -85,7 +87,7 @@ static void tw__slab_retire(void) {
     tw__tnode_slab *slab = c->slab;
     c->slab = NULL;
     if (slab != NULL)
-      tw__slab_release(slab, tw__tnode_kinds[k].count - c->used + 1);
+      tw__slab_release(slab, tw__tnode_counts[k] - c->used + 1);
     while (c->n_held > 0) {
       slab = c->held[c->first];
       c->first = (c->first + 1) % TW__TNODE_HOLD;
@@ -107,27 +109,22 @@ static void tw__tnode_key_init(void) {
 
 void tw_thread_cleanup(void) { tw__slab_retire(); }
 
-static tw__tnode_head *tw__tnode_at(tw__tnode_slab *slab, size_t stride,
-                                    uint32_t i) {
-  return (tw__tnode_head *)((char *)slab + TW__TNODE_FIRST + stride * i);
-}
 
 /* A slab to carve: the oldest held one if all its nodes came back. */
-static tw__tnode_slab *tw__slab_new(tw__tnode_cache *c,
-                                    const tw__tnode_kind_info *info) {
+static tw__tnode_slab *tw__slab_new(tw__tnode_cache *c, uint32_t count) {
   tw__tnode_slab *slab;
   if (c->n_held > 0) {
     slab = c->held[c->first];
     if (atomic_load_explicit(&slab->refs, memory_order_acquire) == 1) {
       c->first = (c->first + 1) % TW__TNODE_HOLD;
       c->n_held--;
-      atomic_store_explicit(&slab->refs, info->count + 1,
+      atomic_store_explicit(&slab->refs, count + 1,
                             memory_order_relaxed);
       return slab;
     }
   }
-  slab = tw__malloc(TW__TNODE_FIRST + info->stride * info->count);
-  if (slab != NULL) atomic_init(&slab->refs, info->count + 1);
+  slab = tw__malloc(tw__slab_bytes(count));
+  if (slab != NULL) atomic_init(&slab->refs, count + 1);
   return slab;
 }
 
@@ -144,7 +141,7 @@ static void tw__slab_hold(tw__tnode_cache *c, tw__tnode_slab *slab) {
 }
 
 void *tw__tnode_get_kind(int kind) {
-  const tw__tnode_kind_info *info = &tw__tnode_kinds[kind];
+  uint32_t count = tw__tnode_counts[kind];
   tw__tnode_cache *c = &tw__tls_cache[kind];
   tw__tnode_slab *slab = c->slab;
   tw__tnode_head *node;
@@ -159,22 +156,22 @@ void *tw__tnode_get_kind(int kind) {
         tw__tls_registered = 1;
     }
     if (!tw__tls_registered) {
-      slab = tw__malloc(TW__TNODE_FIRST + info->stride);
+      slab = tw__malloc(tw__slab_bytes(1));
       if (slab == NULL) return NULL;
       atomic_init(&slab->refs, 1);
-      node = tw__tnode_at(slab, info->stride, 0);
+      node = tw__tnode_at(slab, 0);
       node->slab = slab;
       return node + 1;
     }
-    slab = tw__slab_new(c, info);
+    slab = tw__slab_new(c, count);
     if (slab == NULL) return NULL;
     c->slab = slab;
     c->used = 0;
   }
   used = c->used++;
-  node = tw__tnode_at(slab, info->stride, used);
+  node = tw__tnode_at(slab, used);
   node->slab = slab;
-  if (used + 1 == info->count) {
+  if (used + 1 == count) {
     c->slab = NULL;
     tw__slab_hold(c, slab);
   }

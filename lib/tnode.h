@@ -11,13 +11,15 @@
  * is released. One allocation per slab instead of one per item, and no
  * shared free list to contend on (or to suffer ABA).
  *
- * Two sizes (kinds): TW__TNODE_SMALL nodes of TW__TNODE_SIZE bytes (the
- * serial worker's), TW__TNODE_TASK nodes of TW__TNODE_TASK_SIZE bytes (a
- * team's tasks); each kind has its own slabs.
+ * Nodes are TW__TNODE_SIZE bytes, each the rest of a 64-byte cache line of
+ * its own (after its slab's address): the thread writing new nodes and the
+ * threads reading older ones never share a line. Two kinds, with slabs of
+ * their own, for nodes of different lifetimes: TW__TNODE_SMALL (the serial
+ * worker's and the reactor's calls), TW__TNODE_TASK (a team's tasks, which
+ * may wait in a backlog).
  *
  * A thread's partly used slabs stay cached until the thread exits (a
  * thread-specific destructor retires them) or calls tw_thread_cleanup().
- * Nodes are pointer-aligned.
  */
 #ifndef TWUV_TNODE_H
 #define TWUV_TNODE_H
@@ -25,7 +27,6 @@
 #include "internal.h"
 
 #define TW__TNODE_SIZE 56
-#define TW__TNODE_TASK_SIZE 72
 
 enum { TW__TNODE_SMALL, TW__TNODE_TASK, TW__TNODE_KINDS };
 

@@ -47,14 +47,23 @@ typedef void (*tw__item_fn)(tw__item *item);
 /*
  * A unit of work. A worker calls exactly one of run (perform it) or drop
  * (dispose of it unrun, when the worker is freed with it queued), once, and
- * never touches the item afterwards: both may free or resubmit it.
+ * never touches the item afterwards: both may free or resubmit it. The two
+ * come as a static pair, so that an item is three words (a team's task,
+ * which embeds one, then fits a 64-byte node).
  */
+typedef struct tw__item_ops {
+  tw__item_fn run;
+  tw__item_fn drop;
+} tw__item_ops;
+
 struct tw__item {
   tw__mpsc_node node; /* link in lock-free queues */
   tw__item *next;     /* link in plain lists */
-  tw__item_fn run;
-  tw__item_fn drop;
+  const tw__item_ops *ops;
 };
+
+static inline void tw__item_run(tw__item *it) { it->ops->run(it); }
+static inline void tw__item_drop(tw__item *it) { it->ops->drop(it); }
 
 /* A worker class: the public vtable plus the intrusive entry. */
 typedef struct tw__worker_class {

@@ -114,12 +114,13 @@ static void tw__plain_drop(tw__item *it) {
   if (arg_free != NULL) arg_free(arg);
 }
 
+static const tw__item_ops tw__plain_ops = {tw__plain_run, tw__plain_drop};
+
 static tw__plain_item *tw__plain_new(tw_call_fn fn, void *arg,
                                      tw_free_fn arg_free) {
   tw__plain_item *p = tw__malloc(sizeof(*p));
   if (p == NULL) return NULL;
-  p->item.run = tw__plain_run;
-  p->item.drop = tw__plain_drop;
+  p->item.ops = &tw__plain_ops;
   p->fn = fn;
   p->arg = arg;
   p->arg_free = arg_free;
@@ -162,12 +163,12 @@ typedef struct tw__adapter {
 static void tw__adapter_run(void *arg) {
   tw__adapter *a = arg;
   a->ran = 1;
-  a->item->run(a->item);
+  tw__item_run(a->item);
 }
 
 static void tw__adapter_free(void *arg) {
   tw__adapter *a = arg;
-  if (!a->ran) a->item->drop(a->item);
+  if (!a->ran) tw__item_drop(a->item);
   tw__free(a);
 }
 
@@ -278,7 +279,7 @@ static void tw__thread_body(void *arg) {
      * which keeps the atomic traffic at one subtraction per batch. */
     for (i = 0; i < n; i++) {
       tw__item *it = TW__CONTAINER_OF(tw__mpsc_pop_wait(&w->q), tw__item, node);
-      it->run(it);
+      tw__item_run(it);
       tw__work_log_pending("Unhandled error in thread worker");
     }
     atomic_fetch_sub_explicit(&w->state, n * TW__T_ONE, memory_order_acq_rel);
@@ -330,7 +331,7 @@ static int tw__thread_destroy(tw_worker *wk) {
   /* Only a fake thread that never ran its body leaves work behind. */
   while ((n = tw__mpsc_pop(&w->q)) != NULL) {
     tw__item *it = TW__CONTAINER_OF(n, tw__item, node);
-    it->drop(it);
+    tw__item_drop(it);
   }
   uv_sem_destroy(&w->sem);
   tw__free(w);
@@ -467,16 +468,16 @@ static int tw__lock_outermost(tw__lock_worker *w, tw__item *first,
   frame.prev = tw__lock_frames;
   tw__lock_frames = &frame;
   if (first != NULL) {
-    first->run(first);
+    tw__item_run(first);
   } else {
     fn(arg);
     if (arg_free != NULL) arg_free(arg);
   }
   while (!tw__work_failure_pending() && (it = tw__lock_frame_pop(&frame)))
-    it->run(it);
+    tw__item_run(it);
   /* A failure propagates to our caller, abandoning what was queued behind
    * it, as an exception leaves Twisted's loop. */
-  while ((it = tw__lock_frame_pop(&frame)) != NULL) it->drop(it);
+  while ((it = tw__lock_frame_pop(&frame)) != NULL) tw__item_drop(it);
   tw__lock_frames = frame.prev;
   tw__work_unstash(outer);
   /* w may be freed as soon as the lock is released: nothing after this
@@ -634,7 +635,7 @@ int tw_memory_worker_perform(tw_worker *worker) {
     return TW_EINVAL;
   it = tw__memory_take((tw__memory_worker *)worker, 0);
   if (it == NULL) return 0;
-  it->run(it);
+  tw__item_run(it);
   return 1;
 }
 
@@ -645,7 +646,7 @@ static int tw__memory_destroy(tw_worker *wk) {
   /* Detached first: a drop may submit elsewhere, never back here (quit). */
   for (it = tw__memory_take(w, 1); it != NULL; it = next) {
     next = it->next;
-    it->drop(it);
+    tw__item_drop(it);
   }
   uv_mutex_destroy(&w->mutex);
   tw__free(w);
