@@ -145,9 +145,7 @@ struct tw_team {
   /* ---- written by workers, now and then ---- */
   /* Set by a taker that left the ring low: refill it from overflow. */
   atomic_int refill_wanted;
-  /* Workers handing a finished task back to the coordinator right now. */
-  atomic_int returning;
-  char pad_ring[TW__TEAM_LINE - 2 * sizeof(atomic_int)];
+  char pad_ring[TW__TEAM_LINE - sizeof(atomic_int)];
   _Atomic(tw__task *) ring[TW__TEAM_RING];
 };
 
@@ -496,11 +494,7 @@ static void tw__team_step_done(tw_team *t) {
 static void tw__team_send_back(tw_team *t, tw__task *task) {
   int rc;
   task->item.ops = &tw__team_recycle_ops;
-  /* A do finding the coordinator busy meanwhile waits a little instead of
-   * queueing its step, which this thread would then have to run. */
-  atomic_fetch_add_explicit(&t->returning, 1, memory_order_relaxed);
   rc = tw__team_submit(t, &task->item);
-  atomic_fetch_sub_explicit(&t->returning, 1, memory_order_relaxed);
   if (rc != 0) {
     /* Only a foreign coordinator can refuse here (it is not quit while a
      * worker is busy, and twuv's own never allocate). */
@@ -784,8 +778,6 @@ static int tw__team_submit_step(tw_team *t, const tw__item_ops *ops,
  * step queued behind this one, so the team cannot finish before this task
  * is placed, and the step need not be counted in state.
  */
-#define TW__TEAM_DO_SPINS 256
-
 typedef struct tw__team_inline {
   tw__task *task;
   int rc;
@@ -819,17 +811,9 @@ static int tw__team_do_work(tw_worker *wk, tw_call_fn fn, void *arg,
   task->arg_free = arg_free;
   if (t->direct) {
     tw__team_inline in;
-    unsigned spins = 0;
     in.task = task;
     in.rc = 0;
-    /* A worker busy in the coordinator is recycling itself (a short step):
-     * wait for it rather than have it run this step for us while its next
-     * item waits. Bounded: the worker may have been preempted. */
-    while ((rc = tw__serial_try_run(t->coordinator, tw__team_coordinate_inline,
-                                    &in)) == 0 &&
-           spins++ < TW__TEAM_DO_SPINS &&
-           atomic_load_explicit(&t->returning, memory_order_relaxed) != 0)
-      TW__CPU_RELAX();
+    rc = tw__serial_try_run(t->coordinator, tw__team_coordinate_inline, &in);
     if (rc == 1) {
       if (in.rc != 0) tw__team_task_release(task);
       return in.rc;
@@ -982,7 +966,6 @@ int tw__team_new_ex(tw_team **out, tw_worker *coordinator,
   atomic_init(&t->ring_tail, 0);
   atomic_init(&t->front_busy, 0);
   atomic_init(&t->refill_wanted, 0);
-  atomic_init(&t->returning, 0);
   atomic_init(&t->state, 0);
   atomic_init(&t->check_queued, 0);
   atomic_init(&t->st_idle, 0);
