@@ -112,7 +112,7 @@ struct tw_team {
   size_t created_n;
   int should_quit;
   int finished;
-  tw__member *retired; /* quit workers, freed by join */
+  tw__member *retired; /* quit workers, freed by join (or reaped) */
   tw__member *spare;   /* a record kept from a create_worker that said no */
 
   /* Statistics, published by the coordinator for lock-free readers. */
@@ -348,13 +348,34 @@ static void tw__team_retire(tw_team *t, tw__member *m) {
 }
 
 /*
+ * Free the retired thread workers whose threads are done, so that a team
+ * that keeps shrinking and growing does not keep every thread it ever
+ * quit until join. Others (whose end cannot be seen) wait for join.
+ */
+static void tw__team_reap(tw_team *t) {
+  tw__member **p = &t->retired, *m;
+  while ((m = *p) != NULL) {
+    if (m->cls == &tw__thread_worker_class &&
+        tw__thread_worker_finished(m->worker)) {
+      *p = m->next;
+      (void)tw_worker_free(m->worker);
+      tw__free(m);
+    } else {
+      p = &m->next;
+    }
+  }
+}
+
+/*
  * The record is allocated before asking create_worker, so that a worker
  * once created always has one; a pool at its limit says no to every
  * backlogged item, so the unused record is kept for the next attempt.
+ * Retired workers are reaped first.
  */
 static tw__member *tw__team_create_member(tw_team *t) {
   tw__member *m = t->spare;
   tw_worker *w;
+  if (t->retired != NULL) tw__team_reap(t);
   if (m == NULL) m = tw__malloc(sizeof(*m));
   t->spare = NULL;
   /* No memory for the bookkeeping counts as "no more workers". */

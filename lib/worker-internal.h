@@ -93,6 +93,12 @@ int tw__serial_try_run(tw_worker *w, tw_call_fn fn, void *arg);
  */
 int tw__thread_worker_alone(tw_worker *w);
 
+/*
+ * 1 once thread worker w's thread has left its loop (after quit, with its
+ * queue done): freeing w then only joins a thread that is returning.
+ */
+int tw__thread_worker_finished(tw_worker *w);
+
 /* The class of one of twuv's intrusive workers, or NULL. */
 const tw__worker_class *tw__worker_class_of(const tw_worker *w);
 

@@ -217,6 +217,7 @@ void tw__thread_set_name(const char *name) {
 typedef struct tw__thread_worker {
   tw_worker base;
   _Atomic size_t state;
+  atomic_int finished; /* the body has returned from its loop */
   tw__mpsc q;
   uv_sem_t sem;
   uv_thread_t tid;
@@ -285,6 +286,12 @@ static void tw__thread_body(void *arg) {
     atomic_fetch_sub_explicit(&w->state, n * TW__T_ONE, memory_order_acq_rel);
   }
   tw__current_thread_worker = prev;
+  atomic_store_explicit(&w->finished, 1, memory_order_release);
+}
+
+int tw__thread_worker_finished(tw_worker *wk) {
+  tw__thread_worker *w = (tw__thread_worker *)wk;
+  return atomic_load_explicit(&w->finished, memory_order_acquire);
 }
 
 int tw__thread_worker_alone(tw_worker *wk) {
@@ -350,6 +357,7 @@ static int tw__thread_worker_create(tw_worker **out, const char *name,
   if (w == NULL) return TW_ENOMEM;
   w->base.vtable = &tw__thread_worker_class.vtable;
   atomic_init(&w->state, 0);
+  atomic_init(&w->finished, 0);
   tw__mpsc_init(&w->q);
   rc = uv_sem_init(&w->sem, 0);
   if (rc != 0) {
