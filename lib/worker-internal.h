@@ -188,40 +188,6 @@ int tw__team_new_ex(tw_team **out, tw_worker *coordinator,
                     tw_team_log_fn log_exception, void *ctx,
                     tw_free_fn ctx_free);
 
-/*
- * A recycling allocator for fixed-size nodes handed from thread to thread
- * (allocated by submitters, released by whoever ran them): malloc in one
- * thread and free in another costs glibc its arena lock. `count` nodes of
- * `size` bytes live in one slab, allocated at the first get, freed with the
- * freelist; their indices form a Treiber stack whose top carries a
- * generation tag (tag << 32 | index + 1), so a pop that raced with a pop
- * and a push of the same node fails its CAS instead of corrupting the list
- * (the ABA problem; a wrong pop would need the tag to wrap, 2^32 updates,
- * between one thread's load and its CAS). Each node begins with a
- * tw__freenode, whose next field belongs to the freelist even while the
- * node is in use: a racing pop may still read it. Any thread may get and
- * put. When the slab is exhausted, get returns NULL and callers fall back
- * to tw__malloc.
- */
-typedef struct tw__freenode {
-  _Atomic uint32_t next; /* index + 1 of the next free node, 0 ends */
-} tw__freenode;
-
-typedef struct tw__freelist {
-  _Atomic uint64_t top;
-  _Atomic(char *) slab;
-  size_t size;
-  uint32_t count;
-} tw__freelist;
-
-void tw__freelist_init(tw__freelist *fl, size_t size, uint32_t count);
-/* A free node (its tw__freenode untouched), or NULL. */
-void *tw__freelist_get(tw__freelist *fl);
-/* Give back a node from this freelist's slab. */
-void tw__freelist_put(tw__freelist *fl, void *node);
-/* Free the slab; every node must have been put back. */
-void tw__freelist_destroy(tw__freelist *fl);
-
 /* Coordinator-exact worker count (idle + busy), for create_worker. */
 size_t tw__team_worker_count(const tw_team *team);
 
