@@ -4,6 +4,7 @@
  */
 #include "worker-internal.h"
 
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <uv.h>
@@ -236,7 +237,13 @@ static atomic_ulong tw__thread_worker_ids;
 #define TW__THREAD_SPIN_NS 20000
 #endif
 
-/* Wait a little for work before sleeping: 1 when state changed. */
+/*
+ * Wait a little for work before sleeping (a sleep costs the thread that
+ * wakes us a futex call, and both of us a context switch): 1 when state
+ * changed. After the first few dozen polls, each check of the clock also
+ * yields the CPU, so that on a busy machine the thread that will give us
+ * work (often waiting for a CPU itself) can run.
+ */
 static int tw__thread_spin(tw__thread_worker *w, size_t *s) {
   uint64_t deadline = 0;
   unsigned i;
@@ -254,6 +261,8 @@ static int tw__thread_spin(tw__thread_worker *w, size_t *s) {
         deadline = t + TW__THREAD_SPIN_NS;
       else if (t >= deadline)
         return 0;
+      else
+        sched_yield();
     }
   }
 }
