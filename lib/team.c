@@ -581,53 +581,54 @@ static void tw__team_give(tw_team *t, tw__member *m, tw__task *next) {
   }
 }
 
-/* Run the task's work, report its failure, release its arg. */
-static void tw__team_run(tw_team *t, tw__task *task) {
-  tw__team_frame f;
-  tw_failure *outer = tw__work_stash(), *failure;
-  tw__team_enter(&f, t);
-  task->fn(task->arg);
-  failure = tw_work_take_failure();
-  if (failure != NULL) {
-    if (t->log_exception != NULL)
-      t->log_exception(failure, t->ctx);
-    else
-      tw_log_failure(failure, "Unhandled error in team work");
-    tw_failure_unref(failure);
-  }
-  if (task->arg_free != NULL) task->arg_free(task->arg);
-  tw__team_leave(&f);
-  tw__work_unstash(outer);
+/* Hand the failure an item left in *slot to log_exception. */
+static void tw__team_report(tw_team *t, tw_failure **slot) {
+  tw_failure *failure = *slot;
+  *slot = NULL;
+  if (t->log_exception != NULL)
+    t->log_exception(failure, t->ctx);
+  else
+    tw_log_failure(failure, "Unhandled error in team work");
+  tw_failure_unref(failure);
 }
 
 /*
- * Hop 2, on the worker: run it, then take the next backlogged task
- * (tw__team_take_next) or go back to the coordinator. A thread worker
- * running on its own thread with nothing else queued runs the task it took
- * at once: queueing it to itself would run it next anyway.
+ * Hop 2, on the worker: run it, report its failure, release its arg; then
+ * take the next backlogged task (tw__team_take_next) or go back to the
+ * coordinator. A thread worker running on its own thread with nothing else
+ * queued runs the task it took at once: queueing it to itself would run it
+ * next anyway. A failure already pending on this thread (its caller's, not
+ * collected) is set aside meanwhile and put back.
  */
 static void tw__team_work(tw__item *it) {
   tw__task *task = TW__CONTAINER_OF(it, tw__task, item);
   tw__member *m = task->u.member;
   tw_team *t = m->team;
+  tw__task *next;
+  tw__team_frame f;
+  tw_failure **slot = tw__work_failure_slot();
+  tw_failure *outer = *slot;
+  *slot = NULL;
+  tw__team_enter(&f, t);
   for (;;) {
-    tw__task *next;
-    tw__team_run(t, task);
+    task->fn(task->arg);
+    if (*slot != NULL) tw__team_report(t, slot);
+    if (task->arg_free != NULL) task->arg_free(task->arg);
     next = tw__team_take_next(t, m);
-    if (next == NULL) {
-      tw__team_send_back(t, task);
-      return;
-    }
+    if (next == NULL) break;
     tw__team_task_release(task);
-    if (m->cls == &tw__thread_worker_class &&
-        tw__thread_worker_alone(m->worker)) {
-      next->u.member = m;
-      task = next;
-      continue;
-    }
-    tw__team_give(t, m, next);
-    return;
+    if (m->cls != &tw__thread_worker_class ||
+        !tw__thread_worker_alone(m->worker))
+      break;
+    next->u.member = m;
+    task = next;
   }
+  tw__team_leave(&f);
+  tw__work_unstash(outer);
+  if (next != NULL)
+    tw__team_give(t, m, next);
+  else
+    tw__team_send_back(t, task);
 }
 
 static void tw__team_work_dropped(tw__item *it) {
