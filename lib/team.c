@@ -7,10 +7,11 @@
  * worker, so the state below the "coordinator only" line needs no lock.
  * What C adds:
  *
- * - One allocation per item. A task carries its intrusive item through all
- *   three hops (coordinator: pick a worker; worker: run it; coordinator:
- *   recycle the worker), so no hop after tw_team_do can fail for lack of
- *   memory with twuv's own workers.
+ * - One allocation per item, from the submitting thread's slab (tnode.h).
+ *   A task carries its intrusive item through all three hops (coordinator:
+ *   pick a worker; worker: run it; coordinator: recycle the worker), so no
+ *   hop after tw_team_do can fail for lack of memory with twuv's own
+ *   workers.
  *
  * - A definite end. Twisted quits the coordinator when the last busy worker
  *   is recycled, but a do that passed its quit check just before quit may
@@ -22,6 +23,16 @@
  *
  * - A thread-local frame marks "inside this team's work or coordination",
  *   so that join and free there return TW_EDEADLK instead of hanging.
+ *
+ * - Fast paths with a serial coordinator (docs/workers.md): a do that finds
+ *   it idle runs its step inline, checking quit inside the coordinator, so
+ *   it is not counted in `state`; and the backlog's oldest tasks wait in a
+ *   lock-free ring, from which a worker finishing its task takes the next
+ *   one itself - exactly what its recycle step would do while the backlog
+ *   is not empty - instead of going through the coordinator twice.
+ *
+ * - Retired thread workers whose threads are done are freed when the team
+ *   next creates a worker, not all at join.
  */
 #include "tnode.h"
 #include "worker-internal.h"
