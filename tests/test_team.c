@@ -439,6 +439,9 @@ TWT_TEST(team, shrink_debt_is_clamped_to_busy_workers) {
 static int order_seen[8], order_n;
 static void note_order(void *arg) { order_seen[order_n++] = (int)(intptr_t)arg; }
 
+static int index_seen[4096], index_n;
+static void note_index(void *arg) { index_seen[index_n++] = (int)(intptr_t)arg; }
+
 TWT_TEST(team, backlog_runs_in_submission_order) {
   int i;
   fx_setup();
@@ -665,6 +668,83 @@ TWT_TEST(team, lock_worker_coordinator) {
   while (something_times < 5)
     for (i = 0; i < fx.n_raw; i++) tw_memory_worker_perform(fx.raw_workers[i]);
   cr_assert_eq(stats().backlog, 0);
+  cr_assert_eq(tw_worker_quit(tw_team_worker(fx.team)), 0);
+  cr_assert_eq(tw_worker_free(tw_team_worker(fx.team)), 0);
+}
+
+/*
+ * With a serial coordinator, a worker that finishes while the backlog is not
+ * empty takes the backlog's head itself (its recycle step, which that
+ * coordinator would have run at once anyway): same order, same counts.
+ */
+static void serial_fx_setup(int limit) {
+  tw_worker *coordinator;
+  memset(&fx, 0, sizeof(fx));
+  fx.limit = limit;
+  fx.raw = 1;
+  cr_assert_eq(tw_serial_worker_new(&coordinator), 0);
+  cr_assert_eq(tw_team_new(&fx.team, coordinator, fx_create, fx_log, NULL), 0);
+}
+
+TWT_TEST(team, serial_coordinator_worker_takes_the_backlog_in_order) {
+  int i;
+  serial_fx_setup(1);
+  order_n = 0;
+  for (i = 0; i < 5; i++) team_do(note_order, (void *)(intptr_t)i);
+  cr_assert_eq(stats().busy, 1, "coordinated inside do");
+  cr_assert_eq(stats().backlog, 4);
+  cr_assert_eq(tw_memory_worker_perform(fx.raw_workers[0]), 1);
+  cr_assert_eq(order_n, 1);
+  /* Item 1 went straight to the worker: still busy, one less waiting. */
+  cr_assert_eq(stats().busy, 1);
+  cr_assert_eq(stats().idle, 0);
+  cr_assert_eq(stats().backlog, 3);
+  while (tw_memory_worker_perform(fx.raw_workers[0]) == 1) continue;
+  cr_assert_eq(order_n, 5);
+  for (i = 0; i < 5; i++) cr_assert_eq(order_seen[i], i);
+  cr_assert_eq(stats().busy, 0);
+  cr_assert_eq(stats().idle, 1);
+  cr_assert_eq(stats().backlog, 0);
+  cr_assert_eq(tw_worker_quit(tw_team_worker(fx.team)), 0);
+  cr_assert_eq(tw_worker_free(tw_team_worker(fx.team)), 0);
+}
+
+TWT_TEST(team, serial_coordinator_backlog_beyond_the_ring) {
+  /* More backlog than the ring holds: the rest waits in the coordinator
+   * and still comes out in order. */
+  int i, n = 3000;
+  serial_fx_setup(1);
+  index_n = 0;
+  for (i = 0; i < n; i++)
+    cr_assert_eq(team_do(note_index, (void *)(intptr_t)i), 0);
+  cr_assert_eq(stats().backlog, (size_t)n - 1);
+  while (tw_memory_worker_perform(fx.raw_workers[0]) == 1) continue;
+  cr_assert_eq(index_n, n);
+  for (i = 0; i < n; i++) cr_assert_eq(index_seen[i], i);
+  cr_assert_eq(stats().backlog, 0);
+  cr_assert_eq(tw_worker_quit(tw_team_worker(fx.team)), 0);
+  cr_assert_eq(tw_worker_free(tw_team_worker(fx.team)), 0);
+}
+
+TWT_TEST(team, serial_coordinator_worker_quit_behind_the_teams_back) {
+  /* The worker takes the next item but refuses it (quit by someone else):
+   * it is retired and the item goes back to the head of the backlog. */
+  int i;
+  serial_fx_setup(1);
+  order_n = 0;
+  for (i = 0; i < 4; i++) team_do(note_order, (void *)(intptr_t)i);
+  cr_assert_eq(tw_worker_quit(fx.raw_workers[0]), 0);
+  cr_assert_eq(tw_memory_worker_perform(fx.raw_workers[0]), 1);
+  cr_assert_eq(twt_log_count_containing("refused work"), 1);
+  twt_log_flush(NULL);
+  cr_assert_eq(stats().busy, 0);
+  cr_assert_eq(stats().idle, 0);
+  cr_assert_eq(stats().backlog, 3);
+  fx.limit = 2;
+  cr_assert_eq(tw_team_grow(fx.team, 1), 0);
+  while (tw_memory_worker_perform(fx.raw_workers[1]) == 1) continue;
+  cr_assert_eq(order_n, 4);
+  for (i = 0; i < 4; i++) cr_assert_eq(order_seen[i], i);
   cr_assert_eq(tw_worker_quit(tw_team_worker(fx.team)), 0);
   cr_assert_eq(tw_worker_free(tw_team_worker(fx.team)), 0);
 }
@@ -931,6 +1011,28 @@ TWT_TEST(team, pool_free_without_quit_or_join) {
   tw_team_shrink(pool, 1);
   cr_assert_eq(tw_worker_free(tw_team_worker(pool)), 0);
   cr_assert_eq(atomic_load(&slow_runs), 100);
+}
+
+TWT_TEST(team, pool_reaps_quit_workers) {
+  /* A pool that keeps growing and shrinking frees the workers it quit (and
+   * joins their threads) as it goes, not only at join. */
+  tw_team *pool;
+  tw_team_stats s;
+  long live = 0;
+  int i;
+  atomic_store(&limit_value, 2);
+  cr_assert_eq(tw_pool_new(&pool, read_limit, NULL, NULL), 0);
+  for (i = 0; i < 40; i++) {
+    cr_assert_eq(tw_team_grow(pool, 2), 0);
+    cr_assert_eq(tw_team_shrink_all(pool), 0);
+    uv_sleep(1); /* let the quit threads leave */
+    if (i == 9) live = twt_alloc_live();
+  }
+  /* Each worker costs two allocations until reaped: 60 more without. */
+  cr_assert_leq(twt_alloc_live(), live + 8);
+  tw_team_statistics(pool, &s);
+  cr_assert_eq(s.created, 80);
+  cr_assert_eq(tw_worker_free(tw_team_worker(pool)), 0);
 }
 
 TWT_TEST(team, pool_never_used) {
