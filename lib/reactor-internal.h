@@ -18,13 +18,24 @@
 #define TW__QUEUE_CLOSED (UINT64_C(1) << 63)
 #define TW__QUEUE_COUNT (TW__QUEUE_CLOSED - 1)
 
-/* One call_from_thread call; carved from the producer's slab (tnode.h). */
+/* One call_from_thread call; carved from the producer's slab (tnode.h),
+ * or embedded in the caller's object (ext). */
 typedef struct tw__call_node {
   tw__mpsc_node link;
   tw_call_fn fn;
   void *arg;
   tw_free_fn arg_free;
+  int ext;
 } tw__call_node;
+
+/*
+ * tw_reactor_call_from_thread with the node in the caller's memory (which
+ * arg_free, or fn, may free: the reactor does not touch the node after
+ * them). Never TW_ENOMEM; TW_ESHUTDOWN once the queue is closed.
+ */
+int tw__reactor_call_from_thread_node(tw_reactor *r, tw__call_node *call,
+                                      tw_call_fn fn, void *arg,
+                                      tw_free_fn arg_free);
 
 /*
  * A thread blocked in the reactor's name (tw_blocking_call_from_thread).

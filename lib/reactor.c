@@ -136,16 +136,9 @@ static void tw__reactor_async_cb(uv_async_t *h) {
 _Static_assert(sizeof(tw__call_node) <= TW__TNODE_SIZE,
                "a call node must fit a tnode");
 
-int tw_reactor_call_from_thread(tw_reactor *r, tw_call_fn fn, void *arg,
-                                tw_free_fn arg_free) {
-  tw__call_node *call;
+/* Queue call (filled in); TW_ESHUTDOWN if the reactor refuses it. */
+static int tw__reactor_push_call(tw_reactor *r, tw__call_node *call) {
   uint64_t prev;
-  if (r == NULL || fn == NULL) return TW_EINVAL;
-  call = tw__tnode_get();
-  if (call == NULL) return TW_ENOMEM;
-  call->fn = fn;
-  call->arg = arg;
-  call->arg_free = arg_free;
   /*
    * Count first, then push. The count doubles as the "closed" flag, so one
    * atomic both reserves the slot and checks that the reactor still accepts
@@ -157,7 +150,6 @@ int tw_reactor_call_from_thread(tw_reactor *r, tw_call_fn fn, void *arg,
   prev = atomic_fetch_add_explicit(&r->queued, 1, memory_order_acq_rel);
   if (prev & TW__QUEUE_CLOSED) {
     atomic_fetch_sub_explicit(&r->queued, 1, memory_order_acq_rel);
-    tw__tnode_put(call);
     return TW_ESHUTDOWN;
   }
   /* Wake only on empty -> non-empty; sent before the push so that the push
@@ -167,15 +159,42 @@ int tw_reactor_call_from_thread(tw_reactor *r, tw_call_fn fn, void *arg,
   return 0;
 }
 
+int tw_reactor_call_from_thread(tw_reactor *r, tw_call_fn fn, void *arg,
+                                tw_free_fn arg_free) {
+  tw__call_node *call;
+  int err;
+  if (r == NULL || fn == NULL) return TW_EINVAL;
+  call = tw__tnode_get();
+  if (call == NULL) return TW_ENOMEM;
+  call->fn = fn;
+  call->arg = arg;
+  call->arg_free = arg_free;
+  call->ext = 0;
+  err = tw__reactor_push_call(r, call);
+  if (err != 0) tw__tnode_put(call);
+  return err;
+}
+
+int tw__reactor_call_from_thread_node(tw_reactor *r, tw__call_node *call,
+                                      tw_call_fn fn, void *arg,
+                                      tw_free_fn arg_free) {
+  call->fn = fn;
+  call->arg = arg;
+  call->arg_free = arg_free;
+  call->ext = 1;
+  return tw__reactor_push_call(r, call);
+}
+
 /* Run (run != 0) or discard the n oldest queued calls. */
 static void tw__reactor_take_calls(tw_reactor *r, uint64_t n, int run) {
   uint64_t i;
   for (i = 0; i < n; i++) {
     tw__call_node *call =
         TW__CONTAINER_OF(tw__mpsc_pop_wait(&r->queue), tw__call_node, link);
+    int ext = call->ext; /* an ext node may be gone after fn or arg_free */
     if (run) call->fn(call->arg);
     if (call->arg_free != NULL) call->arg_free(call->arg);
-    tw__tnode_put(call);
+    if (!ext) tw__tnode_put(call);
   }
 }
 

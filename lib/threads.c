@@ -9,6 +9,8 @@
  * touched on the loop thread.
  */
 #include "reactor-internal.h"
+#include "threadpool-internal.h"
+#include "tnode.h"
 
 #include <math.h>
 #include <string.h>
@@ -113,7 +115,15 @@ int tw_reactor_suggest_thread_pool_size(tw_reactor *r, int size) {
 
 enum { TW__JOB_QUEUED, TW__JOB_RUNNING, TW__JOB_CANCELLED, TW__JOB_DONE };
 
+/*
+ * One allocation per job, made and freed on the loop thread: the pool's
+ * job and the call back to the loop live in it. Two parties hold it - the
+ * loop (until the job is finished there) and the pool (until it releases
+ * its job) - and the last to let go frees it.
+ */
 typedef struct tw__job {
+  tw__tp_job_ext tp;
+  tw__call_node call;
   tw_reactor *r;
   tw_deferred *d; /* the job's reference; released on the loop thread */
   tw_result_fn fn;
@@ -121,12 +131,25 @@ typedef struct tw__job {
   tw_free_fn arg_free;
   tw_result result;
   _Atomic int state;
+  _Atomic int holders;
   int ran;       /* fn started (pool side only) */
   int delivered; /* result handed on (loop side only) */
   int foreign;   /* on a pool the reactor does not own: in busy_refs until
                     the job has handed itself back to the loop */
   tw__reactor_parked park;
 } tw__job;
+
+_Static_assert(sizeof(tw__job) <= TW__TNODE_JOB_SIZE, "a job fits its node");
+
+static void tw__job_let_go(tw__job *job) {
+  if (atomic_fetch_sub_explicit(&job->holders, 1, memory_order_acq_rel) == 1)
+    tw__tnode_put(job);
+}
+
+/* The pool is done with the job. */
+static void tw__job_pool_release(tw__tp_job_ext *ext) {
+  tw__job_let_go(TW__CONTAINER_OF(ext, tw__job, tp));
+}
 
 /* Pool thread: run the work unless the Deferred was cancelled first. */
 static tw_result tw__job_run(void *arg) {
@@ -170,28 +193,21 @@ static void tw__job_finish(void *arg) {
     if (tw_deferred_errback(job->d, f) != 0) tw_failure_unref(f);
   }
   tw_deferred_unref(job->d);
-  tw__free(job);
+  tw__job_let_go(job);
 }
 
 /* Pool thread (or the thread dropping unrun work): hand the result over. */
 static void tw__job_on_result(tw_result result, void *ctx) {
   tw__job *job = ctx;
   tw_reactor *r = job->r;
-  int foreign = job->foreign, err, tries = 0;
+  int foreign = job->foreign, err;
   if (!job->ran && job->arg_free != NULL) job->arg_free(job->arg);
   job->result = result;
   /* The loop refuses only once stopped for good; then the job's cleanup
-   * runs there when the queue closes (already closed: see below). Out of
-   * memory is transient; insist a while rather than lose the result. */
-  while ((err = tw_reactor_call_from_thread(job->r, tw__job_deliver, job,
-                                            tw__job_finish)) == TW_ENOMEM &&
-         ++tries < 1000)
-    uv_sleep(1);
+   * runs there when the queue closes (already closed: see below). */
+  err = tw__reactor_call_from_thread_node(r, &job->call, tw__job_deliver, job,
+                                          tw__job_finish);
   if (err != 0) {
-    if (err == TW_ENOMEM)
-      tw__log_at(TW_LOG_ERROR, &tw__failure_oom, NULL, 0,
-                 "defer_to_thread: the loop cannot be reached; the result "
-                 "waits for tw_reactor_free");
     /* Only the loop thread may release the Deferred: park the job for
      * tw_reactor_free, which runs on that thread. */
     job->park.fn = tw__job_finish;
@@ -224,11 +240,11 @@ int tw_defer_to_thread_pool(tw_reactor *r, tw_threadpool *tp, tw_result_fn fn,
   if (r == NULL || tp == NULL || fn == NULL || out == NULL) return TW_EINVAL;
   TW__LOOP_ONLY(r, TW_EWRONGTHREAD);
   if (tw__reactor_gone(r)) return TW_ESHUTDOWN;
-  job = tw__malloc(sizeof(*job));
+  job = tw__tnode_get_kind(TW__TNODE_JOB);
   if (job == NULL) return TW_ENOMEM;
   d = tw_deferred_new(tw__job_cancel, job);
   if (d == NULL) {
-    tw__free(job);
+    tw__tnode_put(job);
     return TW_ENOMEM;
   }
   job->r = r;
@@ -241,14 +257,16 @@ int tw_defer_to_thread_pool(tw_reactor *r, tw_threadpool *tp, tw_result_fn fn,
   job->ran = 0;
   job->delivered = 0;
   job->foreign = tp != r->pool;
+  atomic_init(&job->holders, 2);
+  job->tp.release = tw__job_pool_release;
   if (job->foreign)
     atomic_fetch_add_explicit(&r->busy_refs, 1, memory_order_relaxed);
-  err = tw_threadpool_call_in_thread_with_callback(tp, tw__job_on_result, job,
-                                                   tw__job_run, job, NULL);
+  err = tw__threadpool_submit_ext(tp, &job->tp, tw__job_run, job,
+                                  tw__job_on_result, job);
   if (err != 0) {
     if (job->foreign)
       atomic_fetch_sub_explicit(&r->busy_refs, 1, memory_order_relaxed);
-    tw__free(job);
+    tw__tnode_put(job);
     /* Unfired, never reachable by anyone: freeing it drops nothing. */
     tw_deferred_unref(d);
     tw_deferred_unref(d);

@@ -34,18 +34,27 @@ struct tw__tnode_slab {
   /* The nodes follow, from the first line boundary after this header. */
 };
 
-/* Nodes per slab: 36 small (~2.4 KiB), 60 tasks (~3.9 KiB). */
-static const uint32_t tw__tnode_counts[TW__TNODE_KINDS] = {36, 60};
+/* Nodes per slab: 36 small (~2.4 KiB), 60 tasks (~3.9 KiB), 63 jobs
+ * (~16 KiB); and the lines of one node. */
+static const uint32_t tw__tnode_counts[TW__TNODE_KINDS] = {36, 60, 63};
+static const uint32_t tw__tnode_lines[TW__TNODE_KINDS] = {1, 1, 4};
 
-static size_t tw__slab_bytes(uint32_t count) {
+_Static_assert(TW__TNODE_JOB_SIZE + sizeof(tw__tnode_head) ==
+                   4 * TW__TNODE_LINE,
+               "a job node is four lines");
+
+static size_t tw__slab_bytes(int kind, uint32_t count) {
   /* Room to align the nodes, whatever malloc's alignment. */
-  return TW__TNODE_LINE + (size_t)count * TW__TNODE_LINE;
+  return TW__TNODE_LINE +
+         (size_t)count * tw__tnode_lines[kind] * TW__TNODE_LINE;
 }
 
-static tw__tnode_head *tw__tnode_at(tw__tnode_slab *slab, uint32_t i) {
+static tw__tnode_head *tw__tnode_at(tw__tnode_slab *slab, int kind,
+                                    uint32_t i) {
   uintptr_t first = ((uintptr_t)(slab + 1) + TW__TNODE_LINE - 1) &
                     ~(uintptr_t)(TW__TNODE_LINE - 1);
-  return (tw__tnode_head *)(first + (uintptr_t)i * TW__TNODE_LINE);
+  return (tw__tnode_head *)(first + (uintptr_t)i * tw__tnode_lines[kind] *
+                                        TW__TNODE_LINE);
 }
 
 #if defined(__GNUC__) && defined(__ELF__)
@@ -114,7 +123,8 @@ void tw_thread_cleanup(void) { tw__slab_retire(); }
 
 
 /* A slab to carve: the oldest held one if all its nodes came back. */
-static tw__tnode_slab *tw__slab_new(tw__tnode_cache *c, uint32_t count) {
+static tw__tnode_slab *tw__slab_new(tw__tnode_cache *c, int kind,
+                                    uint32_t count) {
   tw__tnode_slab *slab;
   if (c->n_held > 0) {
     slab = c->held[c->first];
@@ -126,7 +136,7 @@ static tw__tnode_slab *tw__slab_new(tw__tnode_cache *c, uint32_t count) {
       return slab;
     }
   }
-  slab = tw__malloc(tw__slab_bytes(count));
+  slab = tw__malloc(tw__slab_bytes(kind, count));
   if (slab != NULL) atomic_init(&slab->refs, count + 1);
   return slab;
 }
@@ -159,20 +169,20 @@ void *tw__tnode_get_kind(int kind) {
         tw__tls_registered = 1;
     }
     if (!tw__tls_registered) {
-      slab = tw__malloc(tw__slab_bytes(1));
+      slab = tw__malloc(tw__slab_bytes(kind, 1));
       if (slab == NULL) return NULL;
       atomic_init(&slab->refs, 1);
-      node = tw__tnode_at(slab, 0);
+      node = tw__tnode_at(slab, kind, 0);
       node->slab = slab;
       return node + 1;
     }
-    slab = tw__slab_new(c, count);
+    slab = tw__slab_new(c, kind, count);
     if (slab == NULL) return NULL;
     c->slab = slab;
     c->used = 0;
   }
   used = c->used++;
-  node = tw__tnode_at(slab, used);
+  node = tw__tnode_at(slab, kind, used);
   node->slab = slab;
   if (used + 1 == count) {
     c->slab = NULL;

@@ -16,7 +16,8 @@
  * threads reading older ones never share a line. Two kinds, with slabs of
  * their own, for nodes of different lifetimes: TW__TNODE_SMALL (the serial
  * worker's and the reactor's calls), TW__TNODE_TASK (a team's tasks, which
- * may wait in a backlog).
+ * may wait in a backlog), TW__TNODE_JOB (defer_to_thread's jobs, four
+ * lines each, made and mostly released on the loop thread).
  *
  * A thread's partly used slabs stay cached until the thread exits (a
  * thread-specific destructor retires them) or calls tw_thread_cleanup().
@@ -28,7 +29,10 @@
 
 #define TW__TNODE_SIZE 56
 
-enum { TW__TNODE_SMALL, TW__TNODE_TASK, TW__TNODE_KINDS };
+/* TW__TNODE_JOB nodes are four lines: room for a defer_to_thread job. */
+#define TW__TNODE_JOB_SIZE (4 * 64 - 8)
+
+enum { TW__TNODE_SMALL, TW__TNODE_TASK, TW__TNODE_JOB, TW__TNODE_KINDS };
 
 /* A node of that kind from the calling thread's slab, or NULL (no memory). */
 void *tw__tnode_get_kind(int kind);
