@@ -190,7 +190,10 @@ TW_EXTERN int tw_threadpool_new_uv(tw_threadpool **out, struct uv_loop_s *loop);
 /*
  * Statistics (Twisted's workers / waiters / working / q.qsize(), plus what
  * tells a saturated pool from an idle one). Cumulative times are in
- * nanoseconds (uv_hrtime) over all completed jobs.
+ * nanoseconds over all completed jobs. On x86 with an invariant TSC they
+ * are counted in time-stamp-counter ticks (a third of the cost of a clock
+ * read per stamp) and converted at the rate measured between the pool's
+ * creation and this snapshot; elsewhere they are uv_hrtime differences.
  */
 typedef struct tw_threadpool_statistics {
   int min_threads;
