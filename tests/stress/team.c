@@ -9,7 +9,6 @@
  * that most items wait, beyond the ring, and the workers take them from the
  * backlog themselves: each runs and is released exactly once.
  */
-#include <dirent.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -79,32 +78,7 @@ static void submit(void *arg) {
   }
 }
 
-static int count_threads(void) {
-  DIR *d = opendir("/proc/self/task");
-  struct dirent *e;
-  int n = 0;
-  if (d == NULL) return -1;
-  while ((e = readdir(d)) != NULL)
-    if (e->d_name[0] != '.') n++;
-  closedir(d);
-  return n;
-}
 
-/*
- * A joined thread can still be listed for a moment (the kernel releases it
- * after pthread_join has returned): count until two reads 1 ms apart agree.
- */
-static int count_threads_settled(void) {
-  int n = count_threads(), i;
-  for (i = 0; i < 1000; i++) {
-    int m;
-    uv_sleep(1);
-    m = count_threads();
-    if (m == n) break;
-    n = m;
-  }
-  return n;
-}
 
 static void count_nothing(void *arg) { (void)arg; }
 
@@ -183,7 +157,7 @@ int main(void) {
    * it is counted on both sides of the comparison. */
   CHECK_EQ(uv_thread_create(&t[0], count_nothing, NULL), 0);
   uv_thread_join(&t[0]);
-  threads_before = count_threads_settled();
+  threads_before = stress_count_threads_settled();
   CHECK_EQ(tw_pool_new(&team, limit, NULL, "tw-stress"), 0);
   CHECK_EQ(tw_team_grow(team, LIMIT), 0);
   for (p = 0; p < SUBMITTERS; p++)
@@ -212,7 +186,7 @@ int main(void) {
   CHECK_EQ(st.idle, 0);
   CHECK_EQ(st.busy, 0);
   CHECK_EQ(st.backlog, 0);
-  CHECK_EQ(count_threads_settled(), threads_before);
+  CHECK_EQ(stress_count_threads_settled(), threads_before);
   CHECK_EQ(atomic_load(&bad), 0);
   for (p = 0; p < SUBMITTERS; p++)
     for (i = 0; i < per_submitter; i++) {

@@ -13,7 +13,6 @@
  * (tw_threadpool_new_uv) whose loop thread starts it (work submitted before
  * waits for start) and stops it while they are still going.
  */
-#include <dirent.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -143,16 +142,6 @@ static void adjust(void *arg) {
   }
 }
 
-static int count_threads(void) {
-  DIR *d = opendir("/proc/self/task");
-  struct dirent *e;
-  int n = 0;
-  if (d == NULL) return -1;
-  while ((e = readdir(d)) != NULL)
-    if (e->d_name[0] != '.') n++;
-  closedir(d);
-  return n;
-}
 
 static void nothing(void *arg) { (void)arg; }
 
@@ -272,7 +261,7 @@ int main(void) {
    * it is counted on both sides of the comparison. */
   CHECK_EQ(uv_thread_create(&t[0], nothing, NULL), 0);
   uv_thread_join(&t[0]);
-  threads_before = count_threads();
+  threads_before = stress_count_threads();
   CHECK_EQ(tw_threadpool_new(&tp, 0, 4, "tw-stress"), 0);
   CHECK_EQ(tw_threadpool_start(tp), 0);
   for (p = 0; p < SUBMITTERS; p++)
@@ -284,10 +273,10 @@ int main(void) {
   CHECK_EQ(tw_threadpool_stop(tp), 0);
   CHECK_EQ(tw_threadpool_stop(tp), TW_EALREADYQUIT);
   /* The pool's threads are gone; only ours may still run. */
-  CHECK(count_threads() <= threads_before + SUBMITTERS + 1);
+  CHECK(stress_count_threads() <= threads_before + SUBMITTERS + 1);
   uv_thread_join(&adjuster);
   for (p = 0; p < SUBMITTERS; p++) uv_thread_join(&t[p]);
-  CHECK_EQ(count_threads(), threads_before);
+  CHECK_EQ(stress_count_threads_settled(), threads_before);
   check_jobs("threadpool");
   CHECK_EQ(tw_threadpool_stats(tp, &st), 0);
   CHECK(st.threads_started >= 1);
