@@ -191,9 +191,13 @@ static void tw__reactor_take_calls(tw_reactor *r, uint64_t n, int run) {
   for (i = 0; i < n; i++) {
     tw__call_node *call =
         TW__CONTAINER_OF(tw__mpsc_pop_wait(&r->queue), tw__call_node, link);
-    int ext = call->ext; /* an ext node may be gone after fn or arg_free */
-    if (run) call->fn(call->arg);
-    if (call->arg_free != NULL) call->arg_free(call->arg);
+    /* An ext node may be gone once fn or arg_free has run. */
+    tw_call_fn fn = call->fn;
+    void *arg = call->arg;
+    tw_free_fn arg_free = call->arg_free;
+    int ext = call->ext;
+    if (run) fn(arg);
+    if (arg_free != NULL) arg_free(arg);
     if (!ext) tw__tnode_put(call);
   }
 }

@@ -625,6 +625,13 @@ static void tw__team_work(tw__item *it) {
     task->fn(task->arg);
     if (*slot != NULL) tw__team_report(t, slot);
     if (task->arg_free != NULL) task->arg_free(task->arg);
+    /* A failure arg_free left is the worker's to log, as for a lone task:
+     * the next task must not run with it pending (it would be taken for
+     * that task's). */
+    if (*slot != NULL) {
+      next = NULL;
+      break;
+    }
     next = tw__team_take_next(t, m);
     if (next == NULL) break;
     tw__team_task_release(task);

@@ -44,27 +44,39 @@
  * them on the submitting (often the loop) thread. clock_gettime costs
  * 25-80 ns on the virtual machines we measure on; the x86 time-stamp
  * counter about 10. So on x86 with an invariant TSC the pool counts in
- * ticks and converts to ns when statistics are read, at the rate measured
- * between the pool's creation and that read; elsewhere it counts ns.
+ * ticks, converted to ns when statistics are read at one rate measured
+ * once per process (2 ms against uv_hrtime, when the first pool is made):
+ * a fixed rate keeps every total non-decreasing from one read to the next.
+ * Elsewhere it counts uv_hrtime ns. Differences are clamped at 0, in case
+ * a thread moves between cores whose counters disagree slightly.
  */
+static double tw__ns_per_tick = 1.0;
+static int tw__tsc_ok;
+static uv_once_t tw__tsc_once = UV_ONCE_INIT;
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
 #include <cpuid.h>
 #include <x86intrin.h>
-static int tw__tsc_ok;
-static uv_once_t tw__tsc_once = UV_ONCE_INIT;
 static void tw__tsc_probe(void) {
   unsigned a, b, c, d;
+  uint64_t t0, t1, c0, c1;
   /* CPUID 0x80000007, EDX bit 8: the TSC runs at a constant rate in every
    * power state. */
-  tw__tsc_ok = __get_cpuid(0x80000007u, &a, &b, &c, &d) && ((d >> 8) & 1u);
+  if (!__get_cpuid(0x80000007u, &a, &b, &c, &d) || !((d >> 8) & 1u)) return;
+  t0 = uv_hrtime();
+  c0 = (uint64_t)__rdtsc();
+  do {
+    t1 = uv_hrtime();
+    c1 = (uint64_t)__rdtsc();
+  } while (t1 - t0 < 2000000);
+  if (c1 <= c0) return;
+  tw__ns_per_tick = (double)(t1 - t0) / (double)(c1 - c0);
+  tw__tsc_ok = 1;
 }
 static inline uint64_t tw__tp_ticks(void) {
   return tw__tsc_ok ? (uint64_t)__rdtsc() : uv_hrtime();
 }
 #else
-static const int tw__tsc_ok = 0;
 static void tw__tsc_probe(void) {}
-static uv_once_t tw__tsc_once = UV_ONCE_INIT;
 static inline uint64_t tw__tp_ticks(void) { return uv_hrtime(); }
 #endif
 
@@ -79,7 +91,6 @@ struct tw_threadpool {
   tw_team *team;     /* NULL for a uv pool */
   int uv;
   uv_thread_t loop_thread; /* uv: where stop and free may run */
-  uint64_t ticks0, ns0;    /* at creation: the clock rate's baseline */
 
   atomic_int min, max;
   atomic_int started; /* Twisted's started: the limit is max, not 0 */
@@ -236,7 +247,7 @@ static void tw__tp_run(void *p) {
   tw__tp_job *job = p;
   tw_threadpool *tp = job->u.tp;
   tw__tp_frame f;
-  uint64_t start = tw__tp_ticks();
+  uint64_t start = tw__tp_ticks(), end;
   uint64_t submit = job->submit_ns & ~TW__TP_MARKS;
   job->submit_ns &= TW__TP_EXT; /* ran */
   tw__tp_add(&tp->wait_ns, start > submit ? start - submit : 0);
@@ -257,7 +268,8 @@ static void tw__tp_run(void *p) {
     job->on_result(r, job->ctx);
   }
   tw__tp_leave(&f);
-  tw__tp_add(&tp->run_ns, tw__tp_ticks() - start);
+  end = tw__tp_ticks();
+  tw__tp_add(&tp->run_ns, end > start ? end - start : 0);
   tw__tp_count(&tp->completed);
 }
 
@@ -447,8 +459,6 @@ static int tw__tp_alloc(tw_threadpool **out, int min, int max,
   atomic_init(&tp->wait_ns, 0);
   atomic_init(&tp->run_ns, 0);
   uv_once(&tw__tsc_once, tw__tsc_probe);
-  tp->ns0 = uv_hrtime();
-  tp->ticks0 = tw__tp_ticks();
   atomic_init(&tp->threads_final, 0);
   snprintf(tp->name, sizeof(tp->name), "%s", name != NULL ? name : "tw-pool");
   *out = tp;
@@ -741,16 +751,12 @@ static size_t tw__tp_diff(uint64_t a, uint64_t b) {
 }
 
 /* A sum of tw__tp_ticks() differences, in ns. */
-static uint64_t tw__tp_to_ns(const tw_threadpool *tp, uint64_t ticks) {
-  uint64_t ns, dt, dn;
+static uint64_t tw__tp_to_ns(uint64_t ticks) {
   double v;
   if (!tw__tsc_ok || ticks == 0) return ticks;
-  dn = uv_hrtime() - tp->ns0;
-  dt = tw__tp_ticks() - tp->ticks0;
-  if (dn == 0 || dt == 0) return ticks;
-  v = (double)ticks * ((double)dn / (double)dt);
-  ns = v >= 18e18 ? UINT64_MAX : (uint64_t)v;
-  return ns > 0 ? ns : 1; /* some time passed: never report none */
+  v = (double)ticks * tw__ns_per_tick;
+  if (v >= 18e18) return UINT64_MAX;
+  return v >= 1.0 ? (uint64_t)v : 1; /* some time passed: never none */
 }
 
 int tw_threadpool_stats(const tw_threadpool *ctp,
@@ -767,9 +773,9 @@ int tw_threadpool_stats(const tw_threadpool *ctp,
   begun = atomic_load(&tp->begun);
   out->submitted = atomic_load(&tp->submitted);
   out->queue_wait_ns = tw__tp_to_ns(
-      tp, atomic_load_explicit(&tp->wait_ns, memory_order_relaxed));
+      atomic_load_explicit(&tp->wait_ns, memory_order_relaxed));
   out->run_ns = tw__tp_to_ns(
-      tp, atomic_load_explicit(&tp->run_ns, memory_order_relaxed));
+      atomic_load_explicit(&tp->run_ns, memory_order_relaxed));
   out->started = atomic_load_explicit(&tp->started, memory_order_relaxed);
   out->joined = atomic_load_explicit(&tp->joined, memory_order_acquire);
   if (tp->uv) {

@@ -96,6 +96,9 @@ int tw__thread_worker_alone(tw_worker *w);
 /*
  * 1 once thread worker w's thread has left its loop (after quit, with its
  * queue done): freeing w then only joins a thread that is returning.
+ * Always 0 for a worker on a custom starter: its thread may go on after
+ * the loop (and may be the very thread that would free it), so its join
+ * can block - it waits for the team's join.
  */
 int tw__thread_worker_finished(tw_worker *w);
 

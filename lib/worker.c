@@ -300,7 +300,8 @@ static void tw__thread_body(void *arg) {
 
 int tw__thread_worker_finished(tw_worker *wk) {
   tw__thread_worker *w = (tw__thread_worker *)wk;
-  return atomic_load_explicit(&w->finished, memory_order_acquire);
+  return !w->custom &&
+         atomic_load_explicit(&w->finished, memory_order_acquire);
 }
 
 int tw__thread_worker_alone(tw_worker *wk) {

@@ -1075,3 +1075,129 @@ TWT_TEST(team, pool_join_from_its_worker_is_edeadlk) {
   cr_assert_eq(tw_worker_free(tw_team_worker(inner_pool)), 0);
   uv_sem_destroy(&inside_sem);
 }
+
+/*
+ * With a serial coordinator a thread worker runs backlogged tasks back to
+ * back; a failure that one task's arg_free reports is the worker's to log
+ * (as for a lone task), never handed to log_exception as the next task's.
+ */
+static uv_sem_t gate_sem, gate_entered;
+static atomic_int after_ran;
+static tw_worker *one_thread_worker(void *ctx) {
+  tw_worker *w;
+  int *made = ctx;
+  if (*made) return NULL;
+  if (tw_thread_worker_new(&w, "tw-team-af") != 0) return NULL;
+  *made = 1;
+  return w;
+}
+static void wait_gate(void *arg) {
+  (void)arg;
+  uv_sem_post(&gate_entered);
+  uv_sem_wait(&gate_sem);
+}
+static void nothing_to_do(void *arg) { (void)arg; }
+static void failing_arg_free(void *arg) {
+  (void)arg;
+  tw_work_fail(tw_failure_new(&TW_VALUE_ERROR, 0, "from arg_free"));
+}
+static void note_after(void *arg) {
+  (void)arg;
+  atomic_fetch_add(&after_ran, 1);
+}
+
+TWT_TEST(team, serial_coordinator_arg_free_failure_is_not_the_next_tasks) {
+  tw_team *team;
+  tw_worker *coordinator;
+  int made = 0;
+  memset(&fx, 0, sizeof(fx));
+  atomic_store(&after_ran, 0);
+  cr_assert_eq(uv_sem_init(&gate_sem, 0), 0);
+  cr_assert_eq(uv_sem_init(&gate_entered, 0), 0);
+  cr_assert_eq(tw_serial_worker_new(&coordinator), 0);
+  cr_assert_eq(
+      tw_team_new(&team, coordinator, one_thread_worker, fx_log, &made), 0);
+  cr_assert_eq(tw_worker_do(tw_team_worker(team), wait_gate, NULL), 0);
+  uv_sem_wait(&gate_entered);
+  /* The only worker is busy: these two wait in the backlog's ring. */
+  cr_assert_eq(tw_worker_do_full(tw_team_worker(team), nothing_to_do, NULL,
+                                 failing_arg_free),
+               0);
+  cr_assert_eq(tw_worker_do(tw_team_worker(team), note_after, NULL), 0);
+  uv_sem_post(&gate_sem);
+  cr_assert_eq(tw_worker_quit(tw_team_worker(team)), 0);
+  cr_assert_eq(tw_team_join(team), 0);
+  cr_assert_eq(atomic_load(&after_ran), 1);
+  cr_assert_eq(fx.n_failures, 0, "log_exception got arg_free's failure");
+  cr_assert_eq(twt_log_flush(&TW_VALUE_ERROR), 1, "the worker logged it");
+  cr_assert_eq(tw_worker_free(tw_team_worker(team)), 0);
+  uv_sem_destroy(&gate_sem);
+  uv_sem_destroy(&gate_entered);
+}
+
+/*
+ * A worker on a custom starter is not reaped when its loop ends: its thread
+ * may go on (or be the thread reaping it), so only the team's join joins
+ * it.
+ */
+typedef struct {
+  uv_thread_t tid;
+  tw_call_fn target;
+  void *target_arg;
+} custom_thread;
+static uv_sem_t custom_done;
+static atomic_int custom_joins;
+static void custom_body(void *arg) {
+  custom_thread *ct = arg;
+  ct->target(ct->target_arg);
+  uv_sem_post(&custom_done); /* the worker's loop is over */
+}
+static int custom_start(void *ctx, tw_call_fn target, void *target_arg,
+                        void **thread) {
+  custom_thread *ct = calloc(1, sizeof(*ct));
+  (void)ctx;
+  ct->target = target;
+  ct->target_arg = target_arg;
+  if (uv_thread_create(&ct->tid, custom_body, ct) != 0) {
+    free(ct);
+    return TW_ENOMEM;
+  }
+  *thread = ct;
+  return 0;
+}
+static void custom_join(void *ctx, void *thread) {
+  custom_thread *ct = thread;
+  (void)ctx;
+  uv_thread_join(&ct->tid);
+  free(ct);
+  atomic_fetch_add(&custom_joins, 1);
+}
+static tw_worker *custom_worker(void *ctx) {
+  static const tw_thread_starter starter = {custom_start, custom_join, NULL};
+  tw_worker *w;
+  (void)ctx;
+  return tw_thread_worker_new_custom(&w, &starter) == 0 ? w : NULL;
+}
+
+TWT_TEST(team, custom_starter_workers_wait_for_join) {
+  tw_team *team;
+  tw_worker *coordinator;
+  memset(&fx, 0, sizeof(fx));
+  atomic_store(&custom_joins, 0);
+  cr_assert_eq(uv_sem_init(&custom_done, 0), 0);
+  cr_assert_eq(tw_serial_worker_new(&coordinator), 0);
+  cr_assert_eq(tw_team_new(&team, coordinator, custom_worker, fx_log, NULL),
+               0);
+  cr_assert_eq(tw_team_grow(team, 1), 0);
+  cr_assert_eq(tw_team_shrink_all(team), 0);
+  uv_sem_wait(&custom_done);
+  /* Creating the next worker is where finished workers are reaped. */
+  cr_assert_eq(tw_team_grow(team, 1), 0);
+  cr_assert_eq(atomic_load(&custom_joins), 0);
+  cr_assert_eq(tw_worker_quit(tw_team_worker(team)), 0);
+  cr_assert_eq(tw_team_join(team), 0);
+  uv_sem_wait(&custom_done);
+  cr_assert_eq(atomic_load(&custom_joins), 2);
+  cr_assert_eq(tw_worker_free(tw_team_worker(team)), 0);
+  uv_sem_destroy(&custom_done);
+}

@@ -192,8 +192,9 @@ TW_EXTERN int tw_threadpool_new_uv(tw_threadpool **out, struct uv_loop_s *loop);
  * tells a saturated pool from an idle one). Cumulative times are in
  * nanoseconds over all completed jobs. On x86 with an invariant TSC they
  * are counted in time-stamp-counter ticks (a third of the cost of a clock
- * read per stamp) and converted at the rate measured between the pool's
- * creation and this snapshot; elsewhere they are uv_hrtime differences.
+ * read per stamp) and converted at a rate measured once per process (2 ms,
+ * when the first pool is created); elsewhere they are uv_hrtime
+ * differences. Either way the totals never decrease between snapshots.
  */
 typedef struct tw_threadpool_statistics {
   int min_threads;
