@@ -7,10 +7,12 @@
  *   LOCKED | items     a drainer is running items; items (maybe none) wait,
  *                      newest first, linked through item->next
  *   QUIT               set once by quit; further submissions fail
+ * plus a quit word, set by quit just before the QUIT bit and checked first
+ * by every submission (see tw__serial_drain for why both).
  * A submission is one compare-and-swap. The one that finds the worker idle
  * takes it (0 -> LOCKED) and runs its own item at once - no queueing, no
- * node - then drains: it takes every waiting item with one atomic
- * (fetch_and, keeping the flags), reverses them into submission order, runs
+ * node - then drains: it takes every waiting item with one exchange
+ * (writing the flags back), reverses them into submission order, runs
  * them, and repeats until it can swap LOCKED back to 0. Everybody else
  * pushes and returns. So at most one thread runs items at any time, items
  * run in the order their submissions succeeded (hence FIFO per submitter),
