@@ -7,12 +7,10 @@
  *   LOCKED | items     a drainer is running items; items (maybe none) wait,
  *                      newest first, linked through item->next
  *   QUIT               set once by quit; further submissions fail
- * plus a quit word, set by quit just before the QUIT bit and checked first
- * by every submission (see tw__serial_drain for why both).
  * A submission is one compare-and-swap. The one that finds the worker idle
  * takes it (0 -> LOCKED) and runs its own item at once - no queueing, no
- * node - then drains: it takes every waiting item with one exchange
- * (writing the flags back), reverses them into submission order, runs
+ * node - then drains: it takes every waiting item with one atomic
+ * (fetch_and, keeping the flags), reverses them into submission order, runs
  * them, and repeats until it can swap LOCKED back to 0. Everybody else
  * pushes and returns. So at most one thread runs items at any time, items
  * run in the order their submissions succeeded (hence FIFO per submitter),
@@ -52,25 +50,12 @@ _Static_assert(sizeof(tw__serial_node) <= TW__TNODE_SIZE,
 
 _Static_assert(_Alignof(tw__item) >= 4, "items leave two low bits free");
 
-/*
- * top is the word every submission and every batch fights over: it gets a
- * cache line of its own. Otherwise the vtable pointer and the quit flag,
- * which every do reads, would share its line, and each read would pull the
- * line away from the thread about to swap it (and back).
- */
-#define TW__S_LINE 64
-
 typedef struct tw__serial_worker {
   tw_worker base;
-  /* Set once, by the first quit; read by every submission (so it sits on
-   * the read-mostly line of the vtable pointer, not on top's). */
-  atomic_int quit;
-  int done;
+  _Atomic uintptr_t top;
   uv_mutex_t mutex;
   uv_cond_t cond;
-  char pad_before[TW__S_LINE];
-  _Atomic uintptr_t top;
-  char pad_after[TW__S_LINE - sizeof(uintptr_t)];
+  int done;
 } tw__serial_worker;
 
 /* The serial workers being drained by this thread, innermost first. */
@@ -128,36 +113,31 @@ static void tw__serial_run(tw__item *it, tw_failure **failure) {
  * item: run what others submitted meanwhile, a batch at a time, until the
  * worker can be handed back to idle. After that swap the worker belongs to
  * nobody, so the only access left is the done signal, which free waits for.
- *
- * A batch is taken with an exchange, not a compare-and-swap loop: with
- * submitters pushing as fast as they can, a CAS from a value read a moment
- * earlier keeps failing, and every attempt moves top's line twice. The
- * exchange writes the flags back blind, so it may erase a QUIT that quit
- * set since our last look; quit_seen remembers it from the value the
- * exchange returns, and the worker only goes idle from a top we wrote with
- * QUIT restored. Submitters cannot slip through that gap: they check the
- * quit word, which quit sets before the bit (see tw__serial_quit).
  */
 static void tw__serial_drain(tw__serial_worker *w, tw_failure **failure) {
-  uintptr_t written = TW__S_LOCKED, quit_seen = 0;
+  uintptr_t expect = TW__S_LOCKED;
+  /* Nothing came in meanwhile (the usual case without contention): one CAS
+   * hands the worker back. */
+  if (atomic_load_explicit(&w->top, memory_order_relaxed) == TW__S_LOCKED &&
+      atomic_compare_exchange_strong_explicit(&w->top, &expect, 0,
+                                              memory_order_acq_rel,
+                                              memory_order_relaxed))
+    return;
   for (;;) {
-    uintptr_t cur = written, old;
-    tw__item *batch, *fifo = NULL;
-    /* Nothing came in since we wrote top (the usual case without
-     * contention): one CAS hands the worker back. */
-    if (written == (TW__S_LOCKED | quit_seen) &&
-        atomic_compare_exchange_strong_explicit(&w->top, &cur, quit_seen,
-                                                memory_order_release,
-                                                memory_order_relaxed)) {
-      if (quit_seen) tw__serial_signal_done(w);
-      return;
+    uintptr_t old = atomic_fetch_and_explicit(&w->top, TW__S_FLAGS,
+                                              memory_order_acq_rel);
+    tw__item *batch = (tw__item *)(old & ~TW__S_FLAGS), *fifo = NULL;
+    if (batch == NULL) {
+      uintptr_t expect = old & TW__S_FLAGS; /* LOCKED, maybe QUIT */
+      if (atomic_compare_exchange_strong_explicit(
+              &w->top, &expect, expect & ~TW__S_LOCKED, memory_order_acq_rel,
+              memory_order_relaxed)) {
+        if (expect & TW__S_QUIT) tw__serial_signal_done(w);
+        return;
+      }
+      continue; /* a submission (or quit) came in: look again */
     }
-    quit_seen |= cur & TW__S_QUIT;
-    written = TW__S_LOCKED | quit_seen;
-    old = atomic_exchange_explicit(&w->top, written, memory_order_acq_rel);
-    quit_seen |= old & TW__S_QUIT;
     /* Newest first -> submission order. */
-    batch = (tw__item *)(old & ~TW__S_FLAGS);
     while (batch != NULL) {
       tw__item *next = batch->next;
       batch->next = fifo;
@@ -173,39 +153,20 @@ static void tw__serial_drain(tw__serial_worker *w, tw_failure **failure) {
 }
 
 /*
- * Take the worker if idle: 1 (it is ours), 0 (busy; *top_seen holds the
- * value that said so) or TW_EALREADYQUIT. The quit word is checked first:
- * it is what keeps out submissions while a drainer's exchange has erased
- * the QUIT bit.
+ * Submit it. With it == NULL the caller only wants the worker if idle (to
+ * run its work inline): 1 means busy. Otherwise 0 with *own set when the
+ * worker was idle and is now the caller's (it was not queued: run it), 0
+ * with *own clear when queued, or TW_EALREADYQUIT.
  */
-static int tw__serial_take(tw__serial_worker *w, uintptr_t *top_seen) {
-  uintptr_t old = 0;
-  if (atomic_load_explicit(&w->quit, memory_order_acquire))
-    return TW_EALREADYQUIT;
-  /* Expect idle rather than load first: without contention that is one
-   * CAS, and when busy the failed CAS has fetched the line for writing
-   * along with the value the push needs. */
-  if (atomic_compare_exchange_strong_explicit(&w->top, &old, TW__S_LOCKED,
-                                              memory_order_acquire,
-                                              memory_order_relaxed))
-    return 1;
-  if (old & TW__S_QUIT) return TW_EALREADYQUIT;
-  *top_seen = old;
-  return 0;
-}
-
-/*
- * Push it, last seen top being old: 0 with *own clear when queued, 0 with
- * *own set when the worker went idle meanwhile and is now the caller's (it
- * was not queued: run it), or TW_EALREADYQUIT.
- */
-static int tw__serial_push(tw__serial_worker *w, tw__item *it, uintptr_t old,
-                           int *own) {
+static int tw__serial_submit(tw__serial_worker *w, tw__item *it, int *own) {
+  uintptr_t old = atomic_load_explicit(&w->top, memory_order_relaxed);
   for (;;) {
     uintptr_t desired;
     if (old & TW__S_QUIT) return TW_EALREADYQUIT;
     if (!(old & TW__S_LOCKED)) {
       desired = TW__S_LOCKED;
+    } else if (it == NULL) {
+      return 1;
     } else {
       it->next = (tw__item *)(old & ~TW__S_FLAGS);
       desired = (uintptr_t)it | TW__S_LOCKED;
@@ -244,10 +205,7 @@ static void tw__serial_own(tw__serial_worker *w, tw__item *first,
 
 static int tw__serial_do_item(tw_worker *wk, tw__item *it) {
   tw__serial_worker *w = (tw__serial_worker *)wk;
-  uintptr_t old;
-  int own, rc = tw__serial_take(w, &old);
-  if (rc == 0) rc = tw__serial_push(w, it, old, &own);
-  else if (rc == 1) own = 1, rc = 0;
+  int own, rc = tw__serial_submit(w, it, &own);
   if (rc == 0 && own) tw__serial_own(w, it, NULL, NULL, NULL);
   return rc;
 }
@@ -256,14 +214,10 @@ static int tw__serial_do_work(tw_worker *wk, tw_call_fn fn, void *arg,
                               tw_free_fn arg_free) {
   tw__serial_worker *w = (tw__serial_worker *)wk;
   tw__serial_node *n;
-  uintptr_t old;
-  int own, rc = tw__serial_take(w, &old);
-  if (rc != 0) {
+  int own, rc = tw__serial_submit(w, NULL, &own);
+  if (rc <= 0) {
     /* Idle: ours now; run fn without wrapping it in a node. */
-    if (rc == 1) {
-      tw__serial_own(w, NULL, fn, arg, arg_free);
-      rc = 0;
-    }
+    if (rc == 0) tw__serial_own(w, NULL, fn, arg, arg_free);
     return rc;
   }
   n = tw__tnode_get();
@@ -272,40 +226,27 @@ static int tw__serial_do_work(tw_worker *wk, tw_call_fn fn, void *arg,
   n->fn = fn;
   n->arg = arg;
   n->arg_free = arg_free;
-  rc = tw__serial_push(w, &n->item, old, &own);
-  if (rc != 0) {
+  rc = tw__serial_submit(w, &n->item, &own);
+  if (rc != 0)
     tw__serial_node_release(n);
-  } else if (own) {
-    /* Went idle meanwhile: ours, and fn needs no node after all. */
-    tw__serial_node_release(n);
-    tw__serial_own(w, NULL, fn, arg, arg_free);
-  }
+  else if (own) /* went idle meanwhile: the item is ours to run */
+    tw__serial_own(w, &n->item, NULL, NULL, NULL);
   return rc;
 }
 
 int tw__serial_try_run(tw_worker *wk, tw_call_fn fn, void *arg) {
   tw__serial_worker *w = (tw__serial_worker *)wk;
-  uintptr_t old;
-  int rc = tw__serial_take(w, &old);
-  if (rc != 1) return rc;
+  int own, rc = tw__serial_submit(w, NULL, &own);
+  if (rc != 0) return rc == 1 ? 0 : rc;
   tw__serial_own(w, NULL, fn, arg, NULL);
   return 1;
 }
 
-/*
- * The quit word first, then the bit in top. The word turns away every do
- * from now on, even one that meets a top whose QUIT a drainer's exchange
- * has just erased; the bit is what the drainer's final swap and a late
- * submitter's CAS see (a do that read the word before it was set and
- * pushes afterwards was concurrent with quit, so it is accepted if the
- * worker is still running, and refused once it went idle with QUIT).
- */
 static int tw__serial_quit(tw_worker *wk) {
   tw__serial_worker *w = (tw__serial_worker *)wk;
-  uintptr_t old;
-  if (atomic_exchange_explicit(&w->quit, 1, memory_order_acq_rel))
-    return TW_EALREADYQUIT;
-  old = atomic_fetch_or_explicit(&w->top, TW__S_QUIT, memory_order_acq_rel);
+  uintptr_t old =
+      atomic_fetch_or_explicit(&w->top, TW__S_QUIT, memory_order_acq_rel);
+  if (old & TW__S_QUIT) return TW_EALREADYQUIT;
   /* Idle: nobody will see the flag at a final swap. */
   if (!(old & TW__S_LOCKED)) tw__serial_signal_done(w);
   return 0;
@@ -338,7 +279,6 @@ int tw_serial_worker_new(tw_worker **out) {
   if (w == NULL) return TW_ENOMEM;
   w->base.vtable = &tw__serial_worker_class.vtable;
   atomic_init(&w->top, 0);
-  atomic_init(&w->quit, 0);
   rc = uv_mutex_init(&w->mutex);
   if (rc != 0) {
     tw__free(w);

@@ -6,8 +6,8 @@
  * worker's hand-over would be reported as a race.
  *
  * Then quit races with busy submitters (rounds scaled likewise): quit comes
- * from another thread while a drainer is taking batches, which is when a
- * drainer's exchange can erase the QUIT bit for a moment. Checks: every
+ * from another thread while a drainer is taking batches, so that the QUIT
+ * flag meets the drainer's batch swaps and final swap. Checks: every
  * accepted item runs exactly once before free returns, a submitter once
  * refused stays refused, and a do after quit on the quitting thread is
  * refused.
