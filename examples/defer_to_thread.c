@@ -27,6 +27,7 @@ static tw_result do_long_calculation(void *arg) {
   volatile unsigned long acc = 0, i;
   (void)arg;
   for (i = 0; i < 50000000ul; i++) acc += i % 7; /* ... long calculation ... */
+  (void)acc;
   return tw_result_value((void *)(intptr_t)3, NULL);
 }
 
