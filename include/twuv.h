@@ -18,5 +18,6 @@
 #include "twuv/worker.h"
 #include "twuv/reactor.h"
 #include "twuv/threadpool.h"
+#include "twuv/threads.h"
 
 #endif /* TWUV_H */

@@ -38,6 +38,7 @@ struct tw_clock {
   uint32_t cancelled; /* cancelled calls still in the heap (removed lazily) */
   uint32_t next_seq;
   int running;      /* inside tw__clock_run_due: changed() is not called */
+  int dying;        /* being destroyed: call_later is refused */
   double manual_now; /* the manual clock's time */
 };
 
@@ -62,6 +63,11 @@ struct tw_delayed_call {
   uint32_t refs : 24;
   uint32_t state : 8;
 };
+
+/* A delay, interval or timeout twuv accepts: finite and not negative. */
+static inline int tw__valid_delay(double d) {
+  return d >= 0.0 && d <= 1.7976931348623157e308; /* false for NaN, inf */
+}
 
 /* Set up / tear down a clock embedded in another object (the reactor). */
 void tw__clock_init(tw_clock *clock, const tw__clock_ops *ops);

@@ -103,18 +103,29 @@ static void tw__dc_release_arg(tw_delayed_call *dc) {
 }
 
 void tw__clock_destroy(tw_clock *c) {
-  /* Take the heap first: an arg_free may, perversely, touch the clock. */
   tw__heap_entry *heap = c->heap;
   uint32_t i, len = c->len;
   c->heap = NULL;
   c->len = c->cap = c->cancelled = 0;
+  c->dying = 1; /* an arg_free below may try to schedule: refused */
+  /* Every call stops being pending before any arg_free runs: an arg_free
+   * commonly cancels a sibling call (an object owning two timers), which
+   * must then find it already cancelled, not a heap that is gone. */
   for (i = 0; i < len; i++) {
     tw_delayed_call *dc = heap[i].dc;
     if (dc->state == TW__DC_PENDING) {
       dc->state = TW__DC_CANCELLED;
       dc->u.time = heap[i].time;
-      tw__dc_release_arg(dc);
+      dc->clock = NULL;
+    } else {
+      heap[i].dc = NULL; /* cancelled earlier: arg already released */
+      tw_delayed_call_unref(dc);
     }
+  }
+  for (i = 0; i < len; i++) {
+    tw_delayed_call *dc = heap[i].dc;
+    if (dc == NULL) continue;
+    tw__dc_release_arg(dc);
     tw_delayed_call_unref(dc);
   }
   tw__free(heap);
@@ -182,8 +193,6 @@ int tw__clock_run_due(tw_clock *c, double now, int only_older) {
   return count;
 }
 
-static int tw__valid_delay(double d) { return isfinite(d) && d >= 0.0; }
-
 int tw_clock_call_later(tw_clock *c, double delay, tw_call_fn fn, void *arg,
                         tw_free_fn arg_free, tw_delayed_call **out) {
   tw_delayed_call *dc;
@@ -191,6 +200,7 @@ int tw_clock_call_later(tw_clock *c, double delay, tw_call_fn fn, void *arg,
   if (out != NULL) *out = NULL;
   if (c == NULL || fn == NULL || !tw__valid_delay(delay)) return TW_EINVAL;
   if ((err = tw__clock_check(c)) != 0) return err;
+  if (c->dying) return TW_ESHUTDOWN;
   if (c->len == c->cap) {
     uint32_t cap = c->cap ? c->cap * 2 : 16;
     tw__heap_entry *heap;

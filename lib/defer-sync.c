@@ -174,12 +174,17 @@ static int tw__prim_release(tw__prim *p) {
   if (p == NULL) return TW_EINVAL;
   if (p->tokens >= p->limit) return TW_ENOTLOCKED;
   p->tokens++;
-  if (p->waiting.len > 0) {
-    /* Hand-off: the first waiter gets the token inside this call. */
-    p->tokens--;
+  /* Hand-off: the first waiter gets the token inside this call. A waiter
+   * someone fired behind our back refuses it: the next one gets it. */
+  while (p->waiting.len > 0) {
+    int rc;
     tw__fifo_pop(&p->waiting, &d);
-    tw_deferred_callback(d, tw_result_value(p, NULL));
+    rc = tw_deferred_callback(d, tw_result_value(p, NULL));
     tw_deferred_unref(d);
+    if (rc == 0) {
+      p->tokens--;
+      break;
+    }
   }
   return 0;
 }
@@ -362,11 +367,14 @@ int tw_deferred_queue_put(tw_deferred_queue *q, void *value,
   tw__qvalue v;
   tw_deferred *d;
   if (q == NULL) return TW_EINVAL;
-  if (q->waiting.len > 0) {
+  /* A waiter someone fired behind our back refuses the value: the next one
+   * gets it, or the queue keeps it. */
+  while (q->waiting.len > 0) {
+    int rc;
     tw__fifo_pop(&q->waiting, &d);
-    tw_deferred_callback(d, tw_result_value(value, value_free));
+    rc = tw_deferred_callback(d, tw_result_value(value, value_free));
     tw_deferred_unref(d);
-    return 0;
+    if (rc == 0) return 0;
   }
   if (q->size != TW_UNLIMITED && q->pending.len >= q->size)
     return TW_EOVERFLOW;

@@ -33,13 +33,13 @@ void tw_result_release(tw_result r) {
 int tw__cbvec_reserve(tw_deferred *d, uint32_t n) {
   tw__cbvec *v = d->cbs;
   uint32_t used = v != NULL ? v->len - v->head : 0;
-  uint32_t cap = v != NULL ? v->cap : 4;
+  uint32_t cap = v != NULL ? v->cap : 3;
   if (v != NULL && v->cap - v->len >= n) return 0;
   if (v == NULL || v->cap - used < n) {
     while (cap - used < n) {
       if (cap > (UINT32_MAX / 4 - sizeof(tw__cbvec)) / sizeof(tw__cb))
         return TW_ENOMEM;
-      /* x4 while small: 4 -> 16 covers the common chains in two
+      /* x4 while small: 3 -> 12 covers the common chains in two
        * allocations; x2 beyond bounds the waste. */
       cap *= cap < 64 ? 4 : 2;
     }

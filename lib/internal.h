@@ -12,7 +12,7 @@
 
 #include "twuv.h"
 
-/* Allocation through the replaceable allocator (alloc.c). */
+/* Allocation through the replaceable allocator (common.c). */
 void *tw__malloc(size_t size);
 void *tw__calloc(size_t count, size_t size);
 void *tw__realloc(void *ptr, size_t size);

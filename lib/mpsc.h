@@ -10,9 +10,11 @@
  *
  * Emptiness is not tracked here: a push is visible to the consumer only once
  * the producer has linked it (its second step), so users pair the queue with
- * an atomic count that producers increment after pushing. When the count
- * says an item exists, tw__mpsc_pop_wait returns it, spinning briefly (then
- * yielding) if its producer was preempted between the two steps.
+ * an atomic count of items promised to the consumer, raised by producers
+ * around their push (before it, as the reactor does so that the push is the
+ * producer's last access, or after it). When the count says an item exists,
+ * tw__mpsc_pop_wait returns it, spinning briefly (then yielding) while its
+ * producer finishes pushing.
  */
 #ifndef TWUV_MPSC_H
 #define TWUV_MPSC_H

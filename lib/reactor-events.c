@@ -112,9 +112,7 @@ int tw_reactor_add_system_event_trigger(tw_reactor *r, tw_phase phase,
                                         tw_trigger_id *id) {
   if (id != NULL) *id = 0;
   if (r == NULL || event_type == NULL || fn == NULL) return TW_EINVAL;
-#if TW_THREAD_CHECKS
-  if (!tw__reactor_on_loop_thread(r)) return TW_EWRONGTHREAD;
-#endif
+  TW__LOOP_ONLY(r, TW_EWRONGTHREAD);
   if (r->closing) return TW_EINVAL;
   return tw__add_trigger(r, phase, event_type, fn, arg, arg_free, id);
 }
@@ -123,9 +121,7 @@ int tw_reactor_remove_system_event_trigger(tw_reactor *r, tw_trigger_id id) {
   tw__event *ev;
   int p;
   if (r == NULL || id == 0) return id == 0 && r != NULL ? TW_ENOENT : TW_EINVAL;
-#if TW_THREAD_CHECKS
-  if (!tw__reactor_on_loop_thread(r)) return TW_EWRONGTHREAD;
-#endif
+  TW__LOOP_ONLY(r, TW_EWRONGTHREAD);
   for (ev = r->events; ev != NULL; ev = ev->next) {
     for (p = 0; p < 3; p++) {
       tw__trigger **link;
@@ -146,9 +142,7 @@ int tw_reactor_call_when_running(tw_reactor *r, tw_result_fn fn, void *arg,
                                  tw_free_fn arg_free, tw_trigger_id *id) {
   if (id != NULL) *id = 0;
   if (r == NULL || fn == NULL) return TW_EINVAL;
-#if TW_THREAD_CHECKS
-  if (!tw__reactor_on_loop_thread(r)) return TW_EWRONGTHREAD;
-#endif
+  TW__LOOP_ONLY(r, TW_EWRONGTHREAD);
   if (r->running) {
     tw_result res = fn(arg);
     if (arg_free != NULL) arg_free(arg);
@@ -192,7 +186,19 @@ static tw_result tw__gate_fired(tw_result result, void *arg) {
 
 static void tw__gate_free(void *arg) {
   tw__gate *g = arg;
-  tw__gate_unlink(g);
+  tw_reactor *r = g->r;
+  tw__event *ev = g->ev;
+  if (r != NULL) {
+    /* Dropped unfired (nothing held it): it can never release the event.
+     * Twisted would wait for ever; go on, and say why. */
+    tw__gate_unlink(g);
+    g->r = NULL;
+    tw__log_at(TW_LOG_WARN, NULL, NULL, 0,
+               "a Deferred returned by a before-%s trigger was freed "
+               "without firing; continuing the event",
+               ev->name);
+    if (ev->gates == NULL && !ev->in_before) tw__event_continue(r, ev);
+  }
   tw__free(g);
 }
 
@@ -270,9 +276,7 @@ void tw__reactor_fire(tw_reactor *r, const char *event_type) {
 
 int tw_reactor_fire_system_event(tw_reactor *r, const char *event_type) {
   if (r == NULL || event_type == NULL) return TW_EINVAL;
-#if TW_THREAD_CHECKS
-  if (!tw__reactor_on_loop_thread(r)) return TW_EWRONGTHREAD;
-#endif
+  TW__LOOP_ONLY(r, TW_EWRONGTHREAD);
   if (r->closing) return TW_EINVAL;
   tw__reactor_fire(r, event_type);
   return 0;
@@ -295,79 +299,4 @@ void tw__reactor_destroy_events(tw_reactor *r) {
     }
     tw__free(ev);
   }
-}
-
-/* ---- handles ------------------------------------------------------------ */
-
-static void tw__handle_closed(uv_handle_t *h) {
-  tw_reactor *r = h->data;
-  if (--r->open_handles == 0 && r->own_loop == NULL) tw__free(r);
-}
-
-static void tw__open(tw_reactor *r, uv_handle_t *h) {
-  h->data = r;
-  uv_unref(h);
-  r->open_handles++;
-}
-
-int tw__reactor_init_handles(tw_reactor *r) {
-  int err = uv_async_init(r->loop, &r->async, tw__reactor_async_cb);
-  if (err != 0) return err;
-  tw__open(r, (uv_handle_t *)&r->async);
-  uv_timer_init(r->loop, &r->timer);
-  tw__open(r, (uv_handle_t *)&r->timer);
-  uv_check_init(r->loop, &r->check);
-  tw__open(r, (uv_handle_t *)&r->check);
-  uv_check_start(&r->check, tw__reactor_check_cb);
-  uv_idle_init(r->loop, &r->idle);
-  tw__open(r, (uv_handle_t *)&r->idle);
-  if (r->flags & TW_REACTOR_SIGNALS) {
-    err = uv_signal_init(r->loop, &r->sigint);
-    if (err == 0) {
-      tw__open(r, (uv_handle_t *)&r->sigint);
-      err = uv_signal_init(r->loop, &r->sigterm);
-      if (err == 0) tw__open(r, (uv_handle_t *)&r->sigterm);
-    }
-  }
-  return err;
-}
-
-static void tw__close(uv_handle_t *h) {
-  if (h->data != NULL && !uv_is_closing(h)) uv_close(h, tw__handle_closed);
-}
-
-void tw__reactor_close_handles(tw_reactor *r) {
-  uv_loop_t *own = r->own_loop;
-  int err;
-  r->closing = 1;
-  if (r->open_handles == 0) {
-    if (own != NULL) {
-      uv_loop_close(own);
-      tw__free(own);
-    }
-    tw__free(r);
-    return;
-  }
-  tw__close((uv_handle_t *)&r->async);
-  tw__close((uv_handle_t *)&r->timer);
-  tw__close((uv_handle_t *)&r->check);
-  tw__close((uv_handle_t *)&r->idle);
-  if (r->flags & TW_REACTOR_SIGNALS) {
-    tw__close((uv_handle_t *)&r->sigint);
-    tw__close((uv_handle_t *)&r->sigterm);
-  }
-  if (own == NULL) return; /* the host's loop runs the close callbacks */
-  while (r->open_handles > 0) uv_run(own, UV_RUN_NOWAIT);
-  err = uv_loop_close(own);
-  if (err == 0) {
-    tw__free(own);
-  } else {
-    /* Handles the program added to our loop are still open: closing them
-     * behind its back would be worse than leaving the loop allocated. */
-    tw__log_at(TW_LOG_ERROR, NULL, NULL, 0,
-               "tw_reactor_free: libuv handles left open on the reactor's "
-               "loop (%s); the loop is not freed",
-               tw_err_name(err));
-  }
-  tw__free(r);
 }

@@ -18,13 +18,47 @@
 #define TW__QUEUE_CLOSED (UINT64_C(1) << 63)
 #define TW__QUEUE_COUNT (TW__QUEUE_CLOSED - 1)
 
-/* One call_from_thread call; carved from the producer's slab (tnode.h). */
+/* One call_from_thread call; carved from the producer's slab (tnode.h),
+ * or embedded in the caller's object (ext). */
 typedef struct tw__call_node {
   tw__mpsc_node link;
   tw_call_fn fn;
   void *arg;
   tw_free_fn arg_free;
+  int ext;
 } tw__call_node;
+
+/*
+ * tw_reactor_call_from_thread with the node in the caller's memory (which
+ * arg_free, or fn, may free: the reactor does not touch the node after
+ * them). Never TW_ENOMEM; TW_ESHUTDOWN once the queue is closed.
+ */
+int tw__reactor_call_from_thread_node(tw_reactor *r, tw__call_node *call,
+                                      tw_call_fn fn, void *arg,
+                                      tw_free_fn arg_free);
+
+/*
+ * A thread blocked in the reactor's name (tw_blocking_call_from_thread).
+ * The reactor releases every waiter - calls release(w) under its waiter
+ * lock - as soon as it stops running (stop requested, crash, free).
+ */
+typedef struct tw__reactor_waiter {
+  struct tw__reactor_waiter *next;
+  struct tw__reactor_waiter **pprev;
+  void (*release)(struct tw__reactor_waiter *w);
+} tw__reactor_waiter;
+
+/*
+ * Cleanup that must run on the loop thread but arrives from another thread
+ * after the reactor stopped for good (its call_from_thread queue is closed):
+ * parked here, run by tw_reactor_free. Embedded in the object it cleans up,
+ * so parking never allocates.
+ */
+typedef struct tw__reactor_parked {
+  struct tw__reactor_parked *next;
+  tw_call_fn fn;
+  void *arg;
+} tw__reactor_parked;
 
 typedef struct tw__trigger tw__trigger;
 typedef struct tw__event tw__event;
@@ -34,13 +68,17 @@ struct tw_reactor {
   uv_loop_t *own_loop; /* allocated by us, or NULL (hosted) */
   unsigned flags;
 
-  /* Cross-thread queue: any thread pushes, the loop thread drains. Kept
-   * apart from the loop-thread state below to avoid false sharing. */
-  _Alignas(64) _Atomic uint64_t queued;
+  /* Cross-thread queue: any thread pushes, the loop thread drains. Padded
+   * away from the loop-thread state around it to avoid false sharing
+   * (padding, not _Alignas: the struct comes from malloc, which promises
+   * no more than 16-byte alignment). */
+  char pad_before[64];
+  _Atomic uint64_t queued;
   tw__mpsc queue;
   _Atomic uintptr_t loop_thread; /* uv_thread_t of the loop thread */
+  char pad_after[64];
 
-  _Alignas(64) uv_async_t async;
+  uv_async_t async;
   uv_timer_t timer;
   uv_check_t check;
   uv_idle_t idle;
@@ -62,29 +100,65 @@ struct tw_reactor {
   int in_iterate;     /* inside an iteration (its callbacks) */
   int manual_iterate; /* inside tw_reactor_iterate */
   int closing;        /* tw_reactor_free under way */
+  int draining;       /* running queued thread calls */
+  int need_really_start; /* crash could not re-add the startup trigger */
+  int close_pending;  /* the queue must close once the drain ends */
 
   tw__event *events;
   uint64_t next_trigger_id;
+
+  /* Threads blocked in tw_blocking_call_from_thread (threads.c). */
+  uv_mutex_t waiters_lock;
+  uv_cond_t waiters_gone;
+  tw__reactor_waiter *waiters;
+  int waiters_inside; /* threads inside tw__reactor_enter/leave_blocking */
+  int live;           /* running and not stopping: blocking calls allowed */
+  tw__reactor_parked *parked; /* under waiters_lock */
+
+  /* Work in flight that will call back into the reactor from another
+   * thread (defer_to_thread_pool jobs on a pool the reactor does not own):
+   * free refuses with TW_EBUSY until it is done. */
+  _Atomic long busy_refs;
+
+  /* The reactor's thread pool (threads.c), created on first use. */
+  tw_threadpool *pool;
+  tw_trigger_id pool_start_id;
+  void (*pool_free)(tw_reactor *r); /* frees pool at reactor free */
 };
 
 /* reactor.c */
 int tw__reactor_on_loop_thread(tw_reactor *r);
-void tw__reactor_close_queue(tw_reactor *r);
-void tw__reactor_timer_cb(uv_timer_t *h);
-void tw__reactor_async_cb(uv_async_t *h);
-void tw__reactor_check_cb(uv_check_t *h);
-void tw__reactor_idle_cb(uv_idle_t *h);
-void tw__reactor_signal_cb(uv_signal_t *h, int signum);
-tw_result tw__reactor_shutdown_crash(void *arg);
-int tw__reactor_add_really_start(tw_reactor *r);
+
+/*
+ * The -Dthread_checks guard of every loop-thread-only function: return err
+ * when called off the loop thread. Compiled out otherwise.
+ */
+#if TW_THREAD_CHECKS
+#define TW__LOOP_ONLY(r, err)                         \
+  do {                                                \
+    if (!tw__reactor_on_loop_thread(r)) return (err); \
+  } while (0)
+#else
+#define TW__LOOP_ONLY(r, err) ((void)0)
+#endif
 void tw__reactor_shutdown_done(tw_reactor *r);
+
+/*
+ * Blocking callers: enter registers w (TW_ESHUTDOWN when the reactor is not
+ * running); leave unregisters it if still registered. A thread between the
+ * two keeps tw_reactor_free waiting, so a released waiter may still touch
+ * the reactor until it leaves. Any thread.
+ */
+int tw__reactor_enter_blocking(tw_reactor *r, tw__reactor_waiter *w);
+void tw__reactor_leave_blocking(tw_reactor *r, tw__reactor_waiter *w);
+
+/* Park p (fn, arg set by the caller) for tw_reactor_free. Any thread. */
+void tw__reactor_park(tw_reactor *r, tw__reactor_parked *p);
 
 /* reactor-events.c */
 int tw__reactor_add_internal_trigger(tw_reactor *r, tw_phase phase,
                                      const char *event_type, tw_result_fn fn);
 void tw__reactor_fire(tw_reactor *r, const char *event_type);
 void tw__reactor_destroy_events(tw_reactor *r);
-int tw__reactor_init_handles(tw_reactor *r);
-void tw__reactor_close_handles(tw_reactor *r);
 
 #endif

@@ -21,6 +21,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+static void tw__reactor_close_queue(tw_reactor *r);
+static void tw__reactor_timer_cb(uv_timer_t *h);
+static void tw__reactor_idle_cb(uv_idle_t *h);
+static void tw__reactor_signal_cb(uv_signal_t *h, int signum);
+
 /* ---- threads ------------------------------------------------------------ */
 
 static void tw__set_loop_thread(tw_reactor *r) {
@@ -37,14 +42,6 @@ int tw__reactor_on_loop_thread(tw_reactor *r) {
   return uv_thread_equal(&self, &owner);
 }
 
-#if TW_THREAD_CHECKS
-#define TW__CHECK_THREAD(r, err) \
-  do {                                   \
-    if (!tw__reactor_on_loop_thread(r)) return (err); \
-  } while (0)
-#else
-#define TW__CHECK_THREAD(r, err) ((void)0)
-#endif
 
 /* ---- time --------------------------------------------------------------- */
 
@@ -121,15 +118,15 @@ static void tw__reactor_wake(tw_reactor *r) {
     uv_idle_start(&r->idle, tw__reactor_idle_cb);
 }
 
-void tw__reactor_idle_cb(uv_idle_t *h) { (void)h; }
+static void tw__reactor_idle_cb(uv_idle_t *h) { (void)h; }
 
-void tw__reactor_timer_cb(uv_timer_t *h) {
+static void tw__reactor_timer_cb(uv_timer_t *h) {
   tw_reactor *r = h->data;
   r->armed_deadline = NAN; /* fired: re-arm even for the same deadline */
   tw__reactor_wake(r);
 }
 
-void tw__reactor_async_cb(uv_async_t *h) {
+static void tw__reactor_async_cb(uv_async_t *h) {
   /* Only a wake-up: the queue is drained in the check phase. */
   (void)h;
 }
@@ -139,16 +136,9 @@ void tw__reactor_async_cb(uv_async_t *h) {
 _Static_assert(sizeof(tw__call_node) <= TW__TNODE_SIZE,
                "a call node must fit a tnode");
 
-int tw_reactor_call_from_thread(tw_reactor *r, tw_call_fn fn, void *arg,
-                                tw_free_fn arg_free) {
-  tw__call_node *call;
+/* Queue call (filled in); TW_ESHUTDOWN if the reactor refuses it. */
+static int tw__reactor_push_call(tw_reactor *r, tw__call_node *call) {
   uint64_t prev;
-  if (r == NULL || fn == NULL) return TW_EINVAL;
-  call = tw__tnode_get();
-  if (call == NULL) return TW_ENOMEM;
-  call->fn = fn;
-  call->arg = arg;
-  call->arg_free = arg_free;
   /*
    * Count first, then push. The count doubles as the "closed" flag, so one
    * atomic both reserves the slot and checks that the reactor still accepts
@@ -160,7 +150,6 @@ int tw_reactor_call_from_thread(tw_reactor *r, tw_call_fn fn, void *arg,
   prev = atomic_fetch_add_explicit(&r->queued, 1, memory_order_acq_rel);
   if (prev & TW__QUEUE_CLOSED) {
     atomic_fetch_sub_explicit(&r->queued, 1, memory_order_acq_rel);
-    tw__tnode_put(call);
     return TW_ESHUTDOWN;
   }
   /* Wake only on empty -> non-empty; sent before the push so that the push
@@ -170,59 +159,164 @@ int tw_reactor_call_from_thread(tw_reactor *r, tw_call_fn fn, void *arg,
   return 0;
 }
 
+int tw_reactor_call_from_thread(tw_reactor *r, tw_call_fn fn, void *arg,
+                                tw_free_fn arg_free) {
+  tw__call_node *call;
+  int err;
+  if (r == NULL || fn == NULL) return TW_EINVAL;
+  call = tw__tnode_get();
+  if (call == NULL) return TW_ENOMEM;
+  call->fn = fn;
+  call->arg = arg;
+  call->arg_free = arg_free;
+  call->ext = 0;
+  err = tw__reactor_push_call(r, call);
+  if (err != 0) tw__tnode_put(call);
+  return err;
+}
+
+int tw__reactor_call_from_thread_node(tw_reactor *r, tw__call_node *call,
+                                      tw_call_fn fn, void *arg,
+                                      tw_free_fn arg_free) {
+  call->fn = fn;
+  call->arg = arg;
+  call->arg_free = arg_free;
+  call->ext = 1;
+  return tw__reactor_push_call(r, call);
+}
+
 /* Run (run != 0) or discard the n oldest queued calls. */
 static void tw__reactor_take_calls(tw_reactor *r, uint64_t n, int run) {
   uint64_t i;
   for (i = 0; i < n; i++) {
     tw__call_node *call =
         TW__CONTAINER_OF(tw__mpsc_pop_wait(&r->queue), tw__call_node, link);
-    if (run) call->fn(call->arg);
-    if (call->arg_free != NULL) call->arg_free(call->arg);
-    tw__tnode_put(call);
+    /* An ext node may be gone once fn or arg_free has run. */
+    tw_call_fn fn = call->fn;
+    void *arg = call->arg;
+    tw_free_fn arg_free = call->arg_free;
+    int ext = call->ext;
+    if (run) fn(arg);
+    if (arg_free != NULL) arg_free(arg);
+    if (!ext) tw__tnode_put(call);
   }
 }
 
 /* Step 1 of an iteration: the calls queued before it, FIFO. */
 static int tw__reactor_drain(tw_reactor *r) {
-  uint64_t n = atomic_load_explicit(&r->queued, memory_order_acquire) &
-               TW__QUEUE_COUNT;
-  uint64_t prev;
-  if (n == 0) return 0;
+  uint64_t v = atomic_load_explicit(&r->queued, memory_order_acquire);
+  uint64_t n = v & TW__QUEUE_COUNT, prev;
+  /* Closed: whatever the count says now is refused callers on their way
+   * out; nothing of theirs will ever be pushed. */
+  if (n == 0 || (v & TW__QUEUE_CLOSED)) return 0;
+  r->draining = 1;
   tw__reactor_take_calls(r, n, 1);
+  r->draining = 0;
   prev = atomic_fetch_sub_explicit(&r->queued, n, memory_order_acq_rel);
+  /* A call above finished the shutdown: close now that our n are off the
+   * books (closing mid-drain would count calls already taken). */
+  if (r->close_pending) {
+    r->close_pending = 0;
+    tw__reactor_close_queue(r);
+    return 0;
+  }
   /* Calls queued meanwhile saw a non-zero count and sent no wake-up. */
   return (prev & TW__QUEUE_COUNT) > n;
 }
 
 /*
  * Refuse further calls and discard those accepted but not run (their
- * arg_free runs). Once it returns, no producer is inside
- * tw_reactor_call_from_thread on this reactor.
+ * arg_free runs). Loop thread only. Producers that counted themselves
+ * before the flag was set are accepted: their nodes arrive (pop_wait covers
+ * a push still in flight). Producers that see the flag undo their count and
+ * push nothing, so the count is only ever taken down by what we popped -
+ * never stored over, which would lose a refused producer's undo.
  */
-void tw__reactor_close_queue(tw_reactor *r) {
-  uint64_t prev, n, done = 0;
+static void tw__reactor_close_queue(tw_reactor *r) {
+  uint64_t prev, n;
+  if (r->draining) {
+    r->close_pending = 1;
+    return;
+  }
   prev = atomic_fetch_or_explicit(&r->queued, TW__QUEUE_CLOSED,
                                   memory_order_acq_rel);
   if (prev & TW__QUEUE_CLOSED) return;
   n = prev & TW__QUEUE_COUNT;
   tw__reactor_take_calls(r, n, 0);
-  done = n;
-  /* Producers that counted themselves before the flag was set may still be
-   * pushing: their count is visible, their node arrives shortly. Those that
-   * saw the flag undo their count. Wait until only what we took remains. */
-  for (;;) {
-    uint64_t now = atomic_load_explicit(&r->queued, memory_order_acquire) &
-                   TW__QUEUE_COUNT;
-    if (now > done) {
-      tw__reactor_take_calls(r, 1, 0);
-      done++;
-    } else if (now == done) {
-      break;
-    } else {
-      sched_yield(); /* cannot happen: counts only fall by what we took */
-    }
+  atomic_fetch_sub_explicit(&r->queued, n, memory_order_acq_rel);
+}
+
+/* Before the memory goes: wait for refused producers to finish their undo
+ * (a few instructions each), their last access to the reactor. */
+static void tw__reactor_quiesce_queue(tw_reactor *r) {
+  while (atomic_load_explicit(&r->queued, memory_order_acquire) &
+         TW__QUEUE_COUNT)
+    sched_yield();
+}
+
+/* ---- blocking callers --------------------------------------------------- */
+
+int tw__reactor_enter_blocking(tw_reactor *r, tw__reactor_waiter *w) {
+  uv_mutex_lock(&r->waiters_lock);
+  if (!r->live) {
+    uv_mutex_unlock(&r->waiters_lock);
+    return TW_ESHUTDOWN;
   }
-  atomic_store_explicit(&r->queued, TW__QUEUE_CLOSED, memory_order_release);
+  w->next = r->waiters;
+  w->pprev = &r->waiters;
+  if (r->waiters != NULL) r->waiters->pprev = &w->next;
+  r->waiters = w;
+  r->waiters_inside++;
+  uv_mutex_unlock(&r->waiters_lock);
+  return 0;
+}
+
+static void tw__waiter_unlink(tw__reactor_waiter *w) {
+  if (w->pprev == NULL) return;
+  *w->pprev = w->next;
+  if (w->next != NULL) w->next->pprev = w->pprev;
+  w->next = NULL;
+  w->pprev = NULL;
+}
+
+void tw__reactor_leave_blocking(tw_reactor *r, tw__reactor_waiter *w) {
+  uv_mutex_lock(&r->waiters_lock);
+  tw__waiter_unlink(w);
+  /* After this the waiter's thread must not touch r: free may proceed. */
+  if (--r->waiters_inside == 0) uv_cond_broadcast(&r->waiters_gone);
+  uv_mutex_unlock(&r->waiters_lock);
+}
+
+void tw__reactor_park(tw_reactor *r, tw__reactor_parked *p) {
+  uv_mutex_lock(&r->waiters_lock);
+  p->next = r->parked;
+  r->parked = p;
+  uv_mutex_unlock(&r->waiters_lock);
+}
+
+static void tw__reactor_run_parked(tw_reactor *r) {
+  tw__reactor_parked *p;
+  uv_mutex_lock(&r->waiters_lock);
+  p = r->parked;
+  r->parked = NULL;
+  uv_mutex_unlock(&r->waiters_lock);
+  while (p != NULL) {
+    tw__reactor_parked *next = p->next; /* fn may free p */
+    p->fn(p->arg);
+    p = next;
+  }
+}
+
+/* The reactor stops running: refuse new blocking calls, release the rest. */
+static void tw__reactor_release_waiters(tw_reactor *r) {
+  uv_mutex_lock(&r->waiters_lock);
+  r->live = 0;
+  while (r->waiters != NULL) {
+    tw__reactor_waiter *w = r->waiters;
+    tw__waiter_unlink(w);
+    w->release(w);
+  }
+  uv_mutex_unlock(&r->waiters_lock);
 }
 
 /* ---- the iteration -------------------------------------------------------- */
@@ -247,7 +341,7 @@ static void tw__reactor_iteration(tw_reactor *r) {
     uv_idle_stop(&r->idle);
 }
 
-void tw__reactor_check_cb(uv_check_t *h) {
+static void tw__reactor_check_cb(uv_check_t *h) {
   tw_reactor *r = h->data;
   /* tw_reactor_iterate already ran the iteration before its poll. */
   if (r->started && !r->manual_iterate)
@@ -261,6 +355,9 @@ void tw__reactor_check_cb(uv_check_t *h) {
 static tw_result tw__really_start_running(void *arg) {
   tw_reactor *r = arg;
   r->running = 1;
+  uv_mutex_lock(&r->waiters_lock);
+  r->live = 1;
+  uv_mutex_unlock(&r->waiters_lock);
   if (r->flags & TW_REACTOR_SIGNALS) {
     uv_signal_start(&r->sigint, tw__reactor_signal_cb, SIGINT);
     uv_signal_start(&r->sigterm, tw__reactor_signal_cb, SIGTERM);
@@ -268,7 +365,7 @@ static tw_result tw__really_start_running(void *arg) {
   return tw_result_none();
 }
 
-void tw__reactor_signal_cb(uv_signal_t *h, int signum) {
+static void tw__reactor_signal_cb(uv_signal_t *h, int signum) {
   tw_reactor *r = h->data;
   (void)signum;
   /* As Twisted's sigInt/sigTerm: callFromThread(stop); already stopping is
@@ -276,7 +373,7 @@ void tw__reactor_signal_cb(uv_signal_t *h, int signum) {
   (void)tw_reactor_stop(r);
 }
 
-int tw__reactor_add_really_start(tw_reactor *r) {
+static int tw__reactor_add_really_start(tw_reactor *r) {
   return tw__reactor_add_internal_trigger(r, TW_PHASE_DURING, "startup",
                                           tw__really_start_running);
 }
@@ -284,6 +381,7 @@ int tw__reactor_add_really_start(tw_reactor *r) {
 static void tw__reactor_do_crash(tw_reactor *r) {
   r->started = 0;
   r->running = 0;
+  tw__reactor_release_waiters(r);
   uv_unref((uv_handle_t *)&r->async);
   if (r->flags & TW_REACTOR_SIGNALS) {
     uv_signal_stop(&r->sigint);
@@ -294,7 +392,7 @@ static void tw__reactor_do_crash(tw_reactor *r) {
 
 /* The reactor's own during-shutdown trigger, registered first (Twisted's
  * ("during", "shutdown", crash)). */
-tw_result tw__reactor_shutdown_crash(void *arg) {
+static tw_result tw__reactor_shutdown_crash(void *arg) {
   tw__reactor_do_crash(arg);
   return tw_result_none();
 }
@@ -309,6 +407,10 @@ static int tw__reactor_startup(tw_reactor *r) {
   if (r->started) return TW_EALREADYRUNNING;
   if (r->started_before) return TW_ENOTRESTARTABLE;
   if (r->closing) return TW_EINVAL;
+  if (r->need_really_start) {
+    if (tw__reactor_add_really_start(r) != 0) return TW_ENOMEM;
+    r->need_really_start = 0;
+  }
   tw__set_loop_thread(r);
   r->started = 1;
   r->stopped = 0;
@@ -321,14 +423,14 @@ static int tw__reactor_startup(tw_reactor *r) {
 
 int tw_reactor_start_running(tw_reactor *r) {
   if (r == NULL) return TW_EINVAL;
-  TW__CHECK_THREAD(r, TW_EWRONGTHREAD);
+  TW__LOOP_ONLY(r, TW_EWRONGTHREAD);
   return tw__reactor_startup(r);
 }
 
 int tw_reactor_run(tw_reactor *r) {
   int err;
   if (r == NULL) return TW_EINVAL;
-  TW__CHECK_THREAD(r, TW_EWRONGTHREAD);
+  TW__LOOP_ONLY(r, TW_EWRONGTHREAD);
   /* Twisted's checks first (_started, then _startedBefore); then the
    * nesting twuv cannot allow: uv_run is not re-entrant. */
   if (r->started) return TW_EALREADYRUNNING;
@@ -344,28 +446,32 @@ int tw_reactor_run(tw_reactor *r) {
 
 int tw_reactor_stop(tw_reactor *r) {
   if (r == NULL) return TW_EINVAL;
-  TW__CHECK_THREAD(r, TW_EWRONGTHREAD);
+  TW__LOOP_ONLY(r, TW_EWRONGTHREAD);
   if (r->stopped) return TW_ENOTRUNNING;
   r->stopped = 1;
   r->just_stopped = 1;
   r->started_before = 1;
+  /* Shutdown starts: threads blocked on the reactor get TW_ESHUTDOWN now
+   * rather than a result that may never come. */
+  tw__reactor_release_waiters(r);
   tw__reactor_wake(r);
   return 0;
 }
 
 int tw_reactor_crash(tw_reactor *r) {
-  int err;
   if (r == NULL) return TW_EINVAL;
-  TW__CHECK_THREAD(r, TW_EWRONGTHREAD);
+  TW__LOOP_ONLY(r, TW_EWRONGTHREAD);
   tw__reactor_do_crash(r);
-  /* As Twisted: re-add _reallyStartRunning so that run() can start again. */
-  err = tw__reactor_add_really_start(r);
-  return err;
+  /* As Twisted: re-add _reallyStartRunning so that run() can start again.
+   * Out of memory, the next startup adds it instead: the crash itself has
+   * happened and must not report failure. */
+  if (tw__reactor_add_really_start(r) != 0) r->need_really_start = 1;
+  return 0;
 }
 
 int tw_reactor_running(tw_reactor *r) {
   if (r == NULL) return TW_EINVAL;
-  TW__CHECK_THREAD(r, TW_EWRONGTHREAD);
+  TW__LOOP_ONLY(r, TW_EWRONGTHREAD);
   return r->running;
 }
 
@@ -378,7 +484,7 @@ static void tw__noop(void *arg) { (void)arg; }
 int tw_reactor_iterate(tw_reactor *r, double delay) {
   tw_delayed_call *wake = NULL;
   if (r == NULL || isnan(delay) || delay < 0) return TW_EINVAL;
-  TW__CHECK_THREAD(r, TW_EWRONGTHREAD);
+  TW__LOOP_ONLY(r, TW_EWRONGTHREAD);
   if (r->in_run || r->in_iterate || r->manual_iterate || r->closing)
     return TW_EBUSY;
   /* Twisted's iterate: runUntilCurrent, then one poll of at most delay. */
@@ -410,7 +516,7 @@ struct uv_loop_s *tw_reactor_loop(tw_reactor *r) {
 
 double tw_reactor_seconds(tw_reactor *r) {
   if (r == NULL) return NAN;
-  TW__CHECK_THREAD(r, NAN);
+  TW__LOOP_ONLY(r, NAN);
   return tw__reactor_now(&r->clock);
 }
 
@@ -420,6 +526,81 @@ int tw_reactor_call_later(tw_reactor *r, double delay, tw_call_fn fn,
   if (out != NULL) *out = NULL;
   if (r == NULL) return TW_EINVAL;
   return tw_clock_call_later(&r->clock, delay, fn, arg, arg_free, out);
+}
+
+/* ---- handles ------------------------------------------------------------ */
+
+static void tw__handle_closed(uv_handle_t *h) {
+  tw_reactor *r = h->data;
+  if (--r->open_handles == 0 && r->own_loop == NULL) tw__free(r);
+}
+
+static void tw__open(tw_reactor *r, uv_handle_t *h) {
+  h->data = r;
+  uv_unref(h);
+  r->open_handles++;
+}
+
+static int tw__reactor_init_handles(tw_reactor *r) {
+  int err = uv_async_init(r->loop, &r->async, tw__reactor_async_cb);
+  if (err != 0) return err;
+  tw__open(r, (uv_handle_t *)&r->async);
+  uv_timer_init(r->loop, &r->timer);
+  tw__open(r, (uv_handle_t *)&r->timer);
+  uv_check_init(r->loop, &r->check);
+  tw__open(r, (uv_handle_t *)&r->check);
+  uv_check_start(&r->check, tw__reactor_check_cb);
+  uv_idle_init(r->loop, &r->idle);
+  tw__open(r, (uv_handle_t *)&r->idle);
+  if (r->flags & TW_REACTOR_SIGNALS) {
+    err = uv_signal_init(r->loop, &r->sigint);
+    if (err == 0) {
+      tw__open(r, (uv_handle_t *)&r->sigint);
+      err = uv_signal_init(r->loop, &r->sigterm);
+      if (err == 0) tw__open(r, (uv_handle_t *)&r->sigterm);
+    }
+  }
+  return err;
+}
+
+static void tw__close(uv_handle_t *h) {
+  if (h->data != NULL && !uv_is_closing(h)) uv_close(h, tw__handle_closed);
+}
+
+static void tw__reactor_close_handles(tw_reactor *r) {
+  uv_loop_t *own = r->own_loop;
+  int err;
+  r->closing = 1;
+  if (r->open_handles == 0) {
+    if (own != NULL) {
+      uv_loop_close(own);
+      tw__free(own);
+    }
+    tw__free(r);
+    return;
+  }
+  tw__close((uv_handle_t *)&r->async);
+  tw__close((uv_handle_t *)&r->timer);
+  tw__close((uv_handle_t *)&r->check);
+  tw__close((uv_handle_t *)&r->idle);
+  if (r->flags & TW_REACTOR_SIGNALS) {
+    tw__close((uv_handle_t *)&r->sigint);
+    tw__close((uv_handle_t *)&r->sigterm);
+  }
+  if (own == NULL) return; /* the host's loop runs the close callbacks */
+  while (r->open_handles > 0) uv_run(own, UV_RUN_NOWAIT);
+  err = uv_loop_close(own);
+  if (err == 0) {
+    tw__free(own);
+  } else {
+    /* Handles the program added to our loop are still open: closing them
+     * behind its back would be worse than leaving the loop allocated. */
+    tw__log_at(TW_LOG_ERROR, NULL, NULL, 0,
+               "tw_reactor_free: libuv handles left open on the reactor's "
+               "loop (%s); the loop is not freed",
+               tw_err_name(err));
+  }
+  tw__free(r);
 }
 
 /* ---- creation and destruction ------------------------------------------------ */
@@ -437,22 +618,15 @@ int tw_reactor_new(tw_reactor **out, struct uv_loop_s *loop, unsigned flags) {
   int err;
   if (out == NULL) return TW_EINVAL;
   *out = NULL;
-  if (flags & ~TW_REACTOR_SIGNALS) return TW_EINVAL;
+  if (flags & ~(TW_REACTOR_SIGNALS | TW_REACTOR_UV_POOL)) return TW_EINVAL;
   r = tw__calloc(1, sizeof(*r));
   if (r == NULL) return TW_ENOMEM;
   r->flags = flags;
   if (loop == NULL) {
+    err = TW_ENOMEM;
     r->own_loop = tw__malloc(sizeof(*r->own_loop));
-    if (r->own_loop == NULL) {
-      tw__free(r);
-      return TW_ENOMEM;
-    }
-    err = uv_loop_init(r->own_loop);
-    if (err != 0) {
-      tw__free(r->own_loop);
-      tw__free(r);
-      return err;
-    }
+    if (r->own_loop == NULL) goto fail_reactor;
+    if ((err = uv_loop_init(r->own_loop)) != 0) goto fail_loop_memory;
     loop = r->own_loop;
   }
   r->loop = loop;
@@ -463,6 +637,9 @@ int tw_reactor_new(tw_reactor **out, struct uv_loop_s *loop, unsigned flags) {
   atomic_init(&r->queued, 0);
   tw__set_loop_thread(r);
   r->next_trigger_id = 1;
+  atomic_init(&r->busy_refs, 0);
+  if ((err = uv_mutex_init(&r->waiters_lock)) != 0) goto fail_loop;
+  if ((err = uv_cond_init(&r->waiters_gone)) != 0) goto fail_mutex;
 
   /* Twisted's __init__ triggers, in its order. */
   err = tw__reactor_add_really_start(r);
@@ -474,11 +651,23 @@ int tw_reactor_new(tw_reactor **out, struct uv_loop_s *loop, unsigned flags) {
     /* Closes whatever was opened; frees r (and our loop) now, or - on a
      * hosted loop with handles opened - from their close callbacks. */
     tw__reactor_destroy_events(r);
+    uv_cond_destroy(&r->waiters_gone);
+    uv_mutex_destroy(&r->waiters_lock);
     tw__reactor_close_handles(r);
     return err;
   }
   *out = r;
   return 0;
+
+fail_mutex:
+  uv_mutex_destroy(&r->waiters_lock);
+fail_loop:
+  if (r->own_loop != NULL) uv_loop_close(r->own_loop);
+fail_loop_memory:
+  tw__free(r->own_loop);
+fail_reactor:
+  tw__free(r);
+  return err;
 }
 
 tw_reactor *tw_reactor_default(void) {
@@ -494,17 +683,33 @@ tw_reactor *tw_reactor_default(void) {
 
 int tw_reactor_free(tw_reactor *r) {
   if (r == NULL || r->closing) return TW_EINVAL;
-  TW__CHECK_THREAD(r, TW_EWRONGTHREAD);
+  TW__LOOP_ONLY(r, TW_EWRONGTHREAD);
   if (r->in_run || r->in_iterate || r->manual_iterate || r->started)
+    return TW_EBUSY;
+  /* Jobs on a pool we do not own (and lookups in flight) would call back
+   * into freed memory. Checked before anything changes. */
+  if (atomic_load_explicit(&r->busy_refs, memory_order_acquire) > 0)
     return TW_EBUSY;
   uv_once(&tw__default_once, tw__default_init);
   uv_mutex_lock(&tw__default_mutex);
   if (tw__default_reactor == r) tw__default_reactor = NULL;
   uv_mutex_unlock(&tw__default_mutex);
 
+  /* Released blocking callers may still be on their way out. */
+  tw__reactor_release_waiters(r);
+  uv_mutex_lock(&r->waiters_lock);
+  while (r->waiters_inside > 0) uv_cond_wait(&r->waiters_gone, &r->waiters_lock);
+  uv_mutex_unlock(&r->waiters_lock);
+  /* A pool that never ran joins here; its jobs hand their results back
+   * through the queue or the parked list, both handled below. */
+  if (r->pool_free != NULL) r->pool_free(r);
   tw__reactor_close_queue(r);
+  tw__reactor_quiesce_queue(r);
+  tw__reactor_run_parked(r);
   tw__reactor_destroy_events(r);
   tw__clock_destroy(&r->clock);
+  uv_cond_destroy(&r->waiters_gone);
+  uv_mutex_destroy(&r->waiters_lock);
   tw__reactor_close_handles(r); /* frees r once every close callback ran */
   return 0;
 }

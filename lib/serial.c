@@ -91,6 +91,9 @@ static void tw__serial_node_drop(tw__item *it) {
   if (arg_free != NULL) arg_free(arg);
 }
 
+static const tw__item_ops tw__serial_node_ops = {tw__serial_node_run,
+                                                 tw__serial_node_drop};
+
 /* ---- running -------------------------------------------------------------- */
 
 static void tw__serial_signal_done(tw__serial_worker *w) {
@@ -101,7 +104,7 @@ static void tw__serial_signal_done(tw__serial_worker *w) {
 }
 
 static void tw__serial_run(tw__item *it, tw_failure **failure) {
-  it->run(it);
+  tw__item_run(it);
   if (*failure != NULL) tw__work_log_slot(failure, tw__serial_why);
 }
 
@@ -112,6 +115,14 @@ static void tw__serial_run(tw__item *it, tw_failure **failure) {
  * nobody, so the only access left is the done signal, which free waits for.
  */
 static void tw__serial_drain(tw__serial_worker *w, tw_failure **failure) {
+  uintptr_t expect = TW__S_LOCKED;
+  /* Nothing came in meanwhile (the usual case without contention): one CAS
+   * hands the worker back. */
+  if (atomic_load_explicit(&w->top, memory_order_relaxed) == TW__S_LOCKED &&
+      atomic_compare_exchange_strong_explicit(&w->top, &expect, 0,
+                                              memory_order_acq_rel,
+                                              memory_order_relaxed))
+    return;
   for (;;) {
     uintptr_t old = atomic_fetch_and_explicit(&w->top, TW__S_FLAGS,
                                               memory_order_acq_rel);
@@ -211,8 +222,7 @@ static int tw__serial_do_work(tw_worker *wk, tw_call_fn fn, void *arg,
   }
   n = tw__tnode_get();
   if (n == NULL) return TW_ENOMEM;
-  n->item.run = tw__serial_node_run;
-  n->item.drop = tw__serial_node_drop;
+  n->item.ops = &tw__serial_node_ops;
   n->fn = fn;
   n->arg = arg;
   n->arg_free = arg_free;
@@ -222,6 +232,14 @@ static int tw__serial_do_work(tw_worker *wk, tw_call_fn fn, void *arg,
   else if (own) /* went idle meanwhile: the item is ours to run */
     tw__serial_own(w, &n->item, NULL, NULL, NULL);
   return rc;
+}
+
+int tw__serial_try_run(tw_worker *wk, tw_call_fn fn, void *arg) {
+  tw__serial_worker *w = (tw__serial_worker *)wk;
+  int own, rc = tw__serial_submit(w, NULL, &own);
+  if (rc != 0) return rc == 1 ? 0 : rc;
+  tw__serial_own(w, NULL, fn, arg, NULL);
+  return 1;
 }
 
 static int tw__serial_quit(tw_worker *wk) {

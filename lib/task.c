@@ -2,11 +2,11 @@
  * lib/task.c - Deferred.addTimeout, deferLater and LoopingCall on a tw_clock
  * (task.h).
  */
+#include "clock-internal.h"
 #include "defer-internal.h"
 
+#include <limits.h>
 #include <math.h>
-
-static int tw__valid_delay(double d) { return isfinite(d) && d >= 0.0; }
 
 /* ---- addTimeout ---------------------------------------------------------- */
 
@@ -249,9 +249,14 @@ static double tw__py_mod(double a, double b) {
   return r;
 }
 
-/* _intervalOf: whole intervals elapsed since the start, as of t. */
+/* _intervalOf: whole intervals elapsed since the start, as of t. Clamped:
+ * a tiny interval over a long time exceeds any integer, and converting an
+ * out-of-range double is undefined. */
 static long long tw__lc_interval_of(const tw_looping_call *lc, double t) {
-  return (long long)((t - lc->starttime) / lc->interval);
+  double n = (t - lc->starttime) / lc->interval;
+  if (!(n < 9.0e18)) return (long long)9e18;
+  if (!(n > -9.0e18)) return -(long long)9e18;
+  return (long long)n;
 }
 
 static void tw__lc_tick(void *p);
@@ -310,7 +315,7 @@ static tw_result tw__lc_invoke(void *p) {
   if (count <= 0) return tw_result_none();
   lc->real_last_time = now;
   lc->has_real_last = 1;
-  return lc->count_fn((long)count, lc->arg);
+  return lc->count_fn(count > LONG_MAX ? LONG_MAX : (long)count, lc->arg);
 }
 
 /* __call__'s cb and eb, as one pair (cb cannot raise here but by OOM). */

@@ -7,10 +7,11 @@
  * worker, so the state below the "coordinator only" line needs no lock.
  * What C adds:
  *
- * - One allocation per item. A task carries its intrusive item through all
- *   three hops (coordinator: pick a worker; worker: run it; coordinator:
- *   recycle the worker), so no hop after tw_team_do can fail for lack of
- *   memory with twuv's own workers.
+ * - One allocation per item, from the submitting thread's slab (tnode.h).
+ *   A task carries its intrusive item through all three hops (coordinator:
+ *   pick a worker; worker: run it; coordinator: recycle the worker), so no
+ *   hop after tw_team_do can fail for lack of memory with twuv's own
+ *   workers.
  *
  * - A definite end. Twisted quits the coordinator when the last busy worker
  *   is recycled, but a do that passed its quit check just before quit may
@@ -22,7 +23,18 @@
  *
  * - A thread-local frame marks "inside this team's work or coordination",
  *   so that join and free there return TW_EDEADLK instead of hanging.
+ *
+ * - Fast paths with a serial coordinator (docs/workers.md): a do that finds
+ *   it idle runs its step inline, checking quit inside the coordinator, so
+ *   it is not counted in `state`; and the backlog's oldest tasks wait in a
+ *   lock-free ring, from which a worker finishing its task takes the next
+ *   one itself - exactly what its recycle step would do while the backlog
+ *   is not empty - instead of going through the coordinator twice.
+ *
+ * - Retired thread workers whose threads are done are freed when the team
+ *   next creates a worker, not all at join.
  */
+#include "tnode.h"
 #include "worker-internal.h"
 
 #include <stdio.h>
@@ -34,22 +46,36 @@
 
 typedef struct tw__member {
   struct tw__member *next; /* idle stack or retired list */
+  tw_team *team;
   tw_worker *worker;
+  const tw__worker_class *cls; /* NULL: a foreign worker */
 } tw__member;
 
-/* Tasks per team, from a freelist allocated at the first do. */
-#define TW__TEAM_TASKS 1024
+/*
+ * The backlog's oldest items wait in a ring from which a worker finishing
+ * its item may take the next one itself (see tw__team_take_next). Its size
+ * bounds how far that can run ahead of the coordinator; newer items wait in
+ * the coordinator's overflow list until the ring has room.
+ */
+#define TW__TEAM_RING 1024
+#define TW__TEAM_LINE 64
 
 typedef struct tw__task {
-  tw__freenode free; /* first: the freelist's */
-  tw__freelist *home; /* NULL: from tw__malloc */
   tw__item item; /* also the backlog link (item.next) */
-  tw_team *team;
   tw_call_fn fn;
   void *arg;
   tw_free_fn arg_free;
-  tw__member *member;
+  /* Hop 1 (coordinate): the team; given to a worker: its member (whose
+   * team is the same). One word, so that a task fits a 64-byte node. */
+  union {
+    tw_team *team;
+    tw__member *member;
+  } u;
 } tw__task;
+
+static tw_team *tw__task_team(const tw__task *task) {
+  return task->u.member->team;
+}
 
 typedef struct tw__team_step {
   tw__item item;
@@ -57,34 +83,51 @@ typedef struct tw__team_step {
   int n; /* < 0: all (shrink) */
 } tw__team_step;
 
+/*
+ * The fields are grouped by who writes them, each group on cache lines of
+ * its own: set at creation (read by everyone, on every item), written by
+ * submitters (state), the coordinator's, the ring's head (takers) and tail
+ * (the coordinator).
+ */
 struct tw_team {
   tw_worker base;
   tw_worker *coordinator;
+  const tw__worker_class *coord_cls; /* NULL: a foreign coordinator */
   tw_team_create_fn create_worker;
   tw_team_log_fn log_exception;
   void *ctx;
   tw_free_fn ctx_free;
+  /* The coordinator is a serial worker: a do may run its step inline, and
+   * workers may take backlogged items from the ring themselves. */
+  int direct;
 
+  char pad_state[TW__TEAM_LINE];
   /* accepted external steps * TW__TEAM_ONE | TW__TEAM_QUIT */
   _Atomic size_t state;
   atomic_int check_queued;
+  char pad_coord[TW__TEAM_LINE];
 
   /* ---- coordinator only ---- */
+  uint64_t ring_head_seen; /* ring_head as last read, for tw__ring_put */
   tw__member *idle; /* a stack: the most recently idle worker is reused */
   size_t idle_n;
   size_t busy_n;
-  tw__item *backlog_head;
-  tw__item *backlog_tail;
-  size_t backlog_n;
+  /* The backlog, oldest first: front (items a refusing worker gave back),
+   * the ring, overflow. */
+  tw__item *front_head;
+  size_t front_n;
+  tw__item *over_head;
+  tw__item *over_tail;
+  size_t over_n;
   size_t to_shrink;
   size_t created_n;
   int should_quit;
   int finished;
-  tw__member *retired; /* quit workers, freed by join */
+  tw__member *retired; /* quit workers, freed by join (or reaped) */
   tw__member *spare;   /* a record kept from a create_worker that said no */
-  tw__freelist tasks;
 
   /* Statistics, published by the coordinator for lock-free readers. */
+  /* st_backlog: the backlog outside the ring. */
   _Atomic size_t st_idle, st_busy, st_backlog, st_created;
 
   tw__item quit_step;  /* Twisted's startFinishing */
@@ -94,6 +137,27 @@ struct tw_team {
   uv_cond_t cond;
   int done;       /* finished (under mutex) */
   int join_state; /* 0 not joined, 1 joining, 2 joined (under mutex) */
+
+  /*
+   * The ring: slots [ring_head, ring_tail) hold the oldest backlogged tasks.
+   * Only the coordinator adds (at ring_tail); any thread takes the head with
+   * a CAS on ring_head. Both counters only grow, so a CAS from a stale head
+   * fails instead of taking a slot refilled since (no ABA). Each counter
+   * has a cache line of its own: takers write one, the coordinator the
+   * other.
+   */
+  char pad_head[TW__TEAM_LINE];
+  _Atomic uint64_t ring_head;
+  char pad_tail[TW__TEAM_LINE - sizeof(uint64_t)];
+  _Atomic uint64_t ring_tail;
+  /* front_n != 0: the ring's head is not the oldest item, no direct takes */
+  atomic_int front_busy;
+  char pad_workers[TW__TEAM_LINE - sizeof(uint64_t) - sizeof(atomic_int)];
+  /* ---- written by workers, now and then ---- */
+  /* Set by a taker that left the ring low: refill it from overflow. */
+  atomic_int refill_wanted;
+  char pad_ring[TW__TEAM_LINE - sizeof(atomic_int)];
+  _Atomic(tw__task *) ring[TW__TEAM_RING];
 };
 
 /* The teams whose work or coordination this thread is running. */
@@ -120,28 +184,21 @@ static int tw__team_inside(const tw_team *t) {
 }
 
 /*
- * Tasks are allocated by submitters and released in the coordinator, often
- * on another thread: recycled through a freelist (worker-internal.h).
+ * Tasks are allocated by submitters and released by workers or in the
+ * coordinator, usually on another thread: they come from the submitting
+ * thread's slab (tnode.h), however deep the backlog grows.
  */
-static tw__task *tw__team_task_new(tw_team *t) {
-  tw__task *task = tw__freelist_get(&t->tasks);
-  if (task != NULL) {
-    task->home = &t->tasks;
-  } else {
-    task = tw__malloc(sizeof(*task));
-    if (task != NULL) task->home = NULL;
-  }
-  return task;
+_Static_assert(sizeof(tw__task) <= TW__TNODE_SIZE,
+               "a task must fit a task tnode");
+
+static tw__task *tw__team_task_new(void) {
+  return tw__tnode_get_kind(TW__TNODE_TASK);
 }
 
-static void tw__team_task_release(tw__task *task) {
-  if (task->home != NULL)
-    tw__freelist_put(task->home, task);
-  else
-    tw__free(task);
-}
+static void tw__team_task_release(tw__task *task) { tw__tnode_put(task); }
 
 static int tw__team_submit(tw_team *t, tw__item *it) {
+  if (t->coord_cls != NULL) return t->coord_cls->do_item(t->coordinator, it);
   return tw__worker_do_item(t->coordinator, it);
 }
 
@@ -150,7 +207,8 @@ static int tw__team_submit(tw_team *t, tw__item *it) {
 static void tw__team_publish(tw_team *t) {
   atomic_store_explicit(&t->st_idle, t->idle_n, memory_order_relaxed);
   atomic_store_explicit(&t->st_busy, t->busy_n, memory_order_relaxed);
-  atomic_store_explicit(&t->st_backlog, t->backlog_n, memory_order_relaxed);
+  atomic_store_explicit(&t->st_backlog, t->front_n + t->over_n,
+                        memory_order_relaxed);
   atomic_store_explicit(&t->st_created, t->created_n, memory_order_relaxed);
 }
 
@@ -169,29 +227,128 @@ static tw__member *tw__team_idle_pop(tw_team *t) {
   return m;
 }
 
+/* ---- The backlog ------------------------------------------------------- */
+
+/* Add at the ring's tail if there is room (coordinator only). */
+static int tw__ring_put(tw_team *t, tw__task *task) {
+  uint64_t tail = atomic_load_explicit(&t->ring_tail, memory_order_relaxed);
+  /* The head only grows: re-read it (a line the takers write) only when
+   * the ring looks full. */
+  if (tail - t->ring_head_seen >= TW__TEAM_RING) {
+    t->ring_head_seen =
+        atomic_load_explicit(&t->ring_head, memory_order_acquire);
+    if (tail - t->ring_head_seen >= TW__TEAM_RING) return 0;
+  }
+  atomic_store_explicit(&t->ring[tail % TW__TEAM_RING], task,
+                        memory_order_relaxed);
+  /* Publishes the slot and the task to takers. */
+  atomic_store_explicit(&t->ring_tail, tail + 1, memory_order_release);
+  return 1;
+}
+
+/*
+ * Take the ring's oldest task, or NULL if empty (any thread). The slot is
+ * read before the CAS: once ring_head has passed it the coordinator may
+ * refill it, but then the CAS fails, since ring_head never comes back.
+ */
+static tw__task *tw__ring_take(tw_team *t) {
+  uint64_t head = atomic_load_explicit(&t->ring_head, memory_order_acquire);
+  for (;;) {
+    tw__task *task;
+    uint64_t tail = atomic_load_explicit(&t->ring_tail, memory_order_acquire);
+    if (head == tail) return NULL;
+    task = atomic_load_explicit(&t->ring[head % TW__TEAM_RING],
+                                memory_order_relaxed);
+    if (atomic_compare_exchange_weak_explicit(&t->ring_head, &head, head + 1,
+                                              memory_order_acq_rel,
+                                              memory_order_acquire)) {
+      /* Running low: ask the coordinator to refill at its next step. */
+      if (tail - head <= TW__TEAM_RING / 4 &&
+          !atomic_load_explicit(&t->refill_wanted, memory_order_relaxed))
+        atomic_store_explicit(&t->refill_wanted, 1, memory_order_relaxed);
+      return task;
+    }
+  }
+}
+
+/* Items in the ring now (any thread; head first, so never negative). */
+static size_t tw__ring_count(tw_team *t) {
+  uint64_t head = atomic_load_explicit(&t->ring_head, memory_order_acquire);
+  return (size_t)(atomic_load_explicit(&t->ring_tail, memory_order_acquire) -
+                  head);
+}
+
+/*
+ * Move overflow into the ring while it has room (coordinator only, at the
+ * end of each step, when there is overflow). The ring was full at the last
+ * look at its head (a line the takers keep writing): look again only when
+ * a taker asked (refill_wanted, set when it left the ring a quarter full).
+ * At most TW__TEAM_REFILL_MAX tasks per step keep steps short.
+ */
+#define TW__TEAM_REFILL_MAX 256
+
+static void tw__team_backlog_refill(tw_team *t) {
+  tw__item *it;
+  unsigned moved = 0;
+  if (atomic_load_explicit(&t->ring_tail, memory_order_relaxed) -
+          t->ring_head_seen >=
+      TW__TEAM_RING) {
+    if (!atomic_load_explicit(&t->refill_wanted, memory_order_relaxed))
+      return;
+    atomic_store_explicit(&t->refill_wanted, 0, memory_order_relaxed);
+  }
+  while ((it = t->over_head) != NULL && moved++ < TW__TEAM_REFILL_MAX) {
+    /* Read before the put: from then on a worker may run the task and
+     * reuse its links. */
+    tw__item *next = it->next;
+#if defined(__GNUC__)
+    if (next != NULL) __builtin_prefetch(next);
+#endif
+    if (!tw__ring_put(t, TW__CONTAINER_OF(it, tw__task, item))) break;
+    t->over_head = next;
+    if (next == NULL) t->over_tail = NULL;
+    t->over_n--;
+  }
+}
+
+/* Append (front = 0), or put back at the head (front = 1). */
 static void tw__team_backlog_push(tw_team *t, tw__task *task, int front) {
   tw__item *it = &task->item;
   if (front) {
-    it->next = t->backlog_head;
-    t->backlog_head = it;
-    if (t->backlog_tail == NULL) t->backlog_tail = it;
-  } else {
-    it->next = NULL;
-    if (t->backlog_tail != NULL)
-      t->backlog_tail->next = it;
-    else
-      t->backlog_head = it;
-    t->backlog_tail = it;
+    it->next = t->front_head;
+    t->front_head = it;
+    if (t->front_n++ == 0)
+      atomic_store_explicit(&t->front_busy, 1, memory_order_relaxed);
+    return;
   }
-  t->backlog_n++;
+  if (t->over_head == NULL && tw__ring_put(t, task)) return;
+  it->next = NULL;
+  if (t->over_tail != NULL)
+    t->over_tail->next = it;
+  else
+    t->over_head = it;
+  t->over_tail = it;
+  t->over_n++;
 }
 
+/* The oldest backlogged task, or NULL (coordinator only). */
 static tw__task *tw__team_backlog_pop(tw_team *t) {
-  tw__item *it = t->backlog_head;
+  tw__item *it = t->front_head;
+  tw__task *task;
+  if (it != NULL) {
+    t->front_head = it->next;
+    if (--t->front_n == 0)
+      atomic_store_explicit(&t->front_busy, 0, memory_order_relaxed);
+    return TW__CONTAINER_OF(it, tw__task, item);
+  }
+  task = tw__ring_take(t);
+  if (task != NULL) return task;
+  /* The ring ran dry before a refill: overflow is next in line. */
+  it = t->over_head;
   if (it == NULL) return NULL;
-  t->backlog_head = it->next;
-  if (t->backlog_head == NULL) t->backlog_tail = NULL;
-  t->backlog_n--;
+  t->over_head = it->next;
+  if (t->over_head == NULL) t->over_tail = NULL;
+  t->over_n--;
   return TW__CONTAINER_OF(it, tw__task, item);
 }
 
@@ -202,13 +359,34 @@ static void tw__team_retire(tw_team *t, tw__member *m) {
 }
 
 /*
+ * Free the retired thread workers whose threads are done, so that a team
+ * that keeps shrinking and growing does not keep every thread it ever
+ * quit until join. Others (whose end cannot be seen) wait for join.
+ */
+static void tw__team_reap(tw_team *t) {
+  tw__member **p = &t->retired, *m;
+  while ((m = *p) != NULL) {
+    if (m->cls == &tw__thread_worker_class &&
+        tw__thread_worker_finished(m->worker)) {
+      *p = m->next;
+      (void)tw_worker_free(m->worker);
+      tw__free(m);
+    } else {
+      p = &m->next;
+    }
+  }
+}
+
+/*
  * The record is allocated before asking create_worker, so that a worker
  * once created always has one; a pool at its limit says no to every
  * backlogged item, so the unused record is kept for the next attempt.
+ * Retired workers are reaped first.
  */
 static tw__member *tw__team_create_member(tw_team *t) {
   tw__member *m = t->spare;
   tw_worker *w;
+  if (t->retired != NULL) tw__team_reap(t);
   if (m == NULL) m = tw__malloc(sizeof(*m));
   t->spare = NULL;
   /* No memory for the bookkeeping counts as "no more workers". */
@@ -219,6 +397,8 @@ static tw__member *tw__team_create_member(tw_team *t) {
     return NULL;
   }
   m->worker = w;
+  m->team = t;
+  m->cls = tw__worker_class_of(w);
   m->next = NULL;
   t->created_n++;
   return m;
@@ -239,8 +419,39 @@ static void tw__team_maybe_finish(tw_team *t) {
   uv_mutex_unlock(&t->mutex);
 }
 
+
+/* The steps and hops, each with its drop (tw__item_ops). */
+static void tw__team_coordinate(tw__item *it);
+static void tw__team_coordinate_dropped(tw__item *it);
 static void tw__team_work(tw__item *it);
 static void tw__team_work_dropped(tw__item *it);
+static void tw__team_recycle_step(tw__item *it);
+static void tw__team_recycle_dropped(tw__item *it);
+static void tw__team_refused_step(tw__item *it);
+static void tw__team_refused_dropped(tw__item *it);
+static void tw__team_grow_step(tw__item *it);
+static void tw__team_shrink_step(tw__item *it);
+static void tw__team_step_dropped(tw__item *it);
+static void tw__team_quit_step(tw__item *it);
+static void tw__team_check_step(tw__item *it);
+static void tw__team_nothing(tw__item *it);
+
+static const tw__item_ops tw__team_coordinate_ops = {tw__team_coordinate,
+                                                     tw__team_coordinate_dropped};
+static const tw__item_ops tw__team_work_ops = {tw__team_work,
+                                               tw__team_work_dropped};
+static const tw__item_ops tw__team_recycle_ops = {tw__team_recycle_step,
+                                                  tw__team_recycle_dropped};
+static const tw__item_ops tw__team_refused_ops = {tw__team_refused_step,
+                                                  tw__team_refused_dropped};
+static const tw__item_ops tw__team_grow_ops = {tw__team_grow_step,
+                                               tw__team_step_dropped};
+static const tw__item_ops tw__team_shrink_ops = {tw__team_shrink_step,
+                                                 tw__team_step_dropped};
+static const tw__item_ops tw__team_quit_ops = {tw__team_quit_step,
+                                               tw__team_nothing};
+static const tw__item_ops tw__team_check_ops = {tw__team_check_step,
+                                                tw__team_nothing};
 
 /* Twisted's _coordinateThisTask. */
 static void tw__team_dispatch(tw_team *t, tw__task *task) {
@@ -252,9 +463,8 @@ static void tw__team_dispatch(tw_team *t, tw__task *task) {
     return;
   }
   t->busy_n++;
-  task->member = m;
-  task->item.run = tw__team_work;
-  task->item.drop = tw__team_work_dropped;
+  task->u.member = m;
+  task->item.ops = &tw__team_work_ops;
   rc = tw__worker_do_item(m->worker, &task->item);
   if (rc != 0) {
     /* Only a foreign worker can refuse: retire it, keep the work. */
@@ -286,9 +496,10 @@ static void tw__team_quit_idlers(tw_team *t, int n) {
 
 /* Twisted's _recycleWorker: the backlog before quitting or shrinking. */
 static void tw__team_recycle(tw_team *t, tw__member *m) {
+  tw__task *next;
   tw__team_idle_push(t, m);
-  if (t->backlog_n > 0) {
-    tw__team_dispatch(t, tw__team_backlog_pop(t));
+  if ((next = tw__team_backlog_pop(t)) != NULL) {
+    tw__team_dispatch(t, next);
   } else if (t->should_quit) {
     tw__team_quit_idlers(t, -1);
   } else if (t->to_shrink > 0) {
@@ -299,6 +510,7 @@ static void tw__team_recycle(tw_team *t, tw__member *m) {
 
 /* The end of a coordinator step (t may be freed after this). */
 static void tw__team_step_end(tw_team *t, tw__team_frame *f) {
+  if (t->over_head != NULL) tw__team_backlog_refill(t);
   tw__team_publish(t);
   tw__team_maybe_finish(t);
   tw__team_leave(f);
@@ -310,13 +522,10 @@ static void tw__team_step_done(tw_team *t) {
 
 /* ---- The task's three hops ----------------------------------------------- */
 
-static void tw__team_recycle_step(tw__item *it);
-static void tw__team_recycle_dropped(tw__item *it);
 
 static void tw__team_send_back(tw_team *t, tw__task *task) {
   int rc;
-  task->item.run = tw__team_recycle_step;
-  task->item.drop = tw__team_recycle_dropped;
+  task->item.ops = &tw__team_recycle_ops;
   rc = tw__team_submit(t, &task->item);
   if (rc != 0) {
     /* Only a foreign coordinator can refuse here (it is not quit while a
@@ -332,7 +541,7 @@ static void tw__team_send_back(tw_team *t, tw__task *task) {
 /* Hop 1, external (tw_team_do): pick a worker. */
 static void tw__team_coordinate(tw__item *it) {
   tw__task *task = TW__CONTAINER_OF(it, tw__task, item);
-  tw_team *t = task->team;
+  tw_team *t = task->u.team;
   tw__team_frame f;
   tw__team_enter(&f, t);
   tw__team_dispatch(t, task); /* task may be running already */
@@ -342,46 +551,116 @@ static void tw__team_coordinate(tw__item *it) {
 
 static void tw__team_coordinate_dropped(tw__item *it) {
   tw__task *task = TW__CONTAINER_OF(it, tw__task, item);
-  tw_team *t = task->team;
+  tw_team *t = task->u.team;
   if (task->arg_free != NULL) task->arg_free(task->arg);
   tw__team_task_release(task);
   tw__team_step_done(t);
 }
 
-/* Hop 2, on the worker: run it, report failure, release arg. */
+
+/*
+ * Twisted's idleAndPending when the backlog is not empty, without the trip
+ * through the coordinator: the worker that just finished takes the oldest
+ * backlogged task itself. That is exactly what its recycle step would do -
+ * become idle, be popped again (it is on top of the idle stack) and be given
+ * the backlog's head - and it leaves the counts as they were (still busy,
+ * one item less in the backlog). Only with a serial coordinator, which would
+ * have run the step at once too (any other may be stepped by hand and
+ * observed in between), only for twuv's own workers (whose do cannot fail
+ * for want of memory), and only while the ring's head is the oldest item.
+ * The worker stays busy, so the team cannot finish meanwhile. 1 if done.
+ */
+static tw__task *tw__team_take_next(tw_team *t, tw__member *m) {
+  if (!t->direct || m->cls == NULL ||
+      atomic_load_explicit(&t->front_busy, memory_order_relaxed))
+    return NULL;
+  return tw__ring_take(t);
+}
+
+/* Give m the task it took (as dispatch would: m->do). */
+static void tw__team_give(tw_team *t, tw__member *m, tw__task *next) {
+  int rc;
+  next->u.member = m;
+  next->item.ops = &tw__team_work_ops;
+  rc = m->cls->do_item(m->worker, &next->item);
+  if (rc != 0) {
+    /* Quit behind the team's back: let the coordinator retire it and
+     * put the task back, as when dispatching. */
+    next->item.ops = &tw__team_refused_ops;
+    if (tw__team_submit(t, &next->item) != 0)
+      tw__team_refused_dropped(&next->item);
+  }
+}
+
+/* Hand the failure an item left in *slot to log_exception. */
+static void tw__team_report(tw_team *t, tw_failure **slot) {
+  tw_failure *failure = *slot;
+  *slot = NULL;
+  if (t->log_exception != NULL)
+    t->log_exception(failure, t->ctx);
+  else
+    tw_log_failure(failure, "Unhandled error in team work");
+  tw_failure_unref(failure);
+}
+
+/*
+ * Hop 2, on the worker: run it, report its failure, release its arg; then
+ * take the next backlogged task (tw__team_take_next) or go back to the
+ * coordinator. A thread worker running on its own thread with nothing else
+ * queued runs the task it took at once: queueing it to itself would run it
+ * next anyway. A failure already pending on this thread (its caller's, not
+ * collected) is set aside meanwhile and put back.
+ */
 static void tw__team_work(tw__item *it) {
   tw__task *task = TW__CONTAINER_OF(it, tw__task, item);
-  tw_team *t = task->team;
+  tw__member *m = task->u.member;
+  tw_team *t = m->team;
+  tw__task *next;
   tw__team_frame f;
-  tw_failure *outer = tw__work_stash(), *failure;
+  tw_failure **slot = tw__work_failure_slot();
+  tw_failure *outer = *slot;
+  *slot = NULL;
   tw__team_enter(&f, t);
-  task->fn(task->arg);
-  failure = tw_work_take_failure();
-  if (failure != NULL) {
-    if (t->log_exception != NULL)
-      t->log_exception(failure, t->ctx);
-    else
-      tw_log_failure(failure, "Unhandled error in team work");
-    tw_failure_unref(failure);
+  for (;;) {
+    task->fn(task->arg);
+    if (*slot != NULL) tw__team_report(t, slot);
+    if (task->arg_free != NULL) task->arg_free(task->arg);
+    /* A failure arg_free left is the worker's to log, as for a lone task:
+     * the next task must not run with it pending (it would be taken for
+     * that task's). */
+    if (*slot != NULL) {
+      next = NULL;
+      break;
+    }
+    next = tw__team_take_next(t, m);
+    if (next == NULL) break;
+    tw__team_task_release(task);
+    if (m->cls != &tw__thread_worker_class ||
+        !tw__thread_worker_alone(m->worker))
+      break;
+    next->u.member = m;
+    task = next;
   }
-  if (task->arg_free != NULL) task->arg_free(task->arg);
   tw__team_leave(&f);
   tw__work_unstash(outer);
-  tw__team_send_back(t, task);
+  if (next != NULL)
+    tw__team_give(t, m, next);
+  else
+    tw__team_send_back(t, task);
 }
 
 static void tw__team_work_dropped(tw__item *it) {
   tw__task *task = TW__CONTAINER_OF(it, tw__task, item);
   if (task->arg_free != NULL) task->arg_free(task->arg);
   task->arg_free = NULL;
-  tw__team_send_back(task->team, task);
+  tw__team_send_back(tw__task_team(task), task);
 }
 
 /* Hop 3, internal: Twisted's idleAndPending. */
 static void tw__team_recycle_step(tw__item *it) {
   tw__task *task = TW__CONTAINER_OF(it, tw__task, item);
-  tw_team *t = task->team;
-  tw__member *m = task->member;
+  tw__member *m = task->u.member;
+  tw_team *t = m->team;
   tw__team_frame f;
   tw__team_task_release(task);
   tw__team_enter(&f, t);
@@ -392,6 +671,28 @@ static void tw__team_recycle_step(tw__item *it) {
 
 static void tw__team_recycle_dropped(tw__item *it) {
   tw__team_task_release(TW__CONTAINER_OF(it, tw__task, item));
+}
+
+/* A worker refused the task it took from the backlog (tw__team_take_next). */
+static void tw__team_refused_step(tw__item *it) {
+  tw__task *task = TW__CONTAINER_OF(it, tw__task, item);
+  tw_team *t = tw__task_team(task);
+  tw__team_frame f;
+  tw__team_enter(&f, t);
+  t->busy_n--;
+  tw__log_at(TW_LOG_ERROR, NULL, NULL, 0,
+             "team: a worker refused work (%s); retiring it",
+             tw_err_name(TW_EALREADYQUIT));
+  tw__team_retire(t, task->u.member);
+  tw__team_backlog_push(t, task, 1);
+  tw__team_step_end(t, &f);
+}
+
+/* Only a foreign coordinator drops (never one of the serial kind). */
+static void tw__team_refused_dropped(tw__item *it) {
+  tw__task *task = TW__CONTAINER_OF(it, tw__task, item);
+  if (task->arg_free != NULL) task->arg_free(task->arg);
+  tw__team_task_release(task);
 }
 
 /* ---- grow, shrink, quit steps ---------------------------------------------- */
@@ -486,14 +787,14 @@ static void tw__team_unaccept(tw_team *t) {
   }
 }
 
-static int tw__team_submit_step(tw_team *t, tw__item_fn run, int n) {
+static int tw__team_submit_step(tw_team *t, const tw__item_ops *ops,
+                                int n) {
   tw__team_step *s;
   int rc;
   if (t == NULL) return TW_EINVAL;
   s = tw__malloc(sizeof(*s));
   if (s == NULL) return TW_ENOMEM;
-  s->item.run = run;
-  s->item.drop = tw__team_step_dropped;
+  s->item.ops = ops;
   s->team = t;
   s->n = n;
   rc = tw__team_accept(t);
@@ -511,20 +812,58 @@ static int tw__team_submit_step(tw_team *t, tw__item_fn run, int n) {
 
 /* ---- The team as a worker --------------------------------------------------- */
 
+/*
+ * A do's step run inline, in a serial coordinator that do found idle. The
+ * quit check is made inside the coordinator: a quit racing with it has its
+ * step queued behind this one, so the team cannot finish before this task
+ * is placed, and the step need not be counted in state.
+ */
+typedef struct tw__team_inline {
+  tw__task *task;
+  int rc;
+} tw__team_inline;
+
+static void tw__team_coordinate_inline(void *arg) {
+  tw__team_inline *in = arg;
+  tw__task *task = in->task;
+  tw_team *t = task->u.team;
+  tw__team_frame f;
+  if (atomic_load_explicit(&t->state, memory_order_acquire) & TW__TEAM_QUIT) {
+    in->rc = TW_EALREADYQUIT;
+    return;
+  }
+  tw__team_enter(&f, t);
+  tw__team_dispatch(t, task); /* task may be running already */
+  tw__team_step_end(t, &f);
+}
+
 static int tw__team_do_work(tw_worker *wk, tw_call_fn fn, void *arg,
                             tw_free_fn arg_free) {
   tw_team *t = (tw_team *)wk;
   tw__task *task;
   int rc;
-  task = tw__team_task_new(t);
+  task = tw__team_task_new();
   if (task == NULL) return TW_ENOMEM;
-  task->item.run = tw__team_coordinate;
-  task->item.drop = tw__team_coordinate_dropped;
-  task->team = t;
+  task->item.ops = &tw__team_coordinate_ops;
+  task->u.team = t;
   task->fn = fn;
   task->arg = arg;
   task->arg_free = arg_free;
-  task->member = NULL;
+  if (t->direct) {
+    tw__team_inline in;
+    in.task = task;
+    in.rc = 0;
+    rc = tw__serial_try_run(t->coordinator, tw__team_coordinate_inline, &in);
+    if (rc == 1) {
+      if (in.rc != 0) tw__team_task_release(task);
+      return in.rc;
+    }
+    if (rc != 0) {
+      tw__team_task_release(task);
+      return rc;
+    }
+    /* Busy: queue the step like any coordinator's. */
+  }
   rc = tw__team_accept(t);
   if (rc != 0) {
     tw__team_task_release(task);
@@ -588,8 +927,12 @@ int tw_team_join(tw_team *t) {
   t->idle_n = t->busy_n = 0;
   tw__free(t->spare);
   t->spare = NULL;
-  (void)tw_worker_free(t->coordinator);
-  t->coordinator = NULL;
+  /* A do racing with join may still try a serial coordinator inline (and
+   * find it quit): that one is freed with the team. */
+  if (!t->direct) {
+    (void)tw_worker_free(t->coordinator);
+    t->coordinator = NULL;
+  }
   tw__team_publish(t);
   uv_mutex_lock(&t->mutex);
   t->join_state = 2;
@@ -611,7 +954,7 @@ static int tw__team_destroy(tw_worker *wk) {
     if (task->arg_free != NULL) task->arg_free(task->arg);
     tw__team_task_release(task);
   }
-  tw__freelist_destroy(&t->tasks);
+  if (t->coordinator != NULL) (void)tw_worker_free(t->coordinator);
   if (t->ctx_free != NULL) t->ctx_free(t->ctx);
   uv_cond_destroy(&t->cond);
   uv_mutex_destroy(&t->mutex);
@@ -657,17 +1000,20 @@ int tw__team_new_ex(tw_team **out, tw_worker *coordinator,
   t->log_exception = log_exception;
   t->ctx = ctx;
   t->ctx_free = ctx_free;
-  tw__freelist_init(&t->tasks, sizeof(tw__task), TW__TEAM_TASKS);
+  t->coord_cls = tw__worker_class_of(coordinator);
+  t->direct = t->coord_cls == &tw__serial_worker_class;
+  atomic_init(&t->ring_head, 0);
+  atomic_init(&t->ring_tail, 0);
+  atomic_init(&t->front_busy, 0);
+  atomic_init(&t->refill_wanted, 0);
   atomic_init(&t->state, 0);
   atomic_init(&t->check_queued, 0);
   atomic_init(&t->st_idle, 0);
   atomic_init(&t->st_busy, 0);
   atomic_init(&t->st_backlog, 0);
   atomic_init(&t->st_created, 0);
-  t->quit_step.run = tw__team_quit_step;
-  t->quit_step.drop = tw__team_nothing;
-  t->check_step.run = tw__team_check_step;
-  t->check_step.drop = tw__team_nothing;
+  t->quit_step.ops = &tw__team_quit_ops;
+  t->check_step.ops = &tw__team_check_ops;
   *out = t;
   return 0;
 }
@@ -685,16 +1031,16 @@ tw_worker *tw_team_worker(tw_team *team) {
 
 int tw_team_grow(tw_team *team, int n) {
   if (n <= 0) return TW_EINVAL;
-  return tw__team_submit_step(team, tw__team_grow_step, n);
+  return tw__team_submit_step(team, &tw__team_grow_ops, n);
 }
 
 int tw_team_shrink(tw_team *team, int n) {
   if (n <= 0) return TW_EINVAL;
-  return tw__team_submit_step(team, tw__team_shrink_step, n);
+  return tw__team_submit_step(team, &tw__team_shrink_ops, n);
 }
 
 int tw_team_shrink_all(tw_team *team) {
-  return tw__team_submit_step(team, tw__team_shrink_step, -1);
+  return tw__team_submit_step(team, &tw__team_shrink_ops, -1);
 }
 
 int tw_team_statistics(const tw_team *team, tw_team_stats *out) {
@@ -703,7 +1049,8 @@ int tw_team_statistics(const tw_team *team, tw_team_stats *out) {
   if (t == NULL || out == NULL) return TW_EINVAL;
   out->idle = atomic_load_explicit(&t->st_idle, memory_order_relaxed);
   out->busy = atomic_load_explicit(&t->st_busy, memory_order_relaxed);
-  out->backlog = atomic_load_explicit(&t->st_backlog, memory_order_relaxed);
+  out->backlog = atomic_load_explicit(&t->st_backlog, memory_order_relaxed) +
+                 tw__ring_count(t);
   out->created = atomic_load_explicit(&t->st_created, memory_order_relaxed);
   return 0;
 }

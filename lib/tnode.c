@@ -1,5 +1,12 @@
 /*
  * lib/tnode.c - per-thread slabs of nodes (tnode.h).
+ *
+ * Reuse: a thread keeps a hold (one extra reference) on its last
+ * TW__TNODE_HOLD fully carved slabs of each kind. When it needs a new slab
+ * and the oldest of them has only that hold left (every node released), it
+ * carves it again instead of allocating: a thread that keeps a steady
+ * number of nodes in flight allocates nothing and hands glibc no memory to
+ * free on another thread (and no heap to trim and fault in again).
  */
 #include "tnode.h"
 
@@ -8,26 +15,47 @@
 #include <stdlib.h>
 #include <uv.h>
 
-/* 36 nodes of 64 bytes: one ~2.3 KiB allocation per 36 items. */
-#define TW__SLAB_NODES 36
-
 typedef struct tw__tnode_slab tw__tnode_slab;
 
-typedef struct tw__tnode {
-  union {
-    char bytes[TW__TNODE_SIZE];
-    void *align_ptr;
-    double align_double;
-  } u;
+/* Each node is its slab's address followed by the caller's bytes: one
+ * cache line, line-aligned. */
+typedef struct tw__tnode_head {
   tw__tnode_slab *slab;
-} tw__tnode;
+} tw__tnode_head;
+
+#define TW__TNODE_LINE 64
+_Static_assert(sizeof(tw__tnode_head) + TW__TNODE_SIZE == TW__TNODE_LINE,
+               "a node is one cache line");
 
 struct tw__tnode_slab {
-  /* Nodes not yet released, counting those not yet carved. */
+  /* Nodes not yet released, counting those not yet carved, plus one while
+   * the owning thread holds the slab. */
   _Atomic uint32_t refs;
-  uint32_t used; /* the owning thread only */
-  tw__tnode nodes[TW__SLAB_NODES];
+  /* The nodes follow, from the first line boundary after this header. */
 };
+
+/* Nodes per slab: 36 small (~2.4 KiB), 60 tasks (~3.9 KiB), 63 jobs
+ * (~16 KiB); and the lines of one node. */
+static const uint32_t tw__tnode_counts[TW__TNODE_KINDS] = {36, 60, 63};
+static const uint32_t tw__tnode_lines[TW__TNODE_KINDS] = {1, 1, 4};
+
+_Static_assert(TW__TNODE_JOB_SIZE + sizeof(tw__tnode_head) ==
+                   4 * TW__TNODE_LINE,
+               "a job node is four lines");
+
+static size_t tw__slab_bytes(int kind, uint32_t count) {
+  /* Room to align the nodes, whatever malloc's alignment. */
+  return TW__TNODE_LINE +
+         (size_t)count * tw__tnode_lines[kind] * TW__TNODE_LINE;
+}
+
+static tw__tnode_head *tw__tnode_at(tw__tnode_slab *slab, int kind,
+                                    uint32_t i) {
+  uintptr_t first = ((uintptr_t)(slab + 1) + TW__TNODE_LINE - 1) &
+                    ~(uintptr_t)(TW__TNODE_LINE - 1);
+  return (tw__tnode_head *)(first + (uintptr_t)i * tw__tnode_lines[kind] *
+                                        TW__TNODE_LINE);
+}
 
 #if defined(__GNUC__) && defined(__ELF__)
 /* One load per access rather than a __tls_get_addr call. */
@@ -36,7 +64,19 @@ struct tw__tnode_slab {
 #define TW__TNODE_TLS _Thread_local
 #endif
 
-static TW__TNODE_TLS tw__tnode_slab *tw__tls_slab;
+#define TW__TNODE_HOLD 8
+
+/* The calling thread's slabs of one kind (kept here, not in the slab,
+ * whose line the releasers write). */
+typedef struct tw__tnode_cache {
+  tw__tnode_slab *slab; /* being carved, or NULL */
+  uint32_t used;        /* nodes of slab carved */
+  uint32_t n_held;      /* fully carved slabs we still hold, oldest first */
+  uint32_t first;       /* index of the oldest in held */
+  tw__tnode_slab *held[TW__TNODE_HOLD];
+} tw__tnode_cache;
+
+static TW__TNODE_TLS tw__tnode_cache tw__tls_cache[TW__TNODE_KINDS];
 static TW__TNODE_TLS int tw__tls_registered;
 static pthread_key_t tw__tnode_key;
 static uv_once_t tw__tnode_once = UV_ONCE_INIT;
@@ -47,17 +87,31 @@ static void tw__slab_release(tw__tnode_slab *slab, uint32_t n) {
     tw__free(slab);
 }
 
-/* Give up the calling thread's slab: release the nodes it never carved. */
+/* Give up the calling thread's slabs: release the nodes it never carved
+ * and its holds. */
 static void tw__slab_retire(void) {
-  tw__tnode_slab *slab = tw__tls_slab;
-  if (slab == NULL) return;
-  tw__tls_slab = NULL;
-  tw__slab_release(slab, TW__SLAB_NODES - slab->used);
+  int k;
+  for (k = 0; k < TW__TNODE_KINDS; k++) {
+    tw__tnode_cache *c = &tw__tls_cache[k];
+    tw__tnode_slab *slab = c->slab;
+    c->slab = NULL;
+    if (slab != NULL)
+      tw__slab_release(slab, tw__tnode_counts[k] - c->used + 1);
+    while (c->n_held > 0) {
+      slab = c->held[c->first];
+      c->first = (c->first + 1) % TW__TNODE_HOLD;
+      c->n_held--;
+      tw__slab_release(slab, 1);
+    }
+  }
 }
 
 static void tw__tnode_thread_exit(void *marker) {
   (void)marker;
   tw__slab_retire();
+  /* A later thread-exit destructor may still submit calls: its slab must be
+   * registered (and so retired) again, or it would leak. */
+  tw__tls_registered = 0;
 }
 
 static void tw__tnode_key_init(void) {
@@ -67,33 +121,77 @@ static void tw__tnode_key_init(void) {
 
 void tw_thread_cleanup(void) { tw__slab_retire(); }
 
-void *tw__tnode_get(void) {
-  tw__tnode_slab *slab = tw__tls_slab;
-  tw__tnode *node;
+
+/* A slab to carve: the oldest held one if all its nodes came back. */
+static tw__tnode_slab *tw__slab_new(tw__tnode_cache *c, int kind,
+                                    uint32_t count) {
+  tw__tnode_slab *slab;
+  if (c->n_held > 0) {
+    slab = c->held[c->first];
+    if (atomic_load_explicit(&slab->refs, memory_order_acquire) == 1) {
+      c->first = (c->first + 1) % TW__TNODE_HOLD;
+      c->n_held--;
+      atomic_store_explicit(&slab->refs, count + 1,
+                            memory_order_relaxed);
+      return slab;
+    }
+  }
+  slab = tw__malloc(tw__slab_bytes(kind, count));
+  if (slab != NULL) atomic_init(&slab->refs, count + 1);
+  return slab;
+}
+
+/* slab is fully carved: hold it for reuse, letting go of the oldest. */
+static void tw__slab_hold(tw__tnode_cache *c, tw__tnode_slab *slab) {
+  if (c->n_held == TW__TNODE_HOLD) {
+    tw__tnode_slab *oldest = c->held[c->first];
+    c->first = (c->first + 1) % TW__TNODE_HOLD;
+    c->n_held--;
+    tw__slab_release(oldest, 1);
+  }
+  c->held[(c->first + c->n_held) % TW__TNODE_HOLD] = slab;
+  c->n_held++;
+}
+
+void *tw__tnode_get_kind(int kind) {
+  uint32_t count = tw__tnode_counts[kind];
+  tw__tnode_cache *c = &tw__tls_cache[kind];
+  tw__tnode_slab *slab = c->slab;
+  tw__tnode_head *node;
+  uint32_t used;
   if (TW__UNLIKELY(slab == NULL)) {
     if (!tw__tls_registered) {
-      /* The exit hook is what keeps a cached slab from leaking; without it
+      /* The exit hook is what keeps cached slabs from leaking; without it
        * (key creation failed) every node gets a slab of its own. */
       uv_once(&tw__tnode_once, tw__tnode_key_init);
       if (tw__tnode_key_ok &&
-          pthread_setspecific(tw__tnode_key, &tw__tls_slab) == 0)
+          pthread_setspecific(tw__tnode_key, &tw__tls_cache) == 0)
         tw__tls_registered = 1;
     }
-    slab = tw__malloc(sizeof(*slab));
+    if (!tw__tls_registered) {
+      slab = tw__malloc(tw__slab_bytes(kind, 1));
+      if (slab == NULL) return NULL;
+      atomic_init(&slab->refs, 1);
+      node = tw__tnode_at(slab, kind, 0);
+      node->slab = slab;
+      return node + 1;
+    }
+    slab = tw__slab_new(c, kind, count);
     if (slab == NULL) return NULL;
-    atomic_init(&slab->refs, TW__SLAB_NODES);
-    slab->used = tw__tls_registered ? 0 : TW__SLAB_NODES - 1;
-    if (!tw__tls_registered) atomic_init(&slab->refs, 1);
-    tw__tls_slab = slab;
+    c->slab = slab;
+    c->used = 0;
   }
-  node = &slab->nodes[slab->used++];
+  used = c->used++;
+  node = tw__tnode_at(slab, kind, used);
   node->slab = slab;
-  /* Fully carved: from now on the slab belongs to its nodes alone. */
-  if (slab->used == TW__SLAB_NODES) tw__tls_slab = NULL;
-  return node->u.bytes;
+  if (used + 1 == count) {
+    c->slab = NULL;
+    tw__slab_hold(c, slab);
+  }
+  return node + 1;
 }
 
 void tw__tnode_put(void *p) {
-  tw__tnode *node = (tw__tnode *)p;
+  tw__tnode_head *node = (tw__tnode_head *)p - 1;
   tw__slab_release(node->slab, 1);
 }

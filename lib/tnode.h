@@ -11,9 +11,16 @@
  * is released. One allocation per slab instead of one per item, and no
  * shared free list to contend on (or to suffer ABA).
  *
- * A thread's partly used slab stays cached until the thread exits (a
- * thread-specific destructor retires it) or calls tw_thread_cleanup().
- * Nodes are TW__TNODE_SIZE bytes, pointer-aligned.
+ * Nodes are TW__TNODE_SIZE bytes, each the rest of a 64-byte cache line of
+ * its own (after its slab's address): the thread writing new nodes and the
+ * threads reading older ones never share a line. Two kinds, with slabs of
+ * their own, for nodes of different lifetimes: TW__TNODE_SMALL (the serial
+ * worker's and the reactor's calls), TW__TNODE_TASK (a team's tasks, which
+ * may wait in a backlog), TW__TNODE_JOB (defer_to_thread's jobs, four
+ * lines each, made and mostly released on the loop thread).
+ *
+ * A thread's partly used slabs stay cached until the thread exits (a
+ * thread-specific destructor retires them) or calls tw_thread_cleanup().
  */
 #ifndef TWUV_TNODE_H
 #define TWUV_TNODE_H
@@ -22,10 +29,19 @@
 
 #define TW__TNODE_SIZE 56
 
-/* A node from the calling thread's slab, or NULL when out of memory. */
-void *tw__tnode_get(void);
+/* TW__TNODE_JOB nodes are four lines: room for a defer_to_thread job. */
+#define TW__TNODE_JOB_SIZE (4 * 64 - 8)
 
-/* Release a node (any thread, once per node). */
+enum { TW__TNODE_SMALL, TW__TNODE_TASK, TW__TNODE_JOB, TW__TNODE_KINDS };
+
+/* A node of that kind from the calling thread's slab, or NULL (no memory). */
+void *tw__tnode_get_kind(int kind);
+
+static inline void *tw__tnode_get(void) {
+  return tw__tnode_get_kind(TW__TNODE_SMALL);
+}
+
+/* Release a node of either kind (any thread, once per node). */
 void tw__tnode_put(void *node);
 
 #endif

@@ -31,20 +31,39 @@
 #define TW__TLS _Thread_local
 #endif
 
+/* A spinning thread's pause: lets a sibling hyperthread run. */
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define TW__CPU_RELAX() _mm_pause()
+#elif defined(__aarch64__)
+#define TW__CPU_RELAX() __asm__ __volatile__("yield")
+#else
+#define TW__CPU_RELAX() ((void)0)
+#endif
+
 typedef struct tw__item tw__item;
 typedef void (*tw__item_fn)(tw__item *item);
 
 /*
  * A unit of work. A worker calls exactly one of run (perform it) or drop
  * (dispose of it unrun, when the worker is freed with it queued), once, and
- * never touches the item afterwards: both may free or resubmit it.
+ * never touches the item afterwards: both may free or resubmit it. The two
+ * come as a static pair, so that an item is three words (a team's task,
+ * which embeds one, then fits a 64-byte node).
  */
+typedef struct tw__item_ops {
+  tw__item_fn run;
+  tw__item_fn drop;
+} tw__item_ops;
+
 struct tw__item {
   tw__mpsc_node node; /* link in lock-free queues */
   tw__item *next;     /* link in plain lists */
-  tw__item_fn run;
-  tw__item_fn drop;
+  const tw__item_ops *ops;
 };
+
+static inline void tw__item_run(tw__item *it) { it->ops->run(it); }
+static inline void tw__item_drop(tw__item *it) { it->ops->drop(it); }
 
 /* A worker class: the public vtable plus the intrusive entry. */
 typedef struct tw__worker_class {
@@ -59,6 +78,29 @@ extern const tw__worker_class tw__memory_worker_class;
 extern const tw__worker_class tw__serial_worker_class;
 extern const tw_worker_vtable tw__team_vtable;
 extern const tw_worker_vtable tw__uv_worker_vtable;
+
+/*
+ * If the serial worker w is idle, take it, run fn(arg) as its item, run
+ * what others submit meanwhile, and return 1; return 0 (nothing done) if
+ * it is busy, TW_EALREADYQUIT if it has quit.
+ */
+int tw__serial_try_run(tw_worker *w, tw_call_fn fn, void *arg);
+
+/*
+ * 1 when the calling thread is thread worker w's own, running one item of
+ * w's with nothing else queued and no quit requested: the next item w is
+ * given would be the next it runs, so the caller may run it right away.
+ */
+int tw__thread_worker_alone(tw_worker *w);
+
+/*
+ * 1 once thread worker w's thread has left its loop (after quit, with its
+ * queue done): freeing w then only joins a thread that is returning.
+ * Always 0 for a worker on a custom starter: its thread may go on after
+ * the loop (and may be the very thread that would free it), so its join
+ * can block - it waits for the team's join.
+ */
+int tw__thread_worker_finished(tw_worker *w);
 
 /* The class of one of twuv's intrusive workers, or NULL. */
 const tw__worker_class *tw__worker_class_of(const tw_worker *w);
@@ -148,40 +190,6 @@ int tw__team_new_ex(tw_team **out, tw_worker *coordinator,
                     tw_team_create_fn create_worker,
                     tw_team_log_fn log_exception, void *ctx,
                     tw_free_fn ctx_free);
-
-/*
- * A recycling allocator for fixed-size nodes handed from thread to thread
- * (allocated by submitters, released by whoever ran them): malloc in one
- * thread and free in another costs glibc its arena lock. `count` nodes of
- * `size` bytes live in one slab, allocated at the first get, freed with the
- * freelist; their indices form a Treiber stack whose top carries a
- * generation tag (tag << 32 | index + 1), so a pop that raced with a pop
- * and a push of the same node fails its CAS instead of corrupting the list
- * (the ABA problem; a wrong pop would need the tag to wrap, 2^32 updates,
- * between one thread's load and its CAS). Each node begins with a
- * tw__freenode, whose next field belongs to the freelist even while the
- * node is in use: a racing pop may still read it. Any thread may get and
- * put. When the slab is exhausted, get returns NULL and callers fall back
- * to tw__malloc.
- */
-typedef struct tw__freenode {
-  _Atomic uint32_t next; /* index + 1 of the next free node, 0 ends */
-} tw__freenode;
-
-typedef struct tw__freelist {
-  _Atomic uint64_t top;
-  _Atomic(char *) slab;
-  size_t size;
-  uint32_t count;
-} tw__freelist;
-
-void tw__freelist_init(tw__freelist *fl, size_t size, uint32_t count);
-/* A free node (its tw__freenode untouched), or NULL. */
-void *tw__freelist_get(tw__freelist *fl);
-/* Give back a node from this freelist's slab. */
-void tw__freelist_put(tw__freelist *fl, void *node);
-/* Free the slab; every node must have been put back. */
-void tw__freelist_destroy(tw__freelist *fl);
 
 /* Coordinator-exact worker count (idle + busy), for create_worker. */
 size_t tw__team_worker_count(const tw_team *team);

@@ -4,6 +4,7 @@
  */
 #include "worker-internal.h"
 
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <uv.h>
@@ -114,12 +115,13 @@ static void tw__plain_drop(tw__item *it) {
   if (arg_free != NULL) arg_free(arg);
 }
 
+static const tw__item_ops tw__plain_ops = {tw__plain_run, tw__plain_drop};
+
 static tw__plain_item *tw__plain_new(tw_call_fn fn, void *arg,
                                      tw_free_fn arg_free) {
   tw__plain_item *p = tw__malloc(sizeof(*p));
   if (p == NULL) return NULL;
-  p->item.run = tw__plain_run;
-  p->item.drop = tw__plain_drop;
+  p->item.ops = &tw__plain_ops;
   p->fn = fn;
   p->arg = arg;
   p->arg_free = arg_free;
@@ -162,12 +164,12 @@ typedef struct tw__adapter {
 static void tw__adapter_run(void *arg) {
   tw__adapter *a = arg;
   a->ran = 1;
-  a->item->run(a->item);
+  tw__item_run(a->item);
 }
 
 static void tw__adapter_free(void *arg) {
   tw__adapter *a = arg;
-  if (!a->ran) a->item->drop(a->item);
+  if (!a->ran) tw__item_drop(a->item);
   tw__free(a);
 }
 
@@ -216,6 +218,7 @@ void tw__thread_set_name(const char *name) {
 typedef struct tw__thread_worker {
   tw_worker base;
   _Atomic size_t state;
+  atomic_int finished; /* the body has returned from its loop */
   tw__mpsc q;
   uv_sem_t sem;
   uv_thread_t tid;
@@ -230,6 +233,40 @@ static TW__TLS tw__thread_worker *tw__current_thread_worker;
 
 static atomic_ulong tw__thread_worker_ids;
 
+#ifndef TW__THREAD_SPIN_NS
+#define TW__THREAD_SPIN_NS 20000
+#endif
+
+/*
+ * Wait a little for work before sleeping (a sleep costs the thread that
+ * wakes us a futex call, and both of us a context switch): 1 when state
+ * changed. After the first few dozen polls, each check of the clock also
+ * yields the CPU, so that on a busy machine the thread that will give us
+ * work (often waiting for a CPU itself) can run.
+ */
+static int tw__thread_spin(tw__thread_worker *w, size_t *s) {
+  uint64_t deadline = 0;
+  unsigned i;
+  for (i = 1;; i++) {
+    size_t now;
+    TW__CPU_RELAX();
+    now = atomic_load_explicit(&w->state, memory_order_acquire);
+    if (now != *s) {
+      *s = now;
+      return 1;
+    }
+    if ((i & 63) == 0) {
+      uint64_t t = uv_hrtime();
+      if (deadline == 0)
+        deadline = t + TW__THREAD_SPIN_NS;
+      else if (t >= deadline)
+        return 0;
+      else
+        sched_yield();
+    }
+  }
+}
+
 static void tw__thread_body(void *arg) {
   tw__thread_worker *w = arg;
   tw__thread_worker *prev = tw__current_thread_worker;
@@ -240,6 +277,7 @@ static void tw__thread_body(void *arg) {
     size_t n = s / TW__T_ONE, i;
     if (n == 0) {
       if (s & TW__T_QUIT) break;
+      if (tw__thread_spin(w, &s)) continue;
       if (atomic_compare_exchange_weak_explicit(&w->state, &s,
                                                 s | TW__T_SLEEP,
                                                 memory_order_acq_rel,
@@ -251,12 +289,25 @@ static void tw__thread_body(void *arg) {
      * which keeps the atomic traffic at one subtraction per batch. */
     for (i = 0; i < n; i++) {
       tw__item *it = TW__CONTAINER_OF(tw__mpsc_pop_wait(&w->q), tw__item, node);
-      it->run(it);
+      tw__item_run(it);
       tw__work_log_pending("Unhandled error in thread worker");
     }
     atomic_fetch_sub_explicit(&w->state, n * TW__T_ONE, memory_order_acq_rel);
   }
   tw__current_thread_worker = prev;
+  atomic_store_explicit(&w->finished, 1, memory_order_release);
+}
+
+int tw__thread_worker_finished(tw_worker *wk) {
+  tw__thread_worker *w = (tw__thread_worker *)wk;
+  return !w->custom &&
+         atomic_load_explicit(&w->finished, memory_order_acquire);
+}
+
+int tw__thread_worker_alone(tw_worker *wk) {
+  tw__thread_worker *w = (tw__thread_worker *)wk;
+  return tw__current_thread_worker == w &&
+         atomic_load_explicit(&w->state, memory_order_acquire) == TW__T_ONE;
 }
 
 static int tw__thread_do_item(tw_worker *wk, tw__item *it) {
@@ -297,7 +348,7 @@ static int tw__thread_destroy(tw_worker *wk) {
   /* Only a fake thread that never ran its body leaves work behind. */
   while ((n = tw__mpsc_pop(&w->q)) != NULL) {
     tw__item *it = TW__CONTAINER_OF(n, tw__item, node);
-    it->drop(it);
+    tw__item_drop(it);
   }
   uv_sem_destroy(&w->sem);
   tw__free(w);
@@ -316,6 +367,7 @@ static int tw__thread_worker_create(tw_worker **out, const char *name,
   if (w == NULL) return TW_ENOMEM;
   w->base.vtable = &tw__thread_worker_class.vtable;
   atomic_init(&w->state, 0);
+  atomic_init(&w->finished, 0);
   tw__mpsc_init(&w->q);
   rc = uv_sem_init(&w->sem, 0);
   if (rc != 0) {
@@ -434,16 +486,16 @@ static int tw__lock_outermost(tw__lock_worker *w, tw__item *first,
   frame.prev = tw__lock_frames;
   tw__lock_frames = &frame;
   if (first != NULL) {
-    first->run(first);
+    tw__item_run(first);
   } else {
     fn(arg);
     if (arg_free != NULL) arg_free(arg);
   }
   while (!tw__work_failure_pending() && (it = tw__lock_frame_pop(&frame)))
-    it->run(it);
+    tw__item_run(it);
   /* A failure propagates to our caller, abandoning what was queued behind
    * it, as an exception leaves Twisted's loop. */
-  while ((it = tw__lock_frame_pop(&frame)) != NULL) it->drop(it);
+  while ((it = tw__lock_frame_pop(&frame)) != NULL) tw__item_drop(it);
   tw__lock_frames = frame.prev;
   tw__work_unstash(outer);
   /* w may be freed as soon as the lock is released: nothing after this
@@ -601,7 +653,7 @@ int tw_memory_worker_perform(tw_worker *worker) {
     return TW_EINVAL;
   it = tw__memory_take((tw__memory_worker *)worker, 0);
   if (it == NULL) return 0;
-  it->run(it);
+  tw__item_run(it);
   return 1;
 }
 
@@ -612,7 +664,7 @@ static int tw__memory_destroy(tw_worker *wk) {
   /* Detached first: a drop may submit elsewhere, never back here (quit). */
   for (it = tw__memory_take(w, 1); it != NULL; it = next) {
     next = it->next;
-    it->drop(it);
+    tw__item_drop(it);
   }
   uv_mutex_destroy(&w->mutex);
   tw__free(w);
@@ -637,90 +689,4 @@ int tw_memory_worker_new(tw_worker **out) {
   w->base.vtable = &tw__memory_worker_class.vtable;
   *out = &w->base;
   return 0;
-}
-
-/* ---- Freelist (worker-internal.h) ---------------------------------------- */
-
-void tw__freelist_init(tw__freelist *fl, size_t size, uint32_t count) {
-  atomic_init(&fl->top, 0);
-  atomic_init(&fl->slab, NULL);
-  fl->size = size;
-  fl->count = count;
-}
-
-static tw__freenode *tw__freelist_node(char *slab, size_t size,
-                                       uint32_t index1) {
-  return (tw__freenode *)(slab + (size_t)(index1 - 1) * size);
-}
-
-static uint64_t tw__freelist_top(uint64_t old, uint32_t index1) {
-  return (((old >> 32) + 1) << 32) | index1;
-}
-
-/* Push the chain whose first node has index first_index1 and whose last
- * node is last (the links between them already set). */
-static void tw__freelist_push(tw__freelist *fl, tw__freenode *last,
-                              uint32_t first_index1) {
-  uint64_t top = atomic_load_explicit(&fl->top, memory_order_relaxed);
-  do {
-    atomic_store_explicit(&last->next, (uint32_t)top, memory_order_relaxed);
-  } while (!atomic_compare_exchange_weak_explicit(
-      &fl->top, &top, tw__freelist_top(top, first_index1),
-      memory_order_release, memory_order_relaxed));
-}
-
-/* Racing installers: one wins the CAS, the others free their slab. */
-static void tw__freelist_install(tw__freelist *fl) {
-  char *slab, *expected = NULL;
-  uint32_t i;
-  if (fl->count == 0) return;
-  slab = tw__malloc(fl->size * fl->count);
-  if (slab == NULL) return; /* callers fall back to tw__malloc */
-  for (i = 1; i <= fl->count; i++)
-    atomic_init(&tw__freelist_node(slab, fl->size, i)->next,
-                i < fl->count ? i + 1 : 0);
-  if (!atomic_compare_exchange_strong_explicit(&fl->slab, &expected, slab,
-                                               memory_order_acq_rel,
-                                               memory_order_acquire)) {
-    tw__free(slab);
-    return;
-  }
-  tw__freelist_push(fl, tw__freelist_node(slab, fl->size, fl->count), 1);
-}
-
-void *tw__freelist_get(tw__freelist *fl) {
-  uint64_t top = atomic_load_explicit(&fl->top, memory_order_acquire);
-  char *slab;
-  if ((uint32_t)top == 0) {
-    if (atomic_load_explicit(&fl->slab, memory_order_relaxed) != NULL)
-      return NULL;
-    tw__freelist_install(fl);
-    top = atomic_load_explicit(&fl->top, memory_order_acquire);
-  }
-  /* Installed before the first push, so visible once top is non-zero. */
-  slab = atomic_load_explicit(&fl->slab, memory_order_acquire);
-  for (;;) {
-    uint32_t index1 = (uint32_t)top;
-    tw__freenode *n;
-    if (index1 == 0) return NULL;
-    n = tw__freelist_node(slab, fl->size, index1);
-    if (atomic_compare_exchange_weak_explicit(
-            &fl->top, &top,
-            tw__freelist_top(top,
-                             atomic_load_explicit(&n->next,
-                                                  memory_order_relaxed)),
-            memory_order_acquire, memory_order_acquire))
-      return n;
-  }
-}
-
-void tw__freelist_put(tw__freelist *fl, void *node) {
-  char *slab = atomic_load_explicit(&fl->slab, memory_order_relaxed);
-  uint32_t index1 = (uint32_t)(((char *)node - slab) / fl->size) + 1;
-  tw__freelist_push(fl, node, index1);
-}
-
-void tw__freelist_destroy(tw__freelist *fl) {
-  tw__free(atomic_load_explicit(&fl->slab, memory_order_relaxed));
-  atomic_store_explicit(&fl->slab, NULL, memory_order_relaxed);
 }

@@ -5,7 +5,8 @@
 #   ASan+UBSan build (halt_on_error=1): unit and stress tests
 #   TSan build: the thread stress executables (Criterion cannot run under TSan)
 #   valgrind: the unit suites and stress executables of the gcc build
-# and ends with one line: N passed, N failed.
+# and ends with one line: N passed, N failed. A configuration that fails to
+# set up or build counts as a failure in that line.
 # Build trees go to $TWUV_BUILD_ROOT (default: build-ci/).
 set -u
 cd "$(dirname "$0")/.." || exit 1
@@ -24,10 +25,12 @@ setup() { # setup DIR [meson options...]
     meson setup --reconfigure "$root/$dir" "$@" >"$root/$dir.setup.log" 2>&1
   else
     meson setup "$root/$dir" "$@" >"$root/$dir.setup.log" 2>&1
-  fi || { cat "$root/$dir.setup.log"; echo "setup of $dir failed"; status=1; return 1; }
+  fi || { cat "$root/$dir.setup.log"; echo "setup of $dir failed"; status=1
+          logs="$logs setup-of-$dir=$root/$dir.setup-failed"; return 1; }
   echo "== building $dir"
   ninja -C "$root/$dir" >"$root/$dir.build.log" 2>&1 ||
-    { tail -n 60 "$root/$dir.build.log"; echo "build of $dir failed"; status=1; return 1; }
+    { tail -n 60 "$root/$dir.build.log"; echo "build of $dir failed"; status=1
+      logs="$logs build-of-$dir=$root/$dir.build-failed"; return 1; }
 }
 
 runtests() { # runtests LABEL DIR LOGNAME [meson test options...]
@@ -54,7 +57,7 @@ if setup gcc -Dwerror=true -Dthread_checks=true -Dtests=enabled; then
 fi
 if CC=clang setup clang -Dwerror=true -Dthread_checks=false -Dbuildtype=release \
      -Dtests=enabled -Dconsumer_tests=false; then
-  runtests clang clang testlog.json --suite unit --suite examples
+  runtests clang clang testlog.json --suite unit --suite examples --suite consumer
 fi
 if setup asan -Dwerror=true -Dthread_checks=true -Dtests=enabled -Dconsumer_tests=false \
      -Db_sanitize=address,undefined -Db_lundef=false -Dbenchmarks=false; then

@@ -514,3 +514,30 @@ TWT_TEST(clock, lazy_cancellation_compacts_and_keeps_order) {
   }
   tw_clock_free(c);
 }
+
+/* An object owning two timers: freeing the clock releases the first one's
+ * arg, whose destructor cancels the second. */
+static tw_delayed_call *sibling;
+static int sibling_cancel_rc = 99;
+static void cancel_sibling(void *arg) {
+  (void)arg;
+  sibling_cancel_rc = tw_delayed_call_cancel(sibling);
+  cr_assert(isfinite(tw_delayed_call_get_time(sibling)));
+  cr_assert_eq(tw_clock_call_later(nested_clock, 1, count_call, NULL, NULL,
+                                   NULL),
+               TW_ESHUTDOWN);
+}
+
+TWT_TEST(clock, freeing_a_clock_whose_arg_free_touches_a_sibling) {
+  tw_clock *c = tw_clock_new_manual();
+  tw_delayed_call *first;
+  nested_clock = c;
+  freed = 0;
+  tw_clock_call_later(c, 1, count_call, NULL, cancel_sibling, &first);
+  tw_clock_call_later(c, 2, count_call, NULL, count_free, &sibling);
+  tw_clock_free(c);
+  cr_assert_eq(sibling_cancel_rc, TW_EALREADYCANCELLED);
+  cr_assert_eq(freed, 1);
+  tw_delayed_call_unref(first);
+  tw_delayed_call_unref(sibling);
+}

@@ -1607,3 +1607,73 @@ TWT_TEST(reactor, reactor_freed_while_a_before_deferred_is_pending) {
   cr_assert_eq(nevents, 0);
   tw_deferred_unref(d);
 }
+
+/* ---- regressions ------------------------------------------------------------ */
+
+static tw_deferred *gate_d;
+static void fire_gate(void *arg) {
+  (void)arg;
+  tw_deferred_callback(gate_d, tw_result_none());
+}
+
+static tw_result hold_shutdown(void *arg) {
+  (void)arg;
+  gate_d = tw_deferred_new(NULL, NULL);
+  /* Fired by a thread call: the shutdown then completes (and the queue
+   * closes) in the middle of draining the queue. */
+  tw_reactor_call_from_thread(R, fire_gate, NULL, NULL);
+  tw_reactor_call_from_thread(R, rec_call, "after the gate", count_free);
+  return tw_result_deferred(tw_deferred_ref(gate_d));
+}
+
+TWT_TEST(reactor, shutdown_completed_by_a_thread_call_does_not_hang) {
+  tw_reactor *r = new_reactor();
+  freed = 0;
+  tw_reactor_add_system_event_trigger(r, TW_PHASE_BEFORE, "shutdown",
+                                      hold_shutdown, NULL, NULL, NULL);
+  tw_reactor_add_system_event_trigger(r, TW_PHASE_AFTER, "shutdown",
+                                      rec_trigger, "shut down", NULL, NULL);
+  tw_reactor_call_when_running(r, stop_trigger, r, NULL, NULL);
+  run(r);
+  /* The call queued behind the gate was in the same batch: it ran. */
+  ASSERT_EVENTS("shut down", "after the gate");
+  cr_assert_eq(freed, 1);
+  cr_assert_eq(tw_reactor_call_from_thread(r, rec_call, "late", NULL),
+               TW_ESHUTDOWN);
+  tw_deferred_unref(gate_d);
+  free_reactor(r);
+}
+
+static tw_result return_dropped(void *arg) {
+  (void)arg;
+  return tw_result_deferred(tw_deferred_new(NULL, NULL));
+}
+
+static tw_deferred *dropped_later;
+static tw_result return_then_drop(void *arg) {
+  (void)arg;
+  dropped_later = tw_deferred_new(NULL, NULL);
+  return tw_result_deferred(tw_deferred_ref(dropped_later));
+}
+
+TWT_TEST(reactor, before_deferred_freed_unfired_does_not_hang_the_event) {
+  /* Nothing can fire it any more: Twisted would wait for ever. */
+  tw_reactor *r = new_reactor();
+  tw_reactor_add_system_event_trigger(r, TW_PHASE_BEFORE, "test",
+                                      return_dropped, NULL, NULL, NULL);
+  tw_reactor_add_system_event_trigger(r, TW_PHASE_DURING, "test", rec_trigger,
+                                      "during", NULL, NULL);
+  tw_reactor_fire_system_event(r, "test");
+  ASSERT_EVENTS("during");
+  /* Dropped later, while the event waits. */
+  tw_reactor_add_system_event_trigger(r, TW_PHASE_BEFORE, "test2",
+                                      return_then_drop, NULL, NULL, NULL);
+  tw_reactor_add_system_event_trigger(r, TW_PHASE_DURING, "test2",
+                                      rec_trigger, "during 2", NULL, NULL);
+  tw_reactor_fire_system_event(r, "test2");
+  ASSERT_EVENTS("during");
+  tw_deferred_unref(dropped_later);
+  ASSERT_EVENTS("during", "during 2");
+  cr_assert_eq(twt_log_count_containing("freed without firing"), 2);
+  free_reactor(r);
+}

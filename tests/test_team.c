@@ -439,6 +439,9 @@ TWT_TEST(team, shrink_debt_is_clamped_to_busy_workers) {
 static int order_seen[8], order_n;
 static void note_order(void *arg) { order_seen[order_n++] = (int)(intptr_t)arg; }
 
+static int index_seen[4096], index_n;
+static void note_index(void *arg) { index_seen[index_n++] = (int)(intptr_t)arg; }
+
 TWT_TEST(team, backlog_runs_in_submission_order) {
   int i;
   fx_setup();
@@ -665,6 +668,83 @@ TWT_TEST(team, lock_worker_coordinator) {
   while (something_times < 5)
     for (i = 0; i < fx.n_raw; i++) tw_memory_worker_perform(fx.raw_workers[i]);
   cr_assert_eq(stats().backlog, 0);
+  cr_assert_eq(tw_worker_quit(tw_team_worker(fx.team)), 0);
+  cr_assert_eq(tw_worker_free(tw_team_worker(fx.team)), 0);
+}
+
+/*
+ * With a serial coordinator, a worker that finishes while the backlog is not
+ * empty takes the backlog's head itself (its recycle step, which that
+ * coordinator would have run at once anyway): same order, same counts.
+ */
+static void serial_fx_setup(int limit) {
+  tw_worker *coordinator;
+  memset(&fx, 0, sizeof(fx));
+  fx.limit = limit;
+  fx.raw = 1;
+  cr_assert_eq(tw_serial_worker_new(&coordinator), 0);
+  cr_assert_eq(tw_team_new(&fx.team, coordinator, fx_create, fx_log, NULL), 0);
+}
+
+TWT_TEST(team, serial_coordinator_worker_takes_the_backlog_in_order) {
+  int i;
+  serial_fx_setup(1);
+  order_n = 0;
+  for (i = 0; i < 5; i++) team_do(note_order, (void *)(intptr_t)i);
+  cr_assert_eq(stats().busy, 1, "coordinated inside do");
+  cr_assert_eq(stats().backlog, 4);
+  cr_assert_eq(tw_memory_worker_perform(fx.raw_workers[0]), 1);
+  cr_assert_eq(order_n, 1);
+  /* Item 1 went straight to the worker: still busy, one less waiting. */
+  cr_assert_eq(stats().busy, 1);
+  cr_assert_eq(stats().idle, 0);
+  cr_assert_eq(stats().backlog, 3);
+  while (tw_memory_worker_perform(fx.raw_workers[0]) == 1) continue;
+  cr_assert_eq(order_n, 5);
+  for (i = 0; i < 5; i++) cr_assert_eq(order_seen[i], i);
+  cr_assert_eq(stats().busy, 0);
+  cr_assert_eq(stats().idle, 1);
+  cr_assert_eq(stats().backlog, 0);
+  cr_assert_eq(tw_worker_quit(tw_team_worker(fx.team)), 0);
+  cr_assert_eq(tw_worker_free(tw_team_worker(fx.team)), 0);
+}
+
+TWT_TEST(team, serial_coordinator_backlog_beyond_the_ring) {
+  /* More backlog than the ring holds: the rest waits in the coordinator
+   * and still comes out in order. */
+  int i, n = 3000;
+  serial_fx_setup(1);
+  index_n = 0;
+  for (i = 0; i < n; i++)
+    cr_assert_eq(team_do(note_index, (void *)(intptr_t)i), 0);
+  cr_assert_eq(stats().backlog, (size_t)n - 1);
+  while (tw_memory_worker_perform(fx.raw_workers[0]) == 1) continue;
+  cr_assert_eq(index_n, n);
+  for (i = 0; i < n; i++) cr_assert_eq(index_seen[i], i);
+  cr_assert_eq(stats().backlog, 0);
+  cr_assert_eq(tw_worker_quit(tw_team_worker(fx.team)), 0);
+  cr_assert_eq(tw_worker_free(tw_team_worker(fx.team)), 0);
+}
+
+TWT_TEST(team, serial_coordinator_worker_quit_behind_the_teams_back) {
+  /* The worker takes the next item but refuses it (quit by someone else):
+   * it is retired and the item goes back to the head of the backlog. */
+  int i;
+  serial_fx_setup(1);
+  order_n = 0;
+  for (i = 0; i < 4; i++) team_do(note_order, (void *)(intptr_t)i);
+  cr_assert_eq(tw_worker_quit(fx.raw_workers[0]), 0);
+  cr_assert_eq(tw_memory_worker_perform(fx.raw_workers[0]), 1);
+  cr_assert_eq(twt_log_count_containing("refused work"), 1);
+  twt_log_flush(NULL);
+  cr_assert_eq(stats().busy, 0);
+  cr_assert_eq(stats().idle, 0);
+  cr_assert_eq(stats().backlog, 3);
+  fx.limit = 2;
+  cr_assert_eq(tw_team_grow(fx.team, 1), 0);
+  while (tw_memory_worker_perform(fx.raw_workers[1]) == 1) continue;
+  cr_assert_eq(order_n, 4);
+  for (i = 0; i < 4; i++) cr_assert_eq(order_seen[i], i);
   cr_assert_eq(tw_worker_quit(tw_team_worker(fx.team)), 0);
   cr_assert_eq(tw_worker_free(tw_team_worker(fx.team)), 0);
 }
@@ -933,6 +1013,28 @@ TWT_TEST(team, pool_free_without_quit_or_join) {
   cr_assert_eq(atomic_load(&slow_runs), 100);
 }
 
+TWT_TEST(team, pool_reaps_quit_workers) {
+  /* A pool that keeps growing and shrinking frees the workers it quit (and
+   * joins their threads) as it goes, not only at join. */
+  tw_team *pool;
+  tw_team_stats s;
+  long live = 0;
+  int i;
+  atomic_store(&limit_value, 2);
+  cr_assert_eq(tw_pool_new(&pool, read_limit, NULL, NULL), 0);
+  for (i = 0; i < 40; i++) {
+    cr_assert_eq(tw_team_grow(pool, 2), 0);
+    cr_assert_eq(tw_team_shrink_all(pool), 0);
+    uv_sleep(1); /* let the quit threads leave */
+    if (i == 9) live = twt_alloc_live();
+  }
+  /* Each worker costs two allocations until reaped: 60 more without. */
+  cr_assert_leq(twt_alloc_live(), live + 8);
+  tw_team_statistics(pool, &s);
+  cr_assert_eq(s.created, 80);
+  cr_assert_eq(tw_worker_free(tw_team_worker(pool)), 0);
+}
+
 TWT_TEST(team, pool_never_used) {
   tw_team *pool;
   atomic_store(&limit_value, 4);
@@ -972,4 +1074,130 @@ TWT_TEST(team, pool_join_from_its_worker_is_edeadlk) {
   cr_assert_eq(tw_team_join(inner_pool), 0);
   cr_assert_eq(tw_worker_free(tw_team_worker(inner_pool)), 0);
   uv_sem_destroy(&inside_sem);
+}
+
+/*
+ * With a serial coordinator a thread worker runs backlogged tasks back to
+ * back; a failure that one task's arg_free reports is the worker's to log
+ * (as for a lone task), never handed to log_exception as the next task's.
+ */
+static uv_sem_t gate_sem, gate_entered;
+static atomic_int after_ran;
+static tw_worker *one_thread_worker(void *ctx) {
+  tw_worker *w;
+  int *made = ctx;
+  if (*made) return NULL;
+  if (tw_thread_worker_new(&w, "tw-team-af") != 0) return NULL;
+  *made = 1;
+  return w;
+}
+static void wait_gate(void *arg) {
+  (void)arg;
+  uv_sem_post(&gate_entered);
+  uv_sem_wait(&gate_sem);
+}
+static void nothing_to_do(void *arg) { (void)arg; }
+static void failing_arg_free(void *arg) {
+  (void)arg;
+  tw_work_fail(tw_failure_new(&TW_VALUE_ERROR, 0, "from arg_free"));
+}
+static void note_after(void *arg) {
+  (void)arg;
+  atomic_fetch_add(&after_ran, 1);
+}
+
+TWT_TEST(team, serial_coordinator_arg_free_failure_is_not_the_next_tasks) {
+  tw_team *team;
+  tw_worker *coordinator;
+  int made = 0;
+  memset(&fx, 0, sizeof(fx));
+  atomic_store(&after_ran, 0);
+  cr_assert_eq(uv_sem_init(&gate_sem, 0), 0);
+  cr_assert_eq(uv_sem_init(&gate_entered, 0), 0);
+  cr_assert_eq(tw_serial_worker_new(&coordinator), 0);
+  cr_assert_eq(
+      tw_team_new(&team, coordinator, one_thread_worker, fx_log, &made), 0);
+  cr_assert_eq(tw_worker_do(tw_team_worker(team), wait_gate, NULL), 0);
+  uv_sem_wait(&gate_entered);
+  /* The only worker is busy: these two wait in the backlog's ring. */
+  cr_assert_eq(tw_worker_do_full(tw_team_worker(team), nothing_to_do, NULL,
+                                 failing_arg_free),
+               0);
+  cr_assert_eq(tw_worker_do(tw_team_worker(team), note_after, NULL), 0);
+  uv_sem_post(&gate_sem);
+  cr_assert_eq(tw_worker_quit(tw_team_worker(team)), 0);
+  cr_assert_eq(tw_team_join(team), 0);
+  cr_assert_eq(atomic_load(&after_ran), 1);
+  cr_assert_eq(fx.n_failures, 0, "log_exception got arg_free's failure");
+  cr_assert_eq(twt_log_flush(&TW_VALUE_ERROR), 1, "the worker logged it");
+  cr_assert_eq(tw_worker_free(tw_team_worker(team)), 0);
+  uv_sem_destroy(&gate_sem);
+  uv_sem_destroy(&gate_entered);
+}
+
+/*
+ * A worker on a custom starter is not reaped when its loop ends: its thread
+ * may go on (or be the thread reaping it), so only the team's join joins
+ * it.
+ */
+typedef struct {
+  uv_thread_t tid;
+  tw_call_fn target;
+  void *target_arg;
+} custom_thread;
+static uv_sem_t custom_done;
+static atomic_int custom_joins;
+static void custom_body(void *arg) {
+  custom_thread *ct = arg;
+  ct->target(ct->target_arg);
+  uv_sem_post(&custom_done); /* the worker's loop is over */
+}
+static int custom_start(void *ctx, tw_call_fn target, void *target_arg,
+                        void **thread) {
+  custom_thread *ct = calloc(1, sizeof(*ct));
+  (void)ctx;
+  ct->target = target;
+  ct->target_arg = target_arg;
+  if (uv_thread_create(&ct->tid, custom_body, ct) != 0) {
+    free(ct);
+    return TW_ENOMEM;
+  }
+  *thread = ct;
+  return 0;
+}
+static void custom_join(void *ctx, void *thread) {
+  custom_thread *ct = thread;
+  (void)ctx;
+  uv_thread_join(&ct->tid);
+  free(ct);
+  atomic_fetch_add(&custom_joins, 1);
+}
+static tw_worker *custom_worker(void *ctx) {
+  static const tw_thread_starter starter = {custom_start, custom_join, NULL};
+  tw_worker *w;
+  (void)ctx;
+  return tw_thread_worker_new_custom(&w, &starter) == 0 ? w : NULL;
+}
+
+TWT_TEST(team, custom_starter_workers_wait_for_join) {
+  tw_team *team;
+  tw_worker *coordinator;
+  memset(&fx, 0, sizeof(fx));
+  atomic_store(&custom_joins, 0);
+  cr_assert_eq(uv_sem_init(&custom_done, 0), 0);
+  cr_assert_eq(tw_serial_worker_new(&coordinator), 0);
+  cr_assert_eq(tw_team_new(&team, coordinator, custom_worker, fx_log, NULL),
+               0);
+  cr_assert_eq(tw_team_grow(team, 1), 0);
+  cr_assert_eq(tw_team_shrink_all(team), 0);
+  uv_sem_wait(&custom_done);
+  /* Creating the next worker is where finished workers are reaped. */
+  cr_assert_eq(tw_team_grow(team, 1), 0);
+  cr_assert_eq(atomic_load(&custom_joins), 0);
+  cr_assert_eq(tw_worker_quit(tw_team_worker(team)), 0);
+  cr_assert_eq(tw_team_join(team), 0);
+  uv_sem_wait(&custom_done);
+  cr_assert_eq(atomic_load(&custom_joins), 2);
+  cr_assert_eq(tw_worker_free(tw_team_worker(team)), 0);
+  uv_sem_destroy(&custom_done);
 }

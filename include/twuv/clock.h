@@ -59,6 +59,8 @@ TW_EXTERN double tw_clock_seconds(tw_clock *clock);
  *                    (Twisted asserts; its task.Clock accepts negatives)
  *   TW_ENOMEM
  *   TW_EWRONGTHREAD  reactor clock off its loop thread (thread_checks)
+ *   TW_ESHUTDOWN     the clock is being freed (from an arg_free run by
+ *                    tw_clock_free or tw_reactor_free)
  *
  * The reactor's clock lives as long as its reactor: do not use the pointer
  * after tw_reactor_free (delayed-call handles stay valid while referenced).
@@ -77,7 +79,7 @@ TW_EXTERN tw_clock *tw_clock_new_manual(void);
  * tw_clock_advance: Clock.advance(amount): move time forward, then run every
  * call now due, in (time, creation) order - including calls they schedule
  * that are due by then. Returns the number of calls run, or TW_EINVAL (not a
- * manual clock, amount negative or NaN; nothing changes).
+ * manual clock, amount negative, NaN or infinite; nothing changes).
  */
 TW_EXTERN int tw_clock_advance(tw_clock *clock, double amount);
 

@@ -22,7 +22,7 @@ extern "C" {
 
 /*
  * X-macro table: name, value, message. Values are part of the ABI and are
- * never renumbered; new codes are appended.
+ * never renumbered; new codes are appended. (-7019 is unassigned.)
  */
 #define TW_ERRNO_MAP(XX)                                                     \
   XX(EINVAL, -7001, "invalid argument")                                      \
@@ -43,7 +43,6 @@ extern "C" {
   XX(EOVERFLOW, -7016, "queue overflow")                                     \
   XX(EUNDERFLOW, -7017, "queue underflow")                                   \
   XX(ENOTLOCKED, -7018, "not locked or not acquired")                        \
-  XX(ENOTSTARTED, -7019, "not started")                                      \
   XX(ENOTSUP, -7020, "operation not supported")
 
 typedef enum tw_errno {

@@ -58,11 +58,15 @@ typedef struct tw_reactor tw_reactor;
 /* Stop the reactor on SIGINT and SIGTERM while it runs (as Twisted's
  * reactor.run() does by default); installed in the "during startup" phase. */
 #define TW_REACTOR_SIGNALS 0x1u
+/* The reactor's thread pool (threads.h) runs on libuv's own pool instead of
+ * threads of its own: one pool for fs, DNS and blocking work, sized by
+ * UV_THREADPOOL_SIZE; see tw_threadpool_new_uv for the trade-offs. */
+#define TW_REACTOR_UV_POOL 0x2u
 
 /*
  * tw_reactor_new: a new reactor on loop, or on a loop of its own when loop
- * is NULL (created now, closed by tw_reactor_free). flags: 0 or
- * TW_REACTOR_SIGNALS. The calling thread becomes the loop thread until the
+ * is NULL (created now, closed by tw_reactor_free). flags: 0, or any of
+ * TW_REACTOR_SIGNALS and TW_REACTOR_UV_POOL. The calling thread becomes the loop thread until the
  * reactor runs.
  * Errors: TW_EINVAL (out NULL, unknown flags), TW_ENOMEM, libuv errors from
  * uv_loop_init. On error *out is NULL.
@@ -81,12 +85,21 @@ TW_EXTERN tw_reactor *tw_reactor_default(void);
 
 /*
  * tw_reactor_free: release the reactor. Not while it runs (TW_EBUSY: stop it
- * first; in particular not from inside one of its callbacks).
+ * first; in particular not from inside one of its callbacks), and not while
+ * work that will call back into it is in flight elsewhere (TW_EBUSY):
+ * tw_defer_to_thread_pool jobs on a pool the reactor does not own (stop that
+ * pool first), or tw_reactor_resolve lookups (their callbacks come through
+ * the loop: run it, e.g. with tw_reactor_iterate, until free succeeds).
+ * On TW_EBUSY nothing has changed.
  * Everything still pending is handed to its cleanup path: queued
  * call_from_thread calls, pending delayed calls and unrun triggers are not
- * run, but their arg_free runs. Calls racing with free from other threads
- * are either accepted and cleaned up, or refused with TW_ESHUTDOWN; a thread
- * must not call into the reactor after free has returned.
+ * run, but their arg_free runs; the reactor's thread pool is stopped (its
+ * threads joined) and work it never ran gets its cleanup; Deferreds of
+ * tw_defer_to_thread whose results can no longer be delivered fail with
+ * TW_SHUTDOWN_ERROR. Threads blocked in tw_blocking_call_from_thread are
+ * released (TW_ESHUTDOWN) and waited for.
+ * Other threads must have stopped calling into the reactor before free
+ * starts: a call_from_thread racing with free may touch freed memory.
  * Own loop: closed here, synchronously (libuv handles you added to it and
  * left open are reported through the log hook, and the loop is then left
  * allocated rather than freed under them). Hosted loop: the reactor's
@@ -238,7 +251,7 @@ TW_EXTERN int tw_reactor_remove_system_event_trigger(tw_reactor *r,
  * before triggers, then (at once, or once the Deferreds they returned have
  * fired) its during and after triggers. An event with no triggers does
  * nothing. Firing "shutdown" on a reactor that never ran is allowed (as in
- * Twisted). Errors: TW_EINVAL, TW_ENOMEM, TW_EWRONGTHREAD.
+ * Twisted). Errors: TW_EINVAL, TW_EWRONGTHREAD.
  */
 TW_EXTERN int tw_reactor_fire_system_event(tw_reactor *r,
                                            const char *event_type);
@@ -262,10 +275,10 @@ TW_EXTERN int tw_reactor_call_when_running(tw_reactor *r, tw_result_fn fn,
  * (also from the loop thread itself; not from a signal handler, as it
  * allocates). Calls from one thread run in the order they were made. Calls
  * made before the reactor runs are run once it runs.
- * Nothing is lost: once a reactor has stopped for good (its run returned
- * after tw_reactor_stop) or is being freed, calls are refused with
+ * Nothing is lost: once a reactor has stopped for good (its shutdown event
+ * completed after tw_reactor_stop) or is being freed, calls are refused with
  * TW_ESHUTDOWN (Twisted silently queues them forever); calls accepted but
- * not run by then have their arg_free run instead.
+ * not run by then have their arg_free run instead (on the loop thread).
  * Errors: TW_EINVAL (NULL r or fn), TW_ENOMEM, TW_ESHUTDOWN; arg_free is
  * then not called.
  */

@@ -111,7 +111,8 @@ TW_EXTERN int tw_looping_call_stop(tw_looping_call *lc);
 
 /*
  * tw_looping_call_reset: reset(): restart the interval from now.
- * Errors: TW_EINVAL, TW_ENOTRUNNING.
+ * Errors: TW_EINVAL, TW_ENOTRUNNING, TW_ENOMEM, TW_EWRONGTHREAD (the
+ * reactor's clock off its loop thread).
  */
 TW_EXTERN int tw_looping_call_reset(tw_looping_call *lc);
 

@@ -235,9 +235,10 @@ TW_EXTERN int tw_lock_worker_new_custom(tw_worker **out, tw_call_fn acquire,
  * runs its item at once and then every item other threads submit meanwhile,
  * until the queue is empty; the other submitters only enqueue and return.
  * So items never run two at once, they run in FIFO order per submitting
- * thread, and nothing on the path takes a mutex (an intrusive MPSC queue and
- * an atomic count). A do from inside the work is queued and runs after the
- * current item, on the same thread.
+ * thread, and nothing on the path takes a mutex (one atomic word: a stack of
+ * waiting items, pushed with a CAS, taken a batch at a time). A do from
+ * inside the work is queued and runs after the current item, on the same
+ * thread.
  * Costs: an item is allocated only when the worker is busy; an idle worker
  * runs fn before do returns. A submitter may find itself running other
  * threads' work for as long as they keep it busy, so keep the work short
@@ -374,9 +375,12 @@ TW_EXTERN int tw_team_statistics(const tw_team *team, tw_team_stats *out);
  * tw_team_join: after quit, wait until the team has finished - every item
  * accepted has run (or sits in a backlog no worker was left to serve), every
  * worker has quit - then free every worker the team ever created (joining
- * their threads) and the coordinator. What ThreadPool.stop needs. The team
- * stays valid for tw_team_statistics and tw_worker_free. Calling it again
- * returns 0 at once (after the first join completes). Thread-safe.
+ * their threads; thread workers quit earlier by shrinking may already have
+ * been freed, when the team next created a worker) and the coordinator (a
+ * serial coordinator is freed with the team instead). What ThreadPool.stop
+ * needs. The team stays valid for tw_team_statistics and tw_worker_free.
+ * Calling it again returns 0 at once (after the first join completes).
+ * Thread-safe.
  * Errors: TW_EINVAL (NULL team, or not quit: it would wait for ever);
  * TW_EDEADLK (called from the team's own work or coordination).
  */

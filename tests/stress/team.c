@@ -5,11 +5,14 @@
  * returned TW_EALREADYQUIT; once a submitter saw TW_EALREADYQUIT, every
  * later do is refused too; arg_free runs exactly once per accepted item;
  * join leaves no worker thread behind; nothing leaks.
+ * Then a deep backlog: 2 threads submit without pausing to a pool of 2, so
+ * that most items wait, beyond the ring, and the workers take them from the
+ * backlog themselves: each runs and is released exactly once.
  */
-#include <dirent.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <string.h>
 #include <uv.h>
 
 #include "stress.h"
@@ -75,18 +78,65 @@ static void submit(void *arg) {
   }
 }
 
-static int count_threads(void) {
-  DIR *d = opendir("/proc/self/task");
-  struct dirent *e;
-  int n = 0;
-  if (d == NULL) return -1;
-  while ((e = readdir(d)) != NULL)
-    if (e->d_name[0] != '.') n++;
-  closedir(d);
-  return n;
-}
+
 
 static void count_nothing(void *arg) { (void)arg; }
+
+/* ---- The deep backlog ---------------------------------------------------- */
+
+#define DEEP_SUBMITTERS 2
+
+static tw_team *deep_team;
+static long deep_per_submitter;
+
+static size_t limit_two(void *ctx) {
+  (void)ctx;
+  return 2;
+}
+
+static void deep_submit(void *arg) {
+  uintptr_t p = (uintptr_t)arg;
+  long i;
+  for (i = 0; i < deep_per_submitter; i++)
+    if (tw_worker_do_full(tw_team_worker(deep_team), item, &slots[p][i],
+                          item_free) != 0)
+      atomic_fetch_add(&bad, 1);
+}
+
+static void deep_backlog(void) {
+  uv_thread_t t[DEEP_SUBMITTERS];
+  uintptr_t p;
+  long i, max_backlog = 0;
+  tw_team_stats st;
+  deep_per_submitter = per_submitter;
+  for (p = 0; p < DEEP_SUBMITTERS; p++)
+    memset(slots[p], 0, (size_t)deep_per_submitter * sizeof(slot));
+  CHECK_EQ(tw_pool_new(&deep_team, limit_two, NULL, "tw-deep"), 0);
+  for (p = 0; p < DEEP_SUBMITTERS; p++)
+    CHECK_EQ(uv_thread_create(&t[p], deep_submit, (void *)p), 0);
+  for (p = 0; p < DEEP_SUBMITTERS; p++) uv_thread_join(&t[p]);
+  CHECK_EQ(tw_team_statistics(deep_team, &st), 0);
+  max_backlog = (long)st.backlog;
+  CHECK_EQ(tw_worker_quit(tw_team_worker(deep_team)), 0);
+  CHECK_EQ(tw_team_join(deep_team), 0);
+  CHECK_EQ(tw_team_statistics(deep_team, &st), 0);
+  CHECK_EQ(st.busy + st.idle + st.backlog, 0);
+  CHECK(st.created <= 2);
+  CHECK_EQ(atomic_load(&bad), 0);
+  for (p = 0; p < DEEP_SUBMITTERS; p++)
+    for (i = 0; i < deep_per_submitter; i++) {
+      slot *s = &slots[p][i];
+      if (atomic_load(&s->runs) != 1 || atomic_load(&s->frees) != 1) {
+        fprintf(stderr, "deep backlog: submitter %d item %ld ran %d, freed %d\n",
+                (int)p, i, atomic_load(&s->runs), atomic_load(&s->frees));
+        exit(1);
+      }
+    }
+  CHECK_EQ(tw_worker_free(tw_team_worker(deep_team)), 0);
+  printf("team: deep backlog: %ld items from %d threads to a pool of 2, each "
+         "run once (backlog %ld when the submitters were done)\n",
+         deep_per_submitter * DEEP_SUBMITTERS, DEEP_SUBMITTERS, max_backlog);
+}
 
 int main(void) {
   uv_thread_t t[SUBMITTERS];
@@ -107,7 +157,7 @@ int main(void) {
    * it is counted on both sides of the comparison. */
   CHECK_EQ(uv_thread_create(&t[0], count_nothing, NULL), 0);
   uv_thread_join(&t[0]);
-  threads_before = count_threads();
+  threads_before = stress_count_threads_settled();
   CHECK_EQ(tw_pool_new(&team, limit, NULL, "tw-stress"), 0);
   CHECK_EQ(tw_team_grow(team, LIMIT), 0);
   for (p = 0; p < SUBMITTERS; p++)
@@ -136,7 +186,7 @@ int main(void) {
   CHECK_EQ(st.idle, 0);
   CHECK_EQ(st.busy, 0);
   CHECK_EQ(st.backlog, 0);
-  CHECK_EQ(count_threads(), threads_before);
+  CHECK_EQ(stress_count_threads_settled(), threads_before);
   CHECK_EQ(atomic_load(&bad), 0);
   for (p = 0; p < SUBMITTERS; p++)
     for (i = 0; i < per_submitter; i++) {
@@ -151,6 +201,7 @@ int main(void) {
       ran += runs;
     }
   CHECK_EQ(tw_worker_free(tw_team_worker(team)), 0);
+  deep_backlog();
   for (p = 0; p < SUBMITTERS; p++) free(slots[p]);
   stress_check_no_leaks();
   printf("team: %ld of %ld items accepted and run exactly once, %ld refused "

@@ -1,0 +1,162 @@
+/*
+ * twuv/threads.h - the reactor's threads: IReactorThreads (the reactor's
+ * thread pool, callInThread) and twisted.internet.threads (deferToThread,
+ * callMultipleInThread, blockingCallFromThread), plus reactor.resolve.
+ *
+ * The rule of "Using Threads in Twisted" holds (docs/threading.md): code
+ * that blocks runs on pool threads; everything that touches the reactor or
+ * a Deferred runs on the loop thread. The functions here are loop thread
+ * only, except tw_blocking_call_from_thread, which is for other threads.
+ *
+ * Where Twisted hangs, twuv answers:
+ *   - tw_blocking_call_from_thread on the loop thread: TW_EDEADLK at once;
+ *   - a reactor that is not running or stops: TW_ESHUTDOWN (waiting callers
+ *     are released as soon as the reactor stops running);
+ *   - a timeout: TW_ETIMEDOUT, and the Deferred is cancelled;
+ *   - cancelling a tw_defer_to_thread Deferred: work that has not started
+ *     never runs; work already running is abandoned (its late result is
+ *     released) and the Deferred fails with CancelledError at once
+ *     (Twisted #5058);
+ *   - work submitted to a stopped pool: an error, not a silent drop.
+ */
+#ifndef TWUV_THREADS_H
+#define TWUV_THREADS_H
+
+#include "common.h"
+#include "defer.h"
+#include "reactor.h"
+#include "threadpool.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- IReactorThreads ------------------------------------------------------- */
+
+/*
+ * tw_reactor_get_thread_pool: reactor.getThreadPool(): the reactor's pool,
+ * created on first use - ThreadPool(0, 10, "tw-pool"), so threads are named
+ * tw-pool-N; or, for a reactor made with TW_REACTOR_UV_POOL, a pool on
+ * libuv's own thread pool (tw_threadpool_new_uv; see threadpool.h for the
+ * trade-offs). It is started when the reactor runs (at once if it already
+ * does) and stopped - every thread joined - in the "during shutdown" phase,
+ * after which the reactor forgets it (a later call creates a new one, which
+ * starts only if the reactor runs again). Owned by the reactor: do not stop
+ * or free it yourself.
+ * Returns NULL when out of memory, for NULL, off the loop thread
+ * (thread_checks), or once the reactor has stopped for good.
+ */
+TW_EXTERN tw_threadpool *tw_reactor_get_thread_pool(tw_reactor *r);
+
+/*
+ * tw_reactor_call_in_thread: reactor.callInThread(f): run fn(arg) on the
+ * reactor's pool (tw_threadpool_call_in_thread). Before the reactor runs,
+ * the work waits and runs once it does.
+ * Errors: TW_EINVAL, TW_ENOMEM, TW_EWRONGTHREAD, TW_ESHUTDOWN (the reactor
+ * has stopped for good: Twisted would keep the work for ever).
+ */
+TW_EXTERN int tw_reactor_call_in_thread(tw_reactor *r, tw_call_fn fn,
+                                        void *arg, tw_free_fn arg_free);
+
+/*
+ * tw_reactor_suggest_thread_pool_size: suggestThreadPoolSize(size): set the
+ * reactor pool's maximum (creating the pool if needed).
+ * Errors: TW_EINVAL (size below the pool's minimum, or above 1024),
+ * TW_ENOMEM, TW_EWRONGTHREAD, TW_ESHUTDOWN, TW_ENOTSUP (libuv's pool).
+ */
+TW_EXTERN int tw_reactor_suggest_thread_pool_size(tw_reactor *r, int size);
+
+/* ---- twisted.internet.threads ---------------------------------------------- */
+
+/*
+ * tw_defer_to_thread_pool: deferToThreadPool(reactor, threadpool, f): run
+ * fn(arg) on a thread of tp; *out receives a Deferred (one reference, the
+ * caller's) that fires on the loop thread with what fn returned: a value or
+ * a failure (a Deferred returned by fn is refused with a TW_TYPE_ERROR
+ * failure). arg_free(arg) runs on the pool thread right after fn (or, if
+ * the work never runs, when that is known).
+ * Cancelling the Deferred: before fn started, fn never runs and the
+ * Deferred fails with CancelledError; while fn runs, the Deferred fails
+ * with CancelledError at once and fn's result is released when it comes.
+ * So the Deferred's callbacks may run while fn still runs: arg belongs to
+ * the work until arg_free, and must not be freed by those callbacks.
+ * tp must outlive the work: while jobs on a pool that is not the reactor's
+ * are in flight, tw_reactor_free returns TW_EBUSY.
+ * Errors: TW_EINVAL (NULL r, tp, fn or out), TW_ENOMEM, TW_EWRONGTHREAD,
+ * TW_EALREADYQUIT (tp stopped), TW_ESHUTDOWN (reactor stopped for good).
+ * On error nothing runs and arg_free is not called.
+ */
+TW_EXTERN int tw_defer_to_thread_pool(tw_reactor *r, tw_threadpool *tp,
+                                      tw_result_fn fn, void *arg,
+                                      tw_free_fn arg_free, tw_deferred **out);
+
+/*
+ * tw_defer_to_thread: deferToThread(f): tw_defer_to_thread_pool on the
+ * reactor's pool (created on first use).
+ */
+TW_EXTERN int tw_defer_to_thread(tw_reactor *r, tw_result_fn fn, void *arg,
+                                 tw_free_fn arg_free, tw_deferred **out);
+
+/* One call for tw_call_multiple_in_thread. */
+typedef struct tw_thread_call {
+  tw_call_fn fn;
+  void *arg;
+  tw_free_fn arg_free;
+} tw_thread_call;
+
+/*
+ * tw_call_multiple_in_thread: callMultipleInThread([(f, a, kw), ...]): run
+ * the n calls in order, in one pool thread. The array is copied. If a call
+ * reports a failure (tw_work_fail), it is logged and the remaining calls are
+ * skipped, as in Twisted; every call's arg_free still runs exactly once.
+ * Errors: TW_EINVAL (NULL r or calls with n > 0, a NULL fn), TW_ENOMEM,
+ * TW_EWRONGTHREAD, TW_ESHUTDOWN; nothing runs then.
+ */
+TW_EXTERN int tw_call_multiple_in_thread(tw_reactor *r,
+                                         const tw_thread_call *calls,
+                                         size_t n);
+
+/*
+ * tw_blocking_call_from_thread: blockingCallFromThread(reactor, f): from a
+ * thread that is not the loop thread, run fn(arg) on the loop thread and
+ * wait for its result: a value or failure, or - when fn returns a Deferred -
+ * that Deferred's result. On 0, *result holds it and the caller owns it
+ * (release it with tw_result_release); it is never reported as unhandled.
+ * timeout is in seconds (INFINITY: no limit).
+ * Errors (*result is then None):
+ *   TW_EDEADLK    called on the loop thread (Twisted hangs for ever)
+ *   TW_ESHUTDOWN  the reactor is not running, or stops before the result
+ *                 arrives (the caller is released at once)
+ *   TW_ETIMEDOUT  no result in time; the Deferred is cancelled, and a late
+ *                 result is released
+ *   TW_ECANCELLED fn returned a Deferred that was then freed without firing
+ *                 (nothing held it): no result can ever come
+ *   TW_EINVAL     NULL r, fn or result; timeout negative or NaN
+ *   TW_ENOMEM
+ * Thread-safe (that is its purpose). The reactor must not be freed before
+ * the call returns (tw_reactor_free waits for released callers to leave).
+ */
+TW_EXTERN int tw_blocking_call_from_thread(tw_reactor *r, tw_result_fn fn,
+                                           void *arg, tw_result *result,
+                                           double timeout);
+
+/* ---- resolve ------------------------------------------------------------------ */
+
+/*
+ * tw_reactor_resolve: reactor.resolve(name): look name up with
+ * uv_getaddrinfo (on libuv's pool, as Twisted runs the blocking resolver in
+ * a thread). *out fires with a struct addrinfo * list (all addresses, any
+ * family; freed by the value's destructor, uv_freeaddrinfo) - Twisted
+ * returns only the first IPv4 address as a string - or fails with
+ * TW_DNS_LOOKUP_ERROR carrying the libuv code (UV_EAI_*). Cancelling stops a
+ * lookup that has not started; one already running is abandoned and its
+ * answer freed. Loop thread only.
+ * Errors: TW_EINVAL, TW_ENOMEM, TW_EWRONGTHREAD, libuv errors.
+ */
+TW_EXTERN int tw_reactor_resolve(tw_reactor *r, const char *name,
+                                 tw_deferred **out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* TWUV_THREADS_H */

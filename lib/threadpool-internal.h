@@ -1,0 +1,54 @@
+/*
+ * lib/threadpool-internal.h - a thread pool job whose memory the submitter
+ * provides, for defer_to_thread (lib/threads.c): its per-job state, the
+ * pool's job and the call back to the loop then live in one allocation
+ * made and freed on the loop thread, instead of three nodes carved on one
+ * thread and released on another.
+ */
+#ifndef TWUV_THREADPOOL_INTERNAL_H
+#define TWUV_THREADPOOL_INTERNAL_H
+
+#include "internal.h"
+
+/* Seven words: a tnode (lib/tnode.h) has no room for more. */
+typedef struct tw__tp_job {
+  union {
+    tw_threadpool *tp;
+    struct tw__tp_job *next; /* instead, while held (uv, before start) */
+  } u;
+  union {
+    tw_call_fn call;     /* on_result == NULL: call_in_thread */
+    tw_result_fn result; /* call_in_thread_with_callback */
+  } fn;
+  void *arg;
+  tw_free_fn arg_free;
+  tw_on_result_fn on_result;
+  void *ctx;
+  /* The submission time (the pool's clock: ns, or TSC ticks on x86)
+   * with two marks in its low bits: PENDING until the
+   * job starts (then the time is cleared), EXT for the caller's memory. */
+  uint64_t submit_ns;
+} tw__tp_job;
+
+#define TW__TP_PENDING ((uint64_t)1)
+#define TW__TP_EXT ((uint64_t)2)
+#define TW__TP_MARKS (TW__TP_PENDING | TW__TP_EXT)
+
+typedef struct tw__tp_job_ext {
+  tw__tp_job base;
+  /* Called once, on the pool's side, when the pool is done with the job:
+   * after on_result (or, for a job that never ran, after on_result got
+   * CancelledError). Not called when the submission fails. */
+  void (*release)(struct tw__tp_job_ext *ext);
+} tw__tp_job_ext;
+
+/*
+ * tw_threadpool_call_in_thread_with_callback with the job in ext (no
+ * arg_free: fn's data is the caller's). Same errors; on error nothing was
+ * taken and release will not be called.
+ */
+int tw__threadpool_submit_ext(tw_threadpool *tp, tw__tp_job_ext *ext,
+                              tw_result_fn fn, void *arg,
+                              tw_on_result_fn on_result, void *ctx);
+
+#endif

@@ -1,0 +1,626 @@
+/*
+ * lib/threads.c - the reactor's thread pool, defer_to_thread,
+ * call_multiple_in_thread, blocking_call_from_thread and resolve
+ * (threads.h).
+ *
+ * Everything that crosses threads goes through the two thread-safe doors:
+ * tw_threadpool_call_in_thread_with_callback (loop -> pool) and
+ * tw_reactor_call_from_thread (pool -> loop). Deferreds are only ever
+ * touched on the loop thread.
+ */
+#include "reactor-internal.h"
+#include "threadpool-internal.h"
+#include "tnode.h"
+
+#include <math.h>
+#include <string.h>
+
+/*
+ * Stopped for good: past the "during shutdown" crash of a stop (the pool is
+ * being or has been joined, and the reactor cannot run again), or its queue
+ * to the loop is closed. Work submitted now could never come back.
+ */
+static int tw__reactor_gone(tw_reactor *r) {
+  return (r->started_before && !r->started) ||
+         (atomic_load_explicit(&r->queued, memory_order_acquire) &
+          TW__QUEUE_CLOSED) != 0;
+}
+
+/* ---- the reactor's pool --------------------------------------------------- */
+
+static tw_result tw__pool_start(void *arg) {
+  tw_reactor *r = arg;
+  r->pool_start_id = 0;
+  if (r->pool != NULL) (void)tw_threadpool_start(r->pool);
+  return tw_result_none();
+}
+
+/* Forget the pool, then stop it (joining its threads) and free it. */
+static void tw__pool_release(tw_reactor *r) {
+  tw_threadpool *tp = r->pool;
+  if (tp == NULL) return;
+  if (r->pool_start_id != 0) {
+    (void)tw_reactor_remove_system_event_trigger(r, r->pool_start_id);
+    r->pool_start_id = 0;
+  }
+  r->pool = NULL;
+  r->pool_free = NULL;
+  /* Finished jobs queue their results to the loop meanwhile; the shutdown
+   * (or free) that called us hands those to their cleanup path. */
+  (void)tw_threadpool_free(tp);
+}
+
+/* Twisted's _stopThreadPool, a "during shutdown" trigger. */
+static tw_result tw__pool_stop(void *arg) {
+  tw__pool_release(arg);
+  return tw_result_none();
+}
+
+tw_threadpool *tw_reactor_get_thread_pool(tw_reactor *r) {
+  tw_threadpool *tp;
+  tw_trigger_id start_id = 0;
+  int err;
+  if (r == NULL) return NULL;
+  TW__LOOP_ONLY(r, NULL);
+  if (r->pool != NULL) return r->pool;
+  if (tw__reactor_gone(r)) return NULL;
+  err = (r->flags & TW_REACTOR_UV_POOL) ? tw_threadpool_new_uv(&tp, r->loop)
+                                        : tw_threadpool_new(&tp, 0, 10, "tw-pool");
+  if (err != 0) return NULL;
+  /* The stop trigger first: if the start cannot be arranged, nothing is
+   * left half-registered. */
+  if (tw__reactor_add_internal_trigger(r, TW_PHASE_DURING, "shutdown",
+                                       tw__pool_stop) != 0) {
+    tw_threadpool_free(tp);
+    return NULL;
+  }
+  if (r->running) {
+    (void)tw_threadpool_start(tp);
+  } else if (tw_reactor_add_system_event_trigger(r, TW_PHASE_AFTER, "startup",
+                                                 tw__pool_start, r, NULL,
+                                                 &start_id) != 0) {
+    /* The stop trigger stays; with no pool it does nothing. */
+    tw_threadpool_free(tp);
+    return NULL;
+  }
+  r->pool = tp;
+  r->pool_start_id = start_id;
+  r->pool_free = tw__pool_release;
+  return tp;
+}
+
+int tw_reactor_call_in_thread(tw_reactor *r, tw_call_fn fn, void *arg,
+                              tw_free_fn arg_free) {
+  tw_threadpool *tp;
+  if (r == NULL || fn == NULL) return TW_EINVAL;
+  TW__LOOP_ONLY(r, TW_EWRONGTHREAD);
+  if (tw__reactor_gone(r)) return TW_ESHUTDOWN;
+  tp = tw_reactor_get_thread_pool(r);
+  if (tp == NULL) return TW_ENOMEM;
+  return tw_threadpool_call_in_thread(tp, fn, arg, arg_free);
+}
+
+int tw_reactor_suggest_thread_pool_size(tw_reactor *r, int size) {
+  tw_threadpool *tp;
+  /* -1 would mean "keep" to adjust_poolsize. */
+  if (r == NULL || size < 0) return TW_EINVAL;
+  TW__LOOP_ONLY(r, TW_EWRONGTHREAD);
+  if (tw__reactor_gone(r)) return TW_ESHUTDOWN;
+  tp = tw_reactor_get_thread_pool(r);
+  if (tp == NULL) return TW_ENOMEM;
+  return tw_threadpool_adjust_poolsize(tp, -1, size);
+}
+
+/* ---- defer_to_thread ---------------------------------------------------- */
+
+enum { TW__JOB_QUEUED, TW__JOB_RUNNING, TW__JOB_CANCELLED, TW__JOB_DONE };
+
+/*
+ * One allocation per job, made and freed on the loop thread: the pool's
+ * job and the call back to the loop live in it. Two parties hold it - the
+ * loop (until the job is finished there) and the pool (until it releases
+ * its job) - and the last to let go frees it.
+ */
+typedef struct tw__job {
+  tw__tp_job_ext tp;
+  tw__call_node call;
+  tw_reactor *r;
+  tw_deferred *d; /* the job's reference; released on the loop thread */
+  tw_result_fn fn;
+  void *arg;
+  tw_free_fn arg_free;
+  tw_result result;
+  _Atomic int state;
+  _Atomic int holders;
+  int ran;       /* fn started (pool side only) */
+  int delivered; /* result handed on (loop side only) */
+  int foreign;   /* on a pool the reactor does not own: in busy_refs until
+                    the job has handed itself back to the loop */
+  tw__reactor_parked park;
+} tw__job;
+
+_Static_assert(sizeof(tw__job) <= TW__TNODE_JOB_SIZE, "a job fits its node");
+
+static void tw__job_let_go(tw__job *job) {
+  if (atomic_fetch_sub_explicit(&job->holders, 1, memory_order_acq_rel) == 1)
+    tw__tnode_put(job);
+}
+
+/* The pool is done with the job. */
+static void tw__job_pool_release(tw__tp_job_ext *ext) {
+  tw__job_let_go(TW__CONTAINER_OF(ext, tw__job, tp));
+}
+
+/* Pool thread: run the work unless the Deferred was cancelled first. */
+static tw_result tw__job_run(void *arg) {
+  tw__job *job = arg;
+  int expected = TW__JOB_QUEUED;
+  tw_result res;
+  job->ran = 1;
+  if (!atomic_compare_exchange_strong_explicit(
+          &job->state, &expected, TW__JOB_RUNNING, memory_order_acq_rel,
+          memory_order_acquire))
+    res = tw_result_none(); /* cancelled before it started: never runs */
+  else
+    res = job->fn(job->arg);
+  if (job->arg_free != NULL) job->arg_free(job->arg);
+  return res;
+}
+
+/* Loop thread: fire the Deferred with the result, unless cancelled. */
+static void tw__job_deliver(void *arg) {
+  tw__job *job = arg;
+  int state = atomic_exchange_explicit(&job->state, TW__JOB_DONE,
+                                       memory_order_acq_rel);
+  job->delivered = 1;
+  if (state == TW__JOB_CANCELLED ||
+      tw_deferred_callback(job->d, job->result) != 0)
+    tw_result_release(job->result); /* the late result of cancelled work */
+}
+
+/* Loop thread (or the thread freeing the reactor): the job is over. */
+static void tw__job_finish(void *arg) {
+  tw__job *job = arg;
+  if (!job->delivered) {
+    /* The reactor stopped for good before the result could be delivered.
+     * Say so rather than leave the Deferred unfired for ever (firing it
+     * also means its canceller can no longer reach this job). A Deferred
+     * already cancelled refuses it. */
+    tw_failure *f = tw_failure_new(
+        &TW_SHUTDOWN_ERROR, TW_ESHUTDOWN,
+        "the reactor stopped before the work's result could be delivered");
+    tw_result_release(job->result);
+    if (tw_deferred_errback(job->d, f) != 0) tw_failure_unref(f);
+  }
+  tw_deferred_unref(job->d);
+  tw__job_let_go(job);
+}
+
+/* Pool thread (or the thread dropping unrun work): hand the result over. */
+static void tw__job_on_result(tw_result result, void *ctx) {
+  tw__job *job = ctx;
+  tw_reactor *r = job->r;
+  int foreign = job->foreign, err;
+  if (!job->ran && job->arg_free != NULL) job->arg_free(job->arg);
+  job->result = result;
+  /* The loop refuses only once stopped for good; then the job's cleanup
+   * runs there when the queue closes (already closed: see below). */
+  err = tw__reactor_call_from_thread_node(r, &job->call, tw__job_deliver, job,
+                                          tw__job_finish);
+  if (err != 0) {
+    /* Only the loop thread may release the Deferred: park the job for
+     * tw_reactor_free, which runs on that thread. */
+    job->park.fn = tw__job_finish;
+    job->park.arg = job;
+    tw__reactor_park(job->r, &job->park);
+  }
+  /* Handed back (queued to the loop or parked): tw_reactor_free deals with
+   * the job from here, so this is this thread's last access to r. */
+  if (foreign) atomic_fetch_sub_explicit(&r->busy_refs, 1, memory_order_release);
+}
+
+/* Loop thread: Deferred.cancel() on a defer_to_thread Deferred. */
+static void tw__job_cancel(tw_deferred *d, void *arg) {
+  tw__job *job = arg;
+  (void)d;
+  /* Queued: it will be skipped. Running: its result will be released.
+   * Either way the Deferred fails with CancelledError now (we leave it
+   * unfired, so tw_deferred_cancel errbacks it). */
+  (void)atomic_exchange_explicit(&job->state, TW__JOB_CANCELLED,
+                                 memory_order_acq_rel);
+}
+
+int tw_defer_to_thread_pool(tw_reactor *r, tw_threadpool *tp, tw_result_fn fn,
+                            void *arg, tw_free_fn arg_free,
+                            tw_deferred **out) {
+  tw__job *job;
+  tw_deferred *d;
+  int err;
+  if (out != NULL) *out = NULL;
+  if (r == NULL || tp == NULL || fn == NULL || out == NULL) return TW_EINVAL;
+  TW__LOOP_ONLY(r, TW_EWRONGTHREAD);
+  if (tw__reactor_gone(r)) return TW_ESHUTDOWN;
+  job = tw__tnode_get_kind(TW__TNODE_JOB);
+  if (job == NULL) return TW_ENOMEM;
+  d = tw_deferred_new(tw__job_cancel, job);
+  if (d == NULL) {
+    tw__tnode_put(job);
+    return TW_ENOMEM;
+  }
+  job->r = r;
+  job->d = tw_deferred_ref(d);
+  job->fn = fn;
+  job->arg = arg;
+  job->arg_free = arg_free;
+  job->result = tw_result_none();
+  atomic_init(&job->state, TW__JOB_QUEUED);
+  job->ran = 0;
+  job->delivered = 0;
+  job->foreign = tp != r->pool;
+  atomic_init(&job->holders, 2);
+  job->tp.release = tw__job_pool_release;
+  if (job->foreign)
+    atomic_fetch_add_explicit(&r->busy_refs, 1, memory_order_relaxed);
+  err = tw__threadpool_submit_ext(tp, &job->tp, tw__job_run, job,
+                                  tw__job_on_result, job);
+  if (err != 0) {
+    if (job->foreign)
+      atomic_fetch_sub_explicit(&r->busy_refs, 1, memory_order_relaxed);
+    tw__tnode_put(job);
+    /* Unfired, never reachable by anyone: freeing it drops nothing. */
+    tw_deferred_unref(d);
+    tw_deferred_unref(d);
+    return err;
+  }
+  *out = d;
+  return 0;
+}
+
+int tw_defer_to_thread(tw_reactor *r, tw_result_fn fn, void *arg,
+                       tw_free_fn arg_free, tw_deferred **out) {
+  tw_threadpool *tp;
+  if (out != NULL) *out = NULL;
+  if (r == NULL || fn == NULL || out == NULL) return TW_EINVAL;
+  TW__LOOP_ONLY(r, TW_EWRONGTHREAD);
+  if (tw__reactor_gone(r)) return TW_ESHUTDOWN;
+  tp = tw_reactor_get_thread_pool(r);
+  if (tp == NULL) return TW_ENOMEM;
+  return tw_defer_to_thread_pool(r, tp, fn, arg, arg_free, out);
+}
+
+/* ---- call_multiple_in_thread ---------------------------------------------- */
+
+typedef struct tw__multiple {
+  size_t n;
+  size_t done; /* calls whose arg_free has run */
+  tw_thread_call calls[];
+} tw__multiple;
+
+static void tw__multiple_run(void *arg) {
+  tw__multiple *m = arg;
+  tw_failure *failed = NULL;
+  for (; m->done < m->n; m->done++) {
+    tw_thread_call *c = &m->calls[m->done];
+    if (failed == NULL) {
+      c->fn(c->arg);
+      failed = tw_work_take_failure();
+    }
+    /* After a failure the rest are skipped, as in Twisted; their data is
+     * still released. */
+    if (c->arg_free != NULL) c->arg_free(c->arg);
+  }
+  if (failed != NULL) tw_work_fail(failed); /* the pool logs it */
+}
+
+static void tw__multiple_free(void *arg) {
+  tw__multiple *m = arg;
+  for (; m->done < m->n; m->done++)
+    if (m->calls[m->done].arg_free != NULL)
+      m->calls[m->done].arg_free(m->calls[m->done].arg);
+  tw__free(m);
+}
+
+int tw_call_multiple_in_thread(tw_reactor *r, const tw_thread_call *calls,
+                               size_t n) {
+  tw__multiple *m;
+  size_t i;
+  int err;
+  if (r == NULL || (calls == NULL && n > 0)) return TW_EINVAL;
+  for (i = 0; i < n; i++)
+    if (calls[i].fn == NULL) return TW_EINVAL;
+  if (n > (SIZE_MAX - sizeof(*m)) / sizeof(m->calls[0])) return TW_ENOMEM;
+  m = tw__malloc(sizeof(*m) + n * sizeof(m->calls[0]));
+  if (m == NULL) return TW_ENOMEM;
+  m->n = n;
+  m->done = 0;
+  if (n > 0) memcpy(m->calls, calls, n * sizeof(m->calls[0]));
+  err = tw_reactor_call_in_thread(r, tw__multiple_run, m, tw__multiple_free);
+  if (err != 0) tw__free(m);
+  return err;
+}
+
+/* ---- blocking_call_from_thread --------------------------------------------- */
+
+enum {
+  TW__BC_PENDING,
+  TW__BC_DONE,
+  TW__BC_TIMEDOUT,
+  TW__BC_SHUTDOWN,
+  TW__BC_DROPPED /* the Deferred was freed unfired: no result will come */
+};
+
+typedef struct tw__blocking {
+  tw__reactor_waiter waiter; /* first: the reactor's list */
+  uv_mutex_t mutex;
+  uv_cond_t cond;
+  int state;            /* under mutex */
+  int refs;             /* under mutex: the caller's and the loop side's */
+  tw_result result;     /* under mutex, once DONE */
+  tw_result_fn fn;
+  void *arg;
+  /* Loop thread only: what a timeout cancels. Not a reference: if nothing
+   * else holds the Deferred, it can never fire, and its being freed is what
+   * tells the waiter (DROPPED) - holding it here would hang the waiter and
+   * leak the two in a cycle. */
+  tw_deferred *pending;
+} tw__blocking;
+
+static void tw__bc_unref(tw__blocking *b) {
+  int last;
+  uv_mutex_lock(&b->mutex);
+  last = --b->refs == 0;
+  uv_mutex_unlock(&b->mutex);
+  if (!last) return;
+  uv_cond_destroy(&b->cond);
+  uv_mutex_destroy(&b->mutex);
+  tw__free(b);
+}
+
+/* Reactor (under its waiter lock): it stopped running. */
+static void tw__bc_release(tw__reactor_waiter *w) {
+  tw__blocking *b = (tw__blocking *)w;
+  uv_mutex_lock(&b->mutex);
+  if (b->state == TW__BC_PENDING) {
+    b->state = TW__BC_SHUTDOWN;
+    uv_cond_signal(&b->cond);
+  }
+  uv_mutex_unlock(&b->mutex);
+}
+
+/* Loop thread: the result is here. Consumes it, so nothing is left for the
+ * "Unhandled error in Deferred" report. */
+static tw_result tw__bc_deliver(tw_result result, void *arg) {
+  tw__blocking *b = arg;
+  b->pending = NULL;
+  uv_mutex_lock(&b->mutex);
+  if (b->state == TW__BC_PENDING) {
+    b->result = result;
+    b->state = TW__BC_DONE;
+    uv_cond_signal(&b->cond);
+    result = tw_result_none();
+  }
+  uv_mutex_unlock(&b->mutex);
+  tw_result_release(result); /* nobody waits for it any more */
+  return tw_result_none();
+}
+
+static void tw__bc_unref_cb(void *arg) { tw__bc_unref(arg); }
+
+/* Loop thread: the callbacks are done with b - run, or dropped unrun with
+ * their Deferred. */
+static void tw__bc_callbacks_gone(void *arg) {
+  tw__blocking *b = arg;
+  b->pending = NULL;
+  uv_mutex_lock(&b->mutex);
+  if (b->state == TW__BC_PENDING) {
+    b->state = TW__BC_DROPPED;
+    uv_cond_signal(&b->cond);
+  }
+  uv_mutex_unlock(&b->mutex);
+  tw__bc_unref(b);
+}
+
+/* Loop thread: maybeDeferred(f).addBoth(deliver). */
+static void tw__bc_start(void *arg) {
+  tw__blocking *b = arg;
+  tw_deferred *d;
+  int pending;
+  /* The caller may have been released (shutdown, timeout) before the loop
+   * got here: then fn must not run, or a caller told TW_ESHUTDOWN could not
+   * know whether its work happened. */
+  uv_mutex_lock(&b->mutex);
+  pending = b->state == TW__BC_PENDING;
+  uv_mutex_unlock(&b->mutex);
+  if (!pending) return;
+  d = tw_maybe_deferred(b->fn, b->arg);
+  if (d == NULL) {
+    tw__bc_deliver(tw_result_failure(tw_failure_from_code(TW_ENOMEM)), b);
+    return;
+  }
+  uv_mutex_lock(&b->mutex);
+  b->refs++; /* the callbacks' */
+  uv_mutex_unlock(&b->mutex);
+  b->pending = d;
+  if (tw_deferred_add_callbacks_full(d, tw__bc_deliver, tw__bc_deliver, b,
+                                     tw__bc_callbacks_gone) != 0) {
+    b->pending = NULL;
+    tw__bc_unref(b);
+    tw__bc_deliver(tw_result_failure(tw_failure_from_code(TW_ENOMEM)), b);
+  }
+  tw_deferred_unref(d);
+}
+
+/* Loop thread: the caller gave up waiting. */
+static void tw__bc_cancel(void *arg) {
+  tw__blocking *b = arg;
+  if (b->pending != NULL) (void)tw_deferred_cancel(b->pending);
+}
+
+int tw_blocking_call_from_thread(tw_reactor *r, tw_result_fn fn, void *arg,
+                                 tw_result *result, double timeout) {
+  tw__blocking *b;
+  int err, state;
+  uint64_t deadline = 0;
+  if (result != NULL) *result = tw_result_none();
+  if (r == NULL || fn == NULL || result == NULL || isnan(timeout) ||
+      timeout < 0)
+    return TW_EINVAL;
+  /* Twisted's blockingCallFromThread hangs here for ever. */
+  if (tw_reactor_in_loop_thread(r)) return TW_EDEADLK;
+  b = tw__malloc(sizeof(*b));
+  if (b == NULL) return TW_ENOMEM;
+  if (uv_mutex_init(&b->mutex) != 0) {
+    tw__free(b);
+    return TW_ENOMEM;
+  }
+  if (uv_cond_init(&b->cond) != 0) {
+    uv_mutex_destroy(&b->mutex);
+    tw__free(b);
+    return TW_ENOMEM;
+  }
+  b->waiter.release = tw__bc_release;
+  b->waiter.next = NULL;
+  b->waiter.pprev = NULL;
+  b->state = TW__BC_PENDING;
+  b->refs = 2; /* ours, and the loop call's */
+  b->result = tw_result_none();
+  b->fn = fn;
+  b->arg = arg;
+  b->pending = NULL;
+  /* Beyond ~292 years of nanoseconds (or past the end of uint64) is as
+   * good as no timeout - and converting it would be undefined. */
+  if (isfinite(timeout) && timeout * 1e9 < 9.0e18) {
+    deadline = uv_hrtime() + (uint64_t)(timeout * 1e9);
+    if (deadline == 0) deadline = 1; /* 0 means "no timeout" below */
+  }
+
+  err = tw__reactor_enter_blocking(r, &b->waiter);
+  if (err != 0) {
+    b->refs = 1;
+    tw__bc_unref(b);
+    return err;
+  }
+  err = tw_reactor_call_from_thread(r, tw__bc_start, b, tw__bc_unref_cb);
+  if (err != 0) {
+    tw__reactor_leave_blocking(r, &b->waiter);
+    b->refs = 1;
+    tw__bc_unref(b);
+    return err == TW_ENOMEM ? err : TW_ESHUTDOWN;
+  }
+
+  uv_mutex_lock(&b->mutex);
+  while (b->state == TW__BC_PENDING) {
+    if (deadline == 0) {
+      uv_cond_wait(&b->cond, &b->mutex);
+    } else {
+      uint64_t now = uv_hrtime();
+      if (now >= deadline ||
+          uv_cond_timedwait(&b->cond, &b->mutex, deadline - now) ==
+              UV_ETIMEDOUT) {
+        if (b->state == TW__BC_PENDING) b->state = TW__BC_TIMEDOUT;
+      }
+    }
+  }
+  state = b->state;
+  if (state == TW__BC_DONE) *result = b->result;
+  uv_mutex_unlock(&b->mutex);
+
+  if (state == TW__BC_TIMEDOUT) {
+    /* Cancel it on the loop; the late result is released there. */
+    uv_mutex_lock(&b->mutex);
+    b->refs++;
+    uv_mutex_unlock(&b->mutex);
+    if (tw_reactor_call_from_thread(r, tw__bc_cancel, b, tw__bc_unref_cb) != 0)
+      tw__bc_unref(b);
+  }
+  tw__reactor_leave_blocking(r, &b->waiter); /* our last access to r */
+  tw__bc_unref(b);
+  switch (state) {
+    case TW__BC_DONE:
+      return 0;
+    case TW__BC_TIMEDOUT:
+      return TW_ETIMEDOUT;
+    case TW__BC_DROPPED:
+      return TW_ECANCELLED;
+    default:
+      return TW_ESHUTDOWN;
+  }
+}
+
+/* ---- resolve ---------------------------------------------------------------- */
+
+typedef struct tw__resolve {
+  uv_getaddrinfo_t req;
+  tw_reactor *r;
+  tw_deferred *d; /* NULL once cancelled */
+  char name[];
+} tw__resolve;
+
+static void tw__free_addrinfo(void *ai) { uv_freeaddrinfo(ai); }
+
+static void tw__resolved(uv_getaddrinfo_t *req, int status,
+                         struct addrinfo *res) {
+  tw__resolve *rs = req->data;
+  tw_deferred *d = rs->d;
+  if (d == NULL) { /* cancelled while it ran */
+    uv_freeaddrinfo(res);
+  } else if (status == 0) {
+    if (tw_deferred_callback(d, tw_result_value(res, tw__free_addrinfo)) != 0)
+      uv_freeaddrinfo(res);
+  } else {
+    tw_failure *f = tw_failure_new(&TW_DNS_LOOKUP_ERROR, status, "%s: %s",
+                                   rs->name, uv_strerror(status));
+    if (tw_deferred_errback(d, f) != 0) tw_failure_unref(f);
+    uv_freeaddrinfo(res);
+  }
+  tw_deferred_unref(d);
+  atomic_fetch_sub_explicit(&rs->r->busy_refs, 1, memory_order_release);
+  tw__free(rs);
+}
+
+static void tw__resolve_cancel(tw_deferred *d, void *arg) {
+  tw__resolve *rs = arg;
+  (void)d;
+  /* Not started: libuv calls back with UV_EAI_CANCELED. Running: the
+   * answer is dropped when it comes. Either way the Deferred gets
+   * CancelledError now. */
+  (void)uv_cancel((uv_req_t *)&rs->req);
+  tw_deferred_unref(rs->d);
+  rs->d = NULL;
+}
+
+int tw_reactor_resolve(tw_reactor *r, const char *name, tw_deferred **out) {
+  static const struct addrinfo hints = {0, AF_UNSPEC, SOCK_STREAM, 0, 0,
+                                        NULL, NULL, NULL};
+  tw__resolve *rs;
+  tw_deferred *d;
+  size_t len;
+  int err;
+  if (out != NULL) *out = NULL;
+  if (r == NULL || name == NULL || out == NULL) return TW_EINVAL;
+  TW__LOOP_ONLY(r, TW_EWRONGTHREAD);
+  len = strlen(name);
+  rs = tw__malloc(sizeof(*rs) + len + 1);
+  if (rs == NULL) return TW_ENOMEM;
+  memcpy(rs->name, name, len + 1);
+  d = tw_deferred_new(tw__resolve_cancel, rs);
+  if (d == NULL) {
+    tw__free(rs);
+    return TW_ENOMEM;
+  }
+  rs->d = tw_deferred_ref(d);
+  rs->r = r;
+  rs->req.data = rs;
+  err = uv_getaddrinfo(r->loop, &rs->req, tw__resolved, rs->name, NULL,
+                       &hints);
+  if (err != 0) {
+    tw_deferred_unref(d);
+    tw_deferred_unref(d);
+    tw__free(rs);
+    return err;
+  }
+  /* The request holds the loop: tw_reactor_free waits for its callback. */
+  atomic_fetch_add_explicit(&r->busy_refs, 1, memory_order_relaxed);
+  *out = d;
+  return 0;
+}
