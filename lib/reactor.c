@@ -136,9 +136,15 @@ static void tw__reactor_async_cb(uv_async_t *h) {
 _Static_assert(sizeof(tw__call_node) <= TW__TNODE_SIZE,
                "a call node must fit a tnode");
 
-/* Queue call (filled in); TW_ESHUTDOWN if the reactor refuses it. */
-static int tw__reactor_push_call(tw_reactor *r, tw__call_node *call) {
+/* Fill call and queue it; TW_ESHUTDOWN if the reactor refuses it. */
+static int tw__reactor_push_call(tw_reactor *r, tw__call_node *call,
+                                 tw_call_fn fn, void *arg,
+                                 tw_free_fn arg_free, int ext) {
   uint64_t prev;
+  call->fn = fn;
+  call->arg = arg;
+  call->arg_free = arg_free;
+  call->ext = ext;
   /*
    * Count first, then push. The count doubles as the "closed" flag, so one
    * atomic both reserves the slot and checks that the reactor still accepts
@@ -166,11 +172,7 @@ int tw_reactor_call_from_thread(tw_reactor *r, tw_call_fn fn, void *arg,
   if (r == NULL || fn == NULL) return TW_EINVAL;
   call = tw__tnode_get();
   if (call == NULL) return TW_ENOMEM;
-  call->fn = fn;
-  call->arg = arg;
-  call->arg_free = arg_free;
-  call->ext = 0;
-  err = tw__reactor_push_call(r, call);
+  err = tw__reactor_push_call(r, call, fn, arg, arg_free, 0);
   if (err != 0) tw__tnode_put(call);
   return err;
 }
@@ -178,11 +180,7 @@ int tw_reactor_call_from_thread(tw_reactor *r, tw_call_fn fn, void *arg,
 int tw__reactor_call_from_thread_node(tw_reactor *r, tw__call_node *call,
                                       tw_call_fn fn, void *arg,
                                       tw_free_fn arg_free) {
-  call->fn = fn;
-  call->arg = arg;
-  call->arg_free = arg_free;
-  call->ext = 1;
-  return tw__reactor_push_call(r, call);
+  return tw__reactor_push_call(r, call, fn, arg, arg_free, 1);
 }
 
 /* Run (run != 0) or discard the n oldest queued calls. */

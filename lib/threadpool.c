@@ -341,12 +341,14 @@ static int tw__tp_uv_submit(tw_threadpool *tp, tw__tp_job *job) {
   return rc;
 }
 
-/* Fill job (from a tnode, or the caller's: ext) and hand it over. */
+/* Fill job (from a tnode, or the caller's: ext) and hand it over, through
+ * the submit gate. On error the job is still the caller's. */
 static int tw__tp_submit_job(tw_threadpool *tp, tw__tp_job *job, int ext,
                              tw_call_fn fn, tw_result_fn rfn, void *arg,
                              tw_free_fn arg_free, tw_on_result_fn on_result,
                              void *ctx) {
-  int rc;
+  int rc = tw__gate_enter(&tp->submit_gate);
+  if (rc != 0) return rc;
   job->u.tp = tp;
   if (on_result == NULL)
     job->fn.call = fn;
@@ -365,35 +367,26 @@ static int tw__tp_submit_job(tw_threadpool *tp, tw__tp_job *job, int ext,
   else
     rc = tw_worker_do_full(tp->worker, tw__tp_run, job, tw__tp_after);
   if (rc != 0) atomic_fetch_sub_explicit(&tp->submitted, 1, memory_order_relaxed);
+  tw__gate_leave(tp, &tp->submit_gate);
   return rc;
 }
 
 static int tw__tp_submit(tw_threadpool *tp, tw_call_fn fn, tw_result_fn rfn,
                          void *arg, tw_free_fn arg_free,
                          tw_on_result_fn on_result, void *ctx) {
-  tw__tp_job *job;
-  int rc = tw__gate_enter(&tp->submit_gate);
-  if (rc != 0) return rc;
-  job = tw__tp_job_new();
-  if (job == NULL) {
-    tw__gate_leave(tp, &tp->submit_gate);
-    return TW_ENOMEM;
-  }
+  tw__tp_job *job = tw__tp_job_new();
+  int rc;
+  if (job == NULL) return TW_ENOMEM;
   rc = tw__tp_submit_job(tp, job, 0, fn, rfn, arg, arg_free, on_result, ctx);
   if (rc != 0) tw__tnode_put(job);
-  tw__gate_leave(tp, &tp->submit_gate);
   return rc;
 }
 
 int tw__threadpool_submit_ext(tw_threadpool *tp, tw__tp_job_ext *ext,
                               tw_result_fn fn, void *arg,
                               tw_on_result_fn on_result, void *ctx) {
-  int rc = tw__gate_enter(&tp->submit_gate);
-  if (rc != 0) return rc;
-  rc = tw__tp_submit_job(tp, &ext->base, 1, NULL, fn, arg, NULL, on_result,
-                         ctx);
-  tw__gate_leave(tp, &tp->submit_gate);
-  return rc;
+  return tw__tp_submit_job(tp, &ext->base, 1, NULL, fn, arg, NULL, on_result,
+                           ctx);
 }
 
 int tw_threadpool_call_in_thread(tw_threadpool *tp, tw_call_fn fn, void *arg,

@@ -123,8 +123,8 @@ void tw_thread_cleanup(void) { tw__slab_retire(); }
 
 
 /* A slab to carve: the oldest held one if all its nodes came back. */
-static tw__tnode_slab *tw__slab_new(tw__tnode_cache *c, int kind,
-                                    uint32_t count) {
+static tw__tnode_slab *tw__slab_new(tw__tnode_cache *c, int kind) {
+  uint32_t count = tw__tnode_counts[kind];
   tw__tnode_slab *slab;
   if (c->n_held > 0) {
     slab = c->held[c->first];
@@ -176,7 +176,7 @@ void *tw__tnode_get_kind(int kind) {
       node->slab = slab;
       return node + 1;
     }
-    slab = tw__slab_new(c, kind, count);
+    slab = tw__slab_new(c, kind);
     if (slab == NULL) return NULL;
     c->slab = slab;
     c->used = 0;
