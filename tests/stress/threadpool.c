@@ -261,7 +261,7 @@ int main(void) {
    * it is counted on both sides of the comparison. */
   CHECK_EQ(uv_thread_create(&t[0], nothing, NULL), 0);
   uv_thread_join(&t[0]);
-  threads_before = stress_count_threads();
+  threads_before = stress_count_threads_settled();
   CHECK_EQ(tw_threadpool_new(&tp, 0, 4, "tw-stress"), 0);
   CHECK_EQ(tw_threadpool_start(tp), 0);
   for (p = 0; p < SUBMITTERS; p++)
