@@ -25,6 +25,32 @@ tw_deferred *tw__deferred_new_full(tw_canceller_fn canceller, void *arg,
  */
 int tw__deferred_reserve(tw_deferred *d, unsigned n);
 
+/*
+ * A Deferred in memory its producer provides, with room for its first
+ * TW__BOX_PAIRS callback pairs: a producer that makes one Deferred per
+ * item (defer_to_thread) then allocates nothing for it unless the chain
+ * grows longer. tw__deferred_box_init returns the Deferred (one reference,
+ * the caller's); when its last reference goes, it is destroyed as any
+ * Deferred is (pairs dropped, result released or reported) and then
+ * release(box) is called, once, on that thread, instead of a free. The box
+ * must stay valid until then. Debug builds do not quarantine it: a
+ * dangling pointer to it is caught only while the box's memory is alive.
+ */
+#define TW__BOX_PAIRS 2
+#define TW__BOX_BYTES (64 + 16 + TW__BOX_PAIRS * 32)
+
+typedef struct tw__deferred_box {
+  void (*release)(struct tw__deferred_box *box);
+  union {
+    void *align;
+    unsigned char bytes[TW__BOX_BYTES];
+  } mem;
+} tw__deferred_box;
+
+tw_deferred *tw__deferred_box_init(tw__deferred_box *box,
+                                   tw_canceller_fn canceller, void *arg,
+                                   void (*release)(tw__deferred_box *box));
+
 /* A failure result with a fresh failure of the given type and code. */
 tw_result tw__result_error(const tw_error_type *type, int code,
                            const char *msg);

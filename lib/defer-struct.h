@@ -38,7 +38,8 @@ enum {
   TW__CALLED = 1u << 0,
   TW__RUNNING = 1u << 1,  /* inside one of its own callbacks */
   TW__SUPPRESS = 1u << 2, /* cancelled without canceller: eat one fire */
-  TW__HAS_WAITER = 1u << 3 /* a continuation may be in its callbacks */
+  TW__HAS_WAITER = 1u << 3, /* a continuation may be in its callbacks */
+  TW__BOXED = 1u << 4       /* in a tw__deferred_box (defer-internal.h) */
 };
 
 /* What a fired Deferred holds: TW_RESULT_VALUE, _FAILURE, or this. */
@@ -83,6 +84,21 @@ struct tw_deferred {
 
 _Static_assert(sizeof(struct tw_deferred) <= 64,
                "a Deferred with no callbacks must fit in 64 bytes");
+
+/* A box holds the Deferred, then its first callback block. */
+#define TW__BOX_DEFERRED 64
+_Static_assert(TW__BOX_BYTES == TW__BOX_DEFERRED + sizeof(tw__cbvec) +
+                                    TW__BOX_PAIRS * sizeof(tw__cb),
+               "a box is a Deferred and its first callback block");
+
+static inline tw__cbvec *tw__box_cbs(tw_deferred *d) {
+  return (tw__cbvec *)(void *)((unsigned char *)d + TW__BOX_DEFERRED);
+}
+
+/* d's block is its box's: not to be freed. */
+static inline int tw__cbs_boxed(tw_deferred *d) {
+  return (d->flags & TW__BOXED) && d->cbs == tw__box_cbs(d);
+}
 
 #define TW__MAGIC_LIVE 0x7764664cu /* "Lfdw" */
 #define TW__MAGIC_DEAD 0xdeadd1edu

@@ -53,7 +53,7 @@ int tw__cbvec_reserve(tw_deferred *d, uint32_t n) {
       v->head = 0;
       v->len = used;
       memcpy(v->e, d->cbs->e + d->cbs->head, used * sizeof(tw__cb));
-      tw__free(d->cbs);
+      if (!tw__cbs_boxed(d)) tw__free(d->cbs);
     }
     v->cap = cap;
     d->cbs = v;
@@ -85,6 +85,10 @@ static _Thread_local int tw__freeing;
 
 static void tw__quarantine_or_free(tw_deferred *d);
 
+static tw__deferred_box *tw__box_of(tw_deferred *d) {
+  return TW__CONTAINER_OF((void *)d, tw__deferred_box, mem);
+}
+
 
 static void tw__drop_pair(tw_deferred *d, tw__cb *e) {
   if (e->cb == TW__CONTINUE) {
@@ -103,11 +107,12 @@ static void tw__drop_pair(tw_deferred *d, tw__cb *e) {
 
 static void tw__destroy(tw_deferred *d) {
   tw__cbvec *v = d->cbs;
+  int boxed = tw__cbs_boxed(d);
   uint32_t i;
   d->cbs = NULL;
   if (v != NULL) {
     for (i = v->head; i < v->len; i++) tw__drop_pair(d, &v->e[i]);
-    tw__free(v);
+    if (!boxed) tw__free(v);
   }
   if (d->flags & TW__CALLED) {
     tw_result r = tw__take(d);
@@ -170,15 +175,20 @@ static void tw__q_release(void) {
 static void tw__quarantine_or_free(tw_deferred *d) {
   tw_deferred *evict[TW__QUARANTINE_MAX + 1];
   size_t n = 0, i;
+  int boxed = (d->flags & TW__BOXED) != 0;
   d->magic = TW__MAGIC_DEAD;
   tw__q_acquire();
-  if (tw__q_len == TW__QUARANTINE_MAX) {
+  if (boxed) {
+    /* Its memory is its producer's: handed back, not kept. */
+  } else if (tw__q_len == TW__QUARANTINE_MAX) {
     evict[n++] = tw__quarantine[tw__q_head];
     tw__q_head = (tw__q_head + 1) % TW__QUARANTINE_MAX;
     tw__q_len--;
   }
-  tw__quarantine[(tw__q_head + tw__q_len) % TW__QUARANTINE_MAX] = d;
-  tw__q_len++;
+  if (!boxed) {
+    tw__quarantine[(tw__q_head + tw__q_len) % TW__QUARANTINE_MAX] = d;
+    tw__q_len++;
+  }
   if (atomic_fetch_sub(&tw__live_deferreds, 1) == 1) {
     for (i = 0; i < tw__q_len; i++)
       evict[n++] = tw__quarantine[(tw__q_head + i) % TW__QUARANTINE_MAX];
@@ -186,19 +196,23 @@ static void tw__quarantine_or_free(tw_deferred *d) {
   }
   tw__q_release();
   for (i = 0; i < n; i++) tw__free(evict[i]);
+  if (boxed) tw__box_of(d)->release(tw__box_of(d));
 }
 
 #else
-static void tw__quarantine_or_free(tw_deferred *d) { tw__free(d); }
+static void tw__quarantine_or_free(tw_deferred *d) {
+  if (d->flags & TW__BOXED)
+    tw__box_of(d)->release(tw__box_of(d));
+  else
+    tw__free(d);
+}
 #endif
 
 /* ---- construction and references ---------------------------------------- */
 
-tw_deferred *tw__deferred_new_full(tw_canceller_fn canceller, void *arg,
-                                   tw_free_fn arg_free, const char *file,
-                                   int line) {
-  tw_deferred *d = tw__malloc(sizeof(*d));
-  if (d == NULL) return NULL;
+static void tw__deferred_init(tw_deferred *d, tw_canceller_fn canceller,
+                              void *arg, tw_free_fn arg_free,
+                              const char *file, int line) {
   d->refs = 1;
   d->paused = 0;
   d->flags = 0;
@@ -212,6 +226,31 @@ tw_deferred *tw__deferred_new_full(tw_canceller_fn canceller, void *arg,
   d->magic = TW__MAGIC_LIVE;
   atomic_fetch_add(&tw__live_deferreds, 1);
 #endif
+}
+
+tw_deferred *tw__deferred_new_full(tw_canceller_fn canceller, void *arg,
+                                   tw_free_fn arg_free, const char *file,
+                                   int line) {
+  tw_deferred *d = tw__malloc(sizeof(*d));
+  if (d == NULL) return NULL;
+  tw__deferred_init(d, canceller, arg, arg_free, file, line);
+  return d;
+}
+
+_Static_assert(sizeof(struct tw_deferred) <= TW__BOX_DEFERRED,
+               "a Deferred fits its place in a box");
+
+tw_deferred *tw__deferred_box_init(tw__deferred_box *box,
+                                   tw_canceller_fn canceller, void *arg,
+                                   void (*release)(tw__deferred_box *box)) {
+  tw_deferred *d = (tw_deferred *)(void *)box->mem.bytes;
+  tw__cbvec *v = tw__box_cbs(d);
+  tw__deferred_init(d, canceller, arg, NULL, NULL, 0);
+  box->release = release;
+  d->flags = TW__BOXED;
+  v->head = v->len = 0;
+  v->cap = TW__BOX_PAIRS;
+  d->cbs = v;
   return d;
 }
 
