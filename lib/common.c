@@ -3,6 +3,8 @@
  */
 #include "internal.h"
 
+#include <string.h>
+
 #include <stdlib.h>
 
 /*
@@ -48,6 +50,27 @@ void *tw__realloc(void *ptr, size_t size) {
 
 void tw__free(void *ptr) {
   if (ptr != NULL) tw__allocator.free_func(ptr);
+}
+
+void *tw__calloc_lines(size_t size) {
+  size_t lines = (size + TW__LINE - 1) / TW__LINE, total;
+  unsigned char *raw, *p;
+  if (size == 0 || lines > (SIZE_MAX - TW__LINE) / TW__LINE) return NULL;
+  total = (lines + 1) * TW__LINE;
+  raw = tw__calloc(1, total);
+  if (raw == NULL) return NULL;
+  /* At least 8 bytes in: room for raw just below p (malloc's memory is
+   * aligned to 8 or more). */
+  p = raw + (TW__LINE - ((uintptr_t)raw % TW__LINE));
+  memcpy(p - sizeof(raw), &raw, sizeof(raw));
+  return p;
+}
+
+void tw__free_lines(void *ptr) {
+  unsigned char *raw;
+  if (ptr == NULL) return;
+  memcpy(&raw, (unsigned char *)ptr - sizeof(raw), sizeof(raw));
+  tw__free(raw);
 }
 
 /* ---- version ------------------------------------------------------------ */

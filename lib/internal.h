@@ -19,6 +19,17 @@ void *tw__realloc(void *ptr, size_t size);
 void tw__free(void *ptr);
 
 /*
+ * Zeroed memory on cache lines of its own (64-byte aligned, rounded up to
+ * whole lines), for objects that threads share: whatever malloc puts next
+ * to it can then not share a line with it (a line written by one thread
+ * and read by another moves between their caches on every write). One
+ * allocation through the hook; free with tw__free_lines.
+ */
+#define TW__LINE 64
+void *tw__calloc_lines(size_t size);
+void tw__free_lines(void *ptr);
+
+/*
  * Log with the source location of the subject. Never allocates.
  * failure may be NULL; file may be NULL.
  */

@@ -51,8 +51,12 @@ _Static_assert(sizeof(tw__serial_node) <= TW__TNODE_SIZE,
 _Static_assert(_Alignof(tw__item) >= 4, "items leave two low bits free");
 
 typedef struct tw__serial_worker {
-  tw_worker base;
+  tw_worker base; /* read by every submitter */
+  /* written by every submitter and drainer: a line of its own (the
+   * worker's memory is line-aligned, tw__calloc_lines) */
+  char pad_before[TW__LINE - sizeof(tw_worker)];
   _Atomic uintptr_t top;
+  char pad_after[TW__LINE - sizeof(uintptr_t)];
   uv_mutex_t mutex;
   uv_cond_t cond;
   int done;
@@ -263,7 +267,7 @@ static int tw__serial_destroy(tw_worker *wk) {
   uv_mutex_unlock(&w->mutex);
   uv_cond_destroy(&w->cond);
   uv_mutex_destroy(&w->mutex);
-  tw__free(w);
+  tw__free_lines(w);
   return 0;
 }
 
@@ -275,19 +279,19 @@ int tw_serial_worker_new(tw_worker **out) {
   tw__serial_worker *w;
   int rc;
   if (out == NULL) return TW_EINVAL;
-  w = tw__calloc(1, sizeof(*w));
+  w = tw__calloc_lines(sizeof(*w));
   if (w == NULL) return TW_ENOMEM;
   w->base.vtable = &tw__serial_worker_class.vtable;
   atomic_init(&w->top, 0);
   rc = uv_mutex_init(&w->mutex);
   if (rc != 0) {
-    tw__free(w);
+    tw__free_lines(w);
     return rc;
   }
   rc = uv_cond_init(&w->cond);
   if (rc != 0) {
     uv_mutex_destroy(&w->mutex);
-    tw__free(w);
+    tw__free_lines(w);
     return rc;
   }
   *out = &w->base;

@@ -216,10 +216,14 @@ void tw__thread_set_name(const char *name) {
 #define TW__T_ONE ((size_t)4)
 
 typedef struct tw__thread_worker {
-  tw_worker base;
+  tw_worker base; /* read by every submitter */
+  /* state and q are written by submitters and the thread: a line of their
+   * own (the worker's memory is line-aligned, tw__calloc_lines) */
+  char pad_before[TW__LINE - sizeof(tw_worker)];
   _Atomic size_t state;
   atomic_int finished; /* the body has returned from its loop */
   tw__mpsc q;
+  char pad_after[TW__LINE];
   uv_sem_t sem;
   uv_thread_t tid;
   int custom;
@@ -351,7 +355,7 @@ static int tw__thread_destroy(tw_worker *wk) {
     tw__item_drop(it);
   }
   uv_sem_destroy(&w->sem);
-  tw__free(w);
+  tw__free_lines(w);
   return 0;
 }
 
@@ -363,7 +367,7 @@ static int tw__thread_worker_create(tw_worker **out, const char *name,
                                     const tw_thread_starter *starter) {
   tw__thread_worker *w;
   int rc;
-  w = tw__calloc(1, sizeof(*w));
+  w = tw__calloc_lines(sizeof(*w));
   if (w == NULL) return TW_ENOMEM;
   w->base.vtable = &tw__thread_worker_class.vtable;
   atomic_init(&w->state, 0);
@@ -371,7 +375,7 @@ static int tw__thread_worker_create(tw_worker **out, const char *name,
   tw__mpsc_init(&w->q);
   rc = uv_sem_init(&w->sem, 0);
   if (rc != 0) {
-    tw__free(w);
+    tw__free_lines(w);
     return rc;
   }
   if (starter != NULL) {
@@ -388,7 +392,7 @@ static int tw__thread_worker_create(tw_worker **out, const char *name,
   }
   if (rc != 0) {
     uv_sem_destroy(&w->sem);
-    tw__free(w);
+    tw__free_lines(w);
     return rc;
   }
   *out = &w->base;
