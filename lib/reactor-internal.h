@@ -103,6 +103,8 @@ struct tw_reactor {
   int draining;       /* running queued thread calls */
   int need_really_start; /* crash could not re-add the startup trigger */
   int close_pending;  /* the queue must close once the drain ends */
+  int queue_closed;   /* queued has TW__QUEUE_CLOSED (read here instead:
+                         that word's line is the producers') */
 
   tw__event *events;
   uint64_t next_trigger_id;

@@ -236,6 +236,7 @@ static void tw__reactor_close_queue(tw_reactor *r) {
     r->close_pending = 1;
     return;
   }
+  r->queue_closed = 1;
   prev = atomic_fetch_or_explicit(&r->queued, TW__QUEUE_CLOSED,
                                   memory_order_acq_rel);
   if (prev & TW__QUEUE_CLOSED) return;

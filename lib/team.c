@@ -109,6 +109,8 @@ struct tw_team {
 
   /* ---- coordinator only ---- */
   uint64_t ring_head_seen; /* ring_head as last read, for tw__ring_put */
+  uint64_t ring_tail_mine; /* ring_tail, read here: the takers read that
+                              line, so a load of it misses */
   tw__member *idle; /* a stack: the most recently idle worker is reused */
   size_t idle_n;
   size_t busy_n;
@@ -229,9 +231,20 @@ static tw__member *tw__team_idle_pop(tw_team *t) {
 
 /* ---- The backlog ------------------------------------------------------- */
 
+/*
+ * Where the i-th task goes: consecutive tasks eight slots (a line) apart,
+ * so that the coordinator filling the next slot and a worker taking the
+ * previous one do not share a line.
+ */
+#define TW__TEAM_RING_LINES (TW__TEAM_RING / 8)
+static inline size_t tw__ring_slot(uint64_t i) {
+  return (size_t)((i % TW__TEAM_RING_LINES) * 8 +
+                  (i / TW__TEAM_RING_LINES) % 8);
+}
+
 /* Add at the ring's tail if there is room (coordinator only). */
 static int tw__ring_put(tw_team *t, tw__task *task) {
-  uint64_t tail = atomic_load_explicit(&t->ring_tail, memory_order_relaxed);
+  uint64_t tail = t->ring_tail_mine;
   /* The head only grows: re-read it (a line the takers write) only when
    * the ring looks full. */
   if (tail - t->ring_head_seen >= TW__TEAM_RING) {
@@ -239,9 +252,10 @@ static int tw__ring_put(tw_team *t, tw__task *task) {
         atomic_load_explicit(&t->ring_head, memory_order_acquire);
     if (tail - t->ring_head_seen >= TW__TEAM_RING) return 0;
   }
-  atomic_store_explicit(&t->ring[tail % TW__TEAM_RING], task,
+  atomic_store_explicit(&t->ring[tw__ring_slot(tail)], task,
                         memory_order_relaxed);
   /* Publishes the slot and the task to takers. */
+  t->ring_tail_mine = tail + 1;
   atomic_store_explicit(&t->ring_tail, tail + 1, memory_order_release);
   return 1;
 }
@@ -257,7 +271,7 @@ static tw__task *tw__ring_take(tw_team *t) {
     tw__task *task;
     uint64_t tail = atomic_load_explicit(&t->ring_tail, memory_order_acquire);
     if (head == tail) return NULL;
-    task = atomic_load_explicit(&t->ring[head % TW__TEAM_RING],
+    task = atomic_load_explicit(&t->ring[tw__ring_slot(head)],
                                 memory_order_relaxed);
     if (atomic_compare_exchange_weak_explicit(&t->ring_head, &head, head + 1,
                                               memory_order_acq_rel,
@@ -290,9 +304,7 @@ static size_t tw__ring_count(tw_team *t) {
 static void tw__team_backlog_refill(tw_team *t) {
   tw__item *it;
   unsigned moved = 0;
-  if (atomic_load_explicit(&t->ring_tail, memory_order_relaxed) -
-          t->ring_head_seen >=
-      TW__TEAM_RING) {
+  if (t->ring_tail_mine - t->ring_head_seen >= TW__TEAM_RING) {
     if (!atomic_load_explicit(&t->refill_wanted, memory_order_relaxed))
       return;
     atomic_store_explicit(&t->refill_wanted, 0, memory_order_relaxed);
@@ -370,7 +382,7 @@ static void tw__team_reap(tw_team *t) {
         tw__thread_worker_finished(m->worker)) {
       *p = m->next;
       (void)tw_worker_free(m->worker);
-      tw__free(m);
+      tw__free_lines(m);
     } else {
       p = &m->next;
     }
@@ -387,7 +399,7 @@ static tw__member *tw__team_create_member(tw_team *t) {
   tw__member *m = t->spare;
   tw_worker *w;
   if (t->retired != NULL) tw__team_reap(t);
-  if (m == NULL) m = tw__malloc(sizeof(*m));
+  if (m == NULL) m = tw__calloc_lines(sizeof(*m));
   t->spare = NULL;
   /* No memory for the bookkeeping counts as "no more workers". */
   if (m == NULL) return NULL;
@@ -916,16 +928,16 @@ int tw_team_join(tw_team *t) {
   for (m = t->retired; m != NULL; m = next) {
     next = m->next;
     (void)tw_worker_free(m->worker);
-    tw__free(m);
+    tw__free_lines(m);
   }
   for (m = t->idle; m != NULL; m = next) {
     next = m->next;
     (void)tw_worker_free(m->worker);
-    tw__free(m);
+    tw__free_lines(m);
   }
   t->retired = t->idle = NULL;
   t->idle_n = t->busy_n = 0;
-  tw__free(t->spare);
+  tw__free_lines(t->spare);
   t->spare = NULL;
   /* A do racing with join may still try a serial coordinator inline (and
    * find it quit): that one is freed with the team. */
@@ -958,7 +970,7 @@ static int tw__team_destroy(tw_worker *wk) {
   if (t->ctx_free != NULL) t->ctx_free(t->ctx);
   uv_cond_destroy(&t->cond);
   uv_mutex_destroy(&t->mutex);
-  tw__free(t);
+  tw__free_lines(t);
   return 0;
 }
 
@@ -981,17 +993,17 @@ int tw__team_new_ex(tw_team **out, tw_worker *coordinator,
   if (coordinator->vtable == &tw__team_vtable ||
       coordinator->vtable == &tw__uv_worker_vtable)
     return TW_EINVAL; /* not exclusive */
-  t = tw__calloc(1, sizeof(*t));
+  t = tw__calloc_lines(sizeof(*t));
   if (t == NULL) return TW_ENOMEM;
   rc = uv_mutex_init(&t->mutex);
   if (rc != 0) {
-    tw__free(t);
+    tw__free_lines(t);
     return rc;
   }
   rc = uv_cond_init(&t->cond);
   if (rc != 0) {
     uv_mutex_destroy(&t->mutex);
-    tw__free(t);
+    tw__free_lines(t);
     return rc;
   }
   t->base.vtable = &tw__team_vtable;
@@ -1099,7 +1111,7 @@ int tw_pool_new(tw_team **out, tw_pool_limit_fn current_limit, void *ctx,
   tw_team *team;
   int rc;
   if (out == NULL || current_limit == NULL) return TW_EINVAL;
-  p = tw__calloc(1, sizeof(*p));
+  p = tw__calloc_lines(sizeof(*p));
   if (p == NULL) return TW_ENOMEM;
   p->limit = current_limit;
   p->ctx = ctx;
@@ -1107,14 +1119,14 @@ int tw_pool_new(tw_team **out, tw_pool_limit_fn current_limit, void *ctx,
            name != NULL ? name : "tw-worker");
   rc = tw_serial_worker_new(&coordinator);
   if (rc != 0) {
-    tw__free(p);
+    tw__free_lines(p);
     return rc;
   }
   rc = tw__team_new_ex(&team, coordinator, tw__pool_create, NULL, p,
-                       tw__free);
+                       tw__free_lines);
   if (rc != 0) {
     (void)tw_worker_free(coordinator);
-    tw__free(p);
+    tw__free_lines(p);
     return rc;
   }
   p->team = team;

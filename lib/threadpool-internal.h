@@ -46,9 +46,14 @@ typedef struct tw__tp_job_ext {
  * tw_threadpool_call_in_thread_with_callback with the job in ext (no
  * arg_free: fn's data is the caller's). Same errors; on error nothing was
  * taken and release will not be called.
+ *
+ * owned: the calling thread is the pool's owner - the only thread that
+ * submits with owned set and the only one that stops or frees the pool
+ * (the reactor's pool, on the loop thread) - so the submission skips the
+ * gate that keeps stop and free from running under other submitters.
  */
 int tw__threadpool_submit_ext(tw_threadpool *tp, tw__tp_job_ext *ext,
-                              tw_result_fn fn, void *arg,
+                              int owned, tw_result_fn fn, void *arg,
                               tw_on_result_fn on_result, void *ctx);
 
 #endif

@@ -117,6 +117,9 @@ struct tw_threadpool {
   char pad1[64];
   _Atomic size_t submit_gate;
   _Atomic uint64_t submitted;
+  /* Submissions by the pool's owner (tw__threadpool_submit_ext, owned):
+   * one writer, so a plain load and store, no locked instruction. */
+  _Atomic uint64_t submitted_owned;
   char pad2[64];
   _Atomic uint64_t completed, cancelled, begun;
   _Atomic uint64_t wait_ns, run_ns;
@@ -342,13 +345,22 @@ static int tw__tp_uv_submit(tw_threadpool *tp, tw__tp_job *job) {
 }
 
 /* Fill job (from a tnode, or the caller's: ext) and hand it over, through
- * the submit gate. On error the job is still the caller's. */
+ * the submit gate unless owned (see tw__threadpool_submit_ext). On error
+ * the job is still the caller's. */
 static int tw__tp_submit_job(tw_threadpool *tp, tw__tp_job *job, int ext,
-                             tw_call_fn fn, tw_result_fn rfn, void *arg,
-                             tw_free_fn arg_free, tw_on_result_fn on_result,
-                             void *ctx) {
-  int rc = tw__gate_enter(&tp->submit_gate);
-  if (rc != 0) return rc;
+                             int owned, tw_call_fn fn, tw_result_fn rfn,
+                             void *arg, tw_free_fn arg_free,
+                             tw_on_result_fn on_result, void *ctx) {
+  int rc;
+  if (owned && !tp->uv) {
+    if (atomic_load_explicit(&tp->submit_gate, memory_order_relaxed) &
+        TW__G_CLOSED)
+      return TW_EALREADYQUIT;
+  } else {
+    owned = 0;
+    rc = tw__gate_enter(&tp->submit_gate);
+    if (rc != 0) return rc;
+  }
   job->u.tp = tp;
   if (on_result == NULL)
     job->fn.call = fn;
@@ -360,6 +372,17 @@ static int tw__tp_submit_job(tw_threadpool *tp, tw__tp_job *job, int ext,
   job->ctx = ctx;
   job->submit_ns = (tw__tp_ticks() & ~TW__TP_MARKS) | TW__TP_PENDING |
                    (ext ? TW__TP_EXT : 0);
+  if (owned) {
+    /* The team refuses once it quits: no gate needed to keep the job from
+     * being accepted by a stopped pool, and no free can run meanwhile. */
+    uint64_t n =
+        atomic_load_explicit(&tp->submitted_owned, memory_order_relaxed);
+    atomic_store_explicit(&tp->submitted_owned, n + 1, memory_order_relaxed);
+    rc = tw_worker_do_full(tp->worker, tw__tp_run, job, tw__tp_after);
+    if (rc != 0)
+      atomic_store_explicit(&tp->submitted_owned, n, memory_order_relaxed);
+    return rc;
+  }
   /* Counted before any thread can see the job (tw__tp_count). */
   tw__tp_add(&tp->submitted, 1);
   if (tp->uv)
@@ -377,16 +400,17 @@ static int tw__tp_submit(tw_threadpool *tp, tw_call_fn fn, tw_result_fn rfn,
   tw__tp_job *job = tw__tp_job_new();
   int rc;
   if (job == NULL) return TW_ENOMEM;
-  rc = tw__tp_submit_job(tp, job, 0, fn, rfn, arg, arg_free, on_result, ctx);
+  rc = tw__tp_submit_job(tp, job, 0, 0, fn, rfn, arg, arg_free, on_result,
+                         ctx);
   if (rc != 0) tw__tnode_put(job);
   return rc;
 }
 
 int tw__threadpool_submit_ext(tw_threadpool *tp, tw__tp_job_ext *ext,
-                              tw_result_fn fn, void *arg,
+                              int owned, tw_result_fn fn, void *arg,
                               tw_on_result_fn on_result, void *ctx) {
-  return tw__tp_submit_job(tp, &ext->base, 1, NULL, fn, arg, NULL, on_result,
-                           ctx);
+  return tw__tp_submit_job(tp, &ext->base, 1, owned, NULL, fn, arg, NULL,
+                           on_result, ctx);
 }
 
 int tw_threadpool_call_in_thread(tw_threadpool *tp, tw_call_fn fn, void *arg,
@@ -423,12 +447,12 @@ static void tw__tp_destroy(tw_threadpool *tp) {
   uv_cond_destroy(&tp->cond);
   uv_mutex_destroy(&tp->sync);
   uv_mutex_destroy(&tp->ctl);
-  tw__free(tp);
+  tw__free_lines(tp);
 }
 
 static int tw__tp_alloc(tw_threadpool **out, int min, int max,
                         const char *name) {
-  tw_threadpool *tp = tw__calloc(1, sizeof(*tp));
+  tw_threadpool *tp = tw__calloc_lines(sizeof(*tp));
   int rc;
   if (tp == NULL) return TW_ENOMEM;
   rc = uv_mutex_init(&tp->ctl);
@@ -446,6 +470,7 @@ static int tw__tp_alloc(tw_threadpool **out, int min, int max,
   atomic_init(&tp->team_gate, 0);
   atomic_init(&tp->jobs_gate, 0);
   atomic_init(&tp->submitted, 0);
+  atomic_init(&tp->submitted_owned, 0);
   atomic_init(&tp->completed, 0);
   atomic_init(&tp->cancelled, 0);
   atomic_init(&tp->begun, 0);
@@ -461,7 +486,7 @@ fail_cond:
 fail_sync:
   uv_mutex_destroy(&tp->ctl);
 fail_ctl:
-  tw__free(tp);
+  tw__free_lines(tp);
   return rc;
 }
 
@@ -764,7 +789,8 @@ int tw_threadpool_stats(const tw_threadpool *ctp,
   out->completed = atomic_load(&tp->completed);
   out->cancelled = atomic_load(&tp->cancelled);
   begun = atomic_load(&tp->begun);
-  out->submitted = atomic_load(&tp->submitted);
+  out->submitted = atomic_load(&tp->submitted) +
+                   atomic_load(&tp->submitted_owned);
   out->queue_wait_ns = tw__tp_to_ns(
       atomic_load_explicit(&tp->wait_ns, memory_order_relaxed));
   out->run_ns = tw__tp_to_ns(

@@ -8,6 +8,7 @@
  * tw_reactor_call_from_thread (pool -> loop). Deferreds are only ever
  * touched on the loop thread.
  */
+#include "defer-internal.h"
 #include "reactor-internal.h"
 #include "threadpool-internal.h"
 #include "tnode.h"
@@ -21,9 +22,7 @@
  * to the loop is closed. Work submitted now could never come back.
  */
 static int tw__reactor_gone(tw_reactor *r) {
-  return (r->started_before && !r->started) ||
-         (atomic_load_explicit(&r->queued, memory_order_acquire) &
-          TW__QUEUE_CLOSED) != 0;
+  return (r->started_before && !r->started) || r->queue_closed;
 }
 
 /* ---- the reactor's pool --------------------------------------------------- */
@@ -116,30 +115,44 @@ int tw_reactor_suggest_thread_pool_size(tw_reactor *r, int size) {
 enum { TW__JOB_QUEUED, TW__JOB_RUNNING, TW__JOB_CANCELLED, TW__JOB_DONE };
 
 /*
- * One allocation per job, made and freed on the loop thread: the pool's
- * job and the call back to the loop live in it. Two parties hold it - the
- * loop (until the job is finished there) and the pool (until it releases
- * its job) - and the last to let go frees it.
+ * One node per job, made on the loop thread: the pool's job, the call back
+ * to the loop and the Deferred (with room for its first callbacks) live in
+ * it, so a job allocates nothing else. Two parties hold it - the pool
+ * (until it releases its job) and the Deferred (until its last reference
+ * goes: the job's own, dropped when the job is finished on the loop, and
+ * any the caller keeps) - and the last to let go frees it.
  */
 typedef struct tw__job {
-  tw__tp_job_ext tp;
-  tw__call_node call;
-  tw_reactor *r;
-  tw_deferred *d; /* the job's reference; released on the loop thread */
-  tw_result_fn fn;
-  void *arg;
-  tw_free_fn arg_free;
-  tw_result result;
-  _Atomic int state;
-  _Atomic int holders;
-  int ran;       /* fn started (pool side only) */
-  int delivered; /* result handed on (loop side only) */
-  int foreign;   /* on a pool the reactor does not own: in busy_refs until
-                    the job has handed itself back to the loop */
+  /* Shared with the pool thread: the node's first three lines. */
+  union {
+    struct {
+      tw__tp_job_ext tp;
+      tw__call_node call;
+      tw_reactor *r;
+      tw_result_fn fn;
+      void *arg;
+      tw_free_fn arg_free;
+      tw_result result;
+      _Atomic int state;
+      _Atomic int holders;
+      int ran;     /* fn started (pool side only) */
+      int foreign; /* on a pool the reactor does not own: in busy_refs
+                      until the job has handed itself back to the loop */
+    };
+    char pool_lines[3 * 64 - 8]; /* a node starts 8 bytes into a line */
+  };
+  /* The loop thread's, on lines of their own: the loop adds callbacks
+   * while a pool thread may be running the job. */
+  tw__deferred_box box;
+  tw_deferred *d; /* in box; the job's reference, dropped by finish */
+  int delivered;  /* result handed on */
+  /* Written by the pool thread only when the loop refused the result. */
   tw__reactor_parked park;
 } tw__job;
 
 _Static_assert(sizeof(tw__job) <= TW__TNODE_JOB_SIZE, "a job fits its node");
+_Static_assert(offsetof(tw__job, box) == sizeof(((tw__job *)0)->pool_lines),
+               "the pool thread's part fits its lines");
 
 static void tw__job_let_go(tw__job *job) {
   if (atomic_fetch_sub_explicit(&job->holders, 1, memory_order_acq_rel) == 1)
@@ -149,6 +162,11 @@ static void tw__job_let_go(tw__job *job) {
 /* The pool is done with the job. */
 static void tw__job_pool_release(tw__tp_job_ext *ext) {
   tw__job_let_go(TW__CONTAINER_OF(ext, tw__job, tp));
+}
+
+/* The Deferred's last reference went. */
+static void tw__job_box_release(tw__deferred_box *box) {
+  tw__job_let_go(TW__CONTAINER_OF(box, tw__job, box));
 }
 
 /* Pool thread: run the work unless the Deferred was cancelled first. */
@@ -192,8 +210,9 @@ static void tw__job_finish(void *arg) {
     tw_result_release(job->result);
     if (tw_deferred_errback(job->d, f) != 0) tw_failure_unref(f);
   }
+  /* May free the job (if nobody else holds the Deferred, and the pool is
+   * done with it). */
   tw_deferred_unref(job->d);
-  tw__job_let_go(job);
 }
 
 /* Pool thread (or the thread dropping unrun work): hand the result over. */
@@ -242,11 +261,8 @@ int tw_defer_to_thread_pool(tw_reactor *r, tw_threadpool *tp, tw_result_fn fn,
   if (tw__reactor_gone(r)) return TW_ESHUTDOWN;
   job = tw__tnode_get_kind(TW__TNODE_JOB);
   if (job == NULL) return TW_ENOMEM;
-  d = tw_deferred_new(tw__job_cancel, job);
-  if (d == NULL) {
-    tw__tnode_put(job);
-    return TW_ENOMEM;
-  }
+  d = tw__deferred_box_init(&job->box, tw__job_cancel, job,
+                            tw__job_box_release);
   job->r = r;
   job->d = tw_deferred_ref(d);
   job->fn = fn;
@@ -261,13 +277,14 @@ int tw_defer_to_thread_pool(tw_reactor *r, tw_threadpool *tp, tw_result_fn fn,
   job->tp.release = tw__job_pool_release;
   if (job->foreign)
     atomic_fetch_add_explicit(&r->busy_refs, 1, memory_order_relaxed);
-  err = tw__threadpool_submit_ext(tp, &job->tp, tw__job_run, job,
-                                  tw__job_on_result, job);
+  err = tw__threadpool_submit_ext(tp, &job->tp, !job->foreign, tw__job_run,
+                                  job, tw__job_on_result, job);
   if (err != 0) {
     if (job->foreign)
       atomic_fetch_sub_explicit(&r->busy_refs, 1, memory_order_relaxed);
-    tw__tnode_put(job);
-    /* Unfired, never reachable by anyone: freeing it drops nothing. */
+    /* The pool took nothing: the Deferred is the only holder. Unfired and
+     * never reachable by anyone, it drops nothing as it goes. */
+    atomic_store_explicit(&job->holders, 1, memory_order_relaxed);
     tw_deferred_unref(d);
     tw_deferred_unref(d);
     return err;

@@ -34,14 +34,14 @@ struct tw__tnode_slab {
   /* The nodes follow, from the first line boundary after this header. */
 };
 
-/* Nodes per slab: 36 small (~2.4 KiB), 60 tasks (~3.9 KiB), 63 jobs
+/* Nodes per slab: 36 small (~2.4 KiB), 60 tasks (~3.9 KiB), 42 jobs
  * (~16 KiB); and the lines of one node. */
-static const uint32_t tw__tnode_counts[TW__TNODE_KINDS] = {36, 60, 63};
-static const uint32_t tw__tnode_lines[TW__TNODE_KINDS] = {1, 1, 4};
+static const uint32_t tw__tnode_counts[TW__TNODE_KINDS] = {36, 60, 42};
+static const uint32_t tw__tnode_lines[TW__TNODE_KINDS] = {1, 1, 6};
 
 _Static_assert(TW__TNODE_JOB_SIZE + sizeof(tw__tnode_head) ==
-                   4 * TW__TNODE_LINE,
-               "a job node is four lines");
+                   6 * TW__TNODE_LINE,
+               "a job node is six lines");
 
 static size_t tw__slab_bytes(int kind, uint32_t count) {
   /* Room to align the nodes, whatever malloc's alignment. */

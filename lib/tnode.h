@@ -16,7 +16,7 @@
  * threads reading older ones never share a line. Two kinds, with slabs of
  * their own, for nodes of different lifetimes: TW__TNODE_SMALL (the serial
  * worker's and the reactor's calls), TW__TNODE_TASK (a team's tasks, which
- * may wait in a backlog), TW__TNODE_JOB (defer_to_thread's jobs, four
+ * may wait in a backlog), TW__TNODE_JOB (defer_to_thread's jobs, six
  * lines each, made and mostly released on the loop thread).
  *
  * A thread's partly used slabs stay cached until the thread exits (a
@@ -29,8 +29,9 @@
 
 #define TW__TNODE_SIZE 56
 
-/* TW__TNODE_JOB nodes are four lines: room for a defer_to_thread job. */
-#define TW__TNODE_JOB_SIZE (4 * 64 - 8)
+/* TW__TNODE_JOB nodes are six lines: room for a defer_to_thread job and
+ * its Deferred. */
+#define TW__TNODE_JOB_SIZE (6 * 64 - 8)
 
 enum { TW__TNODE_SMALL, TW__TNODE_TASK, TW__TNODE_JOB, TW__TNODE_KINDS };
 
