@@ -965,3 +965,58 @@ TWT_TEST(threads, work_submitted_after_the_shutdown_crash_is_refused) {
   cr_assert_eq(record_call, 1);
   free_reactor(r);
 }
+
+/* ---- twuv: the Deferred lives in the job's memory ----------------------------- */
+
+static tw_result append_digit(tw_result r, void *arg) {
+  /* r carries a counter; each callback appends its digit */
+  intptr_t v = (intptr_t)r.u.value * 10 + (intptr_t)arg;
+  return tw_result_value((void *)v, NULL);
+}
+
+static tw_result zero_in_thread(void *arg) {
+  (void)arg;
+  return tw_result_value((void *)(intptr_t)0, NULL);
+}
+
+TWT_TEST(threads, defer_to_thread_deferred_outlives_its_job) {
+  /* The caller keeps its reference past the job's end and past the
+   * reactor's free, and adds more callbacks than the job has room for. */
+  tw_reactor *r = new_reactor(0);
+  tw_deferred *d = NULL;
+  intptr_t i;
+  kept = tw_result_none();
+  cr_assert_eq(tw_defer_to_thread(r, zero_in_thread, NULL, NULL, &d), 0);
+  tw_deferred_add_callback(d, append_digit, (void *)(intptr_t)1);
+  tw_deferred_add_both(d, record_and_stop, &kept);
+  run(r);
+  free_reactor(r);
+  cr_assert_eq(kept.kind, TW_RESULT_VALUE);
+  cr_assert_eq((intptr_t)kept.u.value, 1);
+  cr_assert(tw_deferred_called(d));
+  /* Fired, so these run at once, in order, from the result None (0). */
+  for (i = 1; i <= 5; i++)
+    cr_assert_eq(tw_deferred_add_callback(d, append_digit, (void *)i), 0);
+  cr_assert_eq(tw_deferred_add_both(d, keep_result, &kept), 0);
+  cr_assert_eq((intptr_t)kept.u.value, 12345);
+  tw_deferred_unref(d);
+}
+
+TWT_TEST(threads, defer_to_thread_unhandled_failure_is_reported_when_dropped) {
+  /* Nobody handled the failure: the Deferred reports it when it goes, as any
+   * Deferred does. */
+  tw_reactor *r = new_reactor(0);
+  tw_deferred *d = NULL;
+  cr_assert_eq(tw_defer_to_thread(r, zero_division, NULL, NULL, &d), 0);
+  cr_assert_eq(tw_deferred_add_callback(d, append_digit, (void *)1), 0);
+  tw_deferred_unref(d);
+  tw_reactor_call_when_running(r, stop_trigger, r, NULL, NULL);
+  /* stop_trigger runs before the job's result can come back, but the pool
+   * is joined during shutdown and its result is delivered (or failed with
+   * ShutdownError) before run returns; either way a failure is reported. */
+  run(r);
+  free_reactor(r);
+  cr_assert_eq(twt_log_flush(&TW_VALUE_ERROR) +
+                   twt_log_flush(&TW_SHUTDOWN_ERROR),
+               1);
+}
