@@ -123,6 +123,8 @@ struct tw_threadpool {
   char pad2[64];
   _Atomic uint64_t completed, cancelled, begun;
   _Atomic uint64_t wait_ns, run_ns;
+  /* The pool threads' own figures (tw__tp_slot), added to those above. */
+  _Atomic(struct tw__tp_slot *) slots;
 };
 
 /* ---- Frames --------------------------------------------------------------- */
@@ -245,6 +247,74 @@ static tw_result tw__tp_checked(tw_result r, tw_failure *failure) {
       &TW_VALUE_ERROR, 0, "a thread pool job returned a malformed result"));
 }
 
+/*
+ * A pool thread's figures, on a line of its own: three locked additions
+ * per job on one line that every pool thread writes cost a no-op job a
+ * third of its time. Each thread worker running the pool's jobs claims a
+ * slot (kept in the pool's list, which only grows, until the pool is
+ * freed), adds to it with plain stores, and gives it back when its thread
+ * exits, for the next thread to claim. Readers sum the slots.
+ */
+typedef struct tw__tp_slot {
+  struct tw__tp_slot *next; /* set before the slot is published */
+  atomic_int taken;
+  _Atomic uint64_t completed, wait, run; /* written by the taker only */
+} tw__tp_slot;
+
+static TW__TLS tw_threadpool *tw__tp_mine_tp;
+static TW__TLS tw__tp_slot *tw__tp_mine;
+
+static void tw__tp_slot_bump(_Atomic uint64_t *v, uint64_t n,
+                             memory_order order) {
+  atomic_store_explicit(v, atomic_load_explicit(v, memory_order_relaxed) + n,
+                        order);
+}
+
+/* The thread is leaving: its slot is free for the next one. */
+static void tw__tp_slot_leave(void) {
+  if (tw__tp_mine == NULL) return;
+  atomic_store_explicit(&tw__tp_mine->taken, 0, memory_order_release);
+  tw__tp_mine = NULL;
+  tw__tp_mine_tp = NULL;
+}
+
+/*
+ * The calling thread's slot in tp, claimed now if need be; NULL when the
+ * job is not run directly by a thread worker (or no memory): then the
+ * figures go straight to the pool's counters.
+ */
+static tw__tp_slot *tw__tp_slot_of(tw_threadpool *tp) {
+  tw__tp_slot *slot;
+  if (TW__LIKELY(tw__tp_mine_tp == tp)) return tw__tp_mine;
+  if (tp->uv || tw__tp_frames != NULL || !tw__on_thread_worker() ||
+      tw__tp_mine != NULL) /* a thread serves one pool: the first */
+    return NULL;
+  uv_mutex_lock(&tp->sync);
+  for (slot = atomic_load_explicit(&tp->slots, memory_order_relaxed);
+       slot != NULL; slot = slot->next)
+    if (!atomic_load_explicit(&slot->taken, memory_order_acquire)) break;
+  if (slot == NULL && (slot = tw__calloc_lines(sizeof(*slot))) != NULL) {
+    slot->next = atomic_load_explicit(&tp->slots, memory_order_relaxed);
+    atomic_store_explicit(&tp->slots, slot, memory_order_release);
+  }
+  if (slot != NULL) atomic_store_explicit(&slot->taken, 1, memory_order_relaxed);
+  uv_mutex_unlock(&tp->sync);
+  if (slot == NULL) return NULL;
+  tw__tp_mine = slot;
+  tw__tp_mine_tp = tp;
+  tw__thread_exit_hook = tw__tp_slot_leave;
+  return slot;
+}
+
+static void tw__tp_slots_free(tw_threadpool *tp) {
+  tw__tp_slot *slot = atomic_load_explicit(&tp->slots, memory_order_acquire),
+              *next;
+  for (; slot != NULL; slot = next) {
+    next = slot->next;
+    tw__free_lines(slot);
+  }
+}
+
 /* The wrapper, on a pool thread (or in tw_memory_worker_perform). */
 static void tw__tp_run(void *p) {
   tw__tp_job *job = p;
@@ -252,8 +322,13 @@ static void tw__tp_run(void *p) {
   tw__tp_frame f;
   uint64_t start = tw__tp_ticks(), end;
   uint64_t submit = job->submit_ns & ~TW__TP_MARKS;
+  tw__tp_slot *slot = tw__tp_slot_of(tp);
   job->submit_ns &= TW__TP_EXT; /* ran */
-  tw__tp_add(&tp->wait_ns, start > submit ? start - submit : 0);
+  if (slot != NULL)
+    tw__tp_slot_bump(&slot->wait, start > submit ? start - submit : 0,
+                     memory_order_relaxed);
+  else
+    tw__tp_add(&tp->wait_ns, start > submit ? start - submit : 0);
   if (tp->uv) tw__tp_count(&tp->begun);
   tw__tp_enter(&f, tp);
   if (job->on_result == NULL) {
@@ -272,8 +347,14 @@ static void tw__tp_run(void *p) {
   }
   tw__tp_leave(&f);
   end = tw__tp_ticks();
-  tw__tp_add(&tp->run_ns, end > start ? end - start : 0);
-  tw__tp_count(&tp->completed);
+  if (slot != NULL) {
+    tw__tp_slot_bump(&slot->run, end > start ? end - start : 0,
+                     memory_order_relaxed);
+    tw__tp_slot_bump(&slot->completed, 1, memory_order_release);
+  } else {
+    tw__tp_add(&tp->run_ns, end > start ? end - start : 0);
+    tw__tp_count(&tp->completed);
+  }
 }
 
 /*
@@ -444,6 +525,7 @@ static int tw__tp_default_team(tw_team **out, tw_pool_limit_fn current_limit,
 }
 
 static void tw__tp_destroy(tw_threadpool *tp) {
+  tw__tp_slots_free(tp);
   uv_cond_destroy(&tp->cond);
   uv_mutex_destroy(&tp->sync);
   uv_mutex_destroy(&tp->ctl);
@@ -476,6 +558,7 @@ static int tw__tp_alloc(tw_threadpool **out, int min, int max,
   atomic_init(&tp->begun, 0);
   atomic_init(&tp->wait_ns, 0);
   atomic_init(&tp->run_ns, 0);
+  atomic_init(&tp->slots, NULL);
   uv_once(&tw__tsc_once, tw__tsc_probe);
   atomic_init(&tp->threads_final, 0);
   snprintf(tp->name, sizeof(tp->name), "%s", name != NULL ? name : "tw-pool");
@@ -777,6 +860,20 @@ static uint64_t tw__tp_to_ns(uint64_t ticks) {
   return v >= 1.0 ? (uint64_t)v : 1; /* some time passed: never none */
 }
 
+/* completed, and the threads' ticks in queue_wait_ns and run_ns. */
+static void tw__tp_sum_slots(tw_threadpool *tp, tw_threadpool_statistics *out) {
+  const tw__tp_slot *slot;
+  out->completed = atomic_load(&tp->completed);
+  for (slot = atomic_load_explicit(&tp->slots, memory_order_acquire);
+       slot != NULL; slot = slot->next) {
+    out->completed +=
+        atomic_load_explicit(&slot->completed, memory_order_acquire);
+    out->queue_wait_ns +=
+        atomic_load_explicit(&slot->wait, memory_order_relaxed);
+    out->run_ns += atomic_load_explicit(&slot->run, memory_order_relaxed);
+  }
+}
+
 int tw_threadpool_stats(const tw_threadpool *ctp,
                         tw_threadpool_statistics *out) {
   /* C11 atomic operations take non-const pointers; the gate's count is the
@@ -786,15 +883,16 @@ int tw_threadpool_stats(const tw_threadpool *ctp,
   if (tp == NULL || out == NULL) return TW_EINVAL;
   memset(out, 0, sizeof(*out));
   /* Later stages first, so that no figure overtakes an earlier one. */
-  out->completed = atomic_load(&tp->completed);
+  tw__tp_sum_slots(tp, out);
   out->cancelled = atomic_load(&tp->cancelled);
   begun = atomic_load(&tp->begun);
   out->submitted = atomic_load(&tp->submitted) +
                    atomic_load(&tp->submitted_owned);
   out->queue_wait_ns = tw__tp_to_ns(
+      out->queue_wait_ns +
       atomic_load_explicit(&tp->wait_ns, memory_order_relaxed));
   out->run_ns = tw__tp_to_ns(
-      atomic_load_explicit(&tp->run_ns, memory_order_relaxed));
+      out->run_ns + atomic_load_explicit(&tp->run_ns, memory_order_relaxed));
   out->started = atomic_load_explicit(&tp->started, memory_order_relaxed);
   out->joined = atomic_load_explicit(&tp->joined, memory_order_acquire);
   if (tp->uv) {

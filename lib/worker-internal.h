@@ -94,6 +94,16 @@ int tw__serial_try_run(tw_worker *w, tw_call_fn fn, void *arg);
 int tw__thread_worker_alone(tw_worker *w);
 
 /*
+ * Called by a thread worker's thread, if set, as it leaves its loop (after
+ * its last item): work that keeps state per thread (the thread pool's
+ * statistics slot) gives it back there. Per thread.
+ */
+extern TW__TLS void (*tw__thread_exit_hook)(void);
+
+/* 1 when the calling thread is a thread worker's, inside its loop. */
+int tw__on_thread_worker(void);
+
+/*
  * 1 once thread worker w's thread has left its loop (after quit, with its
  * queue done): freeing w then only joins a thread that is returning.
  * Always 0 for a worker on a custom starter: its thread may go on after

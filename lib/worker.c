@@ -235,6 +235,10 @@ typedef struct tw__thread_worker {
 /* The thread worker whose thread body is running on this thread. */
 static TW__TLS tw__thread_worker *tw__current_thread_worker;
 
+TW__TLS void (*tw__thread_exit_hook)(void);
+
+int tw__on_thread_worker(void) { return tw__current_thread_worker != NULL; }
+
 static atomic_ulong tw__thread_worker_ids;
 
 #ifndef TW__THREAD_SPIN_NS
@@ -297,6 +301,11 @@ static void tw__thread_body(void *arg) {
       tw__work_log_pending("Unhandled error in thread worker");
     }
     atomic_fetch_sub_explicit(&w->state, n * TW__T_ONE, memory_order_acq_rel);
+  }
+  if (tw__thread_exit_hook != NULL) {
+    void (*hook)(void) = tw__thread_exit_hook;
+    tw__thread_exit_hook = NULL;
+    hook();
   }
   tw__current_thread_worker = prev;
   atomic_store_explicit(&w->finished, 1, memory_order_release);
