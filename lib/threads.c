@@ -188,8 +188,10 @@ static tw_result tw__job_run(void *arg) {
 /* Loop thread: fire the Deferred with the result, unless cancelled. */
 static void tw__job_deliver(void *arg) {
   tw__job *job = arg;
-  int state = atomic_exchange_explicit(&job->state, TW__JOB_DONE,
-                                       memory_order_acq_rel);
+  /* Nobody else writes state now: the pool thread's last write came before
+   * it queued this call, and cancel runs on this thread. */
+  int state = atomic_load_explicit(&job->state, memory_order_relaxed);
+  atomic_store_explicit(&job->state, TW__JOB_DONE, memory_order_relaxed);
   job->delivered = 1;
   if (state == TW__JOB_CANCELLED ||
       tw_deferred_callback(job->d, job->result) != 0)
