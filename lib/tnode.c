@@ -1,9 +1,9 @@
 /*
  * lib/tnode.c - per-thread slabs of nodes (tnode.h).
  *
- * Reuse: a thread keeps a hold (one extra reference) on its last
- * TW__TNODE_HOLD fully carved slabs of each kind. When it needs a new slab
- * and the oldest of them has only that hold left (every node released), it
+ * Reuse: a thread keeps a hold (one extra reference) on its last few fully
+ * carved slabs of each kind (tw__tnode_holds). When it needs a new slab and
+ * the oldest of them has only that hold left (every node released), it
  * carves it again instead of allocating: a thread that keeps a steady
  * number of nodes in flight allocates nothing and hands glibc no memory to
  * free on another thread (and no heap to trim and fault in again).
@@ -34,9 +34,13 @@ struct tw__tnode_slab {
   /* The nodes follow, from the first line boundary after this header. */
 };
 
-/* Nodes per slab: 36 small (~2.4 KiB), 60 tasks (~3.9 KiB), 42 jobs
- * (~16 KiB); and the lines of one node. */
-static const uint32_t tw__tnode_counts[TW__TNODE_KINDS] = {36, 60, 42};
+/*
+ * Nodes per slab: 36 small (~2.4 KiB: every producer thread has one), 240
+ * tasks (~15 KiB) and 168 jobs (~63 KiB: made by few threads, in bursts of
+ * thousands, where a slab per few dozen nodes had glibc's arena lock fought
+ * over by the threads freeing them); and the lines of one node.
+ */
+static const uint32_t tw__tnode_counts[TW__TNODE_KINDS] = {36, 240, 168};
 static const uint32_t tw__tnode_lines[TW__TNODE_KINDS] = {1, 1, 6};
 
 _Static_assert(TW__TNODE_JOB_SIZE + sizeof(tw__tnode_head) ==
@@ -65,6 +69,8 @@ static tw__tnode_head *tw__tnode_at(tw__tnode_slab *slab, int kind,
 #endif
 
 #define TW__TNODE_HOLD 8
+/* How many of the HOLD places each kind uses: a held job slab is big. */
+static const uint32_t tw__tnode_holds[TW__TNODE_KINDS] = {8, 8, 2};
 
 /* The calling thread's slabs of one kind (kept here, not in the slab,
  * whose line the releasers write). */
@@ -142,8 +148,8 @@ static tw__tnode_slab *tw__slab_new(tw__tnode_cache *c, int kind) {
 }
 
 /* slab is fully carved: hold it for reuse, letting go of the oldest. */
-static void tw__slab_hold(tw__tnode_cache *c, tw__tnode_slab *slab) {
-  if (c->n_held == TW__TNODE_HOLD) {
+static void tw__slab_hold(tw__tnode_cache *c, int kind, tw__tnode_slab *slab) {
+  if (c->n_held == tw__tnode_holds[kind]) {
     tw__tnode_slab *oldest = c->held[c->first];
     c->first = (c->first + 1) % TW__TNODE_HOLD;
     c->n_held--;
@@ -186,7 +192,7 @@ void *tw__tnode_get_kind(int kind) {
   node->slab = slab;
   if (used + 1 == count) {
     c->slab = NULL;
-    tw__slab_hold(c, slab);
+    tw__slab_hold(c, kind, slab);
   }
   return node + 1;
 }
