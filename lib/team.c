@@ -849,44 +849,50 @@ static void tw__team_coordinate_inline(void *arg) {
   tw__team_step_end(t, &f);
 }
 
-static int tw__team_do_work(tw_worker *wk, tw_call_fn fn, void *arg,
-                            tw_free_fn arg_free) {
-  tw_team *t = (tw_team *)wk;
-  tw__task *task;
+/* do for a filled task; on error the task is still the caller's. */
+static int tw__team_do_task(tw_team *t, tw__task *task) {
   int rc;
-  task = tw__team_task_new();
-  if (task == NULL) return TW_ENOMEM;
   task->item.ops = &tw__team_coordinate_ops;
   task->u.team = t;
-  task->fn = fn;
-  task->arg = arg;
-  task->arg_free = arg_free;
   if (t->direct) {
     tw__team_inline in;
     in.task = task;
     in.rc = 0;
     rc = tw__serial_try_run(t->coordinator, tw__team_coordinate_inline, &in);
-    if (rc == 1) {
-      if (in.rc != 0) tw__team_task_release(task);
-      return in.rc;
-    }
-    if (rc != 0) {
-      tw__team_task_release(task);
-      return rc;
-    }
+    if (rc == 1) return in.rc;
+    if (rc != 0) return rc;
     /* Busy: queue the step like any coordinator's. */
   }
   rc = tw__team_accept(t);
-  if (rc != 0) {
-    tw__team_task_release(task);
-    return rc;
-  }
+  if (rc != 0) return rc;
   rc = tw__team_submit(t, &task->item);
-  if (rc != 0) {
-    tw__team_task_release(task);
-    tw__team_unaccept(t);
-  }
+  if (rc != 0) tw__team_unaccept(t);
   return rc;
+}
+
+static int tw__team_do_work(tw_worker *wk, tw_call_fn fn, void *arg,
+                            tw_free_fn arg_free) {
+  tw__task *task = tw__team_task_new();
+  int rc;
+  if (task == NULL) return TW_ENOMEM;
+  task->fn = fn;
+  task->arg = arg;
+  task->arg_free = arg_free;
+  rc = tw__team_do_task((tw_team *)wk, task);
+  if (rc != 0) tw__team_task_release(task);
+  return rc;
+}
+
+_Static_assert(sizeof(tw__task) <= sizeof(tw__task_room),
+               "a task fits its room");
+
+int tw__team_do_room(tw_worker *wk, tw__task_room *room, tw_call_fn fn,
+                     void *arg, tw_free_fn arg_free) {
+  tw__task *task = (tw__task *)(void *)room;
+  task->fn = fn;
+  task->arg = arg;
+  task->arg_free = arg_free;
+  return tw__team_do_task((tw_team *)wk, task);
 }
 
 static int tw__team_quit(tw_worker *wk) {
@@ -976,6 +982,8 @@ static int tw__team_destroy(tw_worker *wk) {
 
 const tw_worker_vtable tw__team_vtable = {tw__team_do_work, tw__team_quit,
                                           tw__team_destroy};
+
+int tw__is_team(const tw_worker *w) { return w->vtable == &tw__team_vtable; }
 
 /* ---- Public team functions ---------------------------------------------- */
 

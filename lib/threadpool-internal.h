@@ -9,6 +9,7 @@
 #define TWUV_THREADPOOL_INTERNAL_H
 
 #include "internal.h"
+#include "worker-internal.h"
 
 /* Seven words: a tnode (lib/tnode.h) has no room for more. */
 typedef struct tw__tp_job {
@@ -34,12 +35,16 @@ typedef struct tw__tp_job {
 #define TW__TP_EXT ((uint64_t)2)
 #define TW__TP_MARKS (TW__TP_PENDING | TW__TP_EXT)
 
+/*
+ * A job in the submitter's memory: the start of a tnode node (lib/tnode.h)
+ * holding a reference for the pool, which releases it with tw__tnode_put
+ * once done with the job - after on_result (or, for a job that never ran,
+ * after on_result got CancelledError). A team pool keeps its task in room,
+ * so the job needs no other node. Not released when the submission fails.
+ */
 typedef struct tw__tp_job_ext {
+  tw__task_room room;
   tw__tp_job base;
-  /* Called once, on the pool's side, when the pool is done with the job:
-   * after on_result (or, for a job that never ran, after on_result got
-   * CancelledError). Not called when the submission fails. */
-  void (*release)(struct tw__tp_job_ext *ext);
 } tw__tp_job_ext;
 
 /*

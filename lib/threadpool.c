@@ -198,12 +198,12 @@ static tw__tp_job *tw__tp_job_new(void) { return tw__tnode_get(); }
 
 /* The pool is done with the job: its last access to it. */
 static void tw__tp_job_release(tw__tp_job *job) {
-  if (job->submit_ns & TW__TP_EXT) {
-    tw__tp_job_ext *ext = TW__CONTAINER_OF(job, tw__tp_job_ext, base);
-    ext->release(ext);
-  } else {
+  if (!(job->submit_ns & TW__TP_EXT))
     tw__tnode_put(job);
-  }
+  else if (job->u.tp->uv)
+    tw__tnode_put(TW__CONTAINER_OF(job, tw__tp_job_ext, base));
+  /* else the team releases the node with the task in its room, after
+   * this (the worker's arg_free) returns */
 }
 
 static void tw__tp_add(_Atomic uint64_t *counter, uint64_t n) {
@@ -425,6 +425,17 @@ static int tw__tp_uv_submit(tw_threadpool *tp, tw__tp_job *job) {
   return rc;
 }
 
+/* Hand a filled job to the pool's worker; the task of a caller's job
+ * (ext) sits in its room when the worker is a team. */
+static int tw__tp_hand(tw_threadpool *tp, tw__tp_job *job, int ext) {
+  if (tp->uv) return tw__tp_uv_submit(tp, job);
+  if (ext && tw__is_team(tp->worker))
+    return tw__team_do_room(tp->worker,
+                            &TW__CONTAINER_OF(job, tw__tp_job_ext, base)->room,
+                            tw__tp_run, job, tw__tp_after);
+  return tw_worker_do_full(tp->worker, tw__tp_run, job, tw__tp_after);
+}
+
 /* Fill job (from a tnode, or the caller's: ext) and hand it over, through
  * the submit gate unless owned (see tw__threadpool_submit_ext). On error
  * the job is still the caller's. */
@@ -459,17 +470,14 @@ static int tw__tp_submit_job(tw_threadpool *tp, tw__tp_job *job, int ext,
     uint64_t n =
         atomic_load_explicit(&tp->submitted_owned, memory_order_relaxed);
     atomic_store_explicit(&tp->submitted_owned, n + 1, memory_order_relaxed);
-    rc = tw_worker_do_full(tp->worker, tw__tp_run, job, tw__tp_after);
+    rc = tw__tp_hand(tp, job, ext);
     if (rc != 0)
       atomic_store_explicit(&tp->submitted_owned, n, memory_order_relaxed);
     return rc;
   }
   /* Counted before any thread can see the job (tw__tp_count). */
   tw__tp_add(&tp->submitted, 1);
-  if (tp->uv)
-    rc = tw__tp_uv_submit(tp, job);
-  else
-    rc = tw_worker_do_full(tp->worker, tw__tp_run, job, tw__tp_after);
+  rc = tw__tp_hand(tp, job, ext);
   if (rc != 0) atomic_fetch_sub_explicit(&tp->submitted, 1, memory_order_relaxed);
   tw__gate_leave(tp, &tp->submit_gate);
   return rc;

@@ -115,18 +115,19 @@ int tw_reactor_suggest_thread_pool_size(tw_reactor *r, int size) {
 enum { TW__JOB_QUEUED, TW__JOB_RUNNING, TW__JOB_CANCELLED, TW__JOB_DONE };
 
 /*
- * One node per job, made on the loop thread: the pool's job, the call back
- * to the loop and the Deferred (with room for its first callbacks) live in
- * it, so a job allocates nothing else. Two parties hold it - the pool
- * (until it releases its job) and the Deferred (until its last reference
- * goes: the job's own, dropped when the job is finished on the loop, and
- * any the caller keeps) - and the last to let go frees it.
+ * One node per job, made on the loop thread: the team's task, the pool's
+ * job, the call back to the loop and the Deferred (with room for its first
+ * callbacks) live in it, so a job allocates nothing else. Two parties hold
+ * it - the pool (until its team is done with the task) and the Deferred
+ * (until its last reference goes: the job's own, dropped when the job is
+ * finished on the loop, and any the caller keeps) - each with a reference
+ * of its own in the node's slab (tnode.h), which is the job's free.
  */
 typedef struct tw__job {
-  /* Shared with the pool thread: the node's first three lines. */
+  /* Shared with the pool thread: the node's first four lines. */
   union {
     struct {
-      tw__tp_job_ext tp;
+      tw__tp_job_ext tp; /* first: the node's start (its task's room) */
       tw__call_node call;
       tw_reactor *r;
       tw_result_fn fn;
@@ -134,12 +135,11 @@ typedef struct tw__job {
       tw_free_fn arg_free;
       tw_result result;
       _Atomic int state;
-      _Atomic int holders;
       int ran;     /* fn started (pool side only) */
       int foreign; /* on a pool the reactor does not own: in busy_refs
                       until the job has handed itself back to the loop */
     };
-    char pool_lines[3 * 64 - 8]; /* a node starts 8 bytes into a line */
+    char pool_lines[4 * 64 - 8]; /* a node starts 8 bytes into a line */
   };
   /* The loop thread's, on lines of their own: the loop adds callbacks
    * while a pool thread may be running the job. */
@@ -153,20 +153,13 @@ typedef struct tw__job {
 _Static_assert(sizeof(tw__job) <= TW__TNODE_JOB_SIZE, "a job fits its node");
 _Static_assert(offsetof(tw__job, box) == sizeof(((tw__job *)0)->pool_lines),
                "the pool thread's part fits its lines");
+_Static_assert(offsetof(tw__job, tp) == 0 &&
+                   offsetof(tw__tp_job_ext, room) == 0,
+               "the task's room is the node's start");
 
-static void tw__job_let_go(tw__job *job) {
-  if (atomic_fetch_sub_explicit(&job->holders, 1, memory_order_acq_rel) == 1)
-    tw__tnode_put(job);
-}
-
-/* The pool is done with the job. */
-static void tw__job_pool_release(tw__tp_job_ext *ext) {
-  tw__job_let_go(TW__CONTAINER_OF(ext, tw__job, tp));
-}
-
-/* The Deferred's last reference went. */
+/* The Deferred's last reference went: its hold on the node goes. */
 static void tw__job_box_release(tw__deferred_box *box) {
-  tw__job_let_go(TW__CONTAINER_OF(box, tw__job, box));
+  tw__tnode_put(TW__CONTAINER_OF(box, tw__job, box));
 }
 
 /* Pool thread: run the work unless the Deferred was cancelled first. */
@@ -275,8 +268,6 @@ int tw_defer_to_thread_pool(tw_reactor *r, tw_threadpool *tp, tw_result_fn fn,
   job->ran = 0;
   job->delivered = 0;
   job->foreign = tp != r->pool;
-  atomic_init(&job->holders, 2);
-  job->tp.release = tw__job_pool_release;
   if (job->foreign)
     atomic_fetch_add_explicit(&r->busy_refs, 1, memory_order_relaxed);
   err = tw__threadpool_submit_ext(tp, &job->tp, !job->foreign, tw__job_run,
@@ -284,9 +275,9 @@ int tw_defer_to_thread_pool(tw_reactor *r, tw_threadpool *tp, tw_result_fn fn,
   if (err != 0) {
     if (job->foreign)
       atomic_fetch_sub_explicit(&r->busy_refs, 1, memory_order_relaxed);
-    /* The pool took nothing: the Deferred is the only holder. Unfired and
-     * never reachable by anyone, it drops nothing as it goes. */
-    atomic_store_explicit(&job->holders, 1, memory_order_relaxed);
+    /* The pool took nothing: its hold goes now. The Deferred, unfired and
+     * never reachable by anyone, drops nothing as it goes. */
+    tw__tnode_put(job);
     tw_deferred_unref(d);
     tw_deferred_unref(d);
     return err;

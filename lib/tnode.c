@@ -41,11 +41,13 @@ struct tw__tnode_slab {
  * over by the threads freeing them); and the lines of one node.
  */
 static const uint32_t tw__tnode_counts[TW__TNODE_KINDS] = {36, 240, 168};
-static const uint32_t tw__tnode_lines[TW__TNODE_KINDS] = {1, 1, 6};
+static const uint32_t tw__tnode_lines[TW__TNODE_KINDS] = {1, 1, 7};
+/* References a new node holds in its slab (tnode.h: a job's two holders). */
+static const uint32_t tw__tnode_refs[TW__TNODE_KINDS] = {1, 1, 2};
 
 _Static_assert(TW__TNODE_JOB_SIZE + sizeof(tw__tnode_head) ==
-                   6 * TW__TNODE_LINE,
-               "a job node is six lines");
+                   7 * TW__TNODE_LINE,
+               "a job node is seven lines");
 
 static size_t tw__slab_bytes(int kind, uint32_t count) {
   /* Room to align the nodes, whatever malloc's alignment. */
@@ -102,7 +104,8 @@ static void tw__slab_retire(void) {
     tw__tnode_slab *slab = c->slab;
     c->slab = NULL;
     if (slab != NULL)
-      tw__slab_release(slab, tw__tnode_counts[k] - c->used + 1);
+      tw__slab_release(slab,
+                       (tw__tnode_counts[k] - c->used) * tw__tnode_refs[k] + 1);
     while (c->n_held > 0) {
       slab = c->held[c->first];
       c->first = (c->first + 1) % TW__TNODE_HOLD;
@@ -130,7 +133,7 @@ void tw_thread_cleanup(void) { tw__slab_retire(); }
 
 /* A slab to carve: the oldest held one if all its nodes came back. */
 static tw__tnode_slab *tw__slab_new(tw__tnode_cache *c, int kind) {
-  uint32_t count = tw__tnode_counts[kind];
+  uint32_t count = tw__tnode_counts[kind] * tw__tnode_refs[kind];
   tw__tnode_slab *slab;
   if (c->n_held > 0) {
     slab = c->held[c->first];
@@ -142,7 +145,7 @@ static tw__tnode_slab *tw__slab_new(tw__tnode_cache *c, int kind) {
       return slab;
     }
   }
-  slab = tw__malloc(tw__slab_bytes(kind, count));
+  slab = tw__malloc(tw__slab_bytes(kind, tw__tnode_counts[kind]));
   if (slab != NULL) atomic_init(&slab->refs, count + 1);
   return slab;
 }
@@ -177,7 +180,7 @@ void *tw__tnode_get_kind(int kind) {
     if (!tw__tls_registered) {
       slab = tw__malloc(tw__slab_bytes(kind, 1));
       if (slab == NULL) return NULL;
-      atomic_init(&slab->refs, 1);
+      atomic_init(&slab->refs, tw__tnode_refs[kind]);
       node = tw__tnode_at(slab, kind, 0);
       node->slab = slab;
       return node + 1;

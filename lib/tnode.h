@@ -13,10 +13,10 @@
  *
  * Nodes are TW__TNODE_SIZE bytes, each the rest of a 64-byte cache line of
  * its own (after its slab's address): the thread writing new nodes and the
- * threads reading older ones never share a line. Two kinds, with slabs of
+ * threads reading older ones never share a line. Three kinds, with slabs of
  * their own, for nodes of different lifetimes: TW__TNODE_SMALL (the serial
  * worker's and the reactor's calls), TW__TNODE_TASK (a team's tasks, which
- * may wait in a backlog), TW__TNODE_JOB (defer_to_thread's jobs, six
+ * may wait in a backlog), TW__TNODE_JOB (defer_to_thread's jobs, seven
  * lines each, made and mostly released on the loop thread).
  *
  * A thread's partly used slabs stay cached until the thread exits (a
@@ -29,9 +29,13 @@
 
 #define TW__TNODE_SIZE 56
 
-/* TW__TNODE_JOB nodes are six lines: room for a defer_to_thread job and
- * its Deferred. */
-#define TW__TNODE_JOB_SIZE (6 * 64 - 8)
+/*
+ * TW__TNODE_JOB nodes are seven lines: room for a defer_to_thread job, its
+ * team task and its Deferred. A job node has two holders (the pool and the
+ * Deferred), so it starts with two references: it takes two
+ * tw__tnode_put, one from each.
+ */
+#define TW__TNODE_JOB_SIZE (7 * 64 - 8)
 
 enum { TW__TNODE_SMALL, TW__TNODE_TASK, TW__TNODE_JOB, TW__TNODE_KINDS };
 
@@ -42,7 +46,7 @@ static inline void *tw__tnode_get(void) {
   return tw__tnode_get_kind(TW__TNODE_SMALL);
 }
 
-/* Release a node of either kind (any thread, once per node). */
+/* Release a node of any kind (any thread; once per node, twice per job). */
 void tw__tnode_put(void *node);
 
 #endif

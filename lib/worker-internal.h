@@ -94,6 +94,26 @@ int tw__serial_try_run(tw_worker *w, tw_call_fn fn, void *arg);
 int tw__thread_worker_alone(tw_worker *w);
 
 /*
+ * Room for a team's task in the submitter's memory: the start of a tnode
+ * node (lib/tnode.h), with a reference for the team, which releases it
+ * with tw__tnode_put once done with the task (after fn and arg_free).
+ */
+typedef struct tw__task_room {
+  void *words[7];
+} tw__task_room;
+
+/*
+ * tw_worker_do_full on a team (tw_team_worker), with the task in room
+ * instead of a node the team allocates. Same errors; on error the team took
+ * nothing (room's reference is still the caller's).
+ */
+int tw__team_do_room(tw_worker *team, tw__task_room *room, tw_call_fn fn,
+                     void *arg, tw_free_fn arg_free);
+
+/* 1 if w is a team's worker view (tw_team_worker). */
+int tw__is_team(const tw_worker *w);
+
+/*
  * Called by a thread worker's thread, if set, as it leaves its loop (after
  * its last item): work that keeps state per thread (the thread pool's
  * statistics slot) gives it back there. Per thread.
