@@ -29,7 +29,10 @@ typedef struct tw__mpsc_node {
 
 typedef struct tw__mpsc {
   _Atomic(tw__mpsc_node *) head; /* producers exchange here (newest) */
-  tw__mpsc_node *tail;           /* consumer side (oldest) */
+  /* The producers' line and the consumer's apart: on one line, every push
+   * took it from the consumer and every pop took it back. */
+  char pad[64 - sizeof(void *)];
+  tw__mpsc_node *tail; /* consumer side (oldest) */
   tw__mpsc_node stub;
 } tw__mpsc;
 
