@@ -55,13 +55,14 @@ void tw__free(void *ptr) {
 void *tw__calloc_lines(size_t size) {
   size_t lines = (size + TW__LINE - 1) / TW__LINE, total;
   unsigned char *raw, *p;
-  if (size == 0 || lines > (SIZE_MAX - TW__LINE) / TW__LINE) return NULL;
-  total = (lines + 1) * TW__LINE;
+  if (size == 0 || lines > (SIZE_MAX - 2 * TW__LINE) / TW__LINE) return NULL;
+  /* Room to align, and for raw's address just below p, whatever the
+   * allocator's alignment. */
+  total = lines * TW__LINE + TW__LINE + sizeof(raw);
   raw = tw__calloc(1, total);
   if (raw == NULL) return NULL;
-  /* At least 8 bytes in: room for raw just below p (malloc's memory is
-   * aligned to 8 or more). */
-  p = raw + (TW__LINE - ((uintptr_t)raw % TW__LINE));
+  p = raw + sizeof(raw);
+  p += (TW__LINE - (uintptr_t)p % TW__LINE) % TW__LINE;
   memcpy(p - sizeof(raw), &raw, sizeof(raw));
   return p;
 }

@@ -32,9 +32,10 @@ int tw__deferred_reserve(tw_deferred *d, unsigned n);
  * grows longer. tw__deferred_box_init returns the Deferred (one reference,
  * the caller's); when its last reference goes, it is destroyed as any
  * Deferred is (pairs dropped, result released or reported) and then
- * release(box) is called, once, on that thread, instead of a free. The box
- * must stay valid until then. Debug builds do not quarantine it: a
- * dangling pointer to it is caught only while the box's memory is alive.
+ * release(box) is called, once, instead of a free: on that thread, or in
+ * debug builds (-Dthread_checks) when the quarantine of freed Deferreds
+ * lets it go, on whichever thread that happens. The box must stay valid
+ * until then. file and line: where an unhandled failure is reported from.
  */
 #define TW__BOX_PAIRS 2
 #define TW__BOX_BYTES (64 + 16 + TW__BOX_PAIRS * 32)
@@ -49,7 +50,8 @@ typedef struct tw__deferred_box {
 
 tw_deferred *tw__deferred_box_init(tw__deferred_box *box,
                                    tw_canceller_fn canceller, void *arg,
-                                   void (*release)(tw__deferred_box *box));
+                                   void (*release)(tw__deferred_box *box),
+                                   const char *file, int line);
 
 /* A failure result with a fresh failure of the given type and code. */
 tw_result tw__result_error(const tw_error_type *type, int code,

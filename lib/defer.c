@@ -89,6 +89,13 @@ static tw__deferred_box *tw__box_of(tw_deferred *d) {
   return TW__CONTAINER_OF((void *)d, tw__deferred_box, mem);
 }
 
+/* Give a Deferred's memory back: to its box's producer, or to malloc. */
+static void tw__deferred_memory_go(tw_deferred *d) {
+  if (d->flags & TW__BOXED)
+    tw__box_of(d)->release(tw__box_of(d));
+  else
+    tw__free(d);
+}
 
 static void tw__drop_pair(tw_deferred *d, tw__cb *e) {
   if (e->cb == TW__CONTINUE) {
@@ -175,37 +182,26 @@ static void tw__q_release(void) {
 static void tw__quarantine_or_free(tw_deferred *d) {
   tw_deferred *evict[TW__QUARANTINE_MAX + 1];
   size_t n = 0, i;
-  int boxed = (d->flags & TW__BOXED) != 0;
   d->magic = TW__MAGIC_DEAD;
   tw__q_acquire();
-  if (boxed) {
-    /* Its memory is its producer's: handed back, not kept. */
-  } else if (tw__q_len == TW__QUARANTINE_MAX) {
+  if (tw__q_len == TW__QUARANTINE_MAX) {
     evict[n++] = tw__quarantine[tw__q_head];
     tw__q_head = (tw__q_head + 1) % TW__QUARANTINE_MAX;
     tw__q_len--;
   }
-  if (!boxed) {
-    tw__quarantine[(tw__q_head + tw__q_len) % TW__QUARANTINE_MAX] = d;
-    tw__q_len++;
-  }
+  tw__quarantine[(tw__q_head + tw__q_len) % TW__QUARANTINE_MAX] = d;
+  tw__q_len++;
   if (atomic_fetch_sub(&tw__live_deferreds, 1) == 1) {
     for (i = 0; i < tw__q_len; i++)
       evict[n++] = tw__quarantine[(tw__q_head + i) % TW__QUARANTINE_MAX];
     tw__q_head = tw__q_len = 0;
   }
   tw__q_release();
-  for (i = 0; i < n; i++) tw__free(evict[i]);
-  if (boxed) tw__box_of(d)->release(tw__box_of(d));
+  for (i = 0; i < n; i++) tw__deferred_memory_go(evict[i]);
 }
 
 #else
-static void tw__quarantine_or_free(tw_deferred *d) {
-  if (d->flags & TW__BOXED)
-    tw__box_of(d)->release(tw__box_of(d));
-  else
-    tw__free(d);
-}
+static void tw__quarantine_or_free(tw_deferred *d) { tw__deferred_memory_go(d); }
 #endif
 
 /* ---- construction and references ---------------------------------------- */
@@ -242,10 +238,11 @@ _Static_assert(sizeof(struct tw_deferred) <= TW__BOX_DEFERRED,
 
 tw_deferred *tw__deferred_box_init(tw__deferred_box *box,
                                    tw_canceller_fn canceller, void *arg,
-                                   void (*release)(tw__deferred_box *box)) {
+                                   void (*release)(tw__deferred_box *box),
+                                   const char *file, int line) {
   tw_deferred *d = (tw_deferred *)(void *)box->mem.bytes;
   tw__cbvec *v = tw__box_cbs(d);
-  tw__deferred_init(d, canceller, arg, NULL, NULL, 0);
+  tw__deferred_init(d, canceller, arg, NULL, file, line);
   box->release = release;
   d->flags = TW__BOXED;
   v->head = v->len = 0;

@@ -170,6 +170,13 @@ typedef struct tw__team_frame {
 
 static TW__TLS tw__team_frame *tw__team_frames;
 
+/* tw__team_on_member_thread: set by tw__team_work around its tasks. */
+static TW__TLS const tw_team *tw__team_member_thread;
+
+const tw_team *tw__team_on_member_thread(void) {
+  return tw__team_member_thread;
+}
+
 static void tw__team_enter(tw__team_frame *f, const tw_team *t) {
   f->team = t;
   f->prev = tw__team_frames;
@@ -631,8 +638,13 @@ static void tw__team_work(tw__item *it) {
   tw__team_frame f;
   tw_failure **slot = tw__work_failure_slot();
   tw_failure *outer = *slot;
+  const tw_team *outer_member = tw__team_member_thread;
   *slot = NULL;
   tw__team_enter(&f, t);
+  tw__team_member_thread = m->cls == &tw__thread_worker_class &&
+                                   tw__thread_worker_is_current(m->worker)
+                               ? t
+                               : NULL;
   for (;;) {
     task->fn(task->arg);
     if (*slot != NULL) tw__team_report(t, slot);
@@ -653,6 +665,7 @@ static void tw__team_work(tw__item *it) {
     next->u.member = m;
     task = next;
   }
+  tw__team_member_thread = outer_member;
   tw__team_leave(&f);
   tw__work_unstash(outer);
   if (next != NULL)

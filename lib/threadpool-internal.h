@@ -52,13 +52,20 @@ typedef struct tw__tp_job_ext {
  * arg_free: fn's data is the caller's). Same errors; on error nothing was
  * taken and release will not be called.
  *
- * owned: the calling thread is the pool's owner - the only thread that
- * submits with owned set and the only one that stops or frees the pool
- * (the reactor's pool, on the loop thread) - so the submission skips the
- * gate that keeps stop and free from running under other submitters.
+ * owned: the calling thread is the pool's owner (tw__threadpool_own) - the
+ * only thread that submits with owned set and the only one that may stop
+ * or free the pool - so the submission skips the gate that keeps stop and
+ * free from running under other submitters.
  */
 int tw__threadpool_submit_ext(tw_threadpool *tp, tw__tp_job_ext *ext,
                               int owned, tw_result_fn fn, void *arg,
                               tw_on_result_fn on_result, void *ctx);
+
+/*
+ * Make the calling thread tp's owner: stop and free from any other thread
+ * return TW_EWRONGTHREAD (the reactor's pool, whose loop thread submits
+ * owned jobs).
+ */
+void tw__threadpool_own(tw_threadpool *tp);
 
 #endif

@@ -90,7 +90,9 @@ struct tw_threadpool {
   tw_worker *worker; /* the team's IWorker view, or the uv worker */
   tw_team *team;     /* NULL for a uv pool */
   int uv;
-  uv_thread_t loop_thread; /* uv: where stop and free may run */
+  int owned; /* by a reactor (tw__threadpool_own): stop and free only on
+                loop_thread */
+  uv_thread_t loop_thread; /* uv, owned: where stop and free may run */
 
   atomic_int min, max;
   atomic_int started; /* Twisted's started: the limit is max, not 0 */
@@ -285,10 +287,12 @@ static void tw__tp_slot_leave(void) {
  */
 static tw__tp_slot *tw__tp_slot_of(tw_threadpool *tp) {
   tw__tp_slot *slot;
-  if (TW__LIKELY(tw__tp_mine_tp == tp)) return tw__tp_mine;
-  if (tp->uv || tw__tp_frames != NULL || !tw__on_thread_worker() ||
-      tw__tp_mine != NULL) /* a thread serves one pool: the first */
+  /* Only the pool's own threads, which are joined before the slots go. */
+  if (tp->uv || tp->team == NULL || tw__tp_frames != NULL ||
+      tw__team_on_member_thread() != tp->team)
     return NULL;
+  if (TW__LIKELY(tw__tp_mine_tp == tp)) return tw__tp_mine;
+  if (tw__tp_mine != NULL) return NULL; /* serves another pool's slot */
   uv_mutex_lock(&tp->sync);
   for (slot = atomic_load_explicit(&tp->slots, memory_order_relaxed);
        slot != NULL; slot = slot->next)
@@ -493,6 +497,11 @@ static int tw__tp_submit(tw_threadpool *tp, tw_call_fn fn, tw_result_fn rfn,
                          ctx);
   if (rc != 0) tw__tnode_put(job);
   return rc;
+}
+
+void tw__threadpool_own(tw_threadpool *tp) {
+  tp->owned = 1;
+  tp->loop_thread = uv_thread_self();
 }
 
 int tw__threadpool_submit_ext(tw_threadpool *tp, tw__tp_job_ext *ext,
@@ -814,7 +823,7 @@ static int tw__tp_finish(tw_threadpool *tp) {
 /* What stop and free refuse before changing anything. */
 static int tw__tp_check_caller(const tw_threadpool *tp) {
   if (tw__tp_inside(tp)) return TW_EDEADLK;
-  if (tp->uv) {
+  if (tp->uv || tp->owned) {
     uv_thread_t self = uv_thread_self();
     if (!uv_thread_equal(&self, &tp->loop_thread)) return TW_EWRONGTHREAD;
   }

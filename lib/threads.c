@@ -66,6 +66,7 @@ tw_threadpool *tw_reactor_get_thread_pool(tw_reactor *r) {
   err = (r->flags & TW_REACTOR_UV_POOL) ? tw_threadpool_new_uv(&tp, r->loop)
                                         : tw_threadpool_new(&tp, 0, 10, "tw-pool");
   if (err != 0) return NULL;
+  tw__threadpool_own(tp);
   /* The stop trigger first: if the start cannot be arranged, nothing is
    * left half-registered. */
   if (tw__reactor_add_internal_trigger(r, TW_PHASE_DURING, "shutdown",
@@ -257,7 +258,7 @@ int tw_defer_to_thread_pool(tw_reactor *r, tw_threadpool *tp, tw_result_fn fn,
   job = tw__tnode_get_kind(TW__TNODE_JOB);
   if (job == NULL) return TW_ENOMEM;
   d = tw__deferred_box_init(&job->box, tw__job_cancel, job,
-                            tw__job_box_release);
+                            tw__job_box_release, __FILE__, __LINE__);
   job->r = r;
   job->d = tw_deferred_ref(d);
   job->fn = fn;

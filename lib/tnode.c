@@ -36,11 +36,12 @@ struct tw__tnode_slab {
 
 /*
  * Nodes per slab: 36 small (~2.4 KiB: every producer thread has one), 240
- * tasks (~15 KiB) and 168 jobs (~63 KiB: made by few threads, in bursts of
- * thousands, where a slab per few dozen nodes had glibc's arena lock fought
- * over by the threads freeing them); and the lines of one node.
+ * tasks (~15 KiB: made by few threads, in bursts of thousands, where a slab
+ * per 60 had glibc's arena lock fought over by the pool threads freeing
+ * them) and 36 jobs (~16 KiB: a Deferred the caller keeps keeps its job's
+ * slab); and the lines of one node.
  */
-static const uint32_t tw__tnode_counts[TW__TNODE_KINDS] = {36, 240, 168};
+static const uint32_t tw__tnode_counts[TW__TNODE_KINDS] = {36, 240, 36};
 static const uint32_t tw__tnode_lines[TW__TNODE_KINDS] = {1, 1, 7};
 /* References a new node holds in its slab (tnode.h: a job's two holders). */
 static const uint32_t tw__tnode_refs[TW__TNODE_KINDS] = {1, 1, 2};
@@ -72,7 +73,7 @@ static tw__tnode_head *tw__tnode_at(tw__tnode_slab *slab, int kind,
 
 #define TW__TNODE_HOLD 8
 /* How many of the HOLD places each kind uses: a held job slab is big. */
-static const uint32_t tw__tnode_holds[TW__TNODE_KINDS] = {8, 8, 2};
+static const uint32_t tw__tnode_holds[TW__TNODE_KINDS] = {8, 8, 4};
 
 /* The calling thread's slabs of one kind (kept here, not in the slab,
  * whose line the releasers write). */

@@ -116,12 +116,20 @@ int tw__is_team(const tw_worker *w);
 /*
  * Called by a thread worker's thread, if set, as it leaves its loop (after
  * its last item): work that keeps state per thread (the thread pool's
- * statistics slot) gives it back there. Per thread.
+ * statistics slot) gives it back there. Per thread, and per loop: set
+ * while running the worker's items, it belongs to that worker's loop.
  */
 extern TW__TLS void (*tw__thread_exit_hook)(void);
 
-/* 1 when the calling thread is a thread worker's, inside its loop. */
-int tw__on_thread_worker(void);
+/* 1 when the calling thread is thread worker w's, inside its loop. */
+int tw__thread_worker_is_current(const tw_worker *w);
+
+/*
+ * The team whose task this thread is running as that team's own thread
+ * worker (on the member's thread, not inline elsewhere), or NULL. Such a
+ * thread is joined when the team is.
+ */
+const tw_team *tw__team_on_member_thread(void);
 
 /*
  * 1 once thread worker w's thread has left its loop (after quit, with its

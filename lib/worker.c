@@ -237,7 +237,10 @@ static TW__TLS tw__thread_worker *tw__current_thread_worker;
 
 TW__TLS void (*tw__thread_exit_hook)(void);
 
-int tw__on_thread_worker(void) { return tw__current_thread_worker != NULL; }
+int tw__thread_worker_is_current(const tw_worker *w) {
+  return tw__current_thread_worker != NULL &&
+         &tw__current_thread_worker->base == w;
+}
 
 static atomic_ulong tw__thread_worker_ids;
 
@@ -278,6 +281,9 @@ static int tw__thread_spin(tw__thread_worker *w, size_t *s) {
 static void tw__thread_body(void *arg) {
   tw__thread_worker *w = arg;
   tw__thread_worker *prev = tw__current_thread_worker;
+  /* A custom starter may run a body inside another's: each has its own. */
+  void (*outer_hook)(void) = tw__thread_exit_hook;
+  tw__thread_exit_hook = NULL;
   if (w->name[0] != '\0') tw__thread_set_name(w->name);
   tw__current_thread_worker = w;
   for (;;) {
@@ -302,11 +308,8 @@ static void tw__thread_body(void *arg) {
     }
     atomic_fetch_sub_explicit(&w->state, n * TW__T_ONE, memory_order_acq_rel);
   }
-  if (tw__thread_exit_hook != NULL) {
-    void (*hook)(void) = tw__thread_exit_hook;
-    tw__thread_exit_hook = NULL;
-    hook();
-  }
+  if (tw__thread_exit_hook != NULL) tw__thread_exit_hook();
+  tw__thread_exit_hook = outer_hook;
   tw__current_thread_worker = prev;
   atomic_store_explicit(&w->finished, 1, memory_order_release);
 }

@@ -1387,3 +1387,65 @@ TWT_TEST(threadpool, concurrent_stops) {
   cr_assert_eq(tw_threadpool_free(tp), 0);
   gate_job_destroy(&g);
 }
+
+/* ---- twuv: a pool run inline on a thread that is not its own ----------------- */
+
+typedef struct lock_team {
+  tw_pool_limit_fn limit;
+  void *limit_ctx;
+  size_t created;
+} lock_team;
+
+static lock_team lt;
+
+static tw_worker *lock_member(void *ctx) {
+  lock_team *t = ctx;
+  tw_worker *w = NULL;
+  if (t->created >= t->limit(t->limit_ctx)) return NULL;
+  if (tw_lock_worker_new(&w) != 0) return NULL;
+  t->created++;
+  return w;
+}
+
+/* A team of lock workers: its jobs run on whichever thread submits them. */
+static int lock_team_fn(tw_team **out, tw_pool_limit_fn limit,
+                        void *limit_ctx, const char *name, void *ctx) {
+  tw_worker *coordinator = NULL;
+  int rc;
+  (void)name;
+  (void)ctx;
+  lt.limit = limit;
+  lt.limit_ctx = limit_ctx;
+  lt.created = 0;
+  rc = tw_lock_worker_new(&coordinator);
+  if (rc != 0) return rc;
+  rc = tw_team_new(out, coordinator, lock_member, NULL, &lt);
+  if (rc != 0) tw_worker_free(coordinator);
+  return rc;
+}
+
+static void submit_here(void *arg) {
+  cr_assert_eq(tw_threadpool_call_in_thread(arg, nothing, NULL, NULL), 0);
+}
+
+TWT_TEST(threadpool, stats_of_jobs_run_on_a_foreign_thread_worker) {
+  /* The job runs inline on a thread worker the pool does not own, which
+   * outlives the pool: its figures go to the pool's own counters, not to a
+   * per-thread slot that thread would still write after the pool is gone. */
+  tw_threadpool *tp;
+  tw_worker *w = NULL;
+  uv_sem_t done;
+  cr_assert_eq(uv_sem_init(&done, 0), 0);
+  cr_assert_eq(tw_threadpool_new_custom(&tp, 0, 2, NULL, lock_team_fn, NULL),
+               0);
+  cr_assert_eq(tw_threadpool_start(tp), 0);
+  cr_assert_eq(tw_thread_worker_new(&w, "foreign"), 0);
+  cr_assert_eq(tw_worker_do(w, submit_here, tp), 0);
+  cr_assert_eq(tw_worker_do(w, post, &done), 0);
+  uv_sem_wait(&done);
+  cr_assert_eq(stats(tp).completed, 1);
+  cr_assert_eq(tw_threadpool_free(tp), 0);
+  /* The thread leaves its loop after the pool is gone. */
+  cr_assert_eq(tw_worker_free(w), 0);
+  uv_sem_destroy(&done);
+}

@@ -1020,3 +1020,47 @@ TWT_TEST(threads, defer_to_thread_unhandled_failure_is_reported_when_dropped) {
                    twt_log_flush(&TW_SHUTDOWN_ERROR),
                1);
 }
+
+TWT_TEST(threads, defer_to_thread_deferred_used_after_its_last_unref) {
+#if TW_TEST_THREAD_CHECKS
+  /* Debug builds catch it as for any Deferred: the job's node stays while
+   * its Deferred is in quarantine (which holds while a Deferred lives). */
+  tw_deferred *keeper = tw_deferred_new(NULL, NULL);
+  tw_reactor *r = new_reactor(0);
+  tw_deferred *d = NULL;
+  kept = tw_result_none();
+  cr_assert_eq(tw_defer_to_thread(r, zero_in_thread, NULL, NULL, &d), 0);
+  cr_assert_eq(tw_deferred_add_both(d, record_and_stop, &kept), 0);
+  run(r);
+  free_reactor(r);
+  tw_deferred_unref(d);
+  cr_assert_eq(tw_deferred_called(d), TW_EINVAL);
+  cr_assert_eq(tw_deferred_add_callback(d, append_digit, NULL), TW_EINVAL);
+  tw_deferred_unref(d); /* a double unref: ignored */
+  tw_deferred_unref(keeper);
+#else
+  cr_skip_test("needs -Dthread_checks=true");
+#endif
+}
+
+static int pool_stop_rc, pool_free_rc;
+
+static void stop_and_free_pool(void *arg) {
+  pool_stop_rc = tw_threadpool_stop(arg);
+  pool_free_rc = tw_threadpool_free(arg);
+}
+
+TWT_TEST(threads, the_reactors_pool_is_stopped_only_by_the_reactor) {
+  /* Owned by the reactor, which submits to it without the pool's gate:
+   * stop and free from another thread are refused, not raced. */
+  tw_reactor *r = new_reactor(0);
+  tw_threadpool *tp = tw_reactor_get_thread_pool(r);
+  uv_thread_t t;
+  cr_assert_not_null(tp);
+  cr_assert_eq(uv_thread_create(&t, stop_and_free_pool, tp), 0);
+  cr_assert_eq(uv_thread_join(&t), 0);
+  cr_assert_eq(pool_stop_rc, TW_EWRONGTHREAD);
+  cr_assert_eq(pool_free_rc, TW_EWRONGTHREAD);
+  cr_assert_eq(tw_reactor_get_thread_pool(r), tp);
+  free_reactor(r);
+}

@@ -82,9 +82,9 @@ TW_EXTERN int tw_replace_allocator(tw_malloc_func malloc_func,
 /*
  * tw_thread_cleanup: release the memory twuv caches for the calling thread
  * (slabs of the nodes that carry calls from this thread to another: reactor
- * call_from_thread, serial worker, team tasks, defer_to_thread jobs - up to
- * 9 slabs of 16 KiB for those on a loop thread; a slab still carrying some
- * is released by the last of them). This happens by itself when a thread
+ * call_from_thread, serial worker, team tasks, defer_to_thread jobs - about
+ * 250 KiB at most on a loop thread that used them all; a slab still
+ * carrying some is released by the last of them). This happens by itself when a thread
  * exits; call it on a thread that lives on (the main thread) when you want
  * every twuv allocation released, e.g. before checking for leaks. Safe to
  * call at any time, any number of times; calls already submitted are

@@ -42,7 +42,8 @@ extern "C" {
  * does) and stopped - every thread joined - in the "during shutdown" phase,
  * after which the reactor forgets it (a later call creates a new one, which
  * starts only if the reactor runs again). Owned by the reactor: do not stop
- * or free it yourself.
+ * or free it yourself (from another thread than the loop's, stop and free
+ * return TW_EWRONGTHREAD).
  * Returns NULL when out of memory, for NULL, off the loop thread
  * (thread_checks), or once the reactor has stopped for good.
  */
@@ -82,6 +83,10 @@ TW_EXTERN int tw_reactor_suggest_thread_pool_size(tw_reactor *r, int size);
  * the work until arg_free, and must not be freed by those callbacks.
  * tp must outlive the work: while jobs on a pool that is not the reactor's
  * are in flight, tw_reactor_free returns TW_EBUSY.
+ * Memory: the job and its Deferred are one 448-byte node from the loop
+ * thread's cache (no allocation per job); a reference kept after the
+ * Deferred fired keeps that node, and the 16 KiB block it was cut from,
+ * until it is released.
  * Errors: TW_EINVAL (NULL r, tp, fn or out), TW_ENOMEM, TW_EWRONGTHREAD,
  * TW_EALREADYQUIT (tp stopped), TW_ESHUTDOWN (reactor stopped for good).
  * On error nothing runs and arg_free is not called.
