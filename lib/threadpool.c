@@ -29,9 +29,8 @@
  *   on_result) runs on this thread, so that stop and free called from there
  *   return TW_EDEADLK before changing anything.
  */
-#include "threadpool-internal.h"
+#include "threadpool-struct.h"
 #include "tnode.h"
-#include "worker-internal.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -39,95 +38,7 @@
 
 #define TW__TP_MAX_THREADS 1024
 
-/*
- * Timing every job (queue wait, run time) takes three clock reads, one of
- * them on the submitting (often the loop) thread. clock_gettime costs
- * 25-80 ns on the virtual machines we measure on; the x86 time-stamp
- * counter about 10. So on x86 with an invariant TSC the pool counts in
- * ticks, converted to ns when statistics are read at one rate measured
- * once per process (2 ms against uv_hrtime, when the first pool is made):
- * a fixed rate keeps every total non-decreasing from one read to the next.
- * Elsewhere it counts uv_hrtime ns. Differences are clamped at 0, in case
- * a thread moves between cores whose counters disagree slightly.
- */
-static double tw__ns_per_tick = 1.0;
-static int tw__tsc_ok;
-static uv_once_t tw__tsc_once = UV_ONCE_INIT;
-#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
-#include <cpuid.h>
-#include <x86intrin.h>
-static void tw__tsc_probe(void) {
-  unsigned a, b, c, d;
-  uint64_t t0, t1, c0, c1;
-  /* CPUID 0x80000007, EDX bit 8: the TSC runs at a constant rate in every
-   * power state. */
-  if (!__get_cpuid(0x80000007u, &a, &b, &c, &d) || !((d >> 8) & 1u)) return;
-  t0 = uv_hrtime();
-  c0 = (uint64_t)__rdtsc();
-  do {
-    t1 = uv_hrtime();
-    c1 = (uint64_t)__rdtsc();
-  } while (t1 - t0 < 2000000);
-  if (c1 <= c0) return;
-  tw__ns_per_tick = (double)(t1 - t0) / (double)(c1 - c0);
-  tw__tsc_ok = 1;
-}
-static inline uint64_t tw__tp_ticks(void) {
-  return tw__tsc_ok ? (uint64_t)__rdtsc() : uv_hrtime();
-}
-#else
-static void tw__tsc_probe(void) {}
-static inline uint64_t tw__tp_ticks(void) { return uv_hrtime(); }
-#endif
-
-#define TW__G_CLOSED ((size_t)1)
-#define TW__G_ONE ((size_t)2)
-
 _Static_assert(sizeof(tw__tp_job) <= TW__TNODE_SIZE, "a job must fit a tnode");
-
-struct tw_threadpool {
-  /* ---- read-mostly ---- */
-  tw_worker *worker; /* the team's IWorker view, or the uv worker */
-  tw_team *team;     /* NULL for a uv pool */
-  int uv;
-  int owned; /* by a reactor (tw__threadpool_own): stop and free only on
-                loop_thread */
-  uv_thread_t loop_thread; /* uv, owned: where stop and free may run */
-
-  atomic_int min, max;
-  atomic_int started; /* Twisted's started: the limit is max, not 0 */
-  atomic_int joined;
-  atomic_int open; /* uv: start came, jobs go straight to libuv */
-
-  /* start, stop and sizes are decided under ctl */
-  uv_mutex_t ctl;
-  int stop_called;
-  tw__tp_job *held_head, *held_tail; /* uv: submitted before start */
-
-  /* the gates' waits and the end of the pool, under sync */
-  uv_mutex_t sync;
-  uv_cond_t cond;
-  int finishing, finished;
-  int team_quit; /* by the finishing thread */
-  _Atomic size_t team_gate;
-  _Atomic size_t jobs_gate;
-  _Atomic size_t threads_final;
-  char name[64];
-
-  /* Written by every submission, and by every job: apart, so that the
-   * submitters and the pool's threads do not fight over one cache line. */
-  char pad1[64];
-  _Atomic size_t submit_gate;
-  _Atomic uint64_t submitted;
-  /* Submissions by the pool's owner (tw__threadpool_submit_ext, owned):
-   * one writer, so a plain load and store, no locked instruction. */
-  _Atomic uint64_t submitted_owned;
-  char pad2[64];
-  _Atomic uint64_t completed, cancelled, begun;
-  _Atomic uint64_t wait_ns, run_ns;
-  /* The pool threads' own figures (tw__tp_slot), added to those above. */
-  _Atomic(struct tw__tp_slot *) slots;
-};
 
 /* ---- Frames --------------------------------------------------------------- */
 
@@ -151,41 +62,6 @@ static int tw__tp_inside(const tw_threadpool *tp) {
   for (f = tw__tp_frames; f != NULL; f = f->prev)
     if (f->tp == tp) return 1;
   return 0;
-}
-
-/* ---- Gates ------------------------------------------------------------------ */
-
-static int tw__gate_enter(_Atomic size_t *g) {
-  size_t s = atomic_load_explicit(g, memory_order_relaxed);
-  do {
-    if (s & TW__G_CLOSED) return TW_EALREADYQUIT;
-  } while (!atomic_compare_exchange_weak_explicit(
-      g, &s, s + TW__G_ONE, memory_order_acq_rel, memory_order_relaxed));
-  return 0;
-}
-
-static void tw__gate_leave(tw_threadpool *tp, _Atomic size_t *g) {
-  size_t s = atomic_load_explicit(g, memory_order_relaxed);
-  while (!(s & TW__G_CLOSED))
-    if (atomic_compare_exchange_weak_explicit(g, &s, s - TW__G_ONE,
-                                              memory_order_acq_rel,
-                                              memory_order_relaxed))
-      return;
-  /* Closed: leave under sync, so that the closer, which may free tp once it
-   * sees the count at 0, cannot miss the wake-up or outlive our unlock. */
-  uv_mutex_lock(&tp->sync);
-  if (atomic_fetch_sub_explicit(g, TW__G_ONE, memory_order_acq_rel) ==
-      (TW__G_CLOSED | TW__G_ONE))
-    uv_cond_broadcast(&tp->cond);
-  uv_mutex_unlock(&tp->sync);
-}
-
-static void tw__gate_close(tw_threadpool *tp, _Atomic size_t *g) {
-  atomic_fetch_or_explicit(g, TW__G_CLOSED, memory_order_acq_rel);
-  uv_mutex_lock(&tp->sync);
-  while (atomic_load_explicit(g, memory_order_acquire) != TW__G_CLOSED)
-    uv_cond_wait(&tp->cond, &tp->sync);
-  uv_mutex_unlock(&tp->sync);
 }
 
 /* ---- Jobs --------------------------------------------------------------------- */
@@ -249,76 +125,6 @@ static tw_result tw__tp_checked(tw_result r, tw_failure *failure) {
       &TW_VALUE_ERROR, 0, "a thread pool job returned a malformed result"));
 }
 
-/*
- * A pool thread's figures, on a line of its own: three locked additions
- * per job on one line that every pool thread writes cost a no-op job a
- * third of its time. Each thread worker running the pool's jobs claims a
- * slot (kept in the pool's list, which only grows, until the pool is
- * freed), adds to it with plain stores, and gives it back when its thread
- * exits, for the next thread to claim. Readers sum the slots.
- */
-typedef struct tw__tp_slot {
-  struct tw__tp_slot *next; /* set before the slot is published */
-  atomic_int taken;
-  _Atomic uint64_t completed, wait, run; /* written by the taker only */
-} tw__tp_slot;
-
-static TW__TLS tw_threadpool *tw__tp_mine_tp;
-static TW__TLS tw__tp_slot *tw__tp_mine;
-
-static void tw__tp_slot_bump(_Atomic uint64_t *v, uint64_t n,
-                             memory_order order) {
-  atomic_store_explicit(v, atomic_load_explicit(v, memory_order_relaxed) + n,
-                        order);
-}
-
-/* The thread is leaving: its slot is free for the next one. */
-static void tw__tp_slot_leave(void) {
-  if (tw__tp_mine == NULL) return;
-  atomic_store_explicit(&tw__tp_mine->taken, 0, memory_order_release);
-  tw__tp_mine = NULL;
-  tw__tp_mine_tp = NULL;
-}
-
-/*
- * The calling thread's slot in tp, claimed now if need be; NULL when the
- * job is not run directly by a thread worker (or no memory): then the
- * figures go straight to the pool's counters.
- */
-static tw__tp_slot *tw__tp_slot_of(tw_threadpool *tp) {
-  tw__tp_slot *slot;
-  /* Only the pool's own threads, which are joined before the slots go. */
-  if (tp->uv || tp->team == NULL || tw__tp_frames != NULL ||
-      tw__team_on_member_thread() != tp->team)
-    return NULL;
-  if (TW__LIKELY(tw__tp_mine_tp == tp)) return tw__tp_mine;
-  if (tw__tp_mine != NULL) return NULL; /* serves another pool's slot */
-  uv_mutex_lock(&tp->sync);
-  for (slot = atomic_load_explicit(&tp->slots, memory_order_relaxed);
-       slot != NULL; slot = slot->next)
-    if (!atomic_load_explicit(&slot->taken, memory_order_acquire)) break;
-  if (slot == NULL && (slot = tw__calloc_lines(sizeof(*slot))) != NULL) {
-    slot->next = atomic_load_explicit(&tp->slots, memory_order_relaxed);
-    atomic_store_explicit(&tp->slots, slot, memory_order_release);
-  }
-  if (slot != NULL) atomic_store_explicit(&slot->taken, 1, memory_order_relaxed);
-  uv_mutex_unlock(&tp->sync);
-  if (slot == NULL) return NULL;
-  tw__tp_mine = slot;
-  tw__tp_mine_tp = tp;
-  tw__thread_exit_hook = tw__tp_slot_leave;
-  return slot;
-}
-
-static void tw__tp_slots_free(tw_threadpool *tp) {
-  tw__tp_slot *slot = atomic_load_explicit(&tp->slots, memory_order_acquire),
-              *next;
-  for (; slot != NULL; slot = next) {
-    next = slot->next;
-    tw__free_lines(slot);
-  }
-}
-
 /* The wrapper, on a pool thread (or in tw_memory_worker_perform). */
 static void tw__tp_run(void *p) {
   tw__tp_job *job = p;
@@ -326,7 +132,7 @@ static void tw__tp_run(void *p) {
   tw__tp_frame f;
   uint64_t start = tw__tp_ticks(), end;
   uint64_t submit = job->submit_ns & ~TW__TP_MARKS;
-  tw__tp_slot *slot = tw__tp_slot_of(tp);
+  tw__tp_slot *slot = tw__tp_slot_of(tp, tw__tp_frames != NULL);
   job->submit_ns &= TW__TP_EXT; /* ran */
   if (slot != NULL)
     tw__tp_slot_bump(&slot->wait, start > submit ? start - submit : 0,
@@ -576,7 +382,7 @@ static int tw__tp_alloc(tw_threadpool **out, int min, int max,
   atomic_init(&tp->wait_ns, 0);
   atomic_init(&tp->run_ns, 0);
   atomic_init(&tp->slots, NULL);
-  uv_once(&tw__tsc_once, tw__tsc_probe);
+  tw__tp_clock_init();
   atomic_init(&tp->threads_final, 0);
   snprintf(tp->name, sizeof(tp->name), "%s", name != NULL ? name : "tw-pool");
   *out = tp;
@@ -862,77 +668,3 @@ int tw_threadpool_free(tw_threadpool *tp) {
   return 0;
 }
 
-/* ---- Statistics ------------------------------------------------------------------ */
-
-static size_t tw__tp_diff(uint64_t a, uint64_t b) {
-  return a > b ? (size_t)(a - b) : 0;
-}
-
-/* A sum of tw__tp_ticks() differences, in ns. */
-static uint64_t tw__tp_to_ns(uint64_t ticks) {
-  double v;
-  if (!tw__tsc_ok || ticks == 0) return ticks;
-  v = (double)ticks * tw__ns_per_tick;
-  if (v >= 18e18) return UINT64_MAX;
-  return v >= 1.0 ? (uint64_t)v : 1; /* some time passed: never none */
-}
-
-/* completed, and the threads' ticks in queue_wait_ns and run_ns. */
-static void tw__tp_sum_slots(tw_threadpool *tp, tw_threadpool_statistics *out) {
-  const tw__tp_slot *slot;
-  out->completed = atomic_load(&tp->completed);
-  for (slot = atomic_load_explicit(&tp->slots, memory_order_acquire);
-       slot != NULL; slot = slot->next) {
-    out->completed +=
-        atomic_load_explicit(&slot->completed, memory_order_acquire);
-    out->queue_wait_ns +=
-        atomic_load_explicit(&slot->wait, memory_order_relaxed);
-    out->run_ns += atomic_load_explicit(&slot->run, memory_order_relaxed);
-  }
-}
-
-int tw_threadpool_stats(const tw_threadpool *ctp,
-                        tw_threadpool_statistics *out) {
-  /* C11 atomic operations take non-const pointers; the gate's count is the
-   * only thing written. */
-  tw_threadpool *tp = (tw_threadpool *)ctp;
-  uint64_t begun;
-  if (tp == NULL || out == NULL) return TW_EINVAL;
-  memset(out, 0, sizeof(*out));
-  /* Later stages first, so that no figure overtakes an earlier one. */
-  tw__tp_sum_slots(tp, out);
-  out->cancelled = atomic_load(&tp->cancelled);
-  begun = atomic_load(&tp->begun);
-  out->submitted = atomic_load(&tp->submitted) +
-                   atomic_load(&tp->submitted_owned);
-  out->queue_wait_ns = tw__tp_to_ns(
-      out->queue_wait_ns +
-      atomic_load_explicit(&tp->wait_ns, memory_order_relaxed));
-  out->run_ns = tw__tp_to_ns(
-      out->run_ns + atomic_load_explicit(&tp->run_ns, memory_order_relaxed));
-  out->started = atomic_load_explicit(&tp->started, memory_order_relaxed);
-  out->joined = atomic_load_explicit(&tp->joined, memory_order_acquire);
-  if (tp->uv) {
-    if (!out->joined) {
-      out->working = tw__tp_diff(begun, out->completed);
-      out->queued = tw__tp_diff(out->submitted, begun + out->cancelled);
-    }
-    return 0;
-  }
-  out->min_threads = atomic_load_explicit(&tp->min, memory_order_relaxed);
-  out->max_threads = atomic_load_explicit(&tp->max, memory_order_relaxed);
-  if (tw__gate_enter(&tp->team_gate) == 0) {
-    tw_team_stats st;
-    (void)tw_team_statistics(tp->team, &st);
-    tw__gate_leave(tp, &tp->team_gate);
-    out->waiters = st.idle;
-    out->working = st.busy;
-    out->workers = st.idle + st.busy;
-    out->queued = st.backlog;
-    out->threads_started = st.created;
-  } else {
-    out->threads_started =
-        atomic_load_explicit(&tp->threads_final, memory_order_relaxed);
-  }
-  return 0;
-}
