@@ -7,11 +7,12 @@
  * worker, so the state below the "coordinator only" line needs no lock.
  * What C adds:
  *
- * - One allocation per item, from the submitting thread's slab (tnode.h).
- *   A task carries its intrusive item through all three hops (coordinator:
- *   pick a worker; worker: run it; coordinator: recycle the worker), so no
- *   hop after tw_team_do can fail for lack of memory with twuv's own
- *   workers.
+ * - One allocation per item, from the submitting thread's slab (tnode.h),
+ *   or none when the submitter brings the task's memory (tw__team_do_room,
+ *   defer_to_thread's jobs). A task carries its intrusive item through all
+ *   three hops (coordinator: pick a worker; worker: run it; coordinator:
+ *   recycle the worker), so no hop after tw_team_do can fail for lack of
+ *   memory with twuv's own workers.
  *
  * - A definite end. Twisted quits the coordinator when the last busy worker
  *   is recycled, but a do that passed its quit check just before quit may

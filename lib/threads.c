@@ -5,8 +5,10 @@
  *
  * Everything that crosses threads goes through the two thread-safe doors:
  * tw_threadpool_call_in_thread_with_callback (loop -> pool) and
- * tw_reactor_call_from_thread (pool -> loop). Deferreds are only ever
- * touched on the loop thread.
+ * tw_reactor_call_from_thread (pool -> loop), or their forms with the
+ * caller's memory for defer_to_thread's jobs (tw__threadpool_submit_ext,
+ * tw__reactor_call_from_thread_node). Deferreds are only ever touched on
+ * the loop thread.
  */
 #include "defer-internal.h"
 #include "reactor-internal.h"
