@@ -62,10 +62,13 @@ int tw__threadpool_submit_ext(tw_threadpool *tp, tw__tp_job_ext *ext,
                               tw_on_result_fn on_result, void *ctx);
 
 /*
- * Make the calling thread tp's owner: stop and free from any other thread
- * return TW_EWRONGTHREAD (the reactor's pool, whose loop thread submits
- * owned jobs).
+ * Give tp an owner (the reactor whose pool it is): stop and free return
+ * TW_EWRONGTHREAD unless is_owner(owner) says the calling thread is the
+ * owner's (the loop thread), instead of the usual rule (a uv pool's thread
+ * of creation); the owner's owned submissions (above) come from that
+ * thread too. NULL is_owner: the usual rule.
  */
-void tw__threadpool_own(tw_threadpool *tp);
+void tw__threadpool_own(tw_threadpool *tp, int (*is_owner)(void *owner),
+                        void *owner);
 
 #endif

@@ -61,9 +61,11 @@ struct tw_threadpool {
   tw_worker *worker; /* the team's IWorker view, or the uv worker */
   tw_team *team;     /* NULL for a uv pool */
   int uv;
-  int owned; /* by a reactor (tw__threadpool_own): stop and free only on
-                loop_thread */
-  uv_thread_t loop_thread; /* uv, owned: where stop and free may run */
+  /* Owned by a reactor (tw__threadpool_own): stop and free only where
+   * is_owner says so (its loop thread, which may change between runs). */
+  int (*is_owner)(void *owner);
+  void *owner;
+  uv_thread_t loop_thread; /* uv: where stop and free may run */
 
   atomic_int min, max;
   atomic_int started; /* Twisted's started: the limit is max, not 0 */

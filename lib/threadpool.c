@@ -305,9 +305,10 @@ static int tw__tp_submit(tw_threadpool *tp, tw_call_fn fn, tw_result_fn rfn,
   return rc;
 }
 
-void tw__threadpool_own(tw_threadpool *tp) {
-  tp->owned = 1;
-  tp->loop_thread = uv_thread_self();
+void tw__threadpool_own(tw_threadpool *tp, int (*is_owner)(void *owner),
+                        void *owner) {
+  tp->is_owner = is_owner;
+  tp->owner = owner;
 }
 
 int tw__threadpool_submit_ext(tw_threadpool *tp, tw__tp_job_ext *ext,
@@ -629,7 +630,9 @@ static int tw__tp_finish(tw_threadpool *tp) {
 /* What stop and free refuse before changing anything. */
 static int tw__tp_check_caller(const tw_threadpool *tp) {
   if (tw__tp_inside(tp)) return TW_EDEADLK;
-  if (tp->uv || tp->owned) {
+  if (tp->is_owner != NULL) {
+    if (!tp->is_owner(tp->owner)) return TW_EWRONGTHREAD;
+  } else if (tp->uv) {
     uv_thread_t self = uv_thread_self();
     if (!uv_thread_equal(&self, &tp->loop_thread)) return TW_EWRONGTHREAD;
   }

@@ -29,6 +29,18 @@ static int tw__reactor_gone(tw_reactor *r) {
 
 /* ---- the reactor's pool --------------------------------------------------- */
 
+/* Only the reactor stops and frees its pool, on its loop thread (the one
+ * driving the loop now: for a uv pool, not necessarily the one it was
+ * made on). */
+static int tw__reactor_owns_pool(void *r) {
+  return tw__reactor_on_loop_thread(r);
+}
+
+static int tw__pool_releasing(void *r) {
+  (void)r;
+  return 1;
+}
+
 static tw_result tw__pool_start(void *arg) {
   tw_reactor *r = arg;
   r->pool_start_id = 0;
@@ -46,6 +58,9 @@ static void tw__pool_release(tw_reactor *r) {
   }
   r->pool = NULL;
   r->pool_free = NULL;
+  /* Ours to free from here (the loop thread, unless the caller broke
+   * that rule: even then, leaving its threads running would be worse). */
+  tw__threadpool_own(tp, tw__pool_releasing, r);
   /* Finished jobs queue their results to the loop meanwhile; the shutdown
    * (or free) that called us hands those to their cleanup path. */
   (void)tw_threadpool_free(tp);
@@ -68,7 +83,7 @@ tw_threadpool *tw_reactor_get_thread_pool(tw_reactor *r) {
   err = (r->flags & TW_REACTOR_UV_POOL) ? tw_threadpool_new_uv(&tp, r->loop)
                                         : tw_threadpool_new(&tp, 0, 10, "tw-pool");
   if (err != 0) return NULL;
-  tw__threadpool_own(tp);
+  tw__threadpool_own(tp, tw__reactor_owns_pool, r);
   /* The stop trigger first: if the start cannot be arranged, nothing is
    * left half-registered. */
   if (tw__reactor_add_internal_trigger(r, TW_PHASE_DURING, "shutdown",

@@ -552,14 +552,22 @@ static void start_waiters(void *arg) {
   for (i = 0; i < 2; i++) uv_thread_join(&t[i]);
 }
 
+static uv_thread_t starter;
+
+/* Once the reactor runs: a blocking call made before would be refused
+ * (TW_ESHUTDOWN) and never enter, and the starter would wait for ever. */
+static tw_result start_starter(void *arg) {
+  cr_assert_eq(uv_thread_create(&starter, start_waiters, arg), 0);
+  return tw_result_none();
+}
+
 TWT_TEST(threads, shutdown_releases_blocked_callers) {
   /* Twisted leaves them blocked for ever. */
   tw_reactor *r = new_reactor(0);
   waiter_t w[2] = {{0, {0}, INFINITY}, {0, {0}, INFINITY}};
-  uv_thread_t starter;
   nheld = 0;
   cr_assert_eq(uv_sem_init(&entered, 0), 0);
-  cr_assert_eq(uv_thread_create(&starter, start_waiters, w), 0);
+  tw_reactor_call_when_running(r, start_starter, w, NULL, NULL);
   run(r);
   uv_thread_join(&starter);
   cr_assert_eq(w[0].rc, TW_ESHUTDOWN);
