@@ -48,6 +48,11 @@ typedef struct tw__deferred_box {
   } mem;
 } tw__deferred_box;
 
+/* The Deferred in box (once initialised). */
+static inline tw_deferred *tw__box_deferred(tw__deferred_box *box) {
+  return (tw_deferred *)(void *)box->mem.bytes;
+}
+
 tw_deferred *tw__deferred_box_init(tw__deferred_box *box,
                                    tw_canceller_fn canceller, void *arg,
                                    void (*release)(tw__deferred_box *box),

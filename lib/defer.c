@@ -240,7 +240,7 @@ tw_deferred *tw__deferred_box_init(tw__deferred_box *box,
                                    tw_canceller_fn canceller, void *arg,
                                    void (*release)(tw__deferred_box *box),
                                    const char *file, int line) {
-  tw_deferred *d = (tw_deferred *)(void *)box->mem.bytes;
+  tw_deferred *d = tw__box_deferred(box);
   tw__cbvec *v = tw__box_cbs(d);
   tw__deferred_init(d, canceller, arg, NULL, file, line);
   box->release = release;

@@ -863,9 +863,13 @@ static void tw__team_coordinate_inline(void *arg) {
   tw__team_step_end(t, &f);
 }
 
-/* do for a filled task; on error the task is still the caller's. */
-static int tw__team_do_task(tw_team *t, tw__task *task) {
+/* do with the task in task's memory; on error it is still the caller's. */
+static int tw__team_do_task(tw_team *t, tw__task *task, tw_call_fn fn,
+                            void *arg, tw_free_fn arg_free) {
   int rc;
+  task->fn = fn;
+  task->arg = arg;
+  task->arg_free = arg_free;
   task->item.ops = &tw__team_coordinate_ops;
   task->u.team = t;
   if (t->direct) {
@@ -889,10 +893,7 @@ static int tw__team_do_work(tw_worker *wk, tw_call_fn fn, void *arg,
   tw__task *task = tw__team_task_new();
   int rc;
   if (task == NULL) return TW_ENOMEM;
-  task->fn = fn;
-  task->arg = arg;
-  task->arg_free = arg_free;
-  rc = tw__team_do_task((tw_team *)wk, task);
+  rc = tw__team_do_task((tw_team *)wk, task, fn, arg, arg_free);
   if (rc != 0) tw__team_task_release(task);
   return rc;
 }
@@ -902,11 +903,8 @@ _Static_assert(sizeof(tw__task) <= sizeof(tw__task_room),
 
 int tw__team_do_room(tw_worker *wk, tw__task_room *room, tw_call_fn fn,
                      void *arg, tw_free_fn arg_free) {
-  tw__task *task = (tw__task *)(void *)room;
-  task->fn = fn;
-  task->arg = arg;
-  task->arg_free = arg_free;
-  return tw__team_do_task((tw_team *)wk, task);
+  return tw__team_do_task((tw_team *)wk, (tw__task *)(void *)room, fn, arg,
+                          arg_free);
 }
 
 static int tw__team_quit(tw_worker *wk) {

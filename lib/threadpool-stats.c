@@ -52,12 +52,12 @@ static void tw__tp_slot_leave(void) {
 
 tw__tp_slot *tw__tp_slot_of(tw_threadpool *tp, int in_job) {
   tw__tp_slot *slot;
-  /* Only the pool's own threads, which are joined before the slots go. */
-  if (tp->uv || tp->team == NULL || in_job ||
+  /* Claimed by one of the pool's own threads, which are joined before the
+   * slots go: anything this thread runs for tp may count there. */
+  if (TW__LIKELY(tw__tp_mine_tp == tp)) return tw__tp_mine;
+  if (tp->uv || tp->team == NULL || in_job || tw__tp_mine != NULL ||
       tw__team_on_member_thread() != tp->team)
     return NULL;
-  if (TW__LIKELY(tw__tp_mine_tp == tp)) return tw__tp_mine;
-  if (tw__tp_mine != NULL) return NULL; /* serves another pool's slot */
   uv_mutex_lock(&tp->sync);
   for (slot = atomic_load_explicit(&tp->slots, memory_order_relaxed);
        slot != NULL; slot = slot->next)

@@ -142,9 +142,10 @@ static inline void tw__tp_slot_bump(_Atomic uint64_t *v, uint64_t n,
 }
 
 /*
- * The calling thread's slot in tp, claimed now if need be; NULL unless the
- * job runs directly on one of the pool's own thread workers (in_job: the
- * thread is already inside a job of some pool) or with no memory for a
+ * The calling thread's slot in tp, claimed now if need be. Only one of the
+ * pool's own thread workers claims one (running a job directly: in_job
+ * says the thread is already inside a pool's job); anything that thread
+ * then runs for tp counts there. NULL otherwise, or with no memory for a
  * slot: then the figures go to the pool's shared counters.
  */
 tw__tp_slot *tw__tp_slot_of(tw_threadpool *tp, int in_job);

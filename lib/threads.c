@@ -161,9 +161,8 @@ typedef struct tw__job {
   };
   /* The loop thread's, on lines of their own: the loop adds callbacks
    * while a pool thread may be running the job. */
-  tw__deferred_box box;
-  tw_deferred *d; /* in box; the job's reference, dropped by finish */
-  int delivered;  /* result handed on */
+  tw__deferred_box box; /* the job holds one reference, dropped by finish */
+  int delivered;        /* result handed on */
   /* Written by the pool thread only when the loop refused the result. */
   tw__reactor_parked park;
 } tw__job;
@@ -205,7 +204,7 @@ static void tw__job_deliver(void *arg) {
   atomic_store_explicit(&job->state, TW__JOB_DONE, memory_order_relaxed);
   job->delivered = 1;
   if (state == TW__JOB_CANCELLED ||
-      tw_deferred_callback(job->d, job->result) != 0)
+      tw_deferred_callback(tw__box_deferred(&job->box), job->result) != 0)
     tw_result_release(job->result); /* the late result of cancelled work */
 }
 
@@ -221,11 +220,12 @@ static void tw__job_finish(void *arg) {
         &TW_SHUTDOWN_ERROR, TW_ESHUTDOWN,
         "the reactor stopped before the work's result could be delivered");
     tw_result_release(job->result);
-    if (tw_deferred_errback(job->d, f) != 0) tw_failure_unref(f);
+    if (tw_deferred_errback(tw__box_deferred(&job->box), f) != 0)
+      tw_failure_unref(f);
   }
   /* May free the job (if nobody else holds the Deferred, and the pool is
    * done with it). */
-  tw_deferred_unref(job->d);
+  tw_deferred_unref(tw__box_deferred(&job->box));
 }
 
 /* Pool thread (or the thread dropping unrun work): hand the result over. */
@@ -277,7 +277,7 @@ int tw_defer_to_thread_pool(tw_reactor *r, tw_threadpool *tp, tw_result_fn fn,
   d = tw__deferred_box_init(&job->box, tw__job_cancel, job,
                             tw__job_box_release, __FILE__, __LINE__);
   job->r = r;
-  job->d = tw_deferred_ref(d);
+  (void)tw_deferred_ref(d); /* the job's */
   job->fn = fn;
   job->arg = arg;
   job->arg_free = arg_free;
