@@ -592,24 +592,85 @@ static tw_result slow_deferred(void *arg) {
   return tw_result_deferred(tw_deferred_ref(slow));
 }
 
+static int timeout_tries;
+static void timed_out_check(void *arg);
+
 static void blocking_with_timeout(void *arg) {
   waiter_t *w = arg;
   w->rc = tw_blocking_call_from_thread(R, slow_deferred, NULL, &w->res,
                                        w->timeout);
-  /* The cancel is queued before the call returned: stop behind it. */
-  stop_from_anywhere(R);
+  /* Queued behind the call's start and its cancel: sees what they did. */
+  cr_assert_eq(tw_reactor_call_from_thread(R, timed_out_check, w, NULL), 0);
+}
+
+static void timed_out_check(void *arg) {
+  waiter_t *w = arg;
+  cr_assert_eq(w->rc, TW_ETIMEDOUT);
+  cr_assert_eq(w->res.kind, TW_RESULT_VALUE);
+  cr_assert_null(w->res.u.value);
+  if (slow != NULL) {
+    cr_assert_eq(cancelled_on_timeout, 1);
+    cr_assert_eq(tw_reactor_stop(R), 0);
+    return;
+  }
+  /* The deadline passed before the loop reached the call (a slow machine,
+   * valgrind): the function never ran and there was nothing to cancel.
+   * Again, with twice the time, until the function runs in time. */
+  cr_assert_eq(cancelled_on_timeout, 0);
+  cr_assert_lt(++timeout_tries, 24);
+  w->timeout *= 2;
+  cr_assert_eq(tw_reactor_call_in_thread(R, blocking_with_timeout, w, NULL), 0);
 }
 
 TWT_TEST(threads, blocking_call_times_out_and_cancels) {
   tw_reactor *r = new_reactor(0);
   waiter_t w = {0, {0}, 0.01};
   cancelled_on_timeout = 0;
-  tw_reactor_call_in_thread(r, blocking_with_timeout, &w, NULL);
+  timeout_tries = 0;
+  slow = NULL;
+  cr_assert_eq(tw_reactor_call_in_thread(r, blocking_with_timeout, &w, NULL), 0);
   run(r);
-  cr_assert_eq(w.rc, TW_ETIMEDOUT);
-  cr_assert_eq(cancelled_on_timeout, 1);
   /* The CancelledError that followed was consumed, not reported. */
   tw_deferred_unref(slow);
+  free_reactor(r);
+}
+
+static uv_sem_t timed_out;
+static int late_fn_ran;
+
+static tw_result note_late_run(void *arg) {
+  (void)arg;
+  late_fn_ran = 1;
+  return tw_result_none();
+}
+
+static void time_out_while_the_loop_is_busy(void *arg) {
+  waiter_t *w = arg;
+  w->rc = tw_blocking_call_from_thread(R, note_late_run, NULL, &w->res,
+                                       w->timeout);
+  uv_sem_post(&timed_out);
+  stop_from_anywhere(R);
+}
+
+static tw_result hold_the_loop(void *arg) {
+  cr_assert_eq(tw_reactor_call_in_thread(R, time_out_while_the_loop_is_busy,
+                                         arg, NULL), 0);
+  /* The call cannot start while this callback runs: it must time out. */
+  uv_sem_wait(&timed_out);
+  return tw_result_none();
+}
+
+TWT_TEST(threads, blocking_call_that_timed_out_before_it_started_never_runs) {
+  /* Otherwise a caller told TW_ETIMEDOUT could not know whether it ran. */
+  tw_reactor *r = new_reactor(0);
+  waiter_t w = {0, {0}, 0.001};
+  late_fn_ran = 0;
+  cr_assert_eq(uv_sem_init(&timed_out, 0), 0);
+  tw_reactor_call_when_running(r, hold_the_loop, &w, NULL, NULL);
+  run(r);
+  cr_assert_eq(w.rc, TW_ETIMEDOUT);
+  cr_assert_eq(late_fn_ran, 0);
+  uv_sem_destroy(&timed_out);
   free_reactor(r);
 }
 
