@@ -1,6 +1,6 @@
 /*
  * lib/worker-internal.h - what the worker sources (worker.c, serial.c,
- * team.c, uvworker.c) share. Not installed.
+ * team.c, team-admin.c, uvworker.c) share. Not installed.
  *
  * twuv's own workers carry work as intrusive items (tw__item): the team
  * embeds one in each task and reuses it for every hop (coordinator, worker,
@@ -221,7 +221,7 @@ static inline int tw__quit_set(tw__quit *q) {
 }
 
 /*
- * The team's pool support (team.c): a team whose create ctx is released by
+ * The team's pool support (team-admin.c): a team whose create ctx is released by
  * ctx_free when the team is freed.
  */
 int tw__team_new_ex(tw_team **out, tw_worker *coordinator,
