@@ -5,6 +5,7 @@
  */
 #include "team-struct.h"
 
+#include <sched.h>
 #include <stdio.h>
 #include <uv.h>
 
@@ -236,6 +237,7 @@ int tw__team_new_ex(tw_team **out, tw_worker *coordinator,
   atomic_init(&t->st_busy, 0);
   atomic_init(&t->st_backlog, 0);
   atomic_init(&t->st_created, 0);
+  atomic_init(&t->st_seq, 0);
   t->quit_step.ops = &tw__team_quit_ops;
   t->check_step.ops = &tw__team_check_ops;
   *out = t;
@@ -273,8 +275,18 @@ int tw_team_statistics(const tw_team *team, tw_team_stats *out) {
   if (t == NULL || out == NULL) return TW_EINVAL;
   out->idle = atomic_load_explicit(&t->st_idle, memory_order_relaxed);
   out->busy = atomic_load_explicit(&t->st_busy, memory_order_relaxed);
-  out->backlog = atomic_load_explicit(&t->st_backlog, memory_order_relaxed) +
-                 tw__ring_count(t);
+  for (;;) {
+    unsigned seq = atomic_load_explicit(&t->st_seq, memory_order_acquire);
+    if (seq & 1) {
+      sched_yield(); /* a refill is under way: a few hundred stores */
+      continue;
+    }
+    out->backlog =
+        atomic_load_explicit(&t->st_backlog, memory_order_relaxed) +
+        tw__ring_count(t);
+    atomic_thread_fence(memory_order_acquire);
+    if (atomic_load_explicit(&t->st_seq, memory_order_relaxed) == seq) break;
+  }
   out->created = atomic_load_explicit(&t->st_created, memory_order_relaxed);
   return 0;
 }

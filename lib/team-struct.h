@@ -102,6 +102,10 @@ struct tw_team {
   /* Statistics, published by the coordinator for lock-free readers. */
   /* st_backlog: the backlog outside the ring. */
   _Atomic size_t st_idle, st_busy, st_backlog, st_created;
+  /* Odd while the coordinator moves tasks from overflow (st_backlog) into
+   * the ring (counted live): a reader who saw it change reads again, or it
+   * could count the moved tasks twice. */
+  _Atomic unsigned st_seq;
 
   tw__item quit_step;  /* Twisted's startFinishing */
   tw__item check_step; /* "maybe finish", after a failed submission */

@@ -157,11 +157,15 @@ static tw__task *tw__ring_take(tw_team *t) {
 static void tw__team_backlog_refill(tw_team *t) {
   tw__item *it;
   unsigned moved = 0;
+  unsigned seq = atomic_load_explicit(&t->st_seq, memory_order_relaxed);
   if (t->ring_tail_mine - t->ring_head_seen >= TW__TEAM_RING) {
     if (!atomic_load_explicit(&t->refill_wanted, memory_order_relaxed))
       return;
     atomic_store_explicit(&t->refill_wanted, 0, memory_order_relaxed);
   }
+  /* A seqlock write around the move (tw_team_statistics reads). */
+  atomic_store_explicit(&t->st_seq, seq + 1, memory_order_relaxed);
+  atomic_thread_fence(memory_order_release);
   while ((it = t->over_head) != NULL && moved++ < TW__TEAM_REFILL_MAX) {
     /* Read before the put: from then on a worker may run the task and
      * reuse its links. */
@@ -174,6 +178,9 @@ static void tw__team_backlog_refill(tw_team *t) {
     if (next == NULL) t->over_tail = NULL;
     t->over_n--;
   }
+  atomic_store_explicit(&t->st_backlog, t->front_n + t->over_n,
+                        memory_order_relaxed);
+  atomic_store_explicit(&t->st_seq, seq + 2, memory_order_release);
 }
 
 /* Append (front = 0), or put back at the head (front = 1). */

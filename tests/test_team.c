@@ -1051,6 +1051,49 @@ TWT_TEST(team, pool_reaps_quit_workers) {
   cr_assert_eq(tw_worker_free(tw_team_worker(pool)), 0);
 }
 
+static atomic_long started_items;
+static uv_sem_t hold;
+
+static void gated_item(void *arg) {
+  if (arg != NULL) uv_sem_wait(arg);
+  atomic_fetch_add(&started_items, 1);
+}
+
+TWT_TEST(team, statistics_never_count_a_backlogged_item_twice) {
+  /* The backlog's oldest items wait in a ring counted live; the rest is
+   * counted by the coordinator at the end of each step, after it moved
+   * some into the ring. A reader in between must not see those twice. */
+  enum { TOTAL = 20000, ROUNDS = 5 };
+  tw_team *pool;
+  tw_team_stats s;
+  long i, before;
+  int round;
+  atomic_store(&limit_value, 1);
+  cr_assert_eq(uv_sem_init(&hold, 0), 0);
+  cr_assert_eq(tw_pool_new(&pool, read_limit, NULL, NULL), 0);
+  /* The window is short (a refill, every 256 items): several rounds. */
+  for (round = 0; round < ROUNDS; round++) {
+    atomic_store(&started_items, 0);
+    /* One worker, held: the rest waits in the ring and overflow. */
+    cr_assert_eq(tw_worker_do(tw_team_worker(pool), gated_item, &hold), 0);
+    for (i = 0; i < TOTAL; i++)
+      cr_assert_eq(tw_worker_do(tw_team_worker(pool), gated_item, NULL), 0);
+    uv_sem_post(&hold);
+    do {
+      before = atomic_load(&started_items);
+      cr_assert_eq(tw_team_statistics(pool, &s), 0);
+      /* Started items have left the backlog; others may have too. */
+      cr_assert_leq((long)s.backlog, TOTAL + 1 - before,
+                    "backlog %zu with %ld of %d started", s.backlog, before,
+                    TOTAL + 1);
+    } while (before < TOTAL + 1);
+  }
+  cr_assert_eq(tw_worker_quit(tw_team_worker(pool)), 0);
+  cr_assert_eq(tw_team_join(pool), 0);
+  cr_assert_eq(tw_worker_free(tw_team_worker(pool)), 0);
+  uv_sem_destroy(&hold);
+}
+
 TWT_TEST(team, pool_never_used) {
   tw_team *pool;
   atomic_store(&limit_value, 4);
