@@ -366,7 +366,9 @@ TW_EXTERN int tw_team_shrink_all(tw_team *team);
 /*
  * tw_team_statistics: Team.statistics(): a snapshot of the counters, read
  * without coordination (a few atomic loads: cheap, thread-safe, possibly
- * mid-change, so idle + busy may briefly disagree with each other).
+ * mid-change, so idle + busy may briefly disagree with each other). An
+ * item is never counted twice in backlog, and a started item is never in
+ * it once the step that gave it to a worker has ended.
  * Errors: TW_EINVAL (team or out NULL).
  */
 TW_EXTERN int tw_team_statistics(const tw_team *team, tw_team_stats *out);
