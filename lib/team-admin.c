@@ -282,10 +282,13 @@ int tw_team_statistics(const tw_team *team, tw_team_stats *out) {
       continue;
     }
     out->backlog =
-        atomic_load_explicit(&t->st_backlog, memory_order_relaxed) +
+        atomic_load_explicit(&t->st_backlog, memory_order_acquire) +
         tw__ring_count(t);
-    atomic_thread_fence(memory_order_acquire);
-    if (atomic_load_explicit(&t->st_seq, memory_order_relaxed) == seq) break;
+    /* An RMW (adding nothing), not a fence, keeps the loads above before
+     * this read of the count: a fence is what TSan cannot check. */
+    if (atomic_fetch_add_explicit(&t->st_seq, 0, memory_order_acq_rel) ==
+        seq)
+      break;
   }
   out->created = atomic_load_explicit(&t->st_created, memory_order_relaxed);
   return 0;
