@@ -1413,6 +1413,19 @@ TWT_TEST(defer, test_error_log) {
   cr_assert_eq(twt_log_flush(&GENERIC_ERROR), 1);
 }
 
+TWT_TEST(defer, error_log_reports_the_location_given_to_new_at) {
+  tw_deferred *d = tw_deferred_new_at(NULL, NULL, "made_here.c", 42);
+  twt_log_entry e;
+  cr_assert_not_null(d);
+  tw_deferred_errback(d, tw_failure_new(&GENERIC_ERROR, 0, "lost"));
+  tw_deferred_unref(d);
+  cr_assert_eq(twt_log_count(), 1);
+  e = twt_log_get(0);
+  cr_assert_str_eq(e.file, "made_here.c");
+  cr_assert_eq(e.line, 42);
+  cr_assert_eq(twt_log_flush(&GENERIC_ERROR), 1);
+}
+
 /* ---- DeferredListEmptyTests ----------------------------------------------- */
 
 TWT_TEST(defer, test_deferred_list_empty) {

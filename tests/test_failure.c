@@ -3,6 +3,7 @@
  * trap / getErrorMessage, FirstError, FailureGroup, payloads, refcounts and
  * behaviour when memory runs out.
  */
+#include <stdarg.h>
 #include <string.h>
 #include <uv.h>
 
@@ -317,5 +318,23 @@ TWT_TEST(failure, refcount_is_thread_safe) {
   for (i = 0; i < 4; i++) cr_assert_eq(uv_thread_create(&t[i], ref_unref_many, f), 0);
   for (i = 0; i < 4; i++) uv_thread_join(&t[i]);
   cr_assert_eq(twt_alloc_live(), 1);
+  tw_failure_unref(f);
+}
+
+static tw_failure *make_failure(const char *fmt, ...) {
+  va_list ap;
+  tw_failure *f;
+  va_start(ap, fmt);
+  f = tw_failure_newv(&TW_VALUE_ERROR, TW_EINVAL, fmt, ap);
+  va_end(ap);
+  return f;
+}
+
+TWT_TEST(failure, newv_formats_from_a_va_list) {
+  tw_failure *f = make_failure("%s %d", "bad value", 7);
+  cr_assert_not_null(f);
+  cr_assert(tw_failure_check(f, &TW_VALUE_ERROR));
+  cr_assert_eq(tw_failure_code(f), TW_EINVAL);
+  cr_assert_str_eq(tw_failure_message(f), "bad value 7");
   tw_failure_unref(f);
 }

@@ -627,6 +627,40 @@ TWT_TEST(team, refusing_worker_is_retired_and_work_kept) {
   cr_assert_eq(something_times, 0);
 }
 
+static tw_worker *one_memory_worker(void *ctx) {
+  tw_worker **w = ctx;
+  if (*w != NULL) return NULL;
+  return tw_memory_worker_new(w) == 0 ? *w : NULL;
+}
+
+TWT_TEST(team, thread_cleanup_releases_this_threads_cached_slab) {
+  /* A task comes from the submitting thread's slab, which stays cached for
+   * the thread's next tasks after the task is released. */
+  tw_worker *coordinator, *member = NULL;
+  tw_team *team;
+  long before;
+  tw_thread_cleanup();
+  before = twt_alloc_live();
+  cr_assert_eq(tw_memory_worker_new(&coordinator), 0);
+  cr_assert_eq(tw_team_new(&team, coordinator, one_memory_worker, NULL,
+                           &member),
+               0);
+  something_times = 0;
+  cr_assert_eq(tw_worker_do(tw_team_worker(team), something, NULL), 0);
+  while (tw_memory_worker_perform(coordinator) == 1) continue;
+  cr_assert_eq(tw_memory_worker_perform(member), 1);
+  while (tw_memory_worker_perform(coordinator) == 1) continue;
+  cr_assert_eq(something_times, 1);
+  tw_worker_quit(tw_team_worker(team));
+  while (tw_memory_worker_perform(coordinator) == 1) continue;
+  cr_assert_eq(tw_worker_free(tw_team_worker(team)), 0);
+  cr_assert(twt_alloc_live() > before, "the slab is cached");
+  tw_thread_cleanup();
+  cr_assert_eq(twt_alloc_live(), before);
+  tw_thread_cleanup(); /* again: nothing left to release */
+  cr_assert_eq(twt_alloc_live(), before);
+}
+
 static tw_worker broken_worker = {NULL};
 static tw_worker *broken_create(void *ctx) {
   (void)ctx;
