@@ -578,6 +578,60 @@ TWT_TEST(threads, shutdown_releases_blocked_callers) {
   uv_sem_destroy(&entered);
 }
 
+/* Released before the before-shutdown triggers end: the trigger here waits
+ * for the released caller, so a later release would hang the test. */
+static tw_deferred *shutdown_gate, *never_fired;
+
+static tw_result slow_before_shutdown(void *arg) {
+  (void)arg;
+  shutdown_gate = tw_deferred_new(NULL, NULL);
+  return tw_result_deferred(tw_deferred_ref(shutdown_gate));
+}
+
+static void open_shutdown_gate(void *arg) {
+  (void)arg;
+  tw_deferred_callback(shutdown_gate, tw_result_none());
+}
+
+static tw_result stop_while_a_caller_waits(void *arg) {
+  (void)arg;
+  never_fired = tw_deferred_new(NULL, NULL);
+  cr_assert_eq(tw_reactor_stop(R), 0);
+  return tw_result_deferred(tw_deferred_ref(never_fired));
+}
+
+static void caller_released_at_stop(void *arg) {
+  waiter_t *w = arg;
+  w->rc = tw_blocking_call_from_thread(R, stop_while_a_caller_waits, NULL,
+                                       &w->res, INFINITY);
+  cr_assert_eq(tw_reactor_call_from_thread(R, open_shutdown_gate, NULL, NULL),
+               0);
+}
+
+static tw_result start_released_caller(void *arg) {
+  cr_assert_eq(tw_reactor_call_in_thread(R, caller_released_at_stop, arg,
+                                         NULL),
+               0);
+  return tw_result_none();
+}
+
+TWT_TEST(threads, blocked_callers_are_released_before_the_shutdown_triggers) {
+  tw_reactor *r = new_reactor(0);
+  waiter_t w = {0, {0}, INFINITY};
+  shutdown_gate = never_fired = NULL;
+  cr_assert_eq(tw_reactor_add_system_event_trigger(
+                   r, TW_PHASE_BEFORE, "shutdown", slow_before_shutdown, NULL,
+                   NULL, NULL),
+               0);
+  tw_reactor_call_when_running(r, start_released_caller, &w, NULL, NULL);
+  run(r);
+  cr_assert_eq(w.rc, TW_ESHUTDOWN);
+  cr_assert_eq(tw_deferred_called(shutdown_gate), 1);
+  tw_deferred_unref(shutdown_gate);
+  tw_deferred_unref(never_fired);
+  free_reactor(r);
+}
+
 static int cancelled_on_timeout;
 static void note_cancel(tw_deferred *d, void *arg) {
   (void)d;
