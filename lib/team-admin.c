@@ -284,11 +284,10 @@ int tw_team_statistics(const tw_team *team, tw_team_stats *out) {
     out->backlog =
         atomic_load_explicit(&t->st_backlog, memory_order_acquire) +
         tw__ring_count(t);
-    /* An RMW (adding nothing), not a fence, keeps the loads above before
-     * this read of the count: a fence is what TSan cannot check. */
-    if (atomic_fetch_add_explicit(&t->st_seq, 0, memory_order_acq_rel) ==
-        seq)
-      break;
+    /* No fence needed: the loads above are acquires, so this one stays
+     * after them, and if they saw any store of the refill, its odd count
+     * happened before this read. */
+    if (atomic_load_explicit(&t->st_seq, memory_order_acquire) == seq) break;
   }
   out->created = atomic_load_explicit(&t->st_created, memory_order_relaxed);
   return 0;

@@ -69,8 +69,11 @@ int tw__team_inside(const tw_team *t) {
 void tw__team_publish(tw_team *t) {
   atomic_store_explicit(&t->st_idle, t->idle_n, memory_order_relaxed);
   atomic_store_explicit(&t->st_busy, t->busy_n, memory_order_relaxed);
+  /* Release: a statistics reader who sees this count sees the ring as it
+   * was when it was made (or later), so a task taken from the ring and put
+   * back in front is not also counted in the ring. */
   atomic_store_explicit(&t->st_backlog, t->front_n + t->over_n,
-                        memory_order_relaxed);
+                        memory_order_release);
   atomic_store_explicit(&t->st_created, t->created_n, memory_order_relaxed);
 }
 
@@ -164,8 +167,8 @@ static void tw__team_backlog_refill(tw_team *t) {
     atomic_store_explicit(&t->refill_wanted, 0, memory_order_relaxed);
   }
   /* A seqlock write around the move (tw_team_statistics reads). No fence
-   * (TSan has none): the release stores of ring_tail and st_backlog order
-   * this odd value before them for whoever sees either. */
+   * (gcc refuses them under TSan): the release stores of ring_tail and
+   * st_backlog order this odd value before them for whoever sees either. */
   atomic_store_explicit(&t->st_seq, seq + 1, memory_order_relaxed);
   while ((it = t->over_head) != NULL && moved++ < TW__TEAM_REFILL_MAX) {
     /* Read before the put: from then on a worker may run the task and

@@ -615,7 +615,8 @@ static tw_result start_released_caller(void *arg) {
   return tw_result_none();
 }
 
-TWT_TEST(threads, blocked_callers_are_released_before_the_shutdown_triggers) {
+/* A regression would hang: a timeout keeps the rest of the suite. */
+TWT_TEST_OPTS(threads, blocked_callers_are_released_before_the_shutdown_triggers, .timeout = 120) {
   tw_reactor *r = new_reactor(0);
   waiter_t w = {0, {0}, INFINITY};
   shutdown_gate = never_fired = NULL;
@@ -714,7 +715,8 @@ static tw_result hold_the_loop(void *arg) {
   return tw_result_none();
 }
 
-TWT_TEST(threads, blocking_call_that_timed_out_before_it_started_never_runs) {
+/* A regression would hang: a timeout keeps the rest of the suite. */
+TWT_TEST_OPTS(threads, blocking_call_that_timed_out_before_it_started_never_runs, .timeout = 120) {
   /* Otherwise a caller told TW_ETIMEDOUT could not know whether it ran. */
   tw_reactor *r = new_reactor(0);
   waiter_t w = {0, {0}, 0.001};
