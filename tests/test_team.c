@@ -1097,7 +1097,7 @@ TWT_TEST(team, statistics_never_count_a_backlogged_item_twice) {
   /* The backlog's oldest items wait in a ring counted live; the rest is
    * counted by the coordinator at the end of each step, after it moved
    * some into the ring. A reader in between must not see those twice. */
-  enum { TOTAL = 20000, ROUNDS = 5 };
+  enum { TOTAL = 20000, ROUNDS = 10 };
   tw_team *pool;
   tw_team_stats s;
   long i, before;
