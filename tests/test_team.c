@@ -11,7 +11,6 @@
  * abandoned backlog, failures, refusing workers, bad input, out of memory,
  * TW_EDEADLK, and pools on real threads.
  */
-#include <dirent.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -20,6 +19,7 @@
 #include <uv.h>
 
 #include "twtest.h"
+#include "twthreads.h"
 
 TWT_SUITE(team);
 
@@ -1049,25 +1049,14 @@ TWT_TEST(team, pool_free_without_quit_or_join) {
   cr_assert_eq(atomic_load(&slow_runs), 100);
 }
 
-/* This process's threads, as the kernel lists them. */
-static int count_threads(void) {
-  DIR *d = opendir("/proc/self/task");
-  struct dirent *e;
-  int n = 0;
-  cr_assert_not_null(d);
-  while ((e = readdir(d)) != NULL)
-    if (e->d_name[0] != '.') n++;
-  closedir(d);
-  return n;
-}
-
 TWT_TEST(team, pool_reaps_quit_workers) {
   /* A pool that keeps growing and shrinking frees the workers it quit (and
    * joins their threads) as it goes, not only at join. */
   tw_team *pool;
   tw_team_stats s;
   long live = 0;
-  int i, base = count_threads();
+  int i, base = twt_count_threads();
+  cr_assert(base > 0, "/proc/self/task is readable");
   atomic_store(&limit_value, 2);
   cr_assert_eq(tw_pool_new(&pool, read_limit, NULL, NULL), 0);
   for (i = 0; i < 40; i++) {
@@ -1075,7 +1064,7 @@ TWT_TEST(team, pool_reaps_quit_workers) {
     cr_assert_eq(tw_team_shrink_all(pool), 0);
     /* Until the quit threads are gone (a thread leaves the kernel's list
      * after it marked itself finished), so the next grow can reap them. */
-    while (count_threads() > base) sched_yield();
+    while (twt_count_threads() > base) sched_yield();
     if (i == 9) live = twt_alloc_live();
   }
   /* Each worker costs two allocations until reaped: 60 more without. */

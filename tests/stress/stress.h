@@ -6,12 +6,12 @@
 #ifndef TWT_STRESS_H
 #define TWT_STRESS_H
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <uv.h>
 
 #include "twalloc.h"
+#include "twthreads.h"
 #include "twuv.h"
 
 #define CHECK(cond)                                                    \
@@ -41,29 +41,17 @@ static inline long stress_scaled(long n) {
   return v > 0 ? v : 1;
 }
 
-/* Threads of this process, as /proc/self/task lists them; -1 if unreadable. */
-static inline int stress_count_threads(void) {
-  DIR *d = opendir("/proc/self/task");
-  struct dirent *e;
-  int n = 0;
-  if (d == NULL) return -1;
-  while ((e = readdir(d)) != NULL)
-    if (e->d_name[0] != '.') n++;
-  closedir(d);
-  return n;
-}
-
 /*
- * The same once the count settles: a joined thread can still be listed for
- * a moment (the kernel releases it after pthread_join has returned), so
- * count until two reads 1 ms apart agree (at most a second).
+ * twt_count_threads once the count settles: a joined thread can still be
+ * listed for a moment (the kernel releases it after pthread_join has
+ * returned), so count until two reads 1 ms apart agree (at most a second).
  */
 static inline int stress_count_threads_settled(void) {
-  int n = stress_count_threads(), i;
+  int n = twt_count_threads(), i;
   for (i = 0; i < 1000; i++) {
     int m;
     uv_sleep(1);
-    m = stress_count_threads();
+    m = twt_count_threads();
     if (m == n) break;
     n = m;
   }

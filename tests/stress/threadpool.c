@@ -273,7 +273,7 @@ int main(void) {
   CHECK_EQ(tw_threadpool_stop(tp), 0);
   CHECK_EQ(tw_threadpool_stop(tp), TW_EALREADYQUIT);
   /* The pool's threads are gone; only ours may still run. */
-  CHECK(stress_count_threads() <= threads_before + SUBMITTERS + 1);
+  CHECK(twt_count_threads() <= threads_before + SUBMITTERS + 1);
   uv_thread_join(&adjuster);
   for (p = 0; p < SUBMITTERS; p++) uv_thread_join(&t[p]);
   CHECK_EQ(stress_count_threads_settled(), threads_before);
