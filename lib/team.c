@@ -159,13 +159,13 @@ static tw__task *tw__ring_take(tw_team *t) {
 
 static void tw__team_backlog_refill(tw_team *t) {
   tw__item *it;
-  unsigned moved = 0;
-  unsigned seq = atomic_load_explicit(&t->st_seq, memory_order_relaxed);
+  unsigned moved = 0, seq;
   if (t->ring_tail_mine - t->ring_head_seen >= TW__TEAM_RING) {
     if (!atomic_load_explicit(&t->refill_wanted, memory_order_relaxed))
       return;
     atomic_store_explicit(&t->refill_wanted, 0, memory_order_relaxed);
   }
+  seq = atomic_load_explicit(&t->st_seq, memory_order_relaxed);
   /* A seqlock write around the move (tw_team_statistics reads). No fence
    * (gcc refuses them under TSan): the release stores of ring_tail and
    * st_backlog order this odd value before them for whoever sees either. */
