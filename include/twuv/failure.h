@@ -52,6 +52,35 @@ TW_EXTERN extern const tw_error_type TW_TYPE_ERROR;     /* TypeError */
 TW_EXTERN extern const tw_error_type TW_MEMORY_ERROR;   /* MemoryError */
 TW_EXTERN extern const tw_error_type TW_OS_ERROR;       /* OSError */
 
+/*
+ * OSError's subclasses, as Python picks them from errno (PEP 3151): a failure
+ * made by tw_failure_from_code from a libuv code (UV_E*, which is -errno on
+ * POSIX) or a negated errno gets the subclass Python's OSError(errno, ...)
+ * would be, keeping the code and tw_strerror's message:
+ *
+ *     if (tw_failure_check(f, &TW_FILE_NOT_FOUND_ERROR)) ...  (UV_ENOENT)
+ *
+ * A code with no subclass gets TW_UV_ERROR (an OSError). Check TW_OS_ERROR to
+ * match every libuv error. Python's builtin TimeoutError is
+ * TW_OS_TIMEOUT_ERROR: TW_TIMEOUT_ERROR is Twisted's defer.TimeoutError,
+ * which is not an OSError (as in Twisted).
+ */
+TW_EXTERN extern const tw_error_type TW_BLOCKING_IO_ERROR;        /* EAGAIN EALREADY EINPROGRESS */
+TW_EXTERN extern const tw_error_type TW_CHILD_PROCESS_ERROR;      /* ECHILD */
+TW_EXTERN extern const tw_error_type TW_CONNECTION_ERROR;         /* ConnectionError: the 4 below */
+TW_EXTERN extern const tw_error_type TW_BROKEN_PIPE_ERROR;        /* EPIPE ESHUTDOWN */
+TW_EXTERN extern const tw_error_type TW_CONNECTION_ABORTED_ERROR; /* ECONNABORTED */
+TW_EXTERN extern const tw_error_type TW_CONNECTION_REFUSED_ERROR; /* ECONNREFUSED */
+TW_EXTERN extern const tw_error_type TW_CONNECTION_RESET_ERROR;   /* ECONNRESET */
+TW_EXTERN extern const tw_error_type TW_FILE_EXISTS_ERROR;        /* EEXIST */
+TW_EXTERN extern const tw_error_type TW_FILE_NOT_FOUND_ERROR;     /* ENOENT */
+TW_EXTERN extern const tw_error_type TW_INTERRUPTED_ERROR;        /* EINTR */
+TW_EXTERN extern const tw_error_type TW_IS_A_DIRECTORY_ERROR;     /* EISDIR */
+TW_EXTERN extern const tw_error_type TW_NOT_A_DIRECTORY_ERROR;    /* ENOTDIR */
+TW_EXTERN extern const tw_error_type TW_PERMISSION_ERROR;         /* EACCES EPERM */
+TW_EXTERN extern const tw_error_type TW_PROCESS_LOOKUP_ERROR;     /* ESRCH */
+TW_EXTERN extern const tw_error_type TW_OS_TIMEOUT_ERROR;         /* ETIMEDOUT: builtin TimeoutError */
+
 /* twisted.internet.defer */
 TW_EXTERN extern const tw_error_type TW_CANCELLED_ERROR;      /* CancelledError */
 TW_EXTERN extern const tw_error_type TW_TIMEOUT_ERROR;        /* defer.TimeoutError */
@@ -123,8 +152,12 @@ TW_EXTERN tw_failure *tw_failure_new_payload(const tw_error_type *type,
  * TW_REACTOR_NOT_RESTARTABLE, TW_EDEADLK -> TW_DEADLOCK_ERROR, TW_ESHUTDOWN ->
  * TW_SHUTDOWN_ERROR, TW_EWRONGTHREAD -> TW_WRONG_THREAD_ERROR, TW_EOVERFLOW ->
  * TW_QUEUE_OVERFLOW, TW_EUNDERFLOW -> TW_QUEUE_UNDERFLOW, others ->
- * TW_RUNTIME_ERROR); any other non-zero code is taken as a libuv code and
- * gives TW_UV_ERROR. The message is tw_strerror(code). Thread-safe.
+ * TW_RUNTIME_ERROR); any other non-zero code is taken as a libuv code (or a
+ * negated errno) and gives the OSError subclass Python maps its errno to
+ * (UV_ENOENT -> TW_FILE_NOT_FOUND_ERROR, UV_ECONNREFUSED ->
+ * TW_CONNECTION_REFUSED_ERROR, ...: see the list above), or TW_UV_ERROR when
+ * Python has none. The code is kept; the message is tw_strerror(code).
+ * Thread-safe.
  */
 TW_EXTERN tw_failure *tw_failure_from_code(int code);
 
