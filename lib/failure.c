@@ -39,6 +39,8 @@ const tw_error_type TW_REACTOR_NOT_RESTARTABLE = {"ReactorNotRestartable",
                                                   &TW_RUNTIME_ERROR};
 const tw_error_type TW_DNS_LOOKUP_ERROR = {"DNSLookupError", &TW_OS_ERROR};
 
+const tw_error_type TW_SYSTEM_EXIT = {"SystemExit", &TW_ERROR};
+
 const tw_error_type TW_ALREADY_QUIT_ERROR = {"AlreadyQuit", &TW_ERROR};
 
 const tw_error_type TW_DEADLOCK_ERROR = {"DeadlockError", &TW_RUNTIME_ERROR};

@@ -78,7 +78,8 @@ TWT_TEST(failure, builtin_hierarchy_follows_twisted) {
         &TW_CONNECTION_REFUSED_ERROR, &TW_CONNECTION_RESET_ERROR,
         &TW_FILE_EXISTS_ERROR, &TW_FILE_NOT_FOUND_ERROR, &TW_INTERRUPTED_ERROR,
         &TW_IS_A_DIRECTORY_ERROR, &TW_NOT_A_DIRECTORY_ERROR,
-        &TW_PERMISSION_ERROR, &TW_PROCESS_LOOKUP_ERROR, &TW_OS_TIMEOUT_ERROR};
+        &TW_PERMISSION_ERROR, &TW_PROCESS_LOOKUP_ERROR, &TW_OS_TIMEOUT_ERROR,
+        &TW_SYSTEM_EXIT};
     size_t i;
     for (i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
       cr_assert(tw_error_type_is(all[i], &TW_ERROR), "%s", all[i]->name);

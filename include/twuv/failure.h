@@ -98,6 +98,14 @@ TW_EXTERN extern const tw_error_type TW_REACTOR_ALREADY_RUNNING;  /* ReactorAlre
 TW_EXTERN extern const tw_error_type TW_REACTOR_NOT_RESTARTABLE;  /* ReactorNotRestartable */
 TW_EXTERN extern const tw_error_type TW_DNS_LOOKUP_ERROR;         /* DNSLookupError (OSError here) */
 
+/*
+ * SystemExit(code): a failure of this type ending tw_react's main Deferred
+ * makes tw_react return code & 0xff (what exit(code) reports) instead of 1.
+ * Python's SystemExit is a BaseException, not an Exception; twuv has one
+ * root, so it derives from TW_ERROR.
+ */
+TW_EXTERN extern const tw_error_type TW_SYSTEM_EXIT; /* SystemExit */
+
 /* twisted._threads */
 TW_EXTERN extern const tw_error_type TW_ALREADY_QUIT_ERROR;  /* AlreadyQuit */
 
