@@ -174,7 +174,12 @@ int tw_react(tw_react_fn main_fn, int argc, char **argv) {
    * nothing behind (a reactor that cannot be freed yet stays, and
    * tw_reactor_default keeps returning it). The default reactor is hosted
    * on uv_default_loop(): its memory goes in its handles' close callbacks. */
-  if (tw_reactor_free(r) == 0) (void)uv_run(loop, UV_RUN_NOWAIT);
+  if (tw_reactor_free(r) == 0) {
+    (void)uv_run(loop, UV_RUN_NOWAIT);
+    /* UV_EBUSY when the program left handles of its own on it: then it
+     * stays. Otherwise the next uv_default_loop() makes a new one. */
+    (void)uv_loop_close(loop);
+  }
   return code;
 }
 

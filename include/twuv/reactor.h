@@ -307,7 +307,8 @@ typedef tw_deferred *(*tw_react_fn)(tw_reactor *reactor, int argc,
  * with code 0 unless the Deferred failed meanwhile. Twisted's react calls
  * sys.exit(code); tw_react returns it: `return tw_react(main, argc, argv);`
  * from C's main is the port. The default reactor is freed before returning
- * (a later tw_reactor_default makes a new one).
+ * (a later tw_reactor_default makes a new one), and uv_default_loop() is
+ * closed unless handles of the program's own are still open on it.
  * Call it on the thread that may run the default reactor, not from inside a
  * reactor callback.
  * Errors (negative, distinct from exit codes): TW_EINVAL (main NULL, argc
