@@ -254,6 +254,12 @@ TW_EXTERN int tw_deferred_errback(tw_deferred *d, tw_failure *f);
  *
  * Errors: TW_EINVAL (d NULL, fn NULL, both NULL), TW_ENOMEM. On error
  * nothing was added and arg_free is not called.
+ * Ignoring the code: TW_EINVAL only comes from passing NULL, so with valid
+ * arguments the only failure is TW_ENOMEM, and then the chain goes on as if
+ * the pair had never been added (the result skips it; a later pair still
+ * runs). Ignore it only where that is acceptable - a logging callback, say -
+ * and check it where the pair matters (it releases a resource, or it is the
+ * errback that consumes a failure) or where arg_free must run.
  */
 TW_EXTERN int tw_deferred_add_callbacks(tw_deferred *d, tw_callback_fn callback,
                                         tw_callback_fn errback, void *arg);
