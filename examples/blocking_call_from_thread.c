@@ -90,5 +90,6 @@ int main(void) {
   if (err == 0) err = tw_reactor_run(reactor);
   if (err != 0) fprintf(stderr, "error: %s\n", tw_strerror(err));
   tw_reactor_free(reactor);
+  tw_thread_cleanup(); /* this thread's cached nodes (valgrind) */
   return err == 0 ? 0 : 1;
 }

@@ -73,5 +73,6 @@ int main(void) {
   err = tw_reactor_run(reactor);
   uv_thread_join(&thread);
   tw_reactor_free(reactor);
+  tw_thread_cleanup(); /* this thread's cached nodes (valgrind) */
   return err == 0 ? 0 : 1;
 }

@@ -60,5 +60,6 @@ int main(void) {
   tw_deferred_unref(d); /* the pool job holds it until it fires */
   err = tw_reactor_run(reactor);
   tw_reactor_free(reactor);
+  tw_thread_cleanup(); /* this thread's cached nodes (valgrind) */
   return err == 0 ? 0 : 1;
 }

@@ -3,6 +3,7 @@
  */
 #include "internal.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -38,6 +39,8 @@ const tw_error_type TW_REACTOR_NOT_RESTARTABLE = {"ReactorNotRestartable",
                                                   &TW_RUNTIME_ERROR};
 const tw_error_type TW_DNS_LOOKUP_ERROR = {"DNSLookupError", &TW_OS_ERROR};
 
+const tw_error_type TW_SYSTEM_EXIT = {"SystemExit", &TW_ERROR};
+
 const tw_error_type TW_ALREADY_QUIT_ERROR = {"AlreadyQuit", &TW_ERROR};
 
 const tw_error_type TW_DEADLOCK_ERROR = {"DeadlockError", &TW_RUNTIME_ERROR};
@@ -45,6 +48,32 @@ const tw_error_type TW_SHUTDOWN_ERROR = {"ShutdownError", &TW_RUNTIME_ERROR};
 const tw_error_type TW_WRONG_THREAD_ERROR = {"WrongThreadError",
                                              &TW_RUNTIME_ERROR};
 const tw_error_type TW_UV_ERROR = {"UVError", &TW_OS_ERROR};
+
+/* Python's OSError subclasses (PEP 3151), named as Python names them. */
+const tw_error_type TW_BLOCKING_IO_ERROR = {"BlockingIOError", &TW_OS_ERROR};
+const tw_error_type TW_CHILD_PROCESS_ERROR = {"ChildProcessError",
+                                              &TW_OS_ERROR};
+const tw_error_type TW_CONNECTION_ERROR = {"ConnectionError", &TW_OS_ERROR};
+const tw_error_type TW_BROKEN_PIPE_ERROR = {"BrokenPipeError",
+                                            &TW_CONNECTION_ERROR};
+const tw_error_type TW_CONNECTION_ABORTED_ERROR = {"ConnectionAbortedError",
+                                                   &TW_CONNECTION_ERROR};
+const tw_error_type TW_CONNECTION_REFUSED_ERROR = {"ConnectionRefusedError",
+                                                   &TW_CONNECTION_ERROR};
+const tw_error_type TW_CONNECTION_RESET_ERROR = {"ConnectionResetError",
+                                                 &TW_CONNECTION_ERROR};
+const tw_error_type TW_FILE_EXISTS_ERROR = {"FileExistsError", &TW_OS_ERROR};
+const tw_error_type TW_FILE_NOT_FOUND_ERROR = {"FileNotFoundError",
+                                               &TW_OS_ERROR};
+const tw_error_type TW_INTERRUPTED_ERROR = {"InterruptedError", &TW_OS_ERROR};
+const tw_error_type TW_IS_A_DIRECTORY_ERROR = {"IsADirectoryError",
+                                               &TW_OS_ERROR};
+const tw_error_type TW_NOT_A_DIRECTORY_ERROR = {"NotADirectoryError",
+                                                &TW_OS_ERROR};
+const tw_error_type TW_PERMISSION_ERROR = {"PermissionError", &TW_OS_ERROR};
+const tw_error_type TW_PROCESS_LOOKUP_ERROR = {"ProcessLookupError",
+                                               &TW_OS_ERROR};
+const tw_error_type TW_OS_TIMEOUT_ERROR = {"TimeoutError", &TW_OS_ERROR};
 
 int tw_error_type_is(const tw_error_type *type, const tw_error_type *base) {
   /* Bounded walk: a user-made cycle in base pointers must not hang us. */
@@ -168,6 +197,51 @@ tw_failure *tw_failure_new_payload(const tw_error_type *type, int code,
   return f;
 }
 
+/*
+ * The OSError subclass for a libuv code, as Python's OSError(errno, ...)
+ * picks it (Objects/exceptions.c, checked against python3.11's errno table).
+ * libuv's codes are -errno on POSIX, so the errno values libuv does not name
+ * (ECHILD, EINPROGRESS) are matched as negated errno too.
+ */
+static const tw_error_type *tw__os_type_for_code(int code) {
+  switch (code) {
+    case UV_EAGAIN:
+    case UV_EALREADY:
+    case -EINPROGRESS:
+      return &TW_BLOCKING_IO_ERROR;
+    case -ECHILD:
+      return &TW_CHILD_PROCESS_ERROR;
+    case UV_EPIPE:
+    case UV_ESHUTDOWN:
+      return &TW_BROKEN_PIPE_ERROR;
+    case UV_ECONNABORTED:
+      return &TW_CONNECTION_ABORTED_ERROR;
+    case UV_ECONNREFUSED:
+      return &TW_CONNECTION_REFUSED_ERROR;
+    case UV_ECONNRESET:
+      return &TW_CONNECTION_RESET_ERROR;
+    case UV_EEXIST:
+      return &TW_FILE_EXISTS_ERROR;
+    case UV_ENOENT:
+      return &TW_FILE_NOT_FOUND_ERROR;
+    case UV_EINTR:
+      return &TW_INTERRUPTED_ERROR;
+    case UV_EISDIR:
+      return &TW_IS_A_DIRECTORY_ERROR;
+    case UV_ENOTDIR:
+      return &TW_NOT_A_DIRECTORY_ERROR;
+    case UV_EACCES:
+    case UV_EPERM:
+      return &TW_PERMISSION_ERROR;
+    case UV_ESRCH:
+      return &TW_PROCESS_LOOKUP_ERROR;
+    case UV_ETIMEDOUT:
+      return &TW_OS_TIMEOUT_ERROR;
+    default:
+      return &TW_UV_ERROR;
+  }
+}
+
 static const tw_error_type *tw__type_for_code(int code) {
   switch (code) {
     case TW_ECANCELLED:
@@ -202,7 +276,7 @@ static const tw_error_type *tw__type_for_code(int code) {
       return &TW_QUEUE_UNDERFLOW;
     default:
       return tw_is_tw_error(code) || code == 0 ? &TW_RUNTIME_ERROR
-                                               : &TW_UV_ERROR;
+                                               : tw__os_type_for_code(code);
   }
 }
 

@@ -580,17 +580,36 @@ int tw_blocking_call_from_thread(tw_reactor *r, tw_result_fn fn, void *arg,
 typedef struct tw__resolve {
   uv_getaddrinfo_t req;
   tw_reactor *r;
-  tw_deferred *d; /* NULL once cancelled */
+  tw_deferred *d;       /* NULL once cancelled or timed out */
+  tw_delayed_call *dc;  /* the timeout (a reference), or NULL */
   char name[];
 } tw__resolve;
 
 static void tw__free_addrinfo(void *ai) { uv_freeaddrinfo(ai); }
 
+static void tw__resolve_stop_timer(tw__resolve *rs) {
+  if (rs->dc == NULL) return;
+  (void)tw_delayed_call_cancel(rs->dc); /* TW_EALREADYCALLED: it ran */
+  tw_delayed_call_unref(rs->dc);
+  rs->dc = NULL;
+}
+
+/* The lookup's answer no longer matters: cancelled or timed out. Not from
+ * the lookup's own callback (uv_cancel on a finished request is not safe). */
+static void tw__resolve_abandon(tw__resolve *rs) {
+  /* Not started: libuv calls back with UV_EAI_CANCELED. Running: the
+   * answer is dropped when it comes. */
+  (void)uv_cancel((uv_req_t *)&rs->req);
+  tw_deferred_unref(rs->d);
+  rs->d = NULL;
+  tw__resolve_stop_timer(rs);
+}
+
 static void tw__resolved(uv_getaddrinfo_t *req, int status,
                          struct addrinfo *res) {
   tw__resolve *rs = req->data;
   tw_deferred *d = rs->d;
-  if (d == NULL) { /* cancelled while it ran */
+  if (d == NULL) { /* cancelled or timed out while it ran */
     uv_freeaddrinfo(res);
   } else if (status == 0) {
     if (tw_deferred_callback(d, tw_result_value(res, tw__free_addrinfo)) != 0)
@@ -601,6 +620,7 @@ static void tw__resolved(uv_getaddrinfo_t *req, int status,
     if (tw_deferred_errback(d, f) != 0) tw_failure_unref(f);
     uv_freeaddrinfo(res);
   }
+  tw__resolve_stop_timer(rs);
   tw_deferred_unref(d);
   atomic_fetch_sub_explicit(&rs->r->busy_refs, 1, memory_order_release);
   tw__free(rs);
@@ -609,15 +629,28 @@ static void tw__resolved(uv_getaddrinfo_t *req, int status,
 static void tw__resolve_cancel(tw_deferred *d, void *arg) {
   tw__resolve *rs = arg;
   (void)d;
-  /* Not started: libuv calls back with UV_EAI_CANCELED. Running: the
-   * answer is dropped when it comes. Either way the Deferred gets
-   * CancelledError now. */
-  (void)uv_cancel((uv_req_t *)&rs->req);
-  tw_deferred_unref(rs->d);
-  rs->d = NULL;
+  tw__resolve_abandon(rs); /* the Deferred gets CancelledError now */
+}
+
+/* ThreadedResolver's timeout: DNSLookupError, the lookup abandoned. */
+static void tw__resolve_timed_out(void *arg) {
+  tw__resolve *rs = arg;
+  tw_deferred *d = tw_deferred_ref(rs->d);
+  tw_failure *f = tw_failure_new(&TW_DNS_LOOKUP_ERROR, TW_ETIMEDOUT,
+                                 "address '%s' not found: timeout error",
+                                 rs->name);
+  tw__resolve_abandon(rs);
+  if (tw_deferred_errback(d, f) != 0) tw_failure_unref(f);
+  tw_deferred_unref(d);
 }
 
 int tw_reactor_resolve(tw_reactor *r, const char *name, tw_deferred **out) {
+  /* Twisted's default: the sum of timeouts=(1, 3, 11, 45). */
+  return tw_reactor_resolve_timeout(r, name, 60.0, out);
+}
+
+int tw_reactor_resolve_timeout(tw_reactor *r, const char *name,
+                               double timeout, tw_deferred **out) {
   static const struct addrinfo hints = {0, AF_UNSPEC, SOCK_STREAM, 0, 0,
                                         NULL, NULL, NULL};
   tw__resolve *rs;
@@ -625,16 +658,28 @@ int tw_reactor_resolve(tw_reactor *r, const char *name, tw_deferred **out) {
   size_t len;
   int err;
   if (out != NULL) *out = NULL;
-  if (r == NULL || name == NULL || out == NULL) return TW_EINVAL;
+  if (r == NULL || name == NULL || out == NULL || isnan(timeout) ||
+      timeout <= 0)
+    return TW_EINVAL;
   TW__LOOP_ONLY(r, TW_EWRONGTHREAD);
   len = strlen(name);
   rs = tw__malloc(sizeof(*rs) + len + 1);
   if (rs == NULL) return TW_ENOMEM;
   memcpy(rs->name, name, len + 1);
+  rs->dc = NULL;
   d = tw_deferred_new(tw__resolve_cancel, rs);
   if (d == NULL) {
     tw__free(rs);
     return TW_ENOMEM;
+  }
+  if (!isinf(timeout)) {
+    err = tw_reactor_call_later(r, timeout, tw__resolve_timed_out, rs, NULL,
+                                &rs->dc);
+    if (err != 0) {
+      tw_deferred_unref(d);
+      tw__free(rs);
+      return err;
+    }
   }
   rs->d = tw_deferred_ref(d);
   rs->r = r;
@@ -642,6 +687,7 @@ int tw_reactor_resolve(tw_reactor *r, const char *name, tw_deferred **out) {
   err = uv_getaddrinfo(r->loop, &rs->req, tw__resolved, rs->name, NULL,
                        &hints);
   if (err != 0) {
+    tw__resolve_stop_timer(rs);
     tw_deferred_unref(d);
     tw_deferred_unref(d);
     tw__free(rs);

@@ -3,7 +3,8 @@
 # Debian 12 machine lacks. Sourced by demo.sh and test.sh; safe to run alone.
 # Only Debian's own packages are used (CI has no other network).
 
-TWUV_PACKAGES="gcc clang libc6-dev python3 meson ninja-build pkg-config libuv1-dev libcriterion-dev valgrind"
+# python3-twisted: the oracle (examples compared with their Twisted originals).
+TWUV_PACKAGES="gcc clang libc6-dev python3 python3-twisted meson ninja-build pkg-config libuv1-dev libcriterion-dev valgrind"
 
 twuv_missing_packages() {
   for p in $TWUV_PACKAGES; do

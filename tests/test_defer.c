@@ -3010,3 +3010,66 @@ TWT_TEST(defer, lock_release_skips_a_waiter_fired_behind_its_back) {
   tw_deferred_unref(waiter);
   tw_deferred_lock_free(lock);
 }
+
+/* ---- int and string results (tw_result_int, _strdup, _printf) ------------ */
+
+static tw_result count_files(tw_result r, void *arg) {
+  (void)arg;
+  return tw_result_printf("%ld files", (long)tw_result_as_int(r) + 1);
+}
+
+static const char *seen_string;
+static char seen_copy[64];
+static tw_result keep_string(tw_result r, void *arg) {
+  (void)arg;
+  seen_string = tw_result_as_str(r);
+  snprintf(seen_copy, sizeof(seen_copy), "%s", seen_string);
+  return r;
+}
+
+TWT_TEST(defer, int_and_string_results_without_casts) {
+  tw_deferred *d = tw_deferred_new(NULL, NULL);
+  tw_deferred_add_callback(d, count_files, NULL);
+  tw_deferred_add_callback(d, keep_string, NULL);
+  cr_assert_eq(tw_deferred_callback(d, tw_result_int(41)), 0);
+  cr_assert_str_eq(seen_copy, "42 files");
+  tw_deferred_unref(d); /* the Deferred held the string: freed here */
+  cr_assert_eq(tw_result_as_int(tw_result_int(-7)), -7);
+  cr_assert_eq(tw_result_as_int(tw_result_int(INTPTR_MAX)), INTPTR_MAX);
+}
+
+TWT_TEST(defer, string_results_own_their_copy) {
+  char buf[8] = "abc";
+  tw_result r = tw_result_strdup(buf);
+  buf[0] = 'x';
+  cr_assert_eq(r.kind, TW_RESULT_VALUE);
+  cr_assert_str_eq(tw_result_as_str(r), "abc");
+  cr_assert_not_null(r.value_free);
+  tw_result_release(r); /* the leak check sees it freed */
+  r = tw_result_printf("%s-%d", "x", 5);
+  cr_assert_str_eq(tw_result_as_str(r), "x-5");
+  tw_result_release(r);
+}
+
+TWT_TEST(defer, string_results_fail_cleanly) {
+  tw_result r = tw_result_strdup(NULL);
+  cr_assert(tw_result_is_failure(r));
+  cr_assert(tw_failure_check(r.u.failure, &TW_VALUE_ERROR));
+  cr_assert_null(tw_result_as_str(r));
+  cr_assert_eq(tw_result_as_int(r), 0);
+  tw_result_release(r);
+  r = tw_result_printf(NULL);
+  cr_assert(tw_failure_check(r.u.failure, &TW_VALUE_ERROR));
+  tw_result_release(r);
+  twt_alloc_fail_all(1);
+  r = tw_result_printf("%d", 1);
+  twt_alloc_fail_all(0);
+  cr_assert(tw_result_is_failure(r));
+  cr_assert(tw_failure_check(r.u.failure, &TW_MEMORY_ERROR));
+  tw_result_release(r);
+  twt_alloc_fail_all(1);
+  r = tw_result_strdup("abc");
+  twt_alloc_fail_all(0);
+  cr_assert(tw_failure_check(r.u.failure, &TW_MEMORY_ERROR));
+  tw_result_release(r);
+}

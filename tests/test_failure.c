@@ -3,6 +3,7 @@
  * trap / getErrorMessage, FirstError, FailureGroup, payloads, refcounts and
  * behaviour when memory runs out.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <string.h>
 #include <uv.h>
@@ -71,7 +72,14 @@ TWT_TEST(failure, builtin_hierarchy_follows_twisted) {
         &TW_ALREADY_CANCELLED, &TW_REACTOR_NOT_RUNNING,
         &TW_REACTOR_ALREADY_RUNNING, &TW_REACTOR_NOT_RESTARTABLE,
         &TW_DNS_LOOKUP_ERROR, &TW_ALREADY_QUIT_ERROR, &TW_DEADLOCK_ERROR,
-        &TW_SHUTDOWN_ERROR, &TW_WRONG_THREAD_ERROR, &TW_UV_ERROR};
+        &TW_SHUTDOWN_ERROR, &TW_WRONG_THREAD_ERROR, &TW_UV_ERROR,
+        &TW_BLOCKING_IO_ERROR, &TW_CHILD_PROCESS_ERROR, &TW_CONNECTION_ERROR,
+        &TW_BROKEN_PIPE_ERROR, &TW_CONNECTION_ABORTED_ERROR,
+        &TW_CONNECTION_REFUSED_ERROR, &TW_CONNECTION_RESET_ERROR,
+        &TW_FILE_EXISTS_ERROR, &TW_FILE_NOT_FOUND_ERROR, &TW_INTERRUPTED_ERROR,
+        &TW_IS_A_DIRECTORY_ERROR, &TW_NOT_A_DIRECTORY_ERROR,
+        &TW_PERMISSION_ERROR, &TW_PROCESS_LOOKUP_ERROR, &TW_OS_TIMEOUT_ERROR,
+        &TW_SYSTEM_EXIT};
     size_t i;
     for (i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
       cr_assert(tw_error_type_is(all[i], &TW_ERROR), "%s", all[i]->name);
@@ -213,8 +221,9 @@ TWT_TEST(failure, from_code_maps_twuv_codes_to_their_types) {
       {TW_EOVERFLOW, &TW_QUEUE_OVERFLOW},
       {TW_EUNDERFLOW, &TW_QUEUE_UNDERFLOW},
       {TW_EBUSY, &TW_RUNTIME_ERROR},
-      {UV_ECONNREFUSED, &TW_UV_ERROR},
+      {UV_ECONNREFUSED, &TW_CONNECTION_REFUSED_ERROR},
       {UV_EAI_NONAME, &TW_UV_ERROR},
+      {UV_EMFILE, &TW_UV_ERROR},
   };
   size_t i;
   for (i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
@@ -225,6 +234,72 @@ TWT_TEST(failure, from_code_maps_twuv_codes_to_their_types) {
     cr_assert_str_eq(tw_failure_message(f), tw_strerror(map[i].code));
     tw_failure_unref(f);
   }
+}
+
+/*
+ * Python's own errno -> OSError subclass table (PEP 3151), printed by
+ * python3.11 with type(OSError(errno.X, "x")).__name__ for every errno name:
+ * the codes libuv names must give the same subclasses, and every one of them
+ * must still be an OSError carrying its code and message.
+ */
+TWT_TEST(failure, oserror_subclasses_follow_python_errno_mapping) {
+  static const struct {
+    int code;
+    const tw_error_type *type;
+    const char *python_name;
+    const tw_error_type *python_base;
+  } map[] = {
+      {UV_EAGAIN, &TW_BLOCKING_IO_ERROR, "BlockingIOError", &TW_OS_ERROR},
+      {UV_EALREADY, &TW_BLOCKING_IO_ERROR, "BlockingIOError", &TW_OS_ERROR},
+      {-EINPROGRESS, &TW_BLOCKING_IO_ERROR, "BlockingIOError", &TW_OS_ERROR},
+      {-ECHILD, &TW_CHILD_PROCESS_ERROR, "ChildProcessError", &TW_OS_ERROR},
+      {UV_EPIPE, &TW_BROKEN_PIPE_ERROR, "BrokenPipeError", &TW_CONNECTION_ERROR},
+      {UV_ESHUTDOWN, &TW_BROKEN_PIPE_ERROR, "BrokenPipeError",
+       &TW_CONNECTION_ERROR},
+      {UV_ECONNABORTED, &TW_CONNECTION_ABORTED_ERROR, "ConnectionAbortedError",
+       &TW_CONNECTION_ERROR},
+      {UV_ECONNREFUSED, &TW_CONNECTION_REFUSED_ERROR, "ConnectionRefusedError",
+       &TW_CONNECTION_ERROR},
+      {UV_ECONNRESET, &TW_CONNECTION_RESET_ERROR, "ConnectionResetError",
+       &TW_CONNECTION_ERROR},
+      {UV_EEXIST, &TW_FILE_EXISTS_ERROR, "FileExistsError", &TW_OS_ERROR},
+      {UV_ENOENT, &TW_FILE_NOT_FOUND_ERROR, "FileNotFoundError", &TW_OS_ERROR},
+      {UV_EINTR, &TW_INTERRUPTED_ERROR, "InterruptedError", &TW_OS_ERROR},
+      {UV_EISDIR, &TW_IS_A_DIRECTORY_ERROR, "IsADirectoryError", &TW_OS_ERROR},
+      {UV_ENOTDIR, &TW_NOT_A_DIRECTORY_ERROR, "NotADirectoryError",
+       &TW_OS_ERROR},
+      {UV_EACCES, &TW_PERMISSION_ERROR, "PermissionError", &TW_OS_ERROR},
+      {UV_EPERM, &TW_PERMISSION_ERROR, "PermissionError", &TW_OS_ERROR},
+      {UV_ESRCH, &TW_PROCESS_LOOKUP_ERROR, "ProcessLookupError", &TW_OS_ERROR},
+      {UV_ETIMEDOUT, &TW_OS_TIMEOUT_ERROR, "TimeoutError", &TW_OS_ERROR},
+  };
+  size_t i;
+  for (i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+    tw_failure *f = tw_failure_from_code(map[i].code);
+    const tw_error_type *t = tw_failure_type(f);
+    cr_assert_eq(t, map[i].type, "code %d (%s)", map[i].code,
+                 tw_err_name(map[i].code));
+    cr_assert_str_eq(t->name, map[i].python_name);
+    cr_assert_eq(t->base, map[i].python_base, "%s", t->name);
+    cr_assert(tw_failure_check(f, &TW_OS_ERROR), "%s", t->name);
+    cr_assert_null(tw_failure_check(f, &TW_UV_ERROR), "%s", t->name);
+    cr_assert_eq(tw_failure_code(f), map[i].code);
+    cr_assert_str_eq(tw_failure_message(f), tw_strerror(map[i].code));
+    tw_failure_unref(f);
+  }
+}
+
+TWT_TEST(failure, os_timeout_error_is_not_defer_timeout_error) {
+  /* Python's builtin TimeoutError (an OSError) and Twisted's
+   * defer.TimeoutError (an Exception) are unrelated types in Twisted too. */
+  tw_failure *os = tw_failure_from_code(UV_ETIMEDOUT);
+  tw_failure *deferred = tw_failure_from_code(TW_ETIMEDOUT);
+  cr_assert(tw_failure_check(os, &TW_OS_TIMEOUT_ERROR));
+  cr_assert_null(tw_failure_check(os, &TW_TIMEOUT_ERROR));
+  cr_assert(tw_failure_check(deferred, &TW_TIMEOUT_ERROR));
+  cr_assert_null(tw_failure_check(deferred, &TW_OS_ERROR));
+  tw_failure_unref(os);
+  tw_failure_unref(deferred);
 }
 
 TWT_TEST(failure, uv_error_carries_the_libuv_code) {

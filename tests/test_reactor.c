@@ -1677,3 +1677,291 @@ TWT_TEST(reactor, before_deferred_freed_unfired_does_not_hang_the_event) {
   cr_assert_eq(twt_log_count_containing("freed without firing"), 2);
   free_reactor(r);
 }
+
+/* ---- test_task.py: ReactTests (task.react) --------------------------------
+ * Twisted runs these on a fake reactor with a fake clock; here the reactor
+ * is real, so delays are short and the tests check order, not time. */
+
+static const tw_error_type EXPECTED_EXCEPTION = {"test.ExpectedException",
+                                                 &TW_ERROR};
+
+static void fire_expected(void *arg) {
+  tw_deferred_errback(arg, tw_failure_new(&EXPECTED_EXCEPTION, 0, "expected"));
+}
+
+static tw_result fire_none_trigger(void *arg) {
+  fire_none(arg);
+  return tw_result_none();
+}
+
+static tw_result fire_expected_trigger(void *arg) {
+  fire_expected(arg);
+  return tw_result_none();
+}
+
+static void release_deferred(void *arg) { tw_deferred_unref(arg); }
+
+static tw_deferred *main_async_callback(tw_reactor *r, int argc, char **argv) {
+  tw_deferred *finished = tw_deferred_new(NULL, NULL);
+  (void)argc;
+  (void)argv;
+  tw_reactor_call_later(r, 0.001, rec_call, "time passed", NULL, NULL);
+  tw_reactor_call_later(r, 0.002, fire_none, tw_deferred_ref(finished),
+                        release_deferred, NULL);
+  return finished;
+}
+
+TWT_TEST(reactor, react_runs_until_async_callback) {
+  tw_reactor *r = new_reactor();
+  cr_assert_eq(tw_react_on(r, main_async_callback, 0, NULL), 0);
+  ASSERT_EVENTS("time passed");
+  cr_assert_eq(tw_reactor_running(r), 0);
+  free_reactor(r);
+}
+
+static tw_deferred *main_sync_callback(tw_reactor *r, int argc, char **argv) {
+  (void)r;
+  (void)argc;
+  (void)argv;
+  record("main");
+  return tw_succeed(NULL, NULL);
+}
+
+TWT_TEST(reactor, react_runs_until_sync_callback) {
+  tw_reactor *r = new_reactor();
+  tw_reactor_add_system_event_trigger(r, TW_PHASE_AFTER, "shutdown",
+                                      rec_trigger, "stopped", NULL, NULL);
+  cr_assert_eq(tw_react_on(r, main_sync_callback, 0, NULL), 0);
+  ASSERT_EVENTS("main", "stopped");
+  free_reactor(r);
+}
+
+static tw_deferred *main_async_errback(tw_reactor *r, int argc, char **argv) {
+  tw_deferred *finished = tw_deferred_new(NULL, NULL);
+  (void)argc;
+  (void)argv;
+  tw_reactor_call_later(r, 0.001, fire_expected, tw_deferred_ref(finished),
+                        release_deferred, NULL);
+  return finished;
+}
+
+TWT_TEST(reactor, react_runs_until_async_errback) {
+  tw_reactor *r = new_reactor();
+  cr_assert_eq(tw_react_on(r, main_async_errback, 0, NULL), 1);
+  cr_assert_eq(twt_log_count_containing("main function encountered error"),
+               1);
+  cr_assert_eq(twt_log_flush(&EXPECTED_EXCEPTION), 1);
+  free_reactor(r);
+}
+
+static tw_deferred *main_sync_errback(tw_reactor *r, int argc, char **argv) {
+  (void)r;
+  (void)argc;
+  (void)argv;
+  return tw_fail(tw_failure_new(&EXPECTED_EXCEPTION, 0, "expected"));
+}
+
+TWT_TEST(reactor, react_runs_until_sync_errback) {
+  tw_reactor *r = new_reactor();
+  cr_assert_eq(tw_react_on(r, main_sync_errback, 0, NULL), 1);
+  cr_assert_eq(twt_log_flush(&EXPECTED_EXCEPTION), 1);
+  free_reactor(r);
+}
+
+static tw_deferred *main_single_stop(tw_reactor *r, int argc, char **argv) {
+  tw_deferred *finished = tw_deferred_new(NULL, NULL);
+  (void)argv;
+  tw_reactor_call_later(r, 0.001, stop_call, r, NULL, NULL);
+  tw_reactor_add_system_event_trigger(
+      r, TW_PHASE_DURING, "shutdown",
+      argc == 0 ? fire_none_trigger : fire_expected_trigger,
+      tw_deferred_ref(finished), release_deferred, NULL);
+  return finished;
+}
+
+TWT_TEST(reactor, react_single_stop_callback) {
+  /* stop_call asserts that its stop succeeds: react must not have stopped
+   * the reactor first, and must not stop it again (that would be
+   * TW_ENOTRUNNING, ignored, so check the log stays clean too). */
+  tw_reactor *r = new_reactor();
+  cr_assert_eq(tw_react_on(r, main_single_stop, 0, NULL), 0);
+  cr_assert_eq(twt_log_count(), 0);
+  free_reactor(r);
+}
+
+TWT_TEST(reactor, react_single_stop_errback) {
+  static char *argv[] = {"errback", NULL};
+  tw_reactor *r = new_reactor();
+  cr_assert_eq(tw_react_on(r, main_single_stop, 1, argv), 1);
+  cr_assert_eq(twt_log_flush(&EXPECTED_EXCEPTION), 1);
+  free_reactor(r);
+}
+
+static char *react_args[4];
+static tw_deferred *main_arguments(tw_reactor *r, int argc, char **argv) {
+  int i;
+  (void)r;
+  for (i = 0; i < argc && i < 4; i++) react_args[i] = argv[i];
+  return tw_succeed((void *)(intptr_t)argc, NULL);
+}
+
+TWT_TEST(reactor, react_arguments) {
+  static char *argv[] = {"1", "2", "3", NULL};
+  tw_reactor *r = new_reactor();
+  memset(react_args, 0, sizeof(react_args));
+  cr_assert_eq(tw_react_on(r, main_arguments, 3, argv), 0);
+  cr_assert_str_eq(react_args[0], "1");
+  cr_assert_str_eq(react_args[1], "2");
+  cr_assert_str_eq(react_args[2], "3");
+  cr_assert_null(react_args[3]);
+  free_reactor(r);
+}
+
+static tw_reactor *passed_reactor;
+static tw_deferred *main_default(tw_reactor *r, int argc, char **argv) {
+  (void)argc;
+  (void)argv;
+  passed_reactor = r;
+  return tw_succeed(NULL, NULL);
+}
+
+TWT_TEST(reactor, react_default_reactor) {
+  /* tw_react uses the default reactor, and frees it afterwards (the leak
+   * check would see it otherwise). */
+  tw_reactor *def = tw_reactor_default();
+  cr_assert_not_null(def);
+  passed_reactor = NULL;
+  cr_assert_eq(tw_react(main_default, 0, NULL), 0);
+  cr_assert_eq(passed_reactor, def);
+  /* The default loop was closed too: closing the new one is a no-op. */
+  cr_assert_eq(uv_loop_close(uv_default_loop()), 0);
+}
+
+static tw_deferred *main_exit_code(tw_reactor *r, int argc, char **argv) {
+  (void)r;
+  (void)argc;
+  (void)argv;
+  return tw_fail(tw_failure_new(&TW_SYSTEM_EXIT, 23, "exit"));
+}
+
+TWT_TEST(reactor, react_exit_with_defined_code) {
+  tw_reactor *r = new_reactor();
+  cr_assert_eq(tw_react_on(r, main_exit_code, 0, NULL), 23);
+  cr_assert_eq(twt_log_count(), 0); /* SystemExit is not logged */
+  free_reactor(r);
+}
+
+static tw_result stop_then_fire(void *arg) {
+  tw_deferred *d = arg;
+  cr_assert_eq(tw_reactor_stop(R), 0);
+  tw_deferred_callback(d, tw_result_none());
+  return tw_result_none();
+}
+
+static tw_deferred *main_synchronous_stop(tw_reactor *r, int argc,
+                                          char **argv) {
+  tw_deferred *d = tw_deferred_new(NULL, NULL);
+  (void)argc;
+  (void)argv;
+  tw_reactor_call_when_running(r, stop_then_fire, tw_deferred_ref(d),
+                               release_deferred, NULL);
+  return d;
+}
+
+TWT_TEST(reactor, react_synchronous_stop) {
+  tw_reactor *r = new_reactor();
+  cr_assert_eq(tw_react_on(r, main_synchronous_stop, 0, NULL), 0);
+  cr_assert_eq(twt_log_count(), 0);
+  free_reactor(r);
+}
+
+static tw_deferred *never_fired;
+static tw_deferred *main_asynchronous_stop(tw_reactor *r, int argc,
+                                           char **argv) {
+  (void)argc;
+  (void)argv;
+  tw_reactor_call_later(r, 0.001, stop_call, r, NULL, NULL);
+  never_fired = tw_deferred_new(NULL, NULL);
+  return tw_deferred_ref(never_fired);
+}
+
+TWT_TEST(reactor, react_asynchronous_stop) {
+  tw_reactor *r = new_reactor();
+  cr_assert_eq(tw_react_on(r, main_asynchronous_stop, 0, NULL), 0);
+  /* Fired after react returned: react's callback must still be safe. */
+  cr_assert_eq(tw_deferred_callback(never_fired, tw_result_none()), 0);
+  tw_deferred_unref(never_fired);
+  cr_assert_eq(twt_log_count(), 0);
+  free_reactor(r);
+}
+
+static tw_deferred *main_null(tw_reactor *r, int argc, char **argv) {
+  (void)r;
+  (void)argc;
+  (void)argv;
+  return NULL;
+}
+
+TWT_TEST(reactor, react_main_returning_null_exits_1_without_running) {
+  tw_reactor *r = new_reactor();
+  cr_assert_eq(tw_react_on(r, main_null, 0, NULL), 1);
+  cr_assert_eq(twt_log_flush(NULL), 1);
+  /* Not run: it can still run (and be stopped) afterwards. */
+  tw_reactor_call_when_running(r, stop_trigger, r, NULL, NULL);
+  run(r);
+  free_reactor(r);
+}
+
+TWT_TEST(reactor, react_bad_arguments_are_refused) {
+  tw_reactor *r = new_reactor();
+  cr_assert_eq(tw_react_on(NULL, main_sync_callback, 0, NULL), TW_EINVAL);
+  cr_assert_eq(tw_react_on(r, NULL, 0, NULL), TW_EINVAL);
+  cr_assert_eq(tw_react_on(r, main_sync_callback, -1, NULL), TW_EINVAL);
+  cr_assert_eq(tw_react_on(r, main_sync_callback, 2, NULL), TW_EINVAL);
+  cr_assert_eq(tw_react(NULL, 0, NULL), TW_EINVAL);
+  cr_assert_eq(nevents, 0); /* main never called */
+  free_reactor(r);
+}
+
+TWT_TEST(reactor, react_on_a_stopped_reactor_is_not_restartable) {
+  tw_reactor *r = new_reactor();
+  tw_reactor_call_when_running(r, stop_trigger, r, NULL, NULL);
+  run(r);
+  cr_assert_eq(tw_react_on(r, main_sync_callback, 0, NULL),
+               TW_ENOTRESTARTABLE);
+  free_reactor(r);
+}
+
+/* ---- stopping helpers ---------------------------------------------------- */
+
+TWT_TEST(reactor, stop_call_is_a_ready_call_fn) {
+  tw_reactor *r = new_reactor();
+  cr_assert_eq(tw_reactor_call_later(r, 0, tw_reactor_stop_call, r, NULL,
+                                     NULL), 0);
+  run(r);
+  tw_reactor_stop_call(r); /* stopped already: left alone */
+  cr_assert_eq(twt_log_count(), 0);
+  free_reactor(r);
+}
+
+TWT_TEST(reactor, stop_when_fired_before_run_still_stops) {
+  tw_reactor *r = new_reactor();
+  tw_deferred *d = tw_succeed(NULL, NULL);
+  cr_assert_eq(tw_reactor_stop_when_fired(r, d), 0);
+  run(r); /* would hang if the stop were lost */
+  tw_deferred_unref(d);
+  free_reactor(r);
+}
+
+TWT_TEST(reactor, stop_when_fired_passes_the_failure_on) {
+  tw_reactor *r = new_reactor();
+  tw_deferred *d = tw_deferred_new(NULL, NULL);
+  cr_assert_eq(tw_reactor_stop_when_fired(r, d), 0);
+  tw_reactor_call_later(r, 0, fire_expected, d, NULL, NULL);
+  run(r);
+  tw_deferred_unref(d); /* the failure was not consumed: reported */
+  cr_assert_eq(twt_log_flush(&EXPECTED_EXCEPTION), 1);
+  cr_assert_eq(tw_reactor_stop_when_fired(NULL, d), TW_EINVAL);
+  cr_assert_eq(tw_reactor_stop_when_fired(r, NULL), TW_EINVAL);
+  free_reactor(r);
+}

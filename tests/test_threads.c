@@ -1189,3 +1189,120 @@ TWT_TEST(threads, the_reactors_pool_is_stopped_only_by_the_reactor) {
   cr_assert_eq(tw_reactor_get_thread_pool(r), tp);
   free_reactor(r);
 }
+
+/* ---- test_base.py: ThreadedResolverTests.test_timeout ------------------------
+ * Twisted patches gethostbyname to block; here every thread of libuv's pool
+ * (where uv_getaddrinfo runs) is held busy, so the lookup cannot start before
+ * its timeout, whatever the machine's speed. */
+
+typedef struct pool_blockers {
+  uv_mutex_t mu;
+  uv_cond_t cond;
+  int running, release, n;
+  uv_loop_t loop;
+  uv_work_t work[128];
+} pool_blockers;
+
+static void blocker_work(uv_work_t *w) {
+  pool_blockers *b = w->data;
+  uv_mutex_lock(&b->mu);
+  b->running++;
+  uv_cond_broadcast(&b->cond);
+  while (!b->release) uv_cond_wait(&b->cond, &b->mu);
+  uv_mutex_unlock(&b->mu);
+}
+
+static void blocker_done(uv_work_t *w, int status) {
+  (void)w;
+  (void)status;
+}
+
+static void block_uv_pool(pool_blockers *b) {
+  const char *env = getenv("UV_THREADPOOL_SIZE");
+  int i;
+  b->n = env != NULL && atoi(env) > 0 ? atoi(env) : 4;
+  cr_assert_leq(b->n, 128);
+  b->running = b->release = 0;
+  cr_assert_eq(uv_mutex_init(&b->mu), 0);
+  cr_assert_eq(uv_cond_init(&b->cond), 0);
+  cr_assert_eq(uv_loop_init(&b->loop), 0);
+  for (i = 0; i < b->n; i++) {
+    b->work[i].data = b;
+    cr_assert_eq(uv_queue_work(&b->loop, &b->work[i], blocker_work,
+                               blocker_done), 0);
+  }
+  uv_mutex_lock(&b->mu);
+  while (b->running < b->n) uv_cond_wait(&b->cond, &b->mu);
+  uv_mutex_unlock(&b->mu);
+}
+
+static void unblock_uv_pool(pool_blockers *b) {
+  uv_mutex_lock(&b->mu);
+  b->release = 1;
+  uv_cond_broadcast(&b->cond);
+  uv_mutex_unlock(&b->mu);
+  cr_assert_eq(uv_run(&b->loop, UV_RUN_DEFAULT), 0);
+  cr_assert_eq(uv_loop_close(&b->loop), 0);
+  uv_cond_destroy(&b->cond);
+  uv_mutex_destroy(&b->mu);
+}
+
+static tw_result expect_lookup_timeout(tw_result r, void *arg) {
+  int *seen = arg;
+  cr_assert_eq(r.kind, TW_RESULT_FAILURE);
+  cr_assert(tw_failure_check(r.u.failure, &TW_DNS_LOOKUP_ERROR));
+  cr_assert_eq(tw_failure_code(r.u.failure), TW_ETIMEDOUT);
+  cr_assert_str_eq(tw_failure_message(r.u.failure),
+                   "address '127.0.0.1' not found: timeout error");
+  tw_result_release(r);
+  (*seen)++;
+  tw_reactor_stop(R);
+  return tw_result_none();
+}
+
+TWT_TEST_OPTS(threads, test_timeout, .timeout = 120) {
+  static pool_blockers b;
+  tw_reactor *r = new_reactor(0);
+  tw_deferred *d;
+  int seen = 0;
+  block_uv_pool(&b);
+  cr_assert_eq(tw_reactor_resolve_timeout(r, "127.0.0.1", 0.001, &d), 0);
+  tw_deferred_add_both(d, expect_lookup_timeout, &seen);
+  tw_deferred_unref(d);
+  run(r); /* hangs here if the timeout never fires */
+  cr_assert_eq(seen, 1);
+  unblock_uv_pool(&b);
+  /* The abandoned lookup is cancelled (or runs and is dropped): the reactor
+   * can be freed once its callback came, with nothing leaked. */
+  while (tw_reactor_free(r) == TW_EBUSY) tw_reactor_iterate(r, 0.01);
+}
+
+static tw_result expect_loopback(tw_result r, void *arg) {
+  (void)arg;
+  cr_assert_eq(r.kind, TW_RESULT_VALUE);
+  tw_reactor_stop(R);
+  return r;
+}
+
+TWT_TEST(threads, resolve_answered_in_time_cancels_its_timeout) {
+  /* A numeric address needs no resolver; the timer must not outlive the
+   * lookup (the leak check sees a pending delayed call otherwise). */
+  tw_reactor *r = new_reactor(0);
+  tw_deferred *d;
+  cr_assert_eq(tw_reactor_resolve_timeout(r, "127.0.0.1", 3600, &d), 0);
+  tw_deferred_add_both(d, expect_loopback, NULL);
+  tw_deferred_unref(d);
+  run(r);
+  free_reactor(r);
+}
+
+TWT_TEST(threads, resolve_timeout_must_be_positive) {
+  tw_reactor *r = new_reactor(0);
+  tw_deferred *d = NULL;
+  cr_assert_eq(tw_reactor_resolve_timeout(r, "127.0.0.1", 0, &d), TW_EINVAL);
+  cr_assert_eq(tw_reactor_resolve_timeout(r, "127.0.0.1", -1, &d), TW_EINVAL);
+  cr_assert_eq(tw_reactor_resolve_timeout(r, "127.0.0.1", NAN, &d),
+               TW_EINVAL);
+  cr_assert_null(d);
+  free_reactor(r);
+}

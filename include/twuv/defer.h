@@ -68,6 +68,9 @@
 #ifndef TWUV_DEFER_H
 #define TWUV_DEFER_H
 
+#include <stdarg.h>
+#include <stdint.h>
+
 #include "common.h"
 #include "failure.h"
 
@@ -134,6 +137,41 @@ static inline int tw_result_is_failure(tw_result r) {
  * value's destructor, or releases the failure or Deferred reference.
  */
 TW_EXTERN void tw_result_release(tw_result r);
+
+/*
+ * Results that carry an int or a string, without casts or a hand-written
+ * vsnprintf + malloc:
+ *
+ *     return tw_result_int(42);                     (Python: return 42)
+ *     return tw_result_printf("%d files", n);       (return "%d files" % n)
+ *     long n = (long)tw_result_as_int(r);  const char *s = tw_result_as_str(r);
+ *
+ * tw_result_int: a value result holding v itself (no memory, no destructor).
+ * tw_result_strdup / tw_result_printf / tw_result_vprintf: a value result
+ * holding a NUL-terminated copy made through twuv's allocator, with its
+ * destructor: the result owns it, as any value with a value_free (released
+ * by whoever releases the result, e.g. the Deferred holding it). Out of
+ * memory they return a failure result (MemoryError) instead, which a chain
+ * handles like any failure; s NULL or fmt NULL gives a ValueError failure.
+ * Thread-safe.
+ * tw_result_as_int / tw_result_as_str: read such a value back (borrowed: the
+ * string lives as long as the result). For a failure or Deferred result they
+ * return 0 / NULL.
+ */
+static inline tw_result tw_result_int(intptr_t v) {
+  return tw_result_value((void *)v, (tw_free_fn)0);
+}
+TW_EXTERN tw_result tw_result_strdup(const char *s);
+TW_EXTERN tw_result tw_result_printf(const char *fmt, ...) TW_PRINTF(1, 2);
+TW_EXTERN tw_result tw_result_vprintf(const char *fmt, va_list ap)
+    TW_PRINTF(1, 0);
+static inline intptr_t tw_result_as_int(tw_result r) {
+  return r.kind == TW_RESULT_VALUE ? (intptr_t)r.u.value : 0;
+}
+static inline const char *tw_result_as_str(tw_result r) {
+  return r.kind == TW_RESULT_VALUE ? (const char *)r.u.value
+                                   : (const char *)0;
+}
 
 /*
  * A callback, an errback, or both: receives (and owns) the current result and
@@ -216,6 +254,12 @@ TW_EXTERN int tw_deferred_errback(tw_deferred *d, tw_failure *f);
  *
  * Errors: TW_EINVAL (d NULL, fn NULL, both NULL), TW_ENOMEM. On error
  * nothing was added and arg_free is not called.
+ * Ignoring the code: TW_EINVAL only comes from passing NULL, so with valid
+ * arguments the only failure is TW_ENOMEM, and then the chain goes on as if
+ * the pair had never been added (the result skips it; a later pair still
+ * runs). Ignore it only where that is acceptable - a logging callback, say -
+ * and check it where the pair matters (it releases a resource, or it is the
+ * errback that consumes a failure) or where arg_free must run.
  */
 TW_EXTERN int tw_deferred_add_callbacks(tw_deferred *d, tw_callback_fn callback,
                                         tw_callback_fn errback, void *arg);

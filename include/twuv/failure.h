@@ -52,6 +52,35 @@ TW_EXTERN extern const tw_error_type TW_TYPE_ERROR;     /* TypeError */
 TW_EXTERN extern const tw_error_type TW_MEMORY_ERROR;   /* MemoryError */
 TW_EXTERN extern const tw_error_type TW_OS_ERROR;       /* OSError */
 
+/*
+ * OSError's subclasses, as Python picks them from errno (PEP 3151): a failure
+ * made by tw_failure_from_code from a libuv code (UV_E*, which is -errno on
+ * POSIX) or a negated errno gets the subclass Python's OSError(errno, ...)
+ * would be, keeping the code and tw_strerror's message:
+ *
+ *     if (tw_failure_check(f, &TW_FILE_NOT_FOUND_ERROR)) ...  (UV_ENOENT)
+ *
+ * A code with no subclass gets TW_UV_ERROR (an OSError). Check TW_OS_ERROR to
+ * match every libuv error. Python's builtin TimeoutError is
+ * TW_OS_TIMEOUT_ERROR: TW_TIMEOUT_ERROR is Twisted's defer.TimeoutError,
+ * which is not an OSError (as in Twisted).
+ */
+TW_EXTERN extern const tw_error_type TW_BLOCKING_IO_ERROR;        /* EAGAIN EALREADY EINPROGRESS */
+TW_EXTERN extern const tw_error_type TW_CHILD_PROCESS_ERROR;      /* ECHILD */
+TW_EXTERN extern const tw_error_type TW_CONNECTION_ERROR;         /* ConnectionError: the 4 below */
+TW_EXTERN extern const tw_error_type TW_BROKEN_PIPE_ERROR;        /* EPIPE ESHUTDOWN */
+TW_EXTERN extern const tw_error_type TW_CONNECTION_ABORTED_ERROR; /* ECONNABORTED */
+TW_EXTERN extern const tw_error_type TW_CONNECTION_REFUSED_ERROR; /* ECONNREFUSED */
+TW_EXTERN extern const tw_error_type TW_CONNECTION_RESET_ERROR;   /* ECONNRESET */
+TW_EXTERN extern const tw_error_type TW_FILE_EXISTS_ERROR;        /* EEXIST */
+TW_EXTERN extern const tw_error_type TW_FILE_NOT_FOUND_ERROR;     /* ENOENT */
+TW_EXTERN extern const tw_error_type TW_INTERRUPTED_ERROR;        /* EINTR */
+TW_EXTERN extern const tw_error_type TW_IS_A_DIRECTORY_ERROR;     /* EISDIR */
+TW_EXTERN extern const tw_error_type TW_NOT_A_DIRECTORY_ERROR;    /* ENOTDIR */
+TW_EXTERN extern const tw_error_type TW_PERMISSION_ERROR;         /* EACCES EPERM */
+TW_EXTERN extern const tw_error_type TW_PROCESS_LOOKUP_ERROR;     /* ESRCH */
+TW_EXTERN extern const tw_error_type TW_OS_TIMEOUT_ERROR;         /* ETIMEDOUT: builtin TimeoutError */
+
 /* twisted.internet.defer */
 TW_EXTERN extern const tw_error_type TW_CANCELLED_ERROR;      /* CancelledError */
 TW_EXTERN extern const tw_error_type TW_TIMEOUT_ERROR;        /* defer.TimeoutError */
@@ -68,6 +97,14 @@ TW_EXTERN extern const tw_error_type TW_REACTOR_NOT_RUNNING;      /* ReactorNotR
 TW_EXTERN extern const tw_error_type TW_REACTOR_ALREADY_RUNNING;  /* ReactorAlreadyRunning */
 TW_EXTERN extern const tw_error_type TW_REACTOR_NOT_RESTARTABLE;  /* ReactorNotRestartable */
 TW_EXTERN extern const tw_error_type TW_DNS_LOOKUP_ERROR;         /* DNSLookupError (OSError here) */
+
+/*
+ * SystemExit(code): a failure of this type ending tw_react's main Deferred
+ * makes tw_react return code & 0xff (what exit(code) reports) instead of 1.
+ * Python's SystemExit is a BaseException, not an Exception; twuv has one
+ * root, so it derives from TW_ERROR.
+ */
+TW_EXTERN extern const tw_error_type TW_SYSTEM_EXIT; /* SystemExit */
 
 /* twisted._threads */
 TW_EXTERN extern const tw_error_type TW_ALREADY_QUIT_ERROR;  /* AlreadyQuit */
@@ -123,8 +160,12 @@ TW_EXTERN tw_failure *tw_failure_new_payload(const tw_error_type *type,
  * TW_REACTOR_NOT_RESTARTABLE, TW_EDEADLK -> TW_DEADLOCK_ERROR, TW_ESHUTDOWN ->
  * TW_SHUTDOWN_ERROR, TW_EWRONGTHREAD -> TW_WRONG_THREAD_ERROR, TW_EOVERFLOW ->
  * TW_QUEUE_OVERFLOW, TW_EUNDERFLOW -> TW_QUEUE_UNDERFLOW, others ->
- * TW_RUNTIME_ERROR); any other non-zero code is taken as a libuv code and
- * gives TW_UV_ERROR. The message is tw_strerror(code). Thread-safe.
+ * TW_RUNTIME_ERROR); any other non-zero code is taken as a libuv code (or a
+ * negated errno) and gives the OSError subclass Python maps its errno to
+ * (UV_ENOENT -> TW_FILE_NOT_FOUND_ERROR, UV_ECONNREFUSED ->
+ * TW_CONNECTION_REFUSED_ERROR, ...: see the list above), or TW_UV_ERROR when
+ * Python has none. The code is kept; the message is tw_strerror(code).
+ * Thread-safe.
  */
 TW_EXTERN tw_failure *tw_failure_from_code(int code);
 

@@ -285,6 +285,65 @@ TW_EXTERN int tw_reactor_call_when_running(tw_reactor *r, tw_result_fn fn,
 TW_EXTERN int tw_reactor_call_from_thread(tw_reactor *r, tw_call_fn fn,
                                           void *arg, tw_free_fn arg_free);
 
+/* ---- task.react and stopping helpers -------------------------------------- */
+
+/*
+ * The main function of tw_react: task.react's main(reactor, *argv). Called on
+ * the loop thread before the reactor runs; returns a new reference to the
+ * Deferred whose firing ends the program (tw_react takes it), or NULL for
+ * "main failed" (Twisted: main raised).
+ */
+typedef tw_deferred *(*tw_react_fn)(tw_reactor *reactor, int argc,
+                                    char **argv);
+
+/*
+ * tw_react: task.react(main, argv) on the default reactor: call
+ * main(reactor, argc, argv), run the reactor until the Deferred main returned
+ * fires, stop it (once, and only if nothing else is stopping it already) and
+ * return the exit code: 0 when the Deferred succeeded; for a failure of type
+ * TW_SYSTEM_EXIT its code & 0xff; for any other failure 1, after logging it
+ * ("main function encountered error"); 1 when main returned NULL (logged; the
+ * reactor is not run). A reactor stopped by something else ends the run too,
+ * with code 0 unless the Deferred failed meanwhile. Twisted's react calls
+ * sys.exit(code); tw_react returns it: `return tw_react(main, argc, argv);`
+ * from C's main is the port. The default reactor is freed before returning
+ * (a later tw_reactor_default makes a new one), and uv_default_loop() is
+ * closed unless handles of the program's own are still open on it.
+ * Call it on the thread that may run the default reactor, not from inside a
+ * reactor callback.
+ * Errors (negative, distinct from exit codes): TW_EINVAL (main NULL, argc
+ * negative, argv NULL with argc > 0), TW_ENOMEM, TW_EALREADYRUNNING,
+ * TW_ENOTRESTARTABLE (the default reactor already ran and was not freed),
+ * TW_EWRONGTHREAD. On error main may not have been called.
+ */
+TW_EXTERN int tw_react(tw_react_fn main_fn, int argc, char **argv);
+
+/*
+ * tw_react_on: tw_react on reactor r (Twisted's _reactor argument), which it
+ * runs but does not free. Same results and errors.
+ */
+TW_EXTERN int tw_react_on(tw_reactor *r, tw_react_fn main_fn, int argc,
+                          char **argv);
+
+/*
+ * tw_reactor_stop_call: reactor.stop as a ready tw_call_fn, arg being the
+ * reactor: tw_reactor_call_later(r, 5.0, tw_reactor_stop_call, r, NULL, NULL).
+ * A reactor that is not running (or already stopping) is left alone, without
+ * error. Loop thread only, as tw_reactor_stop.
+ */
+TW_EXTERN void tw_reactor_stop_call(void *reactor);
+
+/*
+ * tw_reactor_stop_when_fired: d.addBoth(lambda _: reactor.stop()) in one
+ * call: when d fires, the reactor is stopped (at once if it runs, otherwise as
+ * soon as it does: a Deferred that fired before run does not leave run
+ * waiting for ever). Unlike the Twisted idiom, the result is passed on
+ * unchanged, so a failure nobody handles is still reported as unhandled when
+ * d goes, instead of being swallowed.
+ * Errors: TW_EINVAL (NULL), TW_ENOMEM, TW_EWRONGTHREAD. Loop thread only.
+ */
+TW_EXTERN int tw_reactor_stop_when_fired(tw_reactor *r, tw_deferred *d);
+
 #ifdef __cplusplus
 }
 #endif

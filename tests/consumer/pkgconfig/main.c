@@ -1,8 +1,12 @@
 /* A consumer built against the installed twuv through pkg-config, with
  * strict C11: proves the installed headers and library work together. */
+/* libuv 1.44's uv.h needs POSIX types that strict -std=c11 hides
+ * (pthread_rwlock_t); twuv's own headers do not include it. */
+#define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <string.h>
 #include <twuv.h>
+#include <uv.h> /* twuv.pc Requires libuv: its flags come along */
 
 int main(void) {
   tw_failure *f;
@@ -15,6 +19,9 @@ int main(void) {
   if (!tw_failure_check(f, &TW_CANCELLED_ERROR)) return 1;
   tw_failure_unref(f);
   if (strcmp(tw_err_name(TW_EINVAL), "TW_EINVAL") != 0) return 1;
-  printf("twuv %s via pkg-config: ok\n", tw_version_string());
+  /* A consumer calling uv_* links with `pkg-config --libs twuv` alone. */
+  if (tw_reactor_loop(NULL) != NULL || uv_version() == 0) return 1;
+  printf("twuv %s (libuv %s) via pkg-config: ok\n", tw_version_string(),
+         uv_version_string());
   return 0;
 }
