@@ -926,3 +926,485 @@ RS_TEST(stop_cooperator_reentrancy) {
   cr_assert_eq(tw_cooperative_task_completion(rs.task), &TW_TASK_DONE);
   tw_deferred_unref(d);
 }
+
+/* ---- twuv: what Twisted's tests leave out ------------------------------- */
+
+static int frees;
+static void count_free(void *arg) {
+  (void)arg;
+  frees++;
+}
+
+static tw_result count_stopped(tw_result r, void *arg) {
+  int *n = arg;
+  cr_assert(tw_failure_trap(r.u.failure, &TW_SCHEDULER_STOPPED));
+  tw_result_release(r);
+  ++*n;
+  return tw_result_none();
+}
+
+/* Twisted 22.4's stop() removes each task from the list it walks, so it
+ * ends only every other task and forgets the rest (their Deferreds never
+ * fire). Here every task ends with SchedulerStopped. */
+TWT_TEST(cooperator, stop_ends_every_task) {
+  tw_clock *clock = tw_clock_new_manual();
+  tw_cooperator *c = tw_cooperator_new(clock, 1, NULL);
+  int left[4] = {100, 100, 100, 100}, stopped = 0, i;
+  tw_deferred *d[4];
+  frees = 0;
+  for (i = 0; i < 4; i++) {
+    cr_assert_eq(tw_coiterate(c, count_iter, &left[i], count_free, NULL, &d[i]),
+                 0);
+    tw_deferred_add_errback(d[i], count_stopped, &stopped);
+  }
+  cr_assert_eq(tw_cooperator_stop(c), 0);
+  cr_assert_eq(stopped, 4);
+  cr_assert_eq(frees, 4);
+  cr_assert_eq(tw_clock_pending(clock), 0);
+  for (i = 0; i < 4; i++) tw_deferred_unref(d[i]);
+  tw_cooperator_free(c);
+  tw_clock_free(clock);
+}
+
+static tw_result keep_value(tw_result r, void *arg) {
+  tw_result *kept = arg;
+  *kept = r;
+  return tw_result_none();
+}
+
+/* coiterate's Deferred fires with arg, and the result owns it: a callback
+ * added after the task is gone still gets a live arg (issue 13: arg_free
+ * before the callbacks made ports use freed memory). */
+TWT_TEST(cooperator, coiterate_moves_arg_into_result) {
+  tw_clock *clock = tw_clock_new_manual();
+  tw_cooperator *c = tw_cooperator_new(clock, 1, NULL);
+  int left = 3;
+  tw_deferred *d;
+  tw_result kept;
+  frees = 0;
+  cr_assert_eq(tw_coiterate(c, count_iter, &left, count_free, NULL, &d), 0);
+  while (tw_deferred_called(d) == 0) tw_clock_advance(clock, EPS);
+  cr_assert_eq(left, 0);
+  cr_assert_eq(frees, 0, "arg freed while the result holds it");
+  tw_deferred_add_callback(d, keep_value, &kept);
+  cr_assert_eq(kept.u.value, &left);
+  cr_assert_eq(kept.value_free, count_free);
+  cr_assert_eq(frees, 0);
+  tw_result_release(kept);
+  cr_assert_eq(frees, 1);
+  tw_deferred_unref(d);
+  cr_assert_eq(frees, 1);
+  tw_cooperator_free(c);
+  tw_clock_free(clock);
+}
+
+/* Freed with its unconsumed value, the Deferred frees arg. */
+TWT_TEST(cooperator, coiterate_result_released_frees_arg) {
+  tw_clock *clock = tw_clock_new_manual();
+  tw_cooperator *c = tw_cooperator_new(clock, 1, NULL);
+  int left = 1;
+  tw_deferred *d;
+  frees = 0;
+  cr_assert_eq(tw_coiterate(c, count_iter, &left, count_free, NULL, &d), 0);
+  while (tw_deferred_called(d) == 0) tw_clock_advance(clock, EPS);
+  cr_assert_eq(frees, 0);
+  tw_deferred_unref(d);
+  cr_assert_eq(frees, 1);
+  tw_cooperator_free(c);
+  tw_clock_free(clock);
+}
+
+static tw_result check_not_freed(tw_result r, void *arg) {
+  (void)arg;
+  cr_assert_eq(frees, 0, "arg freed before the errbacks ran");
+  if (!tw_failure_trap(r.u.failure, &TW_RUNTIME_ERROR)) return r;
+  tw_result_release(r);
+  return tw_result_none();
+}
+
+TWT_TEST(cooperator, coiterate_failure_frees_arg_after_errbacks) {
+  tw_clock *clock = tw_clock_new_manual();
+  tw_cooperator *c = tw_cooperator_new(clock, 1, NULL);
+  tw_deferred *d;
+  frees = 0;
+  cr_assert_eq(tw_coiterate(c, raising_iter, NULL, count_free, NULL, &d), 0);
+  tw_deferred_add_errback(d, check_not_freed, NULL);
+  tw_clock_advance(clock, EPS);
+  cr_assert_eq(tw_deferred_called(d), 1);
+  cr_assert_eq(frees, 1);
+  tw_deferred_unref(d);
+  tw_cooperator_free(c);
+  tw_clock_free(clock);
+}
+
+/* cooperate: arg_free runs when the finished task is no longer held; the
+ * whenDone value (arg) is valid until then. */
+TWT_TEST(cooperator, cooperate_arg_free_when_task_released) {
+  tw_clock *clock = tw_clock_new_manual();
+  tw_cooperator *c = tw_cooperator_new(clock, 1, NULL);
+  tw_cooperative_task *t;
+  tw_deferred *d;
+  int left = 2;
+  frees = 0;
+  cr_assert_eq(tw_cooperate(c, count_iter, &left, count_free, &t), 0);
+  cr_assert_eq(tw_cooperative_task_when_done(t, &d), 0);
+  while (tw_deferred_called(d) == 0) tw_clock_advance(clock, EPS);
+  cr_assert_eq(success_result_of(d), (const char *)&left);
+  cr_assert_eq(frees, 0);
+  tw_deferred_unref(d);
+  cr_assert_eq(frees, 0);
+  tw_cooperative_task_unref(t);
+  cr_assert_eq(frees, 1);
+  /* Without a handle: freed as soon as it finishes. */
+  left = 1;
+  cr_assert_eq(tw_cooperate(c, count_iter, &left, count_free, NULL), 0);
+  tw_clock_advance(clock, EPS);
+  cr_assert_eq(frees, 2);
+  tw_cooperator_free(c);
+  tw_clock_free(clock);
+}
+
+/* A paused task dropped by its last holder: nothing can resume it, so it
+ * goes (arg_free runs), and its unfired whenDone Deferred just stays
+ * unfired, as after Python's garbage collection. */
+TWT_TEST(cooperator, paused_task_released) {
+  tw_clock *clock = tw_clock_new_manual();
+  tw_cooperator *c = tw_cooperator_new(clock, 1, NULL);
+  tw_cooperative_task *t;
+  tw_deferred *d;
+  int left = 100;
+  frees = 0;
+  cr_assert_eq(tw_cooperate(c, count_iter, &left, count_free, &t), 0);
+  cr_assert_eq(tw_cooperative_task_when_done(t, &d), 0);
+  cr_assert_eq(tw_cooperative_task_pause(t), 0);
+  cr_assert_eq(tw_clock_pending(clock), 0); /* no task: no tick */
+  tw_cooperative_task_unref(t);
+  cr_assert_eq(frees, 1);
+  assert_no_result(d);
+  tw_deferred_unref(d);
+  tw_cooperator_free(c);
+  tw_clock_free(clock);
+}
+
+/* yield Deferred(): one that only the test holds. */
+static tw_result hold_iter(void *arg, int *done) {
+  tw_deferred **held = arg;
+  (void)done;
+  cr_assert_null(*held, "called again");
+  *held = tw_deferred_new(NULL, NULL);
+  return tw_result_deferred(tw_deferred_ref(*held));
+}
+
+/* A task waiting on a Deferred that nobody can fire goes with it. */
+TWT_TEST(cooperator, task_waiting_on_dropped_deferred_released) {
+  tw_clock *clock = tw_clock_new_manual();
+  tw_cooperator *c = tw_cooperator_new(clock, 1, NULL);
+  tw_deferred *held = NULL, *d;
+  frees = 0;
+  cr_assert_eq(tw_coiterate(c, hold_iter, &held, count_free, NULL, &d), 0);
+  tw_clock_advance(clock, EPS); /* the iterator yields held */
+  cr_assert_not_null(held);
+  cr_assert_eq(tw_clock_pending(clock), 0); /* no task to tick for */
+  cr_assert_eq(frees, 0);
+  tw_deferred_unref(held);
+  cr_assert_eq(frees, 1);
+  assert_no_result(d);
+  tw_deferred_unref(d);
+  tw_cooperator_free(c);
+  tw_clock_free(clock);
+}
+
+TWT_TEST(cooperator, bad_input) {
+  tw_clock *clock = tw_clock_new_manual();
+  tw_cooperator *c = tw_cooperator_new(clock, 1, NULL);
+  tw_cooperator_options o;
+  tw_cooperative_task *t = (void *)1;
+  tw_deferred *d = (void *)1;
+  memset(&o, 0, sizeof(o));
+  cr_assert_null(tw_cooperator_new(NULL, 1, NULL));
+  o.schedule = fake_schedule;
+  cr_assert_null(tw_cooperator_new(clock, 1, &o)); /* no cancel */
+  o.schedule = NULL;
+  o.cancel = fake_cancel;
+  cr_assert_null(tw_cooperator_new(clock, 1, &o)); /* no schedule */
+  memset(&o, 0, sizeof(o));
+  o.slice_begin = count_free;
+  cr_assert_null(tw_cooperator_new(clock, 1, &o)); /* no predicate */
+  cr_assert_eq(tw_cooperator_start(NULL), TW_EINVAL);
+  cr_assert_eq(tw_cooperator_stop(NULL), TW_EINVAL);
+  cr_assert_eq(tw_cooperator_running(NULL), TW_EINVAL);
+  tw_cooperator_free(NULL);
+  frees = 0;
+  cr_assert_eq(tw_cooperate(NULL, count_iter, NULL, count_free, &t),
+               TW_EINVAL);
+  cr_assert_null(t);
+  cr_assert_eq(tw_cooperate(c, NULL, NULL, count_free, NULL), TW_EINVAL);
+  cr_assert_eq(tw_coiterate(c, count_iter, NULL, count_free, NULL, NULL),
+               TW_EINVAL);
+  cr_assert_eq(tw_coiterate(NULL, count_iter, NULL, count_free, NULL, &d),
+               TW_EINVAL);
+  cr_assert_null(d);
+  cr_assert_eq(frees, 0);
+  cr_assert_eq(tw_cooperative_task_when_done(NULL, &d), TW_EINVAL);
+  cr_assert_eq(tw_cooperative_task_pause(NULL), TW_EINVAL);
+  cr_assert_eq(tw_cooperative_task_resume(NULL), TW_EINVAL);
+  cr_assert_eq(tw_cooperative_task_stop(NULL), TW_EINVAL);
+  cr_assert_eq(tw_cooperative_task_paused(NULL), TW_EINVAL);
+  cr_assert_null(tw_cooperative_task_completion(NULL));
+  cr_assert_null(tw_cooperative_task_ref(NULL));
+  tw_cooperative_task_unref(NULL);
+  cr_assert_eq(tw_clock_pending(clock), 0);
+  tw_cooperator_free(c);
+  tw_clock_free(clock);
+}
+
+/* Out of memory at each allocation in turn: an error changes nothing and
+ * keeps arg the caller's; a success runs to the end. */
+TWT_TEST(cooperator, out_of_memory) {
+  long n;
+  for (n = 1; n < 20; n++) {
+    tw_clock *clock = tw_clock_new_manual();
+    tw_cooperator *c = tw_cooperator_new(clock, 1, NULL);
+    tw_cooperative_task *t = NULL;
+    tw_deferred *d = NULL, *w = NULL;
+    int left = 2, rc1, rc2, rc3, k = 0;
+    frees = 0;
+    twt_alloc_fail_nth(n);
+    rc1 = tw_coiterate(c, count_iter, &left, count_free, NULL, &d);
+    rc2 = tw_cooperate(c, count_iter, &left, count_free, &t);
+    rc3 = t ? tw_cooperative_task_when_done(t, &w) : TW_EINVAL;
+    twt_alloc_fail_nth(0);
+    cr_assert(rc1 == 0 || rc1 == TW_ENOMEM);
+    cr_assert(rc2 == 0 || rc2 == TW_ENOMEM);
+    cr_assert_eq(frees, 0);
+    cr_assert_eq(rc1 == 0, d != NULL);
+    cr_assert_eq(rc2 == 0, t != NULL);
+    cr_assert_eq(rc3 == 0, w != NULL);
+    if (rc1 != 0 && rc2 != 0) cr_assert_eq(tw_clock_pending(clock), 0);
+    while (tw_clock_pending(clock) > 0 && k++ < 10)
+      tw_clock_advance(clock, EPS);
+    if (d != NULL) cr_assert_eq(tw_deferred_called(d), 1);
+    if (w != NULL) cr_assert_eq(tw_deferred_called(w), 1);
+    tw_deferred_unref(d);
+    tw_deferred_unref(w);
+    tw_cooperative_task_unref(t);
+    cr_assert_eq(frees, (rc1 == 0) + (rc2 == 0));
+    tw_cooperator_free(c);
+    tw_clock_free(clock);
+    if (rc1 == 0 && rc2 == 0 && rc3 == 0) break;
+  }
+  cr_assert_lt(n, 20);
+}
+
+typedef struct freeing_iter_state {
+  tw_cooperator *c;
+  int calls;
+} freeing_iter_state;
+
+static tw_result freeing_iter(void *arg, int *done) {
+  freeing_iter_state *s = arg;
+  (void)done;
+  if (s->calls++ == 0) tw_cooperator_free(s->c);
+  return tw_result_none();
+}
+
+/* Freeing the cooperator from inside an iterator ends every task there,
+ * including the running one, and the tick stops cleanly. */
+TWT_TEST(cooperator, free_inside_iterator) {
+  tw_clock *clock = tw_clock_new_manual();
+  freeing_iter_state s;
+  tw_deferred *d1, *d2;
+  int left = 100, stopped = 0;
+  s.c = tw_cooperator_new(clock, 1, NULL);
+  s.calls = 0;
+  frees = 0;
+  cr_assert_eq(tw_coiterate(s.c, freeing_iter, &s, count_free, NULL, &d1), 0);
+  cr_assert_eq(tw_coiterate(s.c, count_iter, &left, count_free, NULL, &d2),
+               0);
+  tw_deferred_add_errback(d1, count_stopped, &stopped);
+  tw_deferred_add_errback(d2, count_stopped, &stopped);
+  tw_clock_advance(clock, EPS);
+  cr_assert_eq(s.calls, 1);
+  cr_assert_eq(left, 100);
+  cr_assert_eq(stopped, 2);
+  cr_assert_eq(frees, 2);
+  cr_assert_eq(tw_clock_pending(clock), 0);
+  tw_deferred_unref(d1);
+  tw_deferred_unref(d2);
+  tw_clock_free(clock);
+}
+
+/* A task the program holds outlives its cooperator (and the clock): a
+ * resume then ends it with SchedulerStopped, as on a stopped cooperator. */
+TWT_TEST(cooperator, resume_after_cooperator_freed) {
+  tw_clock *clock = tw_clock_new_manual();
+  tw_cooperator *c = tw_cooperator_new(clock, 1, NULL);
+  tw_cooperative_task *t;
+  tw_deferred *d;
+  int left = 100;
+  cr_assert_eq(tw_cooperate(c, count_iter, &left, NULL, &t), 0);
+  cr_assert_eq(tw_cooperative_task_pause(t), 0);
+  tw_cooperator_free(c);
+  tw_clock_free(clock);
+  cr_assert_null(tw_cooperative_task_completion(t));
+  cr_assert_eq(tw_cooperative_task_when_done(t, &d), 0);
+  cr_assert_eq(tw_cooperative_task_resume(t), 0);
+  cr_assert_eq(tw_cooperative_task_completion(t), &TW_SCHEDULER_STOPPED);
+  failure_result_of(d, &TW_SCHEDULER_STOPPED);
+  cr_assert_eq(left, 100);
+  tw_deferred_unref(d);
+  tw_cooperative_task_unref(t);
+}
+
+static long slice_units;
+static tw_result endless_iter(void *arg, int *done) {
+  (void)arg;
+  (void)done;
+  slice_units++;
+  return tw_result_none();
+}
+
+/* The default termination predicate is real time: a tick of an endless
+ * task ends even though the manual clock does not move. */
+TWT_TEST_OPTS(cooperator, default_time_slice_ends_the_tick, .timeout = 20) {
+  tw_clock *clock = tw_clock_new_manual();
+  tw_cooperator *c = tw_cooperator_new(clock, 1, NULL);
+  tw_cooperative_task *t;
+  long first;
+  slice_units = 0;
+  cr_assert_eq(tw_cooperate(c, endless_iter, NULL, NULL, &t), 0);
+  cr_assert_eq(tw_clock_advance(clock, EPS), 1);
+  first = slice_units;
+  cr_assert_geq(first, 1);
+  cr_assert_eq(tw_clock_pending(clock), 1); /* the next tick */
+  cr_assert_eq(tw_clock_advance(clock, EPS), 1);
+  cr_assert_gt(slice_units, first);
+  tw_cooperative_task_unref(t);
+  tw_cooperator_free(c);
+  tw_clock_free(clock);
+}
+
+static int begins, overs;
+static void count_begin(void *ctx) {
+  (void)ctx;
+  begins++;
+}
+static int over_after_three(void *ctx) {
+  (void)ctx;
+  return ++overs % 3 == 0;
+}
+
+/* slice_begin runs once per tick (the factory), slice_over after each
+ * unit (the predicate); tasks take turns across ticks (the metarator
+ * carries on where the last tick stopped). */
+TWT_TEST(cooperator, custom_termination_predicate) {
+  static const char *const abcde[] = {"a", "b", "c", "d", "e"};
+  static const char *const digits[] = {"1", "2", "3", "4", "5"};
+  tw_clock *clock = tw_clock_new_manual();
+  tw_cooperator_options o;
+  tw_cooperator *c;
+  things_iter_state s1 = {abcde, 0, 5}, s2 = {digits, 0, 5};
+  memset(&o, 0, sizeof(o));
+  o.slice_begin = count_begin;
+  o.slice_over = over_after_three;
+  begins = overs = 0;
+  c = tw_cooperator_new(clock, 1, &o);
+  trace_reset();
+  cr_assert_eq(tw_cooperate(c, things_iter, &s1, NULL, NULL), 0);
+  cr_assert_eq(tw_cooperate(c, things_iter, &s2, NULL, NULL), 0);
+  tw_clock_advance(clock, EPS);
+  cr_assert_eq(begins, 1);
+  assert_trace("a,1,b");
+  tw_clock_advance(clock, EPS);
+  cr_assert_eq(begins, 2);
+  assert_trace("a,1,b,2,c,3");
+  tw_cooperator_free(c);
+  tw_clock_free(clock);
+}
+
+TWT_TEST(cooperator, not_started_queues_until_start) {
+  tw_clock *clock = tw_clock_new_manual();
+  tw_cooperator *c = tw_cooperator_new(clock, 0, NULL);
+  tw_deferred *d;
+  int left = 2;
+  cr_assert_eq(tw_coiterate(c, count_iter, &left, NULL, NULL, &d), 0);
+  cr_assert_eq(tw_clock_pending(clock), 0);
+  tw_clock_advance(clock, 1);
+  cr_assert_eq(left, 2);
+  cr_assert_eq(tw_cooperator_start(c), 0);
+  cr_assert_eq(tw_clock_pending(clock), 1);
+  tw_clock_advance(clock, EPS);
+  cr_assert_eq(left, 0);
+  cr_assert_eq(success_result_of(d), (const char *)&left);
+  tw_deferred_unref(d);
+  tw_cooperator_free(c);
+  tw_clock_free(clock);
+}
+
+/* After stop, start accepts tasks again. */
+TWT_TEST(cooperator, start_after_stop) {
+  tw_clock *clock = tw_clock_new_manual();
+  tw_cooperator *c = tw_cooperator_new(clock, 1, NULL);
+  tw_deferred *d;
+  int left = 1;
+  cr_assert_eq(tw_cooperator_stop(c), 0);
+  cr_assert_eq(tw_cooperator_start(c), 0);
+  cr_assert_eq(tw_cooperator_running(c), 1);
+  cr_assert_eq(tw_coiterate(c, count_iter, &left, NULL, NULL, &d), 0);
+  tw_clock_advance(clock, EPS);
+  cr_assert_eq(success_result_of(d), (const char *)&left);
+  tw_deferred_unref(d);
+  tw_cooperator_free(c);
+  tw_clock_free(clock);
+}
+
+/* A task stopped while it waits on a Deferred that then fails: the task
+ * is over, so the failure stays in that Deferred (Twisted would complete
+ * the task a second time and raise AlreadyCalledError there). */
+TWT_TEST(run_state, stopped_task_deferred_fails) {
+  tw_deferred *d;
+  rs_setup();
+  rs.do_defer_next = 1;
+  pump();
+  d = rs.work[0].d;
+  cr_assert_eq(tw_cooperative_task_stop(rs.task), 0);
+  tw_deferred_errback(d, tw_failure_new(&TW_RUNTIME_ERROR, 0, "late"));
+  failure_result_of(d, &TW_RUNTIME_ERROR);
+  cr_assert_eq(tw_cooperative_task_completion(rs.task), &TW_TASK_STOPPED);
+  rs_teardown();
+}
+
+/* ---- on the reactor ------------------------------------------------------ */
+
+static tw_result stop_reactor(tw_result r, void *reactor) {
+  tw_result_release(r);
+  cr_assert_eq(tw_reactor_stop(reactor), 0);
+  return tw_result_none();
+}
+
+typedef struct reactor_iter_state {
+  int steps;
+} reactor_iter_state;
+
+static tw_result reactor_iter(void *arg, int *done) {
+  reactor_iter_state *s = arg;
+  if (++s->steps == 50) *done = 1;
+  return tw_result_none();
+}
+
+TWT_TEST_OPTS(cooperator, coiterate_on_reactor, .timeout = 20) {
+  tw_reactor *r = NULL;
+  tw_cooperator *c;
+  reactor_iter_state s = {0};
+  tw_deferred *d;
+  cr_assert_eq(tw_reactor_new(&r, NULL, 0), 0);
+  c = tw_cooperator_new(tw_reactor_clock(r), 1, NULL);
+  cr_assert_not_null(c);
+  cr_assert_eq(tw_coiterate(c, reactor_iter, &s, NULL, NULL, &d), 0);
+  tw_deferred_add_both(d, stop_reactor, r);
+  cr_assert_eq(tw_reactor_run(r), 0);
+  cr_assert_eq(s.steps, 50);
+  tw_deferred_unref(d);
+  tw_cooperator_free(c);
+  cr_assert_eq(tw_reactor_free(r), 0);
+}
