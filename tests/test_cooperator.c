@@ -1196,6 +1196,31 @@ TWT_TEST(cooperator, out_of_memory) {
   cr_assert_lt(n, 20);
 }
 
+/* A tick that cannot schedule the next one (out of memory) ends its tasks
+ * with the failure instead of leaving them waiting for good. */
+TWT_TEST(cooperator, tick_out_of_memory_fails_tasks) {
+  tw_clock *clock = tw_clock_new_manual();
+  tw_cooperator_options o;
+  tw_cooperator *c;
+  tw_deferred *d;
+  int left = 100;
+  memset(&o, 0, sizeof(o));
+  o.slice_over = always_over; /* one unit per tick */
+  c = tw_cooperator_new(clock, 1, &o);
+  frees = 0;
+  cr_assert_eq(tw_coiterate(c, count_iter, &left, count_free, NULL, &d), 0);
+  twt_alloc_fail_nth(1); /* the next tick's delayed call */
+  tw_clock_advance(clock, EPS);
+  twt_alloc_fail_nth(0);
+  cr_assert_eq(left, 99);
+  failure_result_of(d, &TW_MEMORY_ERROR);
+  cr_assert_eq(frees, 1);
+  cr_assert_eq(tw_clock_pending(clock), 0);
+  tw_deferred_unref(d);
+  tw_cooperator_free(c);
+  tw_clock_free(clock);
+}
+
 typedef struct freeing_iter_state {
   tw_cooperator *c;
   int calls;
