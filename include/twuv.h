@@ -15,6 +15,7 @@
 #include "twuv/clock.h"
 #include "twuv/defer.h"
 #include "twuv/task.h"
+#include "twuv/cooperator.h"
 #include "twuv/worker.h"
 #include "twuv/reactor.h"
 #include "twuv/threadpool.h"
