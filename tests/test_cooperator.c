@@ -133,7 +133,7 @@ static void assert_result(tw_deferred *d) {
   cr_assert_str_eq(success_result_of(d), RESULT);
 }
 
-TWT_TEST(cooperator, stopped_rejects_new_tasks) {
+TWT_TEST(cooperator, test_stopped_rejects_new_tasks) {
   int with_deferred;
   for (with_deferred = 0; with_deferred < 2; with_deferred++) {
     tw_clock *clock = tw_clock_new_manual();
@@ -165,7 +165,7 @@ static tw_result range3_iter(void *arg, int *done) {
   return tw_result_none();
 }
 
-TWT_TEST(cooperator, stop_running) {
+TWT_TEST(cooperator, test_stop_running) {
   tw_clock *clock = tw_clock_new_manual();
   tw_cooperator *c = tw_cooperator_new(clock, 1, NULL);
   int value = -1;
@@ -212,7 +212,7 @@ static tw_result stop_and_go(tw_result r, void *arg) {
   return tw_result_none();
 }
 
-TWT_TEST(cooperator, stop_outstanding) {
+TWT_TEST(cooperator, test_stop_outstanding) {
   outstanding o;
   tw_deferred *d;
   int fired = 0;
@@ -253,7 +253,7 @@ static tw_deferred *coiterate_to_end(tw_clock *clock, tw_cooperator *c,
   return d;
 }
 
-TWT_TEST(cooperator, unexpected_error) {
+TWT_TEST(cooperator, test_unexpected_error) {
   tw_clock *clock = tw_clock_new_manual();
   tw_cooperator *c = tw_cooperator_new(clock, 1, NULL);
   tw_deferred *d = coiterate_to_end(clock, c, raising_iter, NULL);
@@ -282,7 +282,7 @@ static tw_result actually_later_iter(void *arg, int *done) {
   return tw_result_deferred(tw_deferred_ref(s->d));
 }
 
-TWT_TEST(cooperator, unexpected_error_actually_later) {
+TWT_TEST(cooperator, test_unexpected_error_actually_later) {
   later_iter_state s;
   tw_cooperator *c;
   tw_deferred *d;
@@ -305,7 +305,7 @@ static tw_result not_actually_later_iter(void *arg, int *done) {
       tw_fail(tw_failure_new(&TW_RUNTIME_ERROR, 0, "now")));
 }
 
-TWT_TEST(cooperator, unexpected_error_not_actually_later) {
+TWT_TEST(cooperator, test_unexpected_error_not_actually_later) {
   tw_clock *clock = tw_clock_new_manual();
   tw_cooperator *c = tw_cooperator_new(clock, 1, NULL);
   tw_deferred *d = coiterate_to_end(clock, c, not_actually_later_iter, NULL);
@@ -331,7 +331,7 @@ static tw_result things_iter(void *arg, int *done) {
   return tw_result_none();
 }
 
-TWT_TEST(cooperator, cooperation) {
+TWT_TEST(cooperator, test_cooperation) {
   static const char *const groups[4][3] = {
       {"a", "b", "c"}, {"1", "2", "3"}, {"d", "e", "f"}, {"4", "5", "6"}};
   things_iter_state st[4];
@@ -384,7 +384,7 @@ static tw_result exhaustion_iter(void *arg, int *done) {
   return tw_result_none();
 }
 
-TWT_TEST(cooperator, resource_exhaustion) {
+TWT_TEST(cooperator, test_resource_exhaustion) {
   tw_clock *clock = tw_clock_new_manual();
   tw_cooperator_options o;
   tw_cooperator *c;
@@ -448,7 +448,7 @@ static tw_result another_task(tw_result r, void *arg) {
   return tw_result_none();
 }
 
-TWT_TEST(cooperator, callback_re_coiterate) {
+TWT_TEST(cooperator, test_callback_re_coiterate) {
   static recoiterate s;
   tw_cooperator_options o;
   tw_deferred *d;
@@ -478,7 +478,7 @@ TWT_TEST(cooperator, callback_re_coiterate) {
   tw_cooperator_free(s.c);
 }
 
-TWT_TEST(cooperator, removing_last_task_stops_scheduled_call) {
+TWT_TEST(cooperator, test_removing_last_task_stops_scheduled_call) {
   static fake_scheduler s;
   tw_cooperator_options o;
   tw_cooperator *coop;
@@ -515,7 +515,7 @@ TWT_TEST(cooperator, removing_last_task_stops_scheduled_call) {
   tw_cooperator_free(coop);
 }
 
-TWT_TEST(cooperator, running_when_started) {
+TWT_TEST(cooperator, test_running_when_started) {
   tw_clock *clock = tw_clock_new_manual();
   tw_cooperator *c = tw_cooperator_new(clock, 1, NULL);
   cr_assert_eq(tw_cooperator_running(c), 1);
@@ -523,7 +523,7 @@ TWT_TEST(cooperator, running_when_started) {
   tw_clock_free(clock);
 }
 
-TWT_TEST(cooperator, running_when_not_started) {
+TWT_TEST(cooperator, test_running_when_not_started) {
   tw_clock *clock = tw_clock_new_manual();
   tw_cooperator *c = tw_cooperator_new(clock, 0, NULL);
   cr_assert_eq(tw_cooperator_running(c), 0);
@@ -531,7 +531,7 @@ TWT_TEST(cooperator, running_when_not_started) {
   tw_clock_free(clock);
 }
 
-TWT_TEST(cooperator, running_when_running) {
+TWT_TEST(cooperator, test_running_when_running) {
   tw_clock *clock = tw_clock_new_manual();
   tw_cooperator *c = tw_cooperator_new(clock, 0, NULL);
   cr_assert_eq(tw_cooperator_start(c), 0);
@@ -541,7 +541,7 @@ TWT_TEST(cooperator, running_when_running) {
   tw_clock_free(clock);
 }
 
-TWT_TEST(cooperator, running_when_stopped) {
+TWT_TEST(cooperator, test_running_when_stopped) {
   tw_clock *clock = tw_clock_new_manual();
   tw_cooperator *c = tw_cooperator_new(clock, 0, NULL);
   cr_assert_eq(tw_cooperator_start(c), 0);
@@ -570,7 +570,7 @@ static tw_result doit_iter(void *arg, int *done) {
   return tw_result_none();
 }
 
-TWT_TEST(cooperator, cooperate) {
+TWT_TEST(cooperator, test_cooperate) {
   tw_clock *clock = tw_clock_new_manual();
   tw_cooperator *c = tw_cooperator_new(clock, 1, NULL);
   tw_cooperative_task *the_task;
@@ -674,7 +674,7 @@ static const char *rs_work_str(void) {
 
 #define RS_TEST(name)                  \
   static void rs_##name(void);         \
-  TWT_TEST(run_state, name) {          \
+  TWT_TEST(run_state, test_##name) {   \
     rs_setup();                        \
     rs_##name();                       \
     rs_teardown();                     \

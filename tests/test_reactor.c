@@ -1682,6 +1682,8 @@ TWT_TEST(reactor, before_deferred_freed_unfired_does_not_hang_the_event) {
  * Twisted runs these on a fake reactor with a fake clock; here the reactor
  * is real, so delays are short and the tests check order, not time. */
 
+TWT_SUITE(react);
+
 static const tw_error_type EXPECTED_EXCEPTION = {"test.ExpectedException",
                                                  &TW_ERROR};
 
@@ -1711,7 +1713,7 @@ static tw_deferred *main_async_callback(tw_reactor *r, int argc, char **argv) {
   return finished;
 }
 
-TWT_TEST(reactor, react_runs_until_async_callback) {
+TWT_TEST(react, test_runs_until_async_callback) {
   tw_reactor *r = new_reactor();
   cr_assert_eq(tw_react_on(r, main_async_callback, 0, NULL), 0);
   ASSERT_EVENTS("time passed");
@@ -1727,7 +1729,7 @@ static tw_deferred *main_sync_callback(tw_reactor *r, int argc, char **argv) {
   return tw_succeed(NULL, NULL);
 }
 
-TWT_TEST(reactor, react_runs_until_sync_callback) {
+TWT_TEST(react, test_runs_until_sync_callback) {
   tw_reactor *r = new_reactor();
   tw_reactor_add_system_event_trigger(r, TW_PHASE_AFTER, "shutdown",
                                       rec_trigger, "stopped", NULL, NULL);
@@ -1745,7 +1747,7 @@ static tw_deferred *main_async_errback(tw_reactor *r, int argc, char **argv) {
   return finished;
 }
 
-TWT_TEST(reactor, react_runs_until_async_errback) {
+TWT_TEST(react, test_runs_until_async_errback) {
   tw_reactor *r = new_reactor();
   cr_assert_eq(tw_react_on(r, main_async_errback, 0, NULL), 1);
   cr_assert_eq(twt_log_count_containing("main function encountered error"),
@@ -1761,7 +1763,7 @@ static tw_deferred *main_sync_errback(tw_reactor *r, int argc, char **argv) {
   return tw_fail(tw_failure_new(&EXPECTED_EXCEPTION, 0, "expected"));
 }
 
-TWT_TEST(reactor, react_runs_until_sync_errback) {
+TWT_TEST(react, test_runs_until_sync_errback) {
   tw_reactor *r = new_reactor();
   cr_assert_eq(tw_react_on(r, main_sync_errback, 0, NULL), 1);
   cr_assert_eq(twt_log_flush(&EXPECTED_EXCEPTION), 1);
@@ -1779,7 +1781,7 @@ static tw_deferred *main_single_stop(tw_reactor *r, int argc, char **argv) {
   return finished;
 }
 
-TWT_TEST(reactor, react_single_stop_callback) {
+TWT_TEST(react, test_single_stop_callback) {
   /* stop_call asserts that its stop succeeds: react must not have stopped
    * the reactor first, and must not stop it again (that would be
    * TW_ENOTRUNNING, ignored, so check the log stays clean too). */
@@ -1789,7 +1791,7 @@ TWT_TEST(reactor, react_single_stop_callback) {
   free_reactor(r);
 }
 
-TWT_TEST(reactor, react_single_stop_errback) {
+TWT_TEST(react, test_single_stop_errback) {
   static char *argv[] = {"errback", NULL};
   tw_reactor *r = new_reactor();
   cr_assert_eq(tw_react_on(r, main_single_stop, 1, argv), 1);
@@ -1805,7 +1807,7 @@ static tw_deferred *main_arguments(tw_reactor *r, int argc, char **argv) {
   return tw_succeed((void *)(intptr_t)argc, NULL);
 }
 
-TWT_TEST(reactor, react_arguments) {
+TWT_TEST(react, test_arguments) {
   static char *argv[] = {"1", "2", "3", NULL};
   tw_reactor *r = new_reactor();
   memset(react_args, 0, sizeof(react_args));
@@ -1825,7 +1827,7 @@ static tw_deferred *main_default(tw_reactor *r, int argc, char **argv) {
   return tw_succeed(NULL, NULL);
 }
 
-TWT_TEST(reactor, react_default_reactor) {
+TWT_TEST(react, test_default_reactor) {
   /* tw_react uses the default reactor, and frees it afterwards (the leak
    * check would see it otherwise). */
   tw_reactor *def = tw_reactor_default();
@@ -1844,7 +1846,7 @@ static tw_deferred *main_exit_code(tw_reactor *r, int argc, char **argv) {
   return tw_fail(tw_failure_new(&TW_SYSTEM_EXIT, 23, "exit"));
 }
 
-TWT_TEST(reactor, react_exit_with_defined_code) {
+TWT_TEST(react, test_exit_with_defined_code) {
   tw_reactor *r = new_reactor();
   cr_assert_eq(tw_react_on(r, main_exit_code, 0, NULL), 23);
   cr_assert_eq(twt_log_count(), 0); /* SystemExit is not logged */
@@ -1868,7 +1870,7 @@ static tw_deferred *main_synchronous_stop(tw_reactor *r, int argc,
   return d;
 }
 
-TWT_TEST(reactor, react_synchronous_stop) {
+TWT_TEST(react, test_synchronous_stop) {
   tw_reactor *r = new_reactor();
   cr_assert_eq(tw_react_on(r, main_synchronous_stop, 0, NULL), 0);
   cr_assert_eq(twt_log_count(), 0);
@@ -1885,7 +1887,7 @@ static tw_deferred *main_asynchronous_stop(tw_reactor *r, int argc,
   return tw_deferred_ref(never_fired);
 }
 
-TWT_TEST(reactor, react_asynchronous_stop) {
+TWT_TEST(react, test_asynchronous_stop) {
   tw_reactor *r = new_reactor();
   cr_assert_eq(tw_react_on(r, main_asynchronous_stop, 0, NULL), 0);
   /* Fired after react returned: react's callback must still be safe. */
@@ -1902,7 +1904,7 @@ static tw_deferred *main_null(tw_reactor *r, int argc, char **argv) {
   return NULL;
 }
 
-TWT_TEST(reactor, react_main_returning_null_exits_1_without_running) {
+TWT_TEST(react, main_returning_null_exits_1_without_running) {
   tw_reactor *r = new_reactor();
   cr_assert_eq(tw_react_on(r, main_null, 0, NULL), 1);
   cr_assert_eq(twt_log_flush(NULL), 1);
@@ -1912,7 +1914,7 @@ TWT_TEST(reactor, react_main_returning_null_exits_1_without_running) {
   free_reactor(r);
 }
 
-TWT_TEST(reactor, react_bad_arguments_are_refused) {
+TWT_TEST(react, bad_arguments_are_refused) {
   tw_reactor *r = new_reactor();
   cr_assert_eq(tw_react_on(NULL, main_sync_callback, 0, NULL), TW_EINVAL);
   cr_assert_eq(tw_react_on(r, NULL, 0, NULL), TW_EINVAL);
@@ -1923,7 +1925,7 @@ TWT_TEST(reactor, react_bad_arguments_are_refused) {
   free_reactor(r);
 }
 
-TWT_TEST(reactor, react_on_a_stopped_reactor_is_not_restartable) {
+TWT_TEST(react, on_a_stopped_reactor_is_not_restartable) {
   tw_reactor *r = new_reactor();
   tw_reactor_call_when_running(r, stop_trigger, r, NULL, NULL);
   run(r);
