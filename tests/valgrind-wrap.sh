@@ -22,6 +22,31 @@ valgrind=$1
 shift
 exe=$1
 logdir=$(mktemp -d "${TMPDIR:-/tmp}/twuv-vg.XXXXXX") || exit 99
+mkdir "$logdir/done" || exit 99
+
+# valgrind names each log by PID and truncates an existing one. PIDs wrap
+# (pid_max is 32768 here; on this machine a busy 8-minute run went through
+# all of them), so a later worker could reuse an earlier one's PID and wipe
+# its log, errors included. A finished log (its last line is valgrind's
+# ERROR SUMMARY) is moved aside at once, to a name of its own.
+collect() {
+  n=0
+  while :; do
+    [ -e "$logdir/stop" ] && last=1 || last=0
+    for f in "$logdir"/vg.*.log; do
+      [ -f "$f" ] || continue
+      if tail -n 1 "$f" | grep -q 'ERROR SUMMARY:'; then
+        n=$((n + 1))
+        mv "$f" "$logdir/done/${f##*/}.$n"
+      fi
+    done
+    [ $last -eq 1 ] && return
+    sleep 1
+  done
+}
+collect &
+collector=$!
+
 # Criterion writes its TAP report at the end of the run: holding stdout in a
 # file until then delays nothing, and lets us compare it with the test list.
 "$valgrind" --trace-children=yes --child-silent-after-fork=no \
@@ -29,10 +54,12 @@ logdir=$(mktemp -d "${TMPDIR:-/tmp}/twuv-vg.XXXXXX") || exit 99
   --track-origins=no --error-exitcode=97 \
   --log-file="$logdir/vg.%p.log" "$@" >"$logdir/stdout"
 status=$?
+: >"$logdir/stop"
+wait $collector
 cat "$logdir/stdout"
 bad=0
 died=0
-for f in "$logdir"/vg.*.log; do
+for f in "$logdir"/done/vg.* "$logdir"/vg.*.log; do
   [ -s "$f" ] || continue
   if grep -Eq 'ERROR SUMMARY: [1-9]|definitely lost: [1-9]' "$f"; then
     echo "valgrind-wrap: valgrind reported problems in $f:" >&2
