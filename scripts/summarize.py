@@ -5,7 +5,10 @@ usage: summarize.py LABEL=PATH/testlog.json [LABEL=PATH ...]
 
 A TAP test (a Criterion suite) counts each `ok` / `not ok` line; if the
 runner itself failed although every line said ok (a crash, a timeout, a
-non-zero exit), that counts as one more failure. Any other test counts once.
+non-zero exit), that counts as one more failure, printed with the exit status
+and what the runner's stderr says about it (e.g. a test whose worker died
+before it started: Criterion leaves it out of the TAP output). Any other test
+counts once.
 The last line printed is `N passed, N failed`; the exit status is 1 when
 anything failed or a log is missing.
 """
@@ -15,6 +18,31 @@ import sys
 
 OK_RESULTS = {"OK", "EXPECTEDFAIL"}
 SKIP_RESULTS = {"SKIP"}
+
+
+# What Criterion (with --tap=/dev/stdout its stderr is kept) and
+# tests/valgrind-wrap.sh say when a runner fails although every TAP line is
+# ok: a worker that died before its test started (the test is left out of
+# the TAP output), one that died after it (a warning), killed processes.
+REASON_RE = re.compile(r"Warning!|Synthesis:|^valgrind-wrap:|Could not|"
+                       r"Runner returned|Process terminating")
+
+
+def runner_reasons(stderr):
+    lines = stderr.splitlines()
+    out = []
+    for i, line in enumerate(lines):
+        if REASON_RE.search(line):
+            out.append(line.strip())
+            # the names valgrind-wrap.sh lists under "never ran"
+            if "never ran" in line:
+                j = i + 1
+                while j < len(lines) and lines[j].startswith("    "):
+                    out.append(lines[j].strip())
+                    j += 1
+    if not out:
+        return "nothing on stderr says why"
+    return "\n        " + "\n        ".join(out[:20])
 
 
 def count(path):
@@ -41,7 +69,10 @@ def count(path):
                         failures.append(t["name"] + ": " + tl)
                 if f == 0 and result not in OK_RESULTS | SKIP_RESULTS:
                     f += 1
-                    failures.append("%s: runner %s" % (t["name"], result))
+                    failures.append("%s: runner %s (exit status %s) although "
+                                    "every TAP line said ok: %s"
+                                    % (t["name"], result, t.get("returncode"),
+                                       runner_reasons(t.get("stderr") or "")))
                 passed += p
                 failed += f
             elif result in OK_RESULTS:
