@@ -64,13 +64,11 @@ _Static_assert(sizeof(tw__serial_node) <= TW__TNODE_SIZE,
 
 /*
  * The ring's size: the most items waiting for the combiner. 256 slots of
- * 32 bytes (8 KB a worker) let a combiner run long batches without its
- * submitters waiting; a smaller ring made submitters wait more often
+ * 32 bytes (8 KB a worker) let a combiner run batches of 128 while its
+ * submitters fill the other half; 1024 and 4096 measured no better
  * (bench/serial_worker, docs/performance.md).
  */
-#ifndef TW__S_CAP
 #define TW__S_CAP ((uintptr_t)256)
-#endif
 #define TW__S_MASK (TW__S_CAP - 1)
 
 /* A slot: free for ticket t when seq == t, filled for it when seq == t + 1.
@@ -157,8 +155,8 @@ static int tw__serial_is_mine(const tw__serial_worker *w) {
  * give the CPU away - on a machine with more submitters than cores, the
  * thread we wait for may need ours.
  */
-static void tw__serial_pause(unsigned *spins) {
-  if (++*spins <= 32)
+static void tw__serial_pause(unsigned *spins, unsigned limit) {
+  if (++*spins <= limit)
     TW__CPU_RELAX();
   else
     sched_yield();
@@ -218,7 +216,7 @@ static void tw__serial_drain(tw__serial_worker *w, tw_failure **failure) {
       unsigned spins = 0;
       /* Claimed; its submitter may still be writing it. */
       while (atomic_load_explicit(&s->seq, memory_order_acquire) != ready)
-        tw__serial_pause(&spins);
+        tw__serial_pause(&spins, 32);
       fn = s->fn;
       arg = s->arg;
       arg_free = s->arg_free;
@@ -239,8 +237,11 @@ static void tw__serial_drain(tw__serial_worker *w, tw_failure **failure) {
  * kept the ring full and fought the combiner over each slot's cache line
  * and over state at every item; woken at half, they fill 128 slots in a
  * burst while the combiner runs the other 128 (bench/serial_worker, 2
- * submitters: 2.x times faster than one at a time).
+ * submitters, same loaded machine: 48.3 M items/s against 13.9 M).
  */
+/* Spins before a waiting submitter starts yielding (256 measured the same
+ * as 32 on a loaded machine; an idle one may say otherwise). */
+#define TW__S_WAIT_SPINS 32
 static void tw__serial_wait_half(tw__serial_worker *w, uintptr_t t) {
   uintptr_t u = TW__S_SEQ(t - TW__S_CAP / 2);
   uintptr_t freed = TW__S_SEQ(u + TW__S_CAP); /* slot's seq once u ran */
@@ -250,7 +251,7 @@ static void tw__serial_wait_half(tw__serial_worker *w, uintptr_t t) {
    * range; once it ran, freed or later. */
   while (TW__S_SEQ(atomic_load_explicit(seq, memory_order_relaxed) - freed) >
          (UINTPTR_MAX >> 3))
-    tw__serial_pause(&spins);
+    tw__serial_pause(&spins, TW__S_WAIT_SPINS);
 }
 
 /*
