@@ -198,7 +198,6 @@ static void tw__serial_drain(tw__serial_worker *w, tw_failure **failure) {
     uintptr_t st = atomic_load_explicit(&w->state, memory_order_acquire);
     uintptr_t end = TW__S_TICKET(st);
     if (end == h) {
-      w->head = h; /* for the next combiner, through the CAS below */
       if (atomic_compare_exchange_strong_explicit(
               &w->state, &st, st & ~TW__S_LOCKED, memory_order_acq_rel,
               memory_order_relaxed)) {
@@ -227,6 +226,7 @@ static void tw__serial_drain(tw__serial_worker *w, tw_failure **failure) {
       tw__serial_run_fn(fn, arg, arg_free, failure);
       tw__serial_run_mine(w, failure);
     }
+    w->head = h; /* for the next combiner, through state's CAS */
   }
 }
 
@@ -320,7 +320,16 @@ static void tw__serial_own(tw__serial_worker *w, tw_call_fn fn, void *arg,
   frame.prev = tw__serial_frames;
   tw__serial_frames = &frame;
   tw__serial_run_fn(fn, arg, arg_free, failure);
-  tw__serial_drain(w, failure);
+  {
+    /* Nothing claimed or queued meanwhile (the usual case without
+     * contention): one CAS hands the worker back. */
+    uintptr_t idle = (w->head << 2) | TW__S_LOCKED;
+    if (w->mine_first != NULL ||
+        !atomic_compare_exchange_strong_explicit(
+            &w->state, &idle, idle & ~TW__S_LOCKED, memory_order_acq_rel,
+            memory_order_relaxed))
+      tw__serial_drain(w, failure);
+  }
   tw__serial_frames = frame.prev;
   *failure = outer;
 }
