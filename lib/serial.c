@@ -2,7 +2,7 @@
  * lib/serial.c - the serial worker: a lock-free exclusive executor with no
  * thread of its own (worker.h), the coordinator of twuv's teams.
  *
- * Design (docs/workers.md, "The serial worker"): asynchronous combining
+ * Design (docs/workers.md, "How the serial worker works"): asynchronous combining
  * over a bounded ring, in the line of CC-Synch and flat combining. One
  * atomic word, state = tickets << 2 | LOCKED | QUIT:
  *   LOCKED clear     idle: nobody runs items, the ring is empty
@@ -22,10 +22,11 @@
  *
  * Bounded: the ring has TW__S_CAP slots and nothing else holds queued work
  * from other threads. When it is full, a submitter waits (spinning, then
- * yielding the CPU - never a mutex) until the combiner frees a slot. So the
- * backlog is at most TW__S_CAP items however many threads submit, and
- * submitters cannot outrun the combiner: the old design (a Treiber stack of
- * nodes) let 4 submitters build a backlog of millions of nodes (150 MB).
+ * yielding the CPU - never a mutex) until the combiner has freed half of
+ * it. So the backlog is at most TW__S_CAP items however many threads
+ * submit, and submitters cannot outrun the combiner: the old design (a
+ * Treiber stack of nodes) let 4 - 8 submitters build a backlog of millions
+ * of nodes (150 - 220 MB, docs/performance.md).
  * The one exception: a do from inside the work on the combiner's own
  * thread (re-entrant) must not wait for itself; such items go to a list
  * only the combiner touches and run right after the current item, as in a
