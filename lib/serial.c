@@ -2,8 +2,9 @@
  * lib/serial.c - the serial worker: a lock-free exclusive executor with no
  * thread of its own (worker.h), the coordinator of twuv's teams.
  *
- * Design (docs/workers.md, "How the serial worker works"): asynchronous combining
- * over a bounded ring, in the line of CC-Synch and flat combining. One
+ * Design (docs/workers.md, "How the serial worker works"): asynchronous
+ * combining over a bounded ring, in the line of CC-Synch and flat
+ * combining. One
  * atomic word, state = tickets << 2 | LOCKED | QUIT:
  *   LOCKED clear     idle: nobody runs items, the ring is empty
  *   LOCKED set       a thread (the combiner) runs items; tickets counts the
