@@ -1,7 +1,8 @@
 /*
  * lib/mpsc.h - an intrusive, lock-free multi-producer single-consumer queue
  * (Vyukov's design), shared by the reactor's call_from_thread queue and the
- * serial worker.
+ * thread and uv workers. (The serial worker has its own bounded ring,
+ * lib/serial.c: this queue cannot make a producer wait.)
  *
  * Producers: tw__mpsc_push, any thread, wait-free (one exchange, one store).
  * Consumer: tw__mpsc_pop / tw__mpsc_pop_wait, one thread at a time.

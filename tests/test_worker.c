@@ -9,6 +9,7 @@
  * free from inside, the serial worker and the uv worker.
  */
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <uv.h>
@@ -778,6 +779,139 @@ TWT_TEST(worker, serial_worker_busy_beyond_its_node_pool) {
   cr_assert_eq(tw_worker_do(serial_w, queue_many, NULL), 0);
   cr_assert_eq(calls, 6000);
   tw_worker_free(serial_w);
+}
+
+/*
+ * The serial worker's bound (worker.h): at most 256 items wait for the
+ * thread running the worker; a 257th do from another thread waits until
+ * that thread frees room. Here the main thread takes the worker and holds
+ * it inside one item while another thread submits more than that.
+ */
+#define SERIAL_BOUND 256
+#define SERIAL_OVER 100
+static atomic_long serial_accepted;
+/* Set by the main thread's item once it holds the worker: the other thread
+ * submits only then (else it could take the idle worker itself). */
+static atomic_int serial_holding, serial_sub_done;
+static long serial_seen, serial_calls_before_mine, serial_alloc_delta;
+static int serial_mine_calls;
+
+static void serial_bound_submitter(void *arg) {
+  long i;
+  (void)arg;
+  while (!atomic_load(&serial_holding)) sched_yield();
+  for (i = 0; i < SERIAL_BOUND + SERIAL_OVER; i++) {
+    cr_assert_eq(tw_worker_do_full(serial_w, count_call, NULL, count_free), 0);
+    atomic_fetch_add(&serial_accepted, 1);
+  }
+  atomic_store(&serial_sub_done, 1);
+}
+
+static void serial_mine(void *arg) {
+  (void)arg;
+  serial_calls_before_mine = calls;
+  serial_mine_calls++;
+}
+
+static void serial_hold_until_full(void *arg) {
+  int i;
+  (void)arg;
+  atomic_store(&serial_holding, 1);
+  while (atomic_load(&serial_accepted) < SERIAL_BOUND) sched_yield();
+  /* Give the submitter every chance to go further (it must not). */
+  for (i = 0; i < 2000; i++) sched_yield();
+  serial_seen = atomic_load(&serial_accepted);
+  /* Full, and this thread is the one that must empty it: a do from inside
+   * the work is queued without waiting, and runs right after this item. */
+  cr_assert_eq(tw_worker_do(serial_w, serial_mine, NULL), 0);
+}
+
+TWT_TEST_OPTS(worker, serial_worker_bounds_the_backlog_submitter_waits,
+              .timeout = 60) {
+  uv_thread_t th;
+  calls = freed = serial_mine_calls = 0;
+  serial_calls_before_mine = -1;
+  atomic_store(&serial_accepted, 0);
+  atomic_store(&serial_holding, 0);
+  cr_assert_eq(tw_serial_worker_new(&serial_w), 0);
+  cr_assert_eq(uv_thread_create(&th, serial_bound_submitter, NULL), 0);
+  cr_assert_eq(tw_worker_do(serial_w, serial_hold_until_full, NULL), 0);
+  uv_thread_join(&th);
+  cr_assert_eq(serial_seen, SERIAL_BOUND,
+               "a busy worker holds at most %d waiting items (saw %ld "
+               "accepted)",
+               SERIAL_BOUND, serial_seen);
+  cr_assert_eq(serial_mine_calls, 1);
+  cr_assert_eq(serial_calls_before_mine, 0,
+               "the re-entrant item ran before the queued ones");
+  cr_assert_eq(calls, SERIAL_BOUND + SERIAL_OVER);
+  cr_assert_eq(freed, SERIAL_BOUND + SERIAL_OVER);
+  cr_assert_eq(tw_worker_free(serial_w), 0);
+}
+
+/* What another thread queues on a busy serial worker costs no allocation:
+ * it waits in the worker's fixed ring (so the backlog cannot grow). */
+static void serial_hold_while_other_submits(void *arg) {
+  long before;
+  (void)arg;
+  before = twt_alloc_total();
+  atomic_store(&serial_holding, 1);
+  while (atomic_load(&serial_accepted) < SERIAL_BOUND) sched_yield();
+  serial_alloc_delta = twt_alloc_total() - before;
+}
+
+TWT_TEST_OPTS(worker, serial_worker_queues_other_threads_work_without_allocating,
+              .timeout = 60) {
+  uv_thread_t th;
+  calls = freed = 0;
+  atomic_store(&serial_accepted, 0);
+  atomic_store(&serial_holding, 0);
+  cr_assert_eq(tw_serial_worker_new(&serial_w), 0);
+  cr_assert_eq(uv_thread_create(&th, serial_bound_submitter, NULL), 0);
+  cr_assert_eq(tw_worker_do(serial_w, serial_hold_while_other_submits, NULL),
+               0);
+  uv_thread_join(&th);
+  cr_assert_eq(serial_alloc_delta, 0,
+               "%ld allocations for %d queued items", serial_alloc_delta,
+               SERIAL_BOUND);
+  cr_assert_eq(calls, SERIAL_BOUND + SERIAL_OVER);
+  cr_assert_eq(tw_worker_free(serial_w), 0);
+}
+
+/*
+ * Order (worker.h): FIFO per submitting thread; a do from inside the work
+ * runs right after the current item, before what other threads queued
+ * meanwhile (as in a lock worker).
+ */
+static letter_t letter_x = {&serial_trace, 'x'}, letter_r = {&serial_trace, 'r'};
+
+static void serial_other_b(void *arg) {
+  (void)arg;
+  while (!atomic_load(&serial_holding)) sched_yield();
+  cr_assert_eq(tw_worker_do(serial_w, trace_char, &letter_b), 0);
+  atomic_store(&serial_sub_done, 1);
+}
+
+static void serial_x_then_mine(void *arg) {
+  (void)arg;
+  trace_char(&letter_x);
+  atomic_store(&serial_holding, 1);
+  while (!atomic_load(&serial_sub_done)) sched_yield(); /* b is queued */
+  cr_assert_eq(tw_worker_do(serial_w, trace_char, &letter_r), 0);
+}
+
+TWT_TEST_OPTS(worker, serial_worker_reentrant_do_runs_before_other_threads_items,
+              .timeout = 60) {
+  uv_thread_t th;
+  memset(&serial_trace, 0, sizeof(serial_trace));
+  atomic_store(&serial_sub_done, 0);
+  atomic_store(&serial_holding, 0);
+  cr_assert_eq(tw_serial_worker_new(&serial_w), 0);
+  cr_assert_eq(uv_thread_create(&th, serial_other_b, NULL), 0);
+  cr_assert_eq(tw_worker_do(serial_w, serial_x_then_mine, NULL), 0);
+  uv_thread_join(&th);
+  cr_assert_str_eq(serial_trace.log, "xrb");
+  cr_assert_eq(tw_worker_free(serial_w), 0);
 }
 
 /* ---- uv worker ----------------------------------------------------------- */

@@ -233,16 +233,25 @@ TW_EXTERN int tw_lock_worker_new_custom(tw_worker **out, tw_call_fn acquire,
  * tw_serial_worker_new: an exclusive worker with no thread and no lock. Work
  * runs on a submitting thread: the thread whose do finds the worker idle
  * runs its item at once and then every item other threads submit meanwhile,
- * until the queue is empty; the other submitters only enqueue and return.
- * So items never run two at once, they run in FIFO order per submitting
- * thread, and nothing on the path takes a mutex (one atomic word: a stack of
- * waiting items, pushed with a CAS, taken a batch at a time). A do from
- * inside the work is queued and runs after the current item, on the same
- * thread.
- * Costs: an item is allocated only when the worker is busy; an idle worker
- * runs fn before do returns. A submitter may find itself running other
- * threads' work for as long as they keep it busy, so keep the work short
- * (coordination, not computation).
+ * until none is waiting; the other submitters only queue and return. So
+ * items never run two at once, and nothing on the path takes a mutex.
+ * Order: items run in the order their submissions were accepted (a single
+ * atomic ticket counter), hence FIFO per submitting thread. A do from
+ * inside the work is queued and runs right after the current item (before
+ * items other threads queued meanwhile), on the same thread, as with a
+ * lock worker.
+ * Bounded: at most 256 items wait (a fixed ring in the worker). A do from
+ * another thread that finds it full waits - spinning, then yielding the
+ * CPU, never on a mutex - until the running thread has freed half of it.
+ * A do from inside the work never waits. So do not call do while holding
+ * something the work needs (a lock its items take) when hundreds of items
+ * may be waiting, and do not build cycles of serial workers that submit to
+ * each other in bulk from inside their work.
+ * Costs: an item queued by another thread is copied into the ring (no
+ * allocation); an idle worker runs fn before do returns; a do from inside
+ * the work allocates a node (TW_ENOMEM possible only there). A submitter
+ * may find itself running other threads' work for as long as they keep it
+ * busy, so keep the work short (coordination, not computation).
  * quit lets the accepted items run; tw_worker_free waits for them.
  * Thread-safe. Errors: TW_EINVAL (out NULL), TW_ENOMEM.
  */

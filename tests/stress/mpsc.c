@@ -1,6 +1,6 @@
 /*
  * Stress: the intrusive MPSC queue (lib/mpsc.h) with the count protocol the
- * reactor and the serial worker use. 4 producers push 1M items each; one
+ * reactor and the thread worker use. 4 producers push 1M items each; one
  * consumer pops exactly what the count promises. Checks: every item arrives
  * exactly once, FIFO per producer.
  */

@@ -1,7 +1,9 @@
 /*
- * Stress: the serial worker (worker.h). 4 threads submit 1M items each
- * (scaled by TWUV_STRESS_SCALE). Checks: every item runs exactly once, in
- * order per submitter, never two at once. The per-submitter bookkeeping is
+ * Stress: the serial worker (worker.h). 8 threads submit 500k items each
+ * (scaled by TWUV_STRESS_SCALE; more threads than cores, so the ring fills
+ * and submitters wait for the combiner, and every 1000th item also queues
+ * one re-entrantly). Checks: every item runs exactly once, in order per
+ * submitter, never two at once. The per-submitter bookkeeping is
  * deliberately plain memory: under TSan, any two items not ordered by the
  * worker's hand-over would be reported as a race.
  *
@@ -19,15 +21,24 @@
 
 #include "stress.h"
 
-#define SUBMITTERS 4
+#define SUBMITTERS 8
 
 static tw_worker *worker;
 static long per_submitter;
 static long next_seq[SUBMITTERS]; /* touched only by running items */
 static long ran;
+static long reentrant_ran; /* touched only by running items */
 static atomic_int running;
 static atomic_long overlaps;
 static atomic_long rejected;
+
+static void reentrant_item(void *arg) {
+  (void)arg;
+  if (atomic_fetch_add_explicit(&running, 1, memory_order_relaxed) != 0)
+    atomic_fetch_add(&overlaps, 1);
+  reentrant_ran++;
+  atomic_fetch_sub_explicit(&running, 1, memory_order_relaxed);
+}
 
 static void item(void *arg) {
   uintptr_t v = (uintptr_t)arg;
@@ -42,6 +53,11 @@ static void item(void *arg) {
   }
   next_seq[s] = seq + 1;
   ran++;
+  /* A do from inside the work, never waiting (even with the ring full). */
+  if (seq % 1000 == 0 && tw_worker_do(worker, reentrant_item, NULL) != 0) {
+    fprintf(stderr, "re-entrant do failed\n");
+    exit(1);
+  }
   atomic_fetch_sub_explicit(&running, 1, memory_order_relaxed);
 }
 
@@ -115,7 +131,7 @@ int main(void) {
   uv_thread_t t[SUBMITTERS];
   uintptr_t s;
   twt_alloc_install();
-  per_submitter = stress_scaled(1000000);
+  per_submitter = stress_scaled(500000);
   CHECK_EQ(tw_serial_worker_new(&worker), 0);
   for (s = 0; s < SUBMITTERS; s++)
     CHECK_EQ(uv_thread_create(&t[s], submit, (void *)s), 0);
@@ -126,6 +142,7 @@ int main(void) {
   CHECK_EQ(atomic_load(&overlaps), 0);
   CHECK_EQ(ran, per_submitter * SUBMITTERS);
   for (s = 0; s < SUBMITTERS; s++) CHECK_EQ(next_seq[s], per_submitter);
+  CHECK_EQ(reentrant_ran, SUBMITTERS * ((per_submitter + 999) / 1000));
   quit_race(stress_scaled(200));
   stress_check_no_leaks();
   printf("serial_worker: %ld items from %d submitters, exactly once, FIFO per "
