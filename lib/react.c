@@ -18,7 +18,7 @@
  */
 typedef struct tw__react {
   int refs;
-  tw_reactor *reactor;
+  tw_reactor *reactor; /* NULL once tw_react_on returned: hands off */
   int stopping; /* the shutdown event started (Twisted's `stopping`) */
   int before_run; /* tw_react_on has not called run yet */
   int fired_early; /* main's Deferred fired before run */
@@ -57,7 +57,10 @@ static void tw__react_finish(tw__react *s) {
 /* stop(result, True), called when the reactor runs. */
 static tw_result tw__react_stop(void *p) {
   tw__react *s = p;
-  (void)tw_reactor_stop(s->reactor); /* TW_ENOTRUNNING: stopping already */
+  /* A trigger left on a crashed reactor that is run again later must not
+   * stop the program's run: react is over. */
+  if (s->reactor != NULL)
+    (void)tw_reactor_stop(s->reactor); /* TW_ENOTRUNNING: stopping already */
   tw__react_finish(s);
   return tw_result_none();
 }
@@ -70,7 +73,9 @@ static tw_result tw__react_fired(tw_result result, void *p) {
     s->failure = result.u.failure; /* moved into s */
   else
     tw_result_release(result);
-  if (s->stopping) {
+  if (s->stopping || s->reactor == NULL) {
+    /* Stopping already; or react returned (the reactor crashed, or run was
+     * refused) and the reactor may be gone: only report a failure. */
     tw__react_finish(s);
     return tw_result_none();
   }
@@ -99,6 +104,8 @@ int tw_react_on(tw_reactor *r, tw_react_fn main_fn, int argc, char **argv) {
 
   if (r == NULL || main_fn == NULL || argc < 0 || (argc > 0 && argv == NULL))
     return TW_EINVAL;
+  /* Refused before main runs, so the error has no side effect. */
+  if (tw_reactor_running(r) == 1) return TW_EALREADYRUNNING;
   s = tw__malloc(sizeof(*s));
   if (s == NULL) return TW_ENOMEM;
   s->refs = 1;
@@ -139,14 +146,17 @@ int tw_react_on(tw_reactor *r, tw_react_fn main_fn, int argc, char **argv) {
     if (rc < 0) s->refs--;
   }
   if (rc < 0) {
+    s->reactor = NULL;
     tw_deferred_unref(d);
     (void)tw_reactor_remove_system_event_trigger(r, trigger);
+    tw__react_finish(s); /* a failure main's Deferred already had */
     tw__react_unref(s);
     return rc;
   }
   s->before_run = 0;
 
   rc = tw_reactor_run(r);
+  s->reactor = NULL; /* from now on main's Deferred leaves r alone */
   if (when_running != 0)
     (void)tw_reactor_remove_system_event_trigger(r, when_running);
   /* A trigger that did not run (run refused, or the reactor crashed) must
@@ -155,6 +165,7 @@ int tw_react_on(tw_reactor *r, tw_react_fn main_fn, int argc, char **argv) {
   /* Keep d until now: main's Deferred may be referenced by nobody else, and
    * freeing it unfired would drop the callback that stops the reactor. */
   tw_deferred_unref(d);
+  if (rc < 0) tw__react_finish(s); /* run refused: report, code stays rc */
   code = rc < 0 ? rc : s->code;
   tw__react_unref(s);
   return code;

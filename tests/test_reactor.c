@@ -1961,9 +1961,55 @@ TWT_TEST(reactor, stop_when_fired_passes_the_failure_on) {
   cr_assert_eq(tw_reactor_stop_when_fired(r, d), 0);
   tw_reactor_call_later(r, 0, fire_expected, d, NULL, NULL);
   run(r);
-  tw_deferred_unref(d); /* the failure was not consumed: reported */
-  cr_assert_eq(twt_log_flush(&EXPECTED_EXCEPTION), 1);
   cr_assert_eq(tw_reactor_stop_when_fired(NULL, d), TW_EINVAL);
   cr_assert_eq(tw_reactor_stop_when_fired(r, NULL), TW_EINVAL);
+  tw_deferred_unref(d); /* the failure was not consumed: reported */
+  cr_assert_eq(twt_log_flush(&EXPECTED_EXCEPTION), 1);
+  free_reactor(r);
+}
+
+/* ---- react: nothing acts after it returned ------------------------------- */
+
+static void crash_reactor(void *arg) { cr_assert_eq(tw_reactor_crash(arg), 0); }
+
+static tw_deferred *kept_main_deferred;
+static tw_deferred *main_crashing(tw_reactor *r, int argc, char **argv) {
+  (void)argc;
+  (void)argv;
+  tw_reactor_call_later(r, 0, crash_reactor, r, NULL, NULL);
+  kept_main_deferred = tw_deferred_new(NULL, NULL);
+  return tw_deferred_ref(kept_main_deferred);
+}
+
+TWT_TEST(react, deferred_fired_after_a_crashed_run_leaves_the_reactor_alone) {
+  tw_reactor *r = new_reactor();
+  cr_assert_eq(tw_react_on(r, main_crashing, 0, NULL), 0);
+  /* Fired after react returned: only reported, the reactor untouched (it
+   * used to be stopped through react's pointer, or used after free). */
+  tw_deferred_errback(kept_main_deferred,
+                      tw_failure_new(&EXPECTED_EXCEPTION, 0, "late"));
+  tw_deferred_unref(kept_main_deferred);
+  cr_assert_eq(twt_log_flush(&EXPECTED_EXCEPTION), 1);
+  /* A crashed reactor runs again, and only its own stop ends the run. */
+  tw_reactor_call_later(r, 0.001, rec_call, "tick", NULL, NULL);
+  tw_reactor_call_later(r, 0.002, stop_call, r, NULL, NULL);
+  run(r);
+  ASSERT_EVENTS("tick");
+  free_reactor(r);
+}
+
+static int nested_react_result;
+static tw_result nested_react(void *arg) {
+  nested_react_result = tw_react_on(arg, main_sync_callback, 0, NULL);
+  cr_assert_eq(tw_reactor_stop(arg), 0);
+  return tw_result_none();
+}
+
+TWT_TEST(react, react_on_a_running_reactor_is_refused_before_main) {
+  tw_reactor *r = new_reactor();
+  tw_reactor_call_when_running(r, nested_react, r, NULL, NULL);
+  run(r);
+  cr_assert_eq(nested_react_result, TW_EALREADYRUNNING);
+  cr_assert_eq(nevents, 0); /* main never called */
   free_reactor(r);
 }

@@ -313,8 +313,12 @@ typedef tw_deferred *(*tw_react_fn)(tw_reactor *reactor, int argc,
  * reactor callback.
  * Errors (negative, distinct from exit codes): TW_EINVAL (main NULL, argc
  * negative, argv NULL with argc > 0), TW_ENOMEM, TW_EALREADYRUNNING,
- * TW_ENOTRESTARTABLE (the default reactor already ran and was not freed),
- * TW_EWRONGTHREAD. On error main may not have been called.
+ * TW_ENOTRESTARTABLE (the reactor already ran and stopped), TW_EWRONGTHREAD.
+ * A reactor already running is refused before main is called; with
+ * TW_ENOTRESTARTABLE main was called, and a failure its Deferred held is
+ * logged. After tw_react returns, main's Deferred no longer touches the
+ * reactor (firing it later only logs a failure), so a crashed or refused run
+ * leaves nothing behind that acts later.
  */
 TW_EXTERN int tw_react(tw_react_fn main_fn, int argc, char **argv);
 
@@ -339,7 +343,8 @@ TW_EXTERN void tw_reactor_stop_call(void *reactor);
  * soon as it does: a Deferred that fired before run does not leave run
  * waiting for ever). Unlike the Twisted idiom, the result is passed on
  * unchanged, so a failure nobody handles is still reported as unhandled when
- * d goes, instead of being swallowed.
+ * d goes, instead of being swallowed. The pair refers to r: d must fire, or
+ * be released, before r is freed.
  * Errors: TW_EINVAL (NULL), TW_ENOMEM, TW_EWRONGTHREAD. Loop thread only.
  */
 TW_EXTERN int tw_reactor_stop_when_fired(tw_reactor *r, tw_deferred *d);
