@@ -12,9 +12,12 @@
  * No test sleeps to synchronise: threads wait on semaphores the test posts.
  */
 #include <math.h>
+#include <sched.h>
 #include <string.h>
 #include <uv.h>
 
+/* White-box: the reactor's count of queued thread calls (calls_queued). */
+#include "reactor-internal.h"
 #include "twtest.h"
 
 TWT_SUITE(threads);
@@ -500,14 +503,96 @@ static void blocking_not_running(void *arg) {
   *rc = tw_blocking_call_from_thread(R, plain_value, "x", &res, INFINITY);
 }
 
-TWT_TEST(threads, blocking_call_on_a_reactor_not_running_is_eshutdown) {
+TWT_TEST(threads, blocking_call_on_a_stopped_reactor_is_eshutdown) {
   tw_reactor *r = new_reactor(0);
   uv_thread_t t;
   int rc = 0;
+  cr_assert_eq(tw_reactor_call_when_running(r, stop_trigger, r, NULL, NULL),
+               0);
+  run(r);
   cr_assert_eq(uv_thread_create(&t, blocking_not_running, &rc), 0);
   uv_thread_join(&t);
   cr_assert_eq(rc, TW_ESHUTDOWN);
   free_reactor(r);
+}
+
+/* ---- blocking_call_from_thread before the reactor runs -------------------- */
+
+/* Thread calls counted in the reactor's queue (white-box: no public
+ * figure says whether a call from another thread has arrived). */
+static uint64_t calls_queued(tw_reactor *r) {
+  return atomic_load_explicit(&r->queued, memory_order_acquire) &
+         TW__QUEUE_COUNT;
+}
+
+static atomic_int early_returned, early_fn_ran;
+
+static tw_result early_value(void *arg) {
+  atomic_store(&early_fn_ran, 1);
+  return tw_result_value(arg, NULL);
+}
+
+static void call_before_run(void *arg) {
+  blocking_t *b = arg;
+  b->rc = tw_blocking_call_from_thread(R, b->fn, b->fn_arg, &b->result,
+                                       b->timeout);
+  atomic_store(&early_returned, 1);
+}
+
+static void stop_when_answered(void *arg) {
+  (void)arg;
+  cr_assert_eq(tw_reactor_stop(R), 0);
+}
+
+/* Start a thread whose blocking call is made before the reactor runs, and
+ * wait (no sleep: a yield loop on a count) until the call has reached the
+ * reactor's queue - or was answered at once, which is the bug. */
+static void start_early_caller(uv_thread_t *t, blocking_t *b) {
+  atomic_store(&early_returned, 0);
+  atomic_store(&early_fn_ran, 0);
+  cr_assert_eq(uv_thread_create(t, call_before_run, b), 0);
+  while (calls_queued(R) == 0 && !atomic_load(&early_returned)) sched_yield();
+}
+
+/* Twisted's blockingCallFromThread made before reactor.run() waits for the
+ * reactor to run (callFromThread queues it); twuv used to refuse it with
+ * TW_ESHUTDOWN at once, racing with tw_reactor_run. */
+TWT_TEST_OPTS(threads, blocking_call_before_run_waits_for_the_reactor,
+              .timeout = 120) {
+  tw_reactor *r = new_reactor(0);
+  blocking_t b = {early_value, "early", 99, {0}, INFINITY};
+  uv_thread_t t;
+  start_early_caller(&t, &b);
+  if (atomic_load(&early_returned)) {
+    uv_thread_join(&t);
+    cr_assert_fail("answered before the reactor ran: %s", tw_err_name(b.rc));
+  }
+  /* Queued behind the blocking call: runs after it, in the same drain. */
+  cr_assert_eq(tw_reactor_call_from_thread(r, stop_when_answered, NULL, NULL),
+               0);
+  run(r);
+  uv_thread_join(&t);
+  cr_assert_eq(b.rc, 0);
+  cr_assert_eq(b.result.kind, TW_RESULT_VALUE);
+  cr_assert_str_eq(b.result.u.value, "early");
+  tw_result_release(b.result);
+  free_reactor(r);
+}
+
+/* ... and a reactor freed without ever running releases it (never a hang),
+ * without running fn. */
+TWT_TEST_OPTS(threads, blocking_call_before_run_is_released_by_free,
+              .timeout = 120) {
+  tw_reactor *r = new_reactor(0);
+  blocking_t b = {early_value, "early", 99, {0}, INFINITY};
+  uv_thread_t t;
+  start_early_caller(&t, &b);
+  free_reactor(r);
+  uv_thread_join(&t);
+  cr_assert_eq(b.rc, TW_ESHUTDOWN);
+  cr_assert_eq(b.result.kind, TW_RESULT_VALUE);
+  cr_assert_null(b.result.u.value);
+  cr_assert_eq(atomic_load(&early_fn_ran), 0);
 }
 
 static uv_sem_t entered;
@@ -552,22 +637,17 @@ static void start_waiters(void *arg) {
   for (i = 0; i < 2; i++) uv_thread_join(&t[i]);
 }
 
-static uv_thread_t starter;
-
-/* Once the reactor runs: a blocking call made before would be refused
- * (TW_ESHUTDOWN) and never enter, and the starter would wait for ever. */
-static tw_result start_starter(void *arg) {
-  cr_assert_eq(uv_thread_create(&starter, start_waiters, arg), 0);
-  return tw_result_none();
-}
-
-TWT_TEST(threads, shutdown_releases_blocked_callers) {
+/* The callers may start before the reactor runs: their calls wait for it
+ * (before the fix for issue 11 they were refused, and the starter waited
+ * for ever for callers that never entered). */
+TWT_TEST_OPTS(threads, shutdown_releases_blocked_callers, .timeout = 120) {
   /* Twisted leaves them blocked for ever. */
   tw_reactor *r = new_reactor(0);
   waiter_t w[2] = {{0, {0}, INFINITY}, {0, {0}, INFINITY}};
+  uv_thread_t starter;
   nheld = 0;
   cr_assert_eq(uv_sem_init(&entered, 0), 0);
-  tw_reactor_call_when_running(r, start_starter, w, NULL, NULL);
+  cr_assert_eq(uv_thread_create(&starter, start_waiters, w), 0);
   run(r);
   uv_thread_join(&starter);
   cr_assert_eq(w[0].rc, TW_ESHUTDOWN);
