@@ -477,6 +477,41 @@ TWT_TEST(threads, test_is_not_in_io_thread) {
   free_reactor(r);
 }
 
+/* ---- A pool that cannot make a thread (issue 11) ------------------------------ */
+
+static long failed_before;
+
+/* Runs just before the pool's start (both "after startup", in order): the
+ * start's grow step is allocated, the thread's worker is not. */
+static tw_result fail_the_pool_thread(void *arg) {
+  (void)arg;
+  failed_before = twt_alloc_failed();
+  twt_alloc_fail_nth(2);
+  return tw_result_none();
+}
+
+/* Its Deferred used to never fire: the job waited for a thread that
+ * nothing would create. It fails with the error now. */
+TWT_TEST_OPTS(threads, defer_to_thread_fails_when_no_thread_can_be_made,
+              .timeout = 60) {
+  tw_reactor *r = new_reactor(0);
+  cr_assert_eq(tw_reactor_add_system_event_trigger(
+                   r, TW_PHASE_AFTER, "startup", fail_the_pool_thread, NULL,
+                   NULL, NULL),
+               0);
+  defer_and_record(r, NULL, plain_value, "x"); /* held until the pool starts */
+  run(r);
+  twt_alloc_fail_nth(0);
+  cr_assert_eq(twt_alloc_failed(), failed_before + 1);
+  cr_assert_eq(twt_log_count_containing("could not start a worker thread"),
+               1);
+  cr_assert_eq(kept.kind, TW_RESULT_FAILURE);
+  cr_assert_eq(tw_failure_code(kept.u.failure), TW_ENOMEM);
+  tw_result_release(kept);
+  cr_assert_eq(twt_log_flush(NULL), 1); /* the team's report */
+  free_reactor(r);
+}
+
 /* ---- twuv: blocking_call_from_thread answers instead of hanging ----------------- */
 
 static tw_result deadlock_check(void *arg) {
