@@ -88,8 +88,13 @@ TW_EXTERN int tw_reactor_suggest_thread_pool_size(tw_reactor *r, int size);
  * thread's cache (no allocation per job); a reference kept after the
  * Deferred fired keeps that node, and the 16 KiB block it was cut from,
  * until it is released.
+ * A pool that can make no thread for the job (threadpool.h, "No thread")
+ * refuses it with that error, or - if the job was already accepted, e.g.
+ * held until the reactor runs - the Deferred fails with it (arg_free runs
+ * instead of fn); it never stays unfired.
  * Errors: TW_EINVAL (NULL r, tp, fn or out), TW_ENOMEM, TW_EWRONGTHREAD,
- * TW_EALREADYQUIT (tp stopped), TW_ESHUTDOWN (reactor stopped for good).
+ * TW_EALREADYQUIT (tp stopped), TW_ESHUTDOWN (reactor stopped for good),
+ * a thread's creation error (above).
  * On error nothing runs and arg_free is not called.
  */
 TW_EXTERN int tw_defer_to_thread_pool(tw_reactor *r, tw_threadpool *tp,
