@@ -387,29 +387,36 @@ void tw__team_recycle(tw_team *t, tw__member *m) {
   }
 }
 
+/* The team failing its backlog on this thread, and why. */
+static TW__TLS const tw_team *tw__team_dropping;
 static TW__TLS int tw__team_drop_err;
 
-int tw__work_drop_error(void) { return tw__team_drop_err; }
+int tw__team_drop_error(const tw_team *t) {
+  return t != NULL && t == tw__team_dropping ? tw__team_drop_err : 0;
+}
 
 /*
  * No worker is left and none could be made (err): the backlog would wait
  * for ever - nothing else creates a worker for it until the next do, which
  * may never come. Fail it instead: each task's arg_free runs in place of
- * fn, with tw__work_drop_error() saying why (a thread pool's job hands
+ * fn, with tw__team_drop_error(t) saying why (a thread pool's job hands
  * that failure to its on_result, a defer_to_thread Deferred fails with it).
  * Work accepted by a quitting team is left to the team's free, as before.
  */
 static void tw__team_fail_backlog(tw_team *t, int err) {
   tw__task *task;
   size_t n = 0;
-  int outer = tw__team_drop_err;
+  const tw_team *outer = tw__team_dropping;
+  int outer_err = tw__team_drop_err;
+  tw__team_dropping = t;
   tw__team_drop_err = err;
   while ((task = tw__team_backlog_pop(t)) != NULL) {
     if (task->arg_free != NULL) task->arg_free(task->arg);
     tw__team_task_release(task);
     n++;
   }
-  tw__team_drop_err = outer;
+  tw__team_dropping = outer;
+  tw__team_drop_err = outer_err;
   tw__log_at(TW_LOG_ERROR, NULL, NULL, 0,
              "team: no worker could be created (%s) and none is left: %zu "
              "waiting item%s failed",

@@ -190,7 +190,7 @@ static void tw__tp_cancel(tw__tp_job *job, tw_failure *why) {
 /* Why a job dropped by the team never ran: its team could make no thread
  * for it (the team logged that), or the pool stopped first. */
 static tw_failure *tw__tp_cancelled(const tw__tp_job *job) {
-  int err = tw__work_drop_error();
+  int err = tw__team_drop_error(job->u.tp->team);
   if (job->on_result == NULL) return NULL;
   if (err != 0) return tw_failure_from_code(err);
   return tw_failure_new(&TW_CANCELLED_ERROR, TW_ECANCELLED,

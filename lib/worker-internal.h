@@ -117,19 +117,20 @@ int tw__is_team(const tw_worker *w);
  * Have the team's coordinator check, without allocating (with twuv's own
  * coordinators), that a backlog is not left with no worker: if it has
  * none, one is created to serve it, and if that fails the backlog fails
- * (tw__work_drop_error). Queued at most once at a time. 0, or the error of
+ * (tw__team_drop_error). Queued at most once at a time. 0, or the error of
  * a foreign coordinator's do (nothing queued then).
  */
 int tw__team_serve(tw_team *team);
 
 /*
- * While a team drops an item because no worker could be created to run it
+ * While team drops an item because no worker could be created to run it
  * (called from the item's arg_free, instead of fn): the error that made
  * the creation fail (TW_ENOMEM, or the UV_E* code of a thread that could
- * not start). 0 otherwise - an item dropped because its team was freed, or
- * outside any drop. Per thread.
+ * not start). 0 otherwise - an item dropped because its team was freed,
+ * another team's drop (a pool stopped from such an arg_free), or outside
+ * any drop. Per thread.
  */
-int tw__work_drop_error(void);
+int tw__team_drop_error(const tw_team *team);
 
 /*
  * Called by a thread worker's thread, if set, as it leaves its loop (after
