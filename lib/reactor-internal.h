@@ -114,7 +114,9 @@ struct tw_reactor {
   uv_cond_t waiters_gone;
   tw__reactor_waiter *waiters;
   int waiters_inside; /* threads inside tw__reactor_enter/leave_blocking */
-  int live;           /* running and not stopping: blocking calls allowed */
+  int live;           /* blocking calls allowed: from creation (they wait
+                         for the first run) until stop, crash or free;
+                         again when a crashed reactor runs */
   tw__reactor_parked *parked; /* under waiters_lock */
 
   /* Work in flight that will call back into the reactor from another
@@ -146,8 +148,9 @@ int tw__reactor_on_loop_thread(tw_reactor *r);
 void tw__reactor_shutdown_done(tw_reactor *r);
 
 /*
- * Blocking callers: enter registers w (TW_ESHUTDOWN when the reactor is not
- * running); leave unregisters it if still registered. A thread between the
+ * Blocking callers: enter registers w (TW_ESHUTDOWN once the reactor was
+ * stopped, crashed or is being freed; before the first run it is accepted
+ * and waits); leave unregisters it if still registered. A thread between the
  * two keeps tw_reactor_free waiting, so a released waiter may still touch
  * the reactor until it leaves. Any thread.
  */

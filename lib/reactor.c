@@ -639,6 +639,9 @@ int tw_reactor_new(tw_reactor **out, struct uv_loop_s *loop, unsigned flags) {
   atomic_init(&r->busy_refs, 0);
   if ((err = uv_mutex_init(&r->waiters_lock)) != 0) goto fail_loop;
   if ((err = uv_cond_init(&r->waiters_gone)) != 0) goto fail_mutex;
+  /* Blocking calls made before the first run wait for it, as Twisted's
+   * blockingCallFromThread does (its callFromThread queues until run). */
+  r->live = 1;
 
   /* Twisted's __init__ triggers, in its order. */
   err = tw__reactor_add_really_start(r);

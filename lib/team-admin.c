@@ -14,6 +14,8 @@ static void tw__team_shrink_step(tw__item *it);
 static void tw__team_step_dropped(tw__item *it);
 static void tw__team_quit_step(tw__item *it);
 static void tw__team_check_step(tw__item *it);
+static void tw__team_serve_step(tw__item *it);
+static void tw__team_serve_dropped(tw__item *it);
 static void tw__team_nothing(tw__item *it);
 
 static const tw__item_ops tw__team_grow_ops = {tw__team_grow_step,
@@ -24,6 +26,8 @@ static const tw__item_ops tw__team_quit_ops = {tw__team_quit_step,
                                                tw__team_nothing};
 const tw__item_ops tw__team_check_ops = {tw__team_check_step,
                                          tw__team_nothing};
+static const tw__item_ops tw__team_serve_ops = {tw__team_serve_step,
+                                                tw__team_serve_dropped};
 
 /* ---- grow, shrink, quit steps ---------------------------------------------- */
 
@@ -81,6 +85,42 @@ static void tw__team_check_step(tw__item *it) {
 }
 
 static void tw__team_nothing(tw__item *it) { (void)it; }
+
+/*
+ * A backlog with no worker gets one (which then serves it, and takes the
+ * rest from the ring), or fails if none can be made (tw__team_step_end).
+ * Not counted in state: after quit it finds should_quit and does nothing,
+ * and the team's free waits for its coordinator before freeing t.
+ */
+static void tw__team_serve_step(tw__item *it) {
+  tw_team *t = TW__CONTAINER_OF(it, tw_team, serve_step);
+  tw__team_frame f;
+  atomic_store_explicit(&t->serve_queued, 0, memory_order_release);
+  tw__team_enter(&f, t);
+  if (!t->should_quit && !t->finished && t->idle_n + t->busy_n == 0 &&
+      !tw__team_backlog_empty(t)) {
+    tw__member *m = tw__team_create_member(t);
+    if (m != NULL) tw__team_recycle(t, m);
+  }
+  tw__team_step_end(t, &f);
+}
+
+static void tw__team_serve_dropped(tw__item *it) {
+  tw_team *t = TW__CONTAINER_OF(it, tw_team, serve_step);
+  atomic_store_explicit(&t->serve_queued, 0, memory_order_release);
+}
+
+int tw__team_serve(tw_team *t) {
+  int expected = 0, rc;
+  if (!atomic_compare_exchange_strong(&t->serve_queued, &expected, 1))
+    return 0; /* queued already, and not yet begun */
+  rc = tw__team_submit(t, &t->serve_step);
+  if (rc != 0) atomic_store(&t->serve_queued, 0);
+  /* Quit: there is nothing to serve any more. */
+  return rc == TW_EALREADYQUIT ? 0 : rc;
+}
+
+void tw__team_create_failed(tw_team *t, int err) { t->create_err = err; }
 
 static int tw__team_submit_step(tw_team *t, const tw__item_ops *ops,
                                 int n) {
@@ -233,6 +273,7 @@ int tw__team_new_ex(tw_team **out, tw_worker *coordinator,
   atomic_init(&t->refill_wanted, 0);
   atomic_init(&t->state, 0);
   atomic_init(&t->check_queued, 0);
+  atomic_init(&t->serve_queued, 0);
   atomic_init(&t->st_idle, 0);
   atomic_init(&t->st_busy, 0);
   atomic_init(&t->st_backlog, 0);
@@ -240,6 +281,7 @@ int tw__team_new_ex(tw_team **out, tw_worker *coordinator,
   atomic_init(&t->st_seq, 0);
   t->quit_step.ops = &tw__team_quit_ops;
   t->check_step.ops = &tw__team_check_ops;
+  t->serve_step.ops = &tw__team_serve_ops;
   *out = t;
   return 0;
 }
@@ -323,8 +365,12 @@ static tw_worker *tw__pool_create(void *ctx) {
   snprintf(name, sizeof(name), "%.*s-%lu", keep, p->prefix, id);
   rc = tw_thread_worker_new(&w, name);
   if (rc != 0) {
+    /* Not "no more workers": work with no thread left to run it fails
+     * with rc rather than wait for ever (tw__team_step_end); a later do
+     * tries again. */
     tw_log(TW_LOG_WARN, NULL, "pool: could not start a worker thread: %s",
            tw_strerror(rc));
+    tw__team_create_failed(p->team, rc);
     return NULL;
   }
   return w;

@@ -98,6 +98,11 @@ struct tw_team {
   int finished;
   tw__member *retired; /* quit workers, freed by join (or reaped) */
   tw__member *spare;   /* a record kept from a create_worker that said no */
+  /* Why this step's last tw__team_create_member returned NULL: 0 for "no
+   * more workers" (create_worker's limit), else an error (no memory for
+   * the record, a thread that could not start: tw__team_create_failed).
+   * Acted on and cleared by tw__team_step_end. */
+  int create_err;
 
   /* Statistics, published by the coordinator for lock-free readers. */
   /* st_backlog: the backlog outside the ring. */
@@ -109,6 +114,8 @@ struct tw_team {
 
   tw__item quit_step;  /* Twisted's startFinishing */
   tw__item check_step; /* "maybe finish", after a failed submission */
+  tw__item serve_step; /* a worker for a backlog with none (tw__team_serve) */
+  atomic_int serve_queued;
 
   uv_mutex_t mutex;
   uv_cond_t cond;
@@ -174,6 +181,11 @@ static inline size_t tw__ring_count(tw_team *t) {
   uint64_t head = atomic_load_explicit(&t->ring_head, memory_order_acquire);
   return (size_t)(atomic_load_explicit(&t->ring_tail, memory_order_acquire) -
                   head);
+}
+
+/* Nothing backlogged (coordinator only: nobody else adds). */
+static inline int tw__team_backlog_empty(tw_team *t) {
+  return t->front_n == 0 && t->over_n == 0 && tw__ring_count(t) == 0;
 }
 
 /* ---- team.c, for team-admin.c ---- */

@@ -257,7 +257,9 @@ static void tw__team_reap(tw_team *t) {
  * The record is allocated before asking create_worker, so that a worker
  * once created always has one; a pool at its limit says no to every
  * backlogged item, so the unused record is kept for the next attempt.
- * Retired workers are reaped first.
+ * Retired workers are reaped first. NULL with t->create_err set when a
+ * worker could not be made (no memory for the record, or what the creator
+ * reported), with it 0 when create_worker said "no more".
  */
 tw__member *tw__team_create_member(tw_team *t) {
   tw__member *m = t->spare;
@@ -265,13 +267,17 @@ tw__member *tw__team_create_member(tw_team *t) {
   if (t->retired != NULL) tw__team_reap(t);
   if (m == NULL) m = tw__calloc_lines(sizeof(*m));
   t->spare = NULL;
-  /* No memory for the bookkeeping counts as "no more workers". */
-  if (m == NULL) return NULL;
+  if (m == NULL) {
+    t->create_err = TW_ENOMEM;
+    return NULL;
+  }
+  t->create_err = 0;
   w = t->create_worker(t->ctx);
   if (w == NULL) {
     t->spare = m;
     return NULL;
   }
+  t->create_err = 0;
   m->worker = w;
   m->team = t;
   m->cls = tw__worker_class_of(w);
@@ -315,14 +321,24 @@ static const tw__item_ops tw__team_recycle_ops = {tw__team_recycle_step,
 static const tw__item_ops tw__team_refused_ops = {tw__team_refused_step,
                                                   tw__team_refused_dropped};
 
-/* Twisted's _coordinateThisTask. */
-static void tw__team_dispatch(tw_team *t, tw__task *task) {
+/*
+ * Twisted's _coordinateThisTask. A task no worker exists for, and for which
+ * none could be made (create_err), would wait for ever: with refuse set
+ * (the submitter is still waiting for do's answer: the inline step), it is
+ * refused with that error and stays the caller's - Twisted's callInThread
+ * raises the thread's start error too; otherwise it goes to the backlog,
+ * which the step's end then fails (tw__team_step_end). A creation that
+ * fails while other workers exist only leaves the task to them.
+ */
+static int tw__team_dispatch(tw_team *t, tw__task *task, int refuse) {
   tw__member *m = tw__team_idle_pop(t);
   int rc;
   if (m == NULL) m = tw__team_create_member(t);
   if (m == NULL) {
+    if (refuse && t->create_err != 0 && t->idle_n + t->busy_n == 0)
+      return t->create_err;
     tw__team_backlog_push(t, task, 0);
-    return;
+    return 0;
   }
   t->busy_n++;
   task->u.member = m;
@@ -337,6 +353,7 @@ static void tw__team_dispatch(tw_team *t, tw__task *task) {
     tw__team_retire(t, m);
     tw__team_backlog_push(t, task, 1);
   }
+  return 0;
 }
 
 /*
@@ -361,7 +378,7 @@ void tw__team_recycle(tw_team *t, tw__member *m) {
   tw__task *next;
   tw__team_idle_push(t, m);
   if ((next = tw__team_backlog_pop(t)) != NULL) {
-    tw__team_dispatch(t, next);
+    (void)tw__team_dispatch(t, next, 0);
   } else if (t->should_quit) {
     tw__team_quit_idlers(t, -1);
   } else if (t->to_shrink > 0) {
@@ -370,8 +387,51 @@ void tw__team_recycle(tw_team *t, tw__member *m) {
   }
 }
 
+/* The team failing its backlog on this thread, and why. */
+static TW__TLS const tw_team *tw__team_dropping;
+static TW__TLS int tw__team_drop_err;
+
+int tw__team_drop_error(const tw_team *t) {
+  return t != NULL && t == tw__team_dropping ? tw__team_drop_err : 0;
+}
+
+/*
+ * No worker is left and none could be made (err): the backlog would wait
+ * for ever - nothing else creates a worker for it until the next do, which
+ * may never come. Fail it instead: each task's arg_free runs in place of
+ * fn, with tw__team_drop_error(t) saying why (a thread pool's job hands
+ * that failure to its on_result, a defer_to_thread Deferred fails with it).
+ * Work accepted by a quitting team is left to the team's free, as before.
+ */
+static void tw__team_fail_backlog(tw_team *t, int err) {
+  tw__task *task;
+  size_t n = 0;
+  const tw_team *outer = tw__team_dropping;
+  int outer_err = tw__team_drop_err;
+  tw__team_dropping = t;
+  tw__team_drop_err = err;
+  while ((task = tw__team_backlog_pop(t)) != NULL) {
+    if (task->arg_free != NULL) task->arg_free(task->arg);
+    tw__team_task_release(task);
+    n++;
+  }
+  tw__team_dropping = outer;
+  tw__team_drop_err = outer_err;
+  tw__log_at(TW_LOG_ERROR, NULL, NULL, 0,
+             "team: no worker could be created (%s) and none is left: %zu "
+             "waiting item%s failed",
+             tw_err_name(err), n, n == 1 ? "" : "s");
+}
+
 /* The end of a coordinator step (t may be freed after this). */
 void tw__team_step_end(tw_team *t, tw__team_frame *f) {
+  if (t->create_err != 0) {
+    int err = t->create_err;
+    t->create_err = 0;
+    if (!t->should_quit && t->idle_n + t->busy_n == 0 &&
+        !tw__team_backlog_empty(t))
+      tw__team_fail_backlog(t, err);
+  }
   if (t->over_head != NULL) tw__team_backlog_refill(t);
   tw__team_publish(t);
   tw__team_maybe_finish(t);
@@ -402,7 +462,7 @@ static void tw__team_coordinate(tw__item *it) {
   tw_team *t = task->u.team;
   tw__team_frame f;
   tw__team_enter(&f, t);
-  tw__team_dispatch(t, task); /* task may be running already */
+  (void)tw__team_dispatch(t, task, 0); /* task may be running already */
   tw__team_step_done(t);
   tw__team_step_end(t, &f);
 }
@@ -617,7 +677,8 @@ static void tw__team_coordinate_inline(void *arg) {
     return;
   }
   tw__team_enter(&f, t);
-  tw__team_dispatch(t, task); /* task may be running already */
+  /* Refused: the task stays the submitter's (do returns in->rc). */
+  in->rc = tw__team_dispatch(t, task, 1); /* task may be running already */
   tw__team_step_end(t, &f);
 }
 

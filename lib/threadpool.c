@@ -187,8 +187,12 @@ static void tw__tp_cancel(tw__tp_job *job, tw_failure *why) {
   tw__tp_count(&tp->cancelled);
 }
 
+/* Why a job dropped by the team never ran: its team could make no thread
+ * for it (the team logged that), or the pool stopped first. */
 static tw_failure *tw__tp_cancelled(const tw__tp_job *job) {
+  int err = tw__team_drop_error(job->u.tp->team);
   if (job->on_result == NULL) return NULL;
+  if (err != 0) return tw_failure_from_code(err);
   return tw_failure_new(&TW_CANCELLED_ERROR, TW_ECANCELLED,
                         "the thread pool stopped before the job could run");
 }
@@ -520,6 +524,16 @@ int tw_threadpool_start(tw_threadpool *tp) {
       if (n > 0) rc = tw_team_grow(tp->team, n);
     }
   }
+  /*
+   * The grows are steps the team allocates. Without them (no memory), the
+   * jobs held until now would wait for a thread that nothing creates until
+   * the next submission, which may never come. The serve step (no
+   * allocation with our coordinator) gives the backlog a thread, or fails
+   * it with the error; the pool is then started and makes its threads as
+   * work arrives. Only a custom team whose coordinator refuses leaves the
+   * pool unstarted (start can be tried again; the jobs stay held).
+   */
+  if (rc == 0 || rc == TW_ENOMEM) rc = tw__team_serve(tp->team);
   if (rc != 0) atomic_store_explicit(&tp->started, 0, memory_order_release);
   uv_mutex_unlock(&tp->ctl);
   return rc;
@@ -547,6 +561,10 @@ int tw_threadpool_adjust_poolsize(tw_threadpool *tp, int min_threads,
   atomic_store_explicit(&tp->max, max_threads, memory_order_release);
   if (atomic_load_explicit(&tp->started, memory_order_relaxed)) {
     rc = tw__tp_resize(tp, min_threads, max_threads);
+    /* Work that waited while max was 0 gets a thread now (the grow above
+     * makes only the minimum). Cannot fail with our coordinator; a custom
+     * one that refuses leaves it to the next submission. */
+    if (rc == 0) (void)tw__team_serve(tp->team);
     if (rc != 0) {
       atomic_store_explicit(&tp->min, old_min, memory_order_relaxed);
       atomic_store_explicit(&tp->max, old_max, memory_order_release);

@@ -114,6 +114,25 @@ int tw__team_do_room(tw_worker *team, tw__task_room *room, tw_call_fn fn,
 int tw__is_team(const tw_worker *w);
 
 /*
+ * Have the team's coordinator check, without allocating (with twuv's own
+ * coordinators), that a backlog is not left with no worker: if it has
+ * none, one is created to serve it, and if that fails the backlog fails
+ * (tw__team_drop_error). Queued at most once at a time. 0, or the error of
+ * a foreign coordinator's do (nothing queued then).
+ */
+int tw__team_serve(tw_team *team);
+
+/*
+ * While team drops an item because no worker could be created to run it
+ * (called from the item's arg_free, instead of fn): the error that made
+ * the creation fail (TW_ENOMEM, or the UV_E* code of a thread that could
+ * not start). 0 otherwise - an item dropped because its team was freed,
+ * another team's drop (a pool stopped from such an arg_free), or outside
+ * any drop. Per thread.
+ */
+int tw__team_drop_error(const tw_team *team);
+
+/*
  * Called by a thread worker's thread, if set, as it leaves its loop (after
  * its last item): work that keeps state per thread (the thread pool's
  * statistics slot) gives it back there. Per thread, and per loop: set
@@ -231,5 +250,14 @@ int tw__team_new_ex(tw_team **out, tw_worker *coordinator,
 
 /* Coordinator-exact worker count (idle + busy), for create_worker. */
 size_t tw__team_worker_count(const tw_team *team);
+
+/*
+ * For a create_worker (in the coordinator) that returns NULL because a
+ * worker could not be made, not because of a limit: the error, so that
+ * the team can fail work that no worker is left to run instead of keeping
+ * it in a backlog for ever (pool()'s creator; a user's create_worker
+ * cannot say, and its NULL means "no more workers", as in Twisted).
+ */
+void tw__team_create_failed(tw_team *team, int err);
 
 #endif

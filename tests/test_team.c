@@ -856,6 +856,62 @@ TWT_TEST(team, bad_input) {
 
 static size_t read_limit(void *ctx);
 
+/*
+ * issue 11: no worker exists and none can be made (here the team's record
+ * for it cannot be allocated). The item used to wait in the backlog for
+ * ever: nothing creates a worker for it until another do, which may never
+ * come. It fails instead - arg_free in place of fn, and an error logged -
+ * and the next do tries again.
+ */
+TWT_TEST(team, work_no_worker_can_be_made_for_fails) {
+  fx_setup();
+  freed = something_times = 0;
+  fx.raw = 1;
+  cr_assert_eq(
+      tw_worker_do_full(tw_team_worker(fx.team), something, NULL, count_free),
+      0);
+  twt_alloc_fail_nth(1);
+  coordinate();
+  twt_alloc_fail_nth(0);
+  cr_assert_eq(freed, 1, "the item still waits, with no worker to run it");
+  cr_assert_eq(something_times, 0);
+  cr_assert_eq(stats().backlog, 0);
+  cr_assert_eq(twt_log_count_containing("no worker could be created"), 1);
+  cr_assert_eq(twt_log_flush(NULL), 1);
+  cr_assert_eq(
+      tw_worker_do_full(tw_team_worker(fx.team), something, NULL, count_free),
+      0);
+  pump();
+  cr_assert_eq(something_times, 1);
+  cr_assert_eq(freed, 2);
+  fx_finish();
+}
+
+/* With a worker busy, a creation that fails only leaves the item to it. */
+TWT_TEST(team, work_waits_for_a_busy_worker_when_no_other_can_be_made) {
+  fx_setup();
+  freed = something_times = 0;
+  fx.raw = 1;
+  cr_assert_eq(
+      tw_worker_do_full(tw_team_worker(fx.team), something, NULL, count_free),
+      0);
+  coordinate();
+  cr_assert_eq(stats().busy, 1);
+  cr_assert_eq(
+      tw_worker_do_full(tw_team_worker(fx.team), something, NULL, count_free),
+      0);
+  twt_alloc_fail_nth(1);
+  coordinate();
+  twt_alloc_fail_nth(0);
+  cr_assert_eq(stats().backlog, 1);
+  cr_assert_eq(freed, 0);
+  pump();
+  cr_assert_eq(something_times, 2);
+  cr_assert_eq(freed, 2);
+  cr_assert_eq(fx.n_raw, 1);
+  fx_finish();
+}
+
 TWT_TEST(team, out_of_memory) {
   tw_worker *mw;
   tw_team *t = NULL;
@@ -875,19 +931,22 @@ TWT_TEST(team, out_of_memory) {
   pump();
   cr_assert_eq(stats().idle + stats().busy + stats().backlog, 0,
                "nothing happened");
-  /* The bookkeeping for a new worker: counts as "no more workers". */
+  /* The bookkeeping for a new worker, with no worker at all: the item
+   * fails (work_no_worker_can_be_made_for_fails). */
   fx.raw = 1;
   cr_assert_eq(
       tw_worker_do_full(tw_team_worker(fx.team), something, NULL, count_free),
       0);
   twt_alloc_fail_nth(1);
   coordinate();
-  cr_assert_eq(stats().backlog, 1);
+  cr_assert_eq(stats().backlog, 0);
   cr_assert_eq(fx.n_raw, 0);
+  cr_assert_eq(something_times, 0);
+  cr_assert_eq(freed, 1);
+  cr_assert_eq(twt_log_flush(NULL), 1);
   tw_team_grow(fx.team, 1);
   pump();
-  cr_assert_eq(something_times, 1);
-  cr_assert_eq(freed, 1);
+  cr_assert_eq(fx.n_raw, 1);
   /* tw_team_new and tw_pool_new */
   cr_assert_eq(tw_memory_worker_new(&mw), 0);
   twt_alloc_fail_nth(1);

@@ -59,6 +59,7 @@ typedef struct seen {
   int calls;
   int is_failure;
   const tw_error_type *type;
+  int code; /* of the failure */
   void *value;
   uv_thread_t thread;
   int arg_freed_before; /* the job's arg_free had run */
@@ -78,6 +79,7 @@ static void seen_on_result(tw_result r, void *ctx) {
   s->is_failure = tw_result_is_failure(r);
   if (s->is_failure) {
     s->type = tw_failure_type(r.u.failure);
+    s->code = tw_failure_code(r.u.failure);
   } else {
     s->value = r.u.value;
   }
@@ -1139,14 +1141,18 @@ TWT_TEST(threadpool, out_of_memory) {
   cr_assert_eq(tw_threadpool_call_in_thread_with_callback(
                    tp, seen_on_result, &s, return_none, NULL, count_free),
                TW_ENOMEM);
-  /* start: the pool stays unstarted */
-  cr_assert_eq(tw_threadpool_start(tp), TW_ENOMEM);
+  /* start: without memory for its grow, the pool still starts - work held
+   * for start would otherwise wait for ever (issue 11) - and makes its
+   * threads as work comes, or when the sizes are set again */
+  cr_assert_eq(tw_threadpool_start(tp), 0);
   twt_alloc_fail_all(0);
-  cr_assert_eq(stats(tp).started, 0);
+  cr_assert_eq(stats(tp).started, 1);
+  cr_assert_eq(stats(tp).workers, 0);
   cr_assert_eq(stats(tp).submitted, 0);
   cr_assert_eq(atomic_load(&frees), 0);
   cr_assert_eq(s.calls, 0);
   cr_assert_eq(tw_threadpool_start(tp), 0);
+  cr_assert_eq(tw_threadpool_adjust_poolsize(tp, -1, -1), 0);
   cr_assert_eq(stats(tp).workers, 1);
   /* adjust_poolsize: nothing changes */
   twt_alloc_fail_all(1);
@@ -1163,6 +1169,131 @@ TWT_TEST(threadpool, out_of_memory) {
   }
   twt_alloc_fail_nth(0);
   cr_assert_eq(uv_loop_close(&loop), 0);
+  uv_sem_destroy(&s.done);
+}
+
+/* ---- A thread that cannot be made (issue 11) --------------------------------- */
+
+/* A pool (0, 1) with one job held until start: its first submission has
+ * carved this thread's nodes and the team's worker record, so what start
+ * allocates next is the grow step, then the thread's worker. */
+static tw_threadpool *pool_with_a_held_job(seen *s) {
+  tw_threadpool *tp;
+  seen_init(s);
+  atomic_store(&frees, 0);
+  cr_assert_eq(tw_threadpool_new(&tp, 0, 1, NULL), 0);
+  cr_assert_eq(tw_threadpool_call_in_thread_with_callback(
+                   tp, seen_on_result, s, return_none, NULL, count_free),
+               0);
+  cr_assert_eq(stats(tp).queued, 1);
+  return tp;
+}
+
+/* A job submitted now runs (a failed creation is tried again). */
+static void a_later_job_runs(tw_threadpool *tp) {
+  seen s;
+  seen_init(&s);
+  cr_assert_eq(tw_threadpool_call_in_thread_with_callback(
+                   tp, seen_on_result, &s, return_none, NULL, NULL),
+               0);
+  uv_sem_wait(&s.done);
+  cr_assert_eq(s.is_failure, 0);
+  uv_sem_destroy(&s.done);
+}
+
+/* start's grow could make no thread (its worker's allocation failed):
+ * the job held for start used to wait for ever (no thread, and nothing
+ * to make one until another submission). It fails with the error now. */
+TWT_TEST_OPTS(threadpool, start_that_cannot_make_a_thread_fails_the_held_job,
+              .timeout = 60) {
+  seen s;
+  tw_threadpool *tp = pool_with_a_held_job(&s);
+  long failed = twt_alloc_failed();
+  twt_alloc_fail_nth(2); /* the grow step is made; the thread's worker not */
+  cr_assert_eq(tw_threadpool_start(tp), 0);
+  twt_alloc_fail_nth(0);
+  cr_assert_eq(twt_alloc_failed(), failed + 1);
+  cr_assert_eq(twt_log_count_containing("could not start a worker thread"),
+               1);
+  uv_sem_wait(&s.done); /* hung here before the fix */
+  cr_assert_eq(s.calls, 1);
+  cr_assert(s.is_failure);
+  cr_assert_eq(s.code, TW_ENOMEM);
+  cr_assert_eq(atomic_load(&frees), 1);
+  cr_assert_eq(stats(tp).cancelled, 1);
+  cr_assert_eq(stats(tp).queued, 0);
+  /* The team says so: no worker, the backlog failed. */
+  cr_assert_eq(twt_log_flush(NULL), 1);
+  a_later_job_runs(tp);
+  cr_assert_eq(tw_threadpool_free(tp), 0);
+  uv_sem_destroy(&s.done);
+}
+
+/* start could not allocate its grow step: it used to return TW_ENOMEM and
+ * leave the pool unstarted, and the reactor, which ignores that error,
+ * then kept its held jobs for ever. The pool starts and serves them. */
+TWT_TEST_OPTS(threadpool, start_without_memory_for_its_grow_still_runs_held_jobs,
+              .timeout = 60) {
+  seen s;
+  tw_threadpool *tp = pool_with_a_held_job(&s);
+  twt_alloc_fail_nth(1); /* the grow step */
+  cr_assert_eq(tw_threadpool_start(tp), 0);
+  twt_alloc_fail_nth(0);
+  uv_sem_wait(&s.done);
+  cr_assert_eq(s.is_failure, 0);
+  cr_assert_eq(atomic_load(&frees), 1);
+  cr_assert_eq(stats(tp).started, 1);
+  a_later_job_runs(tp);
+  cr_assert_eq(tw_threadpool_free(tp), 0);
+  uv_sem_destroy(&s.done);
+}
+
+/* A submission to a started pool with no thread, when none can be made:
+ * refused with the error (nothing taken), as Twisted's callInThread
+ * raises the thread's start error; it used to be accepted and never run. */
+TWT_TEST_OPTS(threadpool, submission_that_cannot_make_a_thread_fails,
+              .timeout = 60) {
+  seen s;
+  tw_threadpool *tp = pool_with_a_held_job(&s);
+  cr_assert_eq(tw_threadpool_start(tp), 0);
+  uv_sem_wait(&s.done);
+  /* No thread left: shrink to none (once the worker is back), then allow
+   * one again. */
+  while (stats(tp).waiters != 1) sched_yield();
+  cr_assert_eq(tw_threadpool_adjust_poolsize(tp, 0, 0), 0);
+  while (stats(tp).workers != 0) sched_yield();
+  cr_assert_eq(tw_threadpool_adjust_poolsize(tp, 0, 1), 0);
+  atomic_store(&frees, 0);
+  twt_alloc_fail_all(1); /* nodes come from this thread's slabs */
+  cr_assert_eq(tw_threadpool_call_in_thread(tp, nothing, NULL, count_free),
+               TW_ENOMEM);
+  twt_alloc_fail_all(0);
+  cr_assert_eq(atomic_load(&frees), 0);
+  cr_assert_eq(stats(tp).queued, 0);
+  cr_assert_eq(stats(tp).submitted, 1);
+  a_later_job_runs(tp);
+  cr_assert_eq(tw_threadpool_free(tp), 0);
+  uv_sem_destroy(&s.done);
+}
+
+/* Work that waited while the maximum was 0 runs when it is raised (Twisted
+ * grows only to the minimum there, and the work waits for the next
+ * submission). */
+TWT_TEST_OPTS(threadpool, jobs_held_by_a_zero_maximum_run_when_it_is_raised,
+              .timeout = 60) {
+  tw_threadpool *tp;
+  seen s;
+  seen_init(&s);
+  cr_assert_eq(tw_threadpool_new(&tp, 0, 0, NULL), 0);
+  cr_assert_eq(tw_threadpool_start(tp), 0);
+  cr_assert_eq(tw_threadpool_call_in_thread_with_callback(
+                   tp, seen_on_result, &s, return_none, NULL, NULL),
+               0);
+  cr_assert_eq(stats(tp).queued, 1);
+  cr_assert_eq(tw_threadpool_adjust_poolsize(tp, 0, 1), 0);
+  uv_sem_wait(&s.done);
+  cr_assert_eq(s.is_failure, 0);
+  cr_assert_eq(tw_threadpool_free(tp), 0);
   uv_sem_destroy(&s.done);
 }
 

@@ -15,11 +15,14 @@
 #include <math.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <uv.h>
 
+/* White-box: the reactor's count of queued thread calls (calls_queued). */
+#include "reactor-internal.h"
 #include "twtest.h"
 
 TWT_SUITE(threads);
@@ -479,6 +482,41 @@ TWT_TEST(threads, test_is_not_in_io_thread) {
   free_reactor(r);
 }
 
+/* ---- A pool that cannot make a thread (issue 11) ------------------------------ */
+
+static long failed_before;
+
+/* Runs just before the pool's start (both "after startup", in order): the
+ * start's grow step is allocated, the thread's worker is not. */
+static tw_result fail_the_pool_thread(void *arg) {
+  (void)arg;
+  failed_before = twt_alloc_failed();
+  twt_alloc_fail_nth(2);
+  return tw_result_none();
+}
+
+/* Its Deferred used to never fire: the job waited for a thread that
+ * nothing would create. It fails with the error now. */
+TWT_TEST_OPTS(threads, defer_to_thread_fails_when_no_thread_can_be_made,
+              .timeout = 60) {
+  tw_reactor *r = new_reactor(0);
+  cr_assert_eq(tw_reactor_add_system_event_trigger(
+                   r, TW_PHASE_AFTER, "startup", fail_the_pool_thread, NULL,
+                   NULL, NULL),
+               0);
+  defer_and_record(r, NULL, plain_value, "x"); /* held until the pool starts */
+  run(r);
+  twt_alloc_fail_nth(0);
+  cr_assert_eq(twt_alloc_failed(), failed_before + 1);
+  cr_assert_eq(twt_log_count_containing("could not start a worker thread"),
+               1);
+  cr_assert_eq(kept.kind, TW_RESULT_FAILURE);
+  cr_assert_eq(tw_failure_code(kept.u.failure), TW_ENOMEM);
+  tw_result_release(kept);
+  cr_assert_eq(twt_log_flush(NULL), 1); /* the team's report */
+  free_reactor(r);
+}
+
 /* ---- twuv: blocking_call_from_thread answers instead of hanging ----------------- */
 
 static tw_result deadlock_check(void *arg) {
@@ -505,14 +543,96 @@ static void blocking_not_running(void *arg) {
   *rc = tw_blocking_call_from_thread(R, plain_value, "x", &res, INFINITY);
 }
 
-TWT_TEST(threads, blocking_call_on_a_reactor_not_running_is_eshutdown) {
+TWT_TEST(threads, blocking_call_on_a_stopped_reactor_is_eshutdown) {
   tw_reactor *r = new_reactor(0);
   uv_thread_t t;
   int rc = 0;
+  cr_assert_eq(tw_reactor_call_when_running(r, stop_trigger, r, NULL, NULL),
+               0);
+  run(r);
   cr_assert_eq(uv_thread_create(&t, blocking_not_running, &rc), 0);
   uv_thread_join(&t);
   cr_assert_eq(rc, TW_ESHUTDOWN);
   free_reactor(r);
+}
+
+/* ---- blocking_call_from_thread before the reactor runs -------------------- */
+
+/* Thread calls counted in the reactor's queue (white-box: no public
+ * figure says whether a call from another thread has arrived). */
+static uint64_t calls_queued(tw_reactor *r) {
+  return atomic_load_explicit(&r->queued, memory_order_acquire) &
+         TW__QUEUE_COUNT;
+}
+
+static atomic_int early_returned, early_fn_ran;
+
+static tw_result early_value(void *arg) {
+  atomic_store(&early_fn_ran, 1);
+  return tw_result_value(arg, NULL);
+}
+
+static void call_before_run(void *arg) {
+  blocking_t *b = arg;
+  b->rc = tw_blocking_call_from_thread(R, b->fn, b->fn_arg, &b->result,
+                                       b->timeout);
+  atomic_store(&early_returned, 1);
+}
+
+static void stop_when_answered(void *arg) {
+  (void)arg;
+  cr_assert_eq(tw_reactor_stop(R), 0);
+}
+
+/* Start a thread whose blocking call is made before the reactor runs, and
+ * wait (no sleep: a yield loop on a count) until the call has reached the
+ * reactor's queue - or was answered at once, which is the bug. */
+static void start_early_caller(uv_thread_t *t, blocking_t *b) {
+  atomic_store(&early_returned, 0);
+  atomic_store(&early_fn_ran, 0);
+  cr_assert_eq(uv_thread_create(t, call_before_run, b), 0);
+  while (calls_queued(R) == 0 && !atomic_load(&early_returned)) sched_yield();
+}
+
+/* Twisted's blockingCallFromThread made before reactor.run() waits for the
+ * reactor to run (callFromThread queues it); twuv used to refuse it with
+ * TW_ESHUTDOWN at once, racing with tw_reactor_run. */
+TWT_TEST_OPTS(threads, blocking_call_before_run_waits_for_the_reactor,
+              .timeout = 120) {
+  tw_reactor *r = new_reactor(0);
+  blocking_t b = {early_value, "early", 99, {0}, INFINITY};
+  uv_thread_t t;
+  start_early_caller(&t, &b);
+  if (atomic_load(&early_returned)) {
+    uv_thread_join(&t);
+    cr_assert_fail("answered before the reactor ran: %s", tw_err_name(b.rc));
+  }
+  /* Queued behind the blocking call: runs after it, in the same drain. */
+  cr_assert_eq(tw_reactor_call_from_thread(r, stop_when_answered, NULL, NULL),
+               0);
+  run(r);
+  uv_thread_join(&t);
+  cr_assert_eq(b.rc, 0);
+  cr_assert_eq(b.result.kind, TW_RESULT_VALUE);
+  cr_assert_str_eq(b.result.u.value, "early");
+  tw_result_release(b.result);
+  free_reactor(r);
+}
+
+/* ... and a reactor freed without ever running releases it (never a hang),
+ * without running fn. */
+TWT_TEST_OPTS(threads, blocking_call_before_run_is_released_by_free,
+              .timeout = 120) {
+  tw_reactor *r = new_reactor(0);
+  blocking_t b = {early_value, "early", 99, {0}, INFINITY};
+  uv_thread_t t;
+  start_early_caller(&t, &b);
+  free_reactor(r);
+  uv_thread_join(&t);
+  cr_assert_eq(b.rc, TW_ESHUTDOWN);
+  cr_assert_eq(b.result.kind, TW_RESULT_VALUE);
+  cr_assert_null(b.result.u.value);
+  cr_assert_eq(atomic_load(&early_fn_ran), 0);
 }
 
 static uv_sem_t entered;
@@ -557,22 +677,17 @@ static void start_waiters(void *arg) {
   for (i = 0; i < 2; i++) uv_thread_join(&t[i]);
 }
 
-static uv_thread_t starter;
-
-/* Once the reactor runs: a blocking call made before would be refused
- * (TW_ESHUTDOWN) and never enter, and the starter would wait for ever. */
-static tw_result start_starter(void *arg) {
-  cr_assert_eq(uv_thread_create(&starter, start_waiters, arg), 0);
-  return tw_result_none();
-}
-
-TWT_TEST(threads, shutdown_releases_blocked_callers) {
+/* The callers may start before the reactor runs: their calls wait for it
+ * (before the fix for issue 11 they were refused, and the starter waited
+ * for ever for callers that never entered). */
+TWT_TEST_OPTS(threads, shutdown_releases_blocked_callers, .timeout = 120) {
   /* Twisted leaves them blocked for ever. */
   tw_reactor *r = new_reactor(0);
   waiter_t w[2] = {{0, {0}, INFINITY}, {0, {0}, INFINITY}};
+  uv_thread_t starter;
   nheld = 0;
   cr_assert_eq(uv_sem_init(&entered, 0), 0);
-  tw_reactor_call_when_running(r, start_starter, w, NULL, NULL);
+  cr_assert_eq(uv_thread_create(&starter, start_waiters, w), 0);
   run(r);
   uv_thread_join(&starter);
   cr_assert_eq(w[0].rc, TW_ESHUTDOWN);

@@ -12,6 +12,12 @@
  *     stops or is freed: it never started, or may have no thread) goes
  *     through its cleanup path (arg_free; on_result gets a CancelledError
  *     failure) instead of being abandoned;
+ *   - a thread that cannot be created (no memory, or the system refuses
+ *     it) never leaves accepted work waiting for ever: with no thread left
+ *     to run it, the submission fails with that error (as Twisted's
+ *     callInThread raises it), or work already accepted fails with it
+ *     (see "No thread" below); Twisted leaves such work queued until some
+ *     later call happens to start a thread;
  *   - every function is thread-safe (Twisted documents callInThread and stop
  *     as single-threaded; free and the uv pool have their own rules below),
  *     and stop/free called from the pool's own work return TW_EDEADLK
@@ -21,6 +27,21 @@
  * Threads are named "<name>-N" (N counts from 1; truncated to 15 characters
  * by the platform). docs/threadpool.md describes the pool's structure, the
  * statistics and the uv pool's trade-offs.
+ *
+ * No thread. Threads are made on demand; making one can fail (TW_ENOMEM,
+ * or the UV_E* code of the thread's creation, logged at TW_LOG_WARN).
+ * While the pool has other threads, the work waits for them, and the next
+ * submission that finds none idle tries again. When it has none at all:
+ *   - a submission that would have to wait for a thread is refused with
+ *     the error (nothing taken, arg_free not called) - unless another
+ *     thread is coordinating the pool at that moment, when it is accepted
+ *     and then failed as below;
+ *   - accepted work waiting for a thread (held for start, or accepted as
+ *     above) fails: arg_free(arg) runs instead of fn, on_result gets a
+ *     failure with the error (tw_failure_from_code), the statistics count
+ *     it in cancelled, and the pool's team logs one error for the lot;
+ * so no job ever waits for a thread that nothing will create. Later
+ * submissions try again.
  */
 #ifndef TWUV_THREADPOOL_H
 #define TWUV_THREADPOOL_H
@@ -86,9 +107,13 @@ TW_EXTERN int tw_threadpool_new_custom(tw_threadpool **out, int min_threads,
 /*
  * tw_threadpool_start: start(): grow to min threads, and start as many more
  * (up to max) as there is work waiting. Starting a started pool does
- * nothing. Errors: TW_EINVAL, TW_EALREADYQUIT (after stop: Twisted's
- * restart is broken, twuv refuses it), TW_ENOMEM (the pool stays unstarted;
- * try again). Thread-safe.
+ * nothing. Short of memory to arrange the growth, the pool still starts:
+ * work held for start gets a thread (or fails, see "No thread" above) and
+ * threads are made as work comes; the min threads are made by the next
+ * tw_threadpool_adjust_poolsize. Errors: TW_EINVAL, TW_EALREADYQUIT (after
+ * stop: Twisted's restart is broken, twuv refuses it), or - only on a
+ * custom team whose coordinator refuses work - that error (the pool stays
+ * unstarted; try again). Thread-safe.
  */
 TW_EXTERN int tw_threadpool_start(tw_threadpool *tp);
 
@@ -110,8 +135,10 @@ TW_EXTERN int tw_threadpool_stop(tw_threadpool *tp);
 /*
  * tw_threadpool_adjust_poolsize: adjustPoolsize(min, max); pass -1 to keep a
  * value. On a started pool, shrinks to max (idle threads now, busy ones when
- * they finish) or grows to min. Raising max does not start threads by itself:
- * new work (or start) does, as in Twisted.
+ * they finish) or grows to min. Raising max does not start threads by itself
+ * (new work, or start, does, as in Twisted), with one exception: work that
+ * waits with no thread at all (max was 0) gets one - Twisted leaves it
+ * waiting for the next submission.
  * Errors: TW_EINVAL (min < 0 or max < min after applying -1s, max > 1024;
  * nothing changes), TW_EALREADYQUIT (after stop), TW_ENOMEM (nothing
  * changes), TW_ENOTSUP (a uv pool). Thread-safe.
@@ -128,9 +155,13 @@ TW_EXTERN int tw_threadpool_adjust_poolsize(tw_threadpool *tp, int min_threads,
  * tw_log_failure for tw_threadpool_new; the log hook for a uv pool); the
  * thread carries on.
  * Cleanup path: if the work can never run (no thread is left to run it when
- * the pool stops), arg_free(arg) runs instead, on the stopping thread.
+ * the pool stops), arg_free(arg) runs instead, on the stopping thread; or,
+ * when no thread can be made for it ("No thread" above), on the thread
+ * that found out.
  * Errors: TW_EINVAL (tp or fn NULL), TW_EALREADYQUIT (stopped: Twisted
- * drops the work silently), TW_ENOMEM; arg_free is then not called.
+ * drops the work silently), TW_ENOMEM, or the error of a thread that could
+ * not be made when the pool has none ("No thread" above); arg_free is then
+ * not called.
  * Thread-safe.
  */
 TW_EXTERN int tw_threadpool_call_in_thread(tw_threadpool *tp, tw_call_fn fn,
@@ -139,10 +170,13 @@ TW_EXTERN int tw_threadpool_call_in_thread(tw_threadpool *tp, tw_call_fn fn,
 /*
  * Receives (and owns) the result of a tw_threadpool_call_in_thread_with_
  * callback job: the value or failure fn returned, or a CancelledError
- * failure if the job could never run. Runs on the pool thread, right after
- * fn and arg_free (so it must not block; to reach the reactor, use
- * tw_reactor_call_from_thread), or - for the cleanup path - on the thread
- * that stops or frees the pool. If it reports a failure with tw_work_fail,
+ * failure if the job could never run (the pool stopped first), or the
+ * failure of a thread that could not be made for it ("No thread" above).
+ * Runs on the pool thread, right after fn and arg_free (so it must not
+ * block; to reach the reactor, use tw_reactor_call_from_thread), or - for
+ * the cleanup path - on the thread that stops or frees the pool, or that
+ * found that no thread could be made (any thread submitting to or working
+ * for the pool). If it reports a failure with tw_work_fail,
  * that failure is logged (by the team's log_exception, as Twisted's Team
  * logs an exception from onResult; on the cleanup path, through the log
  * hook) and the pool carries on.
@@ -158,9 +192,11 @@ typedef void (*tw_on_result_fn)(tw_result result, void *ctx);
  * value returned with it is released). A Deferred result from fn is not
  * allowed: it is released and on_result gets a TW_TYPE_ERROR failure (a
  * NULL failure or an unknown kind: TW_VALUE_ERROR). ctx stays the caller's.
- * Cleanup path: arg_free(arg), then on_result(CancelledError failure).
- * Errors: TW_EINVAL (tp, fn or on_result NULL), TW_EALREADYQUIT, TW_ENOMEM;
- * nothing is then called. Thread-safe.
+ * Cleanup path: arg_free(arg), then on_result(CancelledError failure), or
+ * on_result(the thread's error) when no thread could be made for it.
+ * Errors: TW_EINVAL (tp, fn or on_result NULL), TW_EALREADYQUIT, TW_ENOMEM,
+ * a thread's error ("No thread" above); nothing is then called.
+ * Thread-safe.
  */
 TW_EXTERN int tw_threadpool_call_in_thread_with_callback(
     tw_threadpool *tp, tw_on_result_fn on_result, void *ctx, tw_result_fn fn,

@@ -10,8 +10,9 @@
  *
  * Where Twisted hangs, twuv answers:
  *   - tw_blocking_call_from_thread on the loop thread: TW_EDEADLK at once;
- *   - a reactor that is not running or stops: TW_ESHUTDOWN (waiting callers
- *     are released as soon as the reactor stops running);
+ *   - a reactor that has stopped, crashed or is freed: TW_ESHUTDOWN (waiting
+ *     callers are released as soon as the reactor stops running; a call
+ *     made before the reactor's first run waits for it, as in Twisted);
  *   - a timeout: TW_ETIMEDOUT, and the Deferred is cancelled;
  *   - cancelling a tw_defer_to_thread Deferred: work that has not started
  *     never runs; work already running is abandoned (its late result is
@@ -87,8 +88,13 @@ TW_EXTERN int tw_reactor_suggest_thread_pool_size(tw_reactor *r, int size);
  * thread's cache (no allocation per job); a reference kept after the
  * Deferred fired keeps that node, and the 16 KiB block it was cut from,
  * until it is released.
+ * A pool that can make no thread for the job (threadpool.h, "No thread")
+ * refuses it with that error, or - if the job was already accepted, e.g.
+ * held until the reactor runs - the Deferred fails with it (arg_free runs
+ * instead of fn); it never stays unfired.
  * Errors: TW_EINVAL (NULL r, tp, fn or out), TW_ENOMEM, TW_EWRONGTHREAD,
- * TW_EALREADYQUIT (tp stopped), TW_ESHUTDOWN (reactor stopped for good).
+ * TW_EALREADYQUIT (tp stopped), TW_ESHUTDOWN (reactor stopped for good),
+ * a thread's creation error (above).
  * On error nothing runs and arg_free is not called.
  */
 TW_EXTERN int tw_defer_to_thread_pool(tw_reactor *r, tw_threadpool *tp,
@@ -128,10 +134,18 @@ TW_EXTERN int tw_call_multiple_in_thread(tw_reactor *r,
  * that Deferred's result. On 0, *result holds it and the caller owns it
  * (release it with tw_result_release); it is never reported as unhandled.
  * timeout is in seconds (INFINITY: no limit).
+ * Before the reactor's first run, the call is queued like
+ * tw_reactor_call_from_thread and waits: fn runs in the first iteration
+ * (of tw_reactor_run, tw_reactor_start_running's loop or
+ * tw_reactor_iterate), as Twisted's call waits for reactor.run(). If the
+ * reactor is freed without running, the caller is released with
+ * TW_ESHUTDOWN and fn never runs.
  * Errors (*result is then None):
  *   TW_EDEADLK    called on the loop thread (Twisted hangs for ever)
- *   TW_ESHUTDOWN  the reactor is not running, or stops before the result
- *                 arrives (the caller is released at once)
+ *   TW_ESHUTDOWN  the reactor has been stopped (tw_reactor_stop called),
+ *                 crashed (until it runs again) or is being freed, or that
+ *                 happens before the result arrives (the caller is
+ *                 released at once; fn never runs if it had not started)
  *   TW_ETIMEDOUT  no result in time; the Deferred is cancelled, and a late
  *                 result is released
  *   TW_ECANCELLED fn returned a Deferred that was then freed without firing

@@ -283,8 +283,10 @@ typedef struct tw_team tw_team;
 
 /*
  * Creates a worker for the team, or returns NULL when no more workers are
- * allowed or resources ran out (the work then waits in the backlog). Runs in
- * the coordinator (so never concurrently with itself), on any thread.
+ * allowed or resources ran out (the work then waits in the backlog, until a
+ * worker becomes idle, or a later do or grow gets one from create_worker).
+ * Runs in the coordinator (so never concurrently with itself), on any
+ * thread.
  */
 typedef tw_worker *(*tw_team_create_fn)(void *ctx);
 
@@ -328,6 +330,14 @@ typedef struct tw_team_stats {
  *         every worker and the coordinator. With workers that need driving
  *         (memory workers), drive them until the team has finished first:
  *         free would wait for ever.
+ *
+ * No worker. When the team has no worker at all and cannot allocate its
+ * own record for a new one (TW_ENOMEM), the work would wait for ever:
+ * a do whose coordination runs at once (an idle serial coordinator) is
+ * refused with TW_ENOMEM (nothing taken), and work already accepted and
+ * backlogged fails - its arg_free runs instead of fn - with one error
+ * logged. A NULL from a user's create_worker means "no more workers", as
+ * in Twisted: the work waits. With any worker left, the work waits for it.
  *
  * Ownership: on success the team owns coordinator and every worker
  * create_worker returns, and frees them; on error the caller keeps
@@ -410,8 +420,12 @@ typedef size_t (*tw_pool_limit_fn)(void *ctx);
  * coordinated by a serial worker, that creates a worker only while
  * idle + busy < current_limit(ctx). Threads are named "<name>-N" (N from 1,
  * truncated to 15 characters), or "tw-worker-N" when name is NULL. A thread
- * that fails to start counts as "no more workers" (logged at TW_LOG_WARN).
- * Failing work is logged through tw_log_failure. Use it as any team:
+ * that fails to start (no memory, or uv_thread_create's error; logged at
+ * TW_LOG_WARN) is not "no more workers": with no worker left, the work
+ * fails with that error as described under "No worker" for tw_team_new
+ * (the do that would wait is refused with it; backlogged work's arg_free
+ * runs instead of fn), and the next do tries again. While workers remain,
+ * the work waits for them. Failing work is logged through tw_log_failure. Use it as any team:
  * tw_team_worker, grow, shrink, statistics, quit, join, free. No thread is
  * started until work or grow needs one. Thread-safe.
  * Errors: TW_EINVAL (out or current_limit NULL), TW_ENOMEM.

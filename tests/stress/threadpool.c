@@ -9,6 +9,16 @@
  * a submitter was refused, it is refused for good; the statistics add up;
  * stop joined every thread; nothing leaks.
  *
+ * Then the same with threads that cannot always be made (issue 11): a
+ * thread injects allocation failures in bursts while the adjuster also
+ * takes the maximum to 0 and back, so that the pool keeps losing all its
+ * threads and having to make new ones. Submissions and resizes may then be
+ * refused with TW_ENOMEM, and accepted work may end without running, with
+ * that error instead of CancelledError. Once the submitters are done and
+ * the injection ends, every accepted job must end *before* stop (stop
+ * would cancel a job left waiting for a thread nobody makes: here such a
+ * job hangs the test).
+ *
  * Then the same submitters feed a pool over libuv's threads
  * (tw_threadpool_new_uv) whose loop thread starts it (work submitted before
  * waits for start) and stops it while they are still going.
@@ -43,6 +53,12 @@ static atomic_long bad;
 static atomic_int stopping;
 static atomic_int pressure; /* back-pressure: only once jobs can finish */
 static atomic_long adjustments;
+/* The failing phase: allocations fail in bursts (issue 11). */
+static atomic_int failing;
+static atomic_int injecting;
+static atomic_int inject_on;
+static atomic_int adjusting;
+static atomic_long nomem_ends, nomem_refusals, injections;
 
 static void job(void *arg) {
   slot *s = arg;
@@ -68,6 +84,11 @@ static void on_result(tw_result r, void *ctx) {
   else if (tw_result_is_failure(r) &&
            tw_failure_check(r.u.failure, &TW_CANCELLED_ERROR))
     atomic_fetch_add(&s->cancelled, 1);
+  else if (atomic_load(&failing) && tw_result_is_failure(r) &&
+           tw_failure_code(r.u.failure) == TW_ENOMEM) {
+    atomic_fetch_add(&s->cancelled, 1); /* ended without running */
+    atomic_fetch_add(&nomem_ends, 1);
+  }
   else
     atomic_fetch_add(&s->bad, 1);
   tw_result_release(r);
@@ -101,6 +122,11 @@ static void submit(void *arg) {
     } else if (rc == TW_EALREADYQUIT) {
       if (!atomic_load(&stopping)) atomic_fetch_add(&bad, 1);
       refused = 1;
+    } else if (rc == TW_ENOMEM && atomic_load(&failing)) {
+      atomic_fetch_add(&nomem_refusals, 1);
+      /* Do not race through the rest while the injector, maybe starved,
+       * still has the failures on. */
+      while (atomic_load(&inject_on)) sched_yield();
     } else {
       fprintf(stderr, "submit: %s\n", tw_err_name(rc));
       atomic_fetch_add(&bad, 1);
@@ -116,10 +142,16 @@ static void adjust(void *arg) {
   tw_threadpool_statistics st;
   (void)arg;
   for (;;) {
-    int min, max, rc;
-    /* Paced by the submissions (one resize per 16 jobs), so that sanitizer
-     * builds spend their time on jobs, not on resizes. */
-    if (atomic_load(&submitted) - last < 16 && !atomic_load(&stopping)) {
+    int min, max, rc, i;
+    if (atomic_load(&failing)) {
+      /* Not paced by the submissions: they may all be waiting for the
+       * jobs a maximum of 0 holds. */
+      if (!atomic_load(&adjusting)) break;
+      for (i = 0; i < 64; i++) sched_yield();
+    } else if (atomic_load(&submitted) - last < 16 &&
+               !atomic_load(&stopping)) {
+      /* Paced by the submissions (one resize per 16 jobs), so that
+       * sanitizer builds spend their time on jobs, not on resizes. */
       sched_yield();
       continue;
     }
@@ -127,9 +159,15 @@ static void adjust(void *arg) {
     rnd = rnd * 1103515245u + 12345u;
     min = (int)((rnd >> 16) % 3);
     max = 1 + (int)((rnd >> 8) % 8);
+    /* Failing: often no thread at all (0 and 1 are each a quarter). */
+    if (atomic_load(&failing)) {
+      min = 0;
+      max = (int)((rnd >> 8) % 4);
+    }
     if (max < min) max = min;
     rc = tw_threadpool_adjust_poolsize(tp, min, max);
     if (rc == TW_EALREADYQUIT) break;
+    if (rc == TW_ENOMEM && atomic_load(&failing)) continue;
     if (rc != 0) {
       fprintf(stderr, "adjust: %s\n", tw_err_name(rc));
       atomic_fetch_add(&bad, 1);
@@ -199,11 +237,80 @@ static long check_jobs(const char *what) {
   CHECK_EQ(st.cancelled, cancelled);
   CHECK_EQ(st.joined, 1);
   CHECK_EQ(st.workers + st.working + st.waiters + st.queued, 0);
-  printf("%s: %ld of %ld jobs accepted (%ld ran, %ld cancelled at stop), "
-         "%ld refused after stop",
+  printf("%s: %ld of %ld jobs accepted (%ld ran, %ld ended without running), "
+         "%ld refused",
          what, accepted, per_submitter * SUBMITTERS, ran, cancelled,
          per_submitter * SUBMITTERS - accepted);
   return cancelled;
+}
+
+/* Wait until n more submissions were made, or for `yields` yields (the
+ * submitters may all be held back by a maximum of 0). */
+static void wait_submissions(long n, int yields) {
+  long from = atomic_load(&submitted);
+  while (yields-- > 0 && atomic_load(&submitted) - from < n) sched_yield();
+}
+
+/* Make every allocation fail now and then, for a few submissions at a
+ * time (counted, not timed: a starved injector would otherwise leave the
+ * failures on for a whole phase). */
+static void inject(void *arg) {
+  (void)arg;
+  while (atomic_load(&injecting)) {
+    atomic_store(&inject_on, 1);
+    twt_alloc_fail_all(1);
+    atomic_fetch_add(&injections, 1);
+    wait_submissions(4, 16);
+    twt_alloc_fail_all(0);
+    atomic_store(&inject_on, 0);
+    wait_submissions(64, 256);
+  }
+}
+
+/* The failing phase's log: the pool's warnings and the team's errors. */
+static atomic_long logged;
+static void count_log(const tw_log_record *rec, void *ctx) {
+  (void)rec;
+  (void)ctx;
+  atomic_fetch_add(&logged, 1);
+}
+
+static void failing_phase(void) {
+  uv_thread_t t[SUBMITTERS], adjuster, injector;
+  uintptr_t p;
+  long ran;
+  phase_reset(stress_scaled(20000));
+  atomic_store(&pressure, 1);
+  atomic_store(&failing, 1);
+  atomic_store(&injecting, 1);
+  atomic_store(&adjusting, 1);
+  tw_log_set_handler(count_log, NULL);
+  CHECK_EQ(tw_threadpool_new(&tp, 0, 4, "tw-stress"), 0);
+  CHECK_EQ(tw_threadpool_start(tp), 0);
+  CHECK_EQ(uv_thread_create(&injector, inject, NULL), 0);
+  for (p = 0; p < SUBMITTERS; p++)
+    CHECK_EQ(uv_thread_create(&t[p], submit, (void *)p), 0);
+  CHECK_EQ(uv_thread_create(&adjuster, adjust, NULL), 0);
+  for (p = 0; p < SUBMITTERS; p++) uv_thread_join(&t[p]);
+  atomic_store(&injecting, 0);
+  uv_thread_join(&injector);
+  twt_alloc_fail_all(0);
+  atomic_store(&adjusting, 0);
+  uv_thread_join(&adjuster);
+  /* Threads can be made again: every accepted job ends without a stop. */
+  CHECK_EQ(tw_threadpool_adjust_poolsize(tp, 0, 4), 0);
+  while (atomic_load(&finished) < atomic_load(&accepted_total)) sched_yield();
+  atomic_store(&stopping, 1);
+  CHECK_EQ(tw_threadpool_stop(tp), 0);
+  ran = check_jobs("threadpool, failing");
+  printf("; %ld without running for want of a thread (TW_ENOMEM), %ld "
+         "submissions refused with TW_ENOMEM, %ld injections, %ld logged\n",
+         atomic_load(&nomem_ends), atomic_load(&nomem_refusals),
+         atomic_load(&injections), atomic_load(&logged));
+  (void)ran;
+  CHECK_EQ(tw_threadpool_free(tp), 0);
+  tw_log_set_handler(NULL, NULL);
+  atomic_store(&failing, 0);
 }
 
 /* The uv phase: on the loop thread, start after a quarter of the
@@ -283,6 +390,7 @@ int main(void) {
   printf("; %ld resizes, %zu threads started, all joined\n",
          atomic_load(&adjustments), st.threads_started);
   CHECK_EQ(tw_threadpool_free(tp), 0);
+  failing_phase();
   uv_phase();
   stress_check_no_leaks();
   return 0;
