@@ -3010,3 +3010,77 @@ TWT_TEST(defer, lock_release_skips_a_waiter_fired_behind_its_back) {
   tw_deferred_unref(waiter);
   tw_deferred_lock_free(lock);
 }
+
+/* ---- a pause inside a chain (issue 11) ---------------------------------------
+ * Twisted's _runCallbacks looks at `paused` only at the top of its loop: a
+ * nested d2.callback() (chainDeferred's pair) returns into the middle of
+ * d's loop, and d's next callbacks run even if d was paused meanwhile.
+ * Expected traces from Twisted 22.4 (/usr/bin/python3). */
+
+/* lambda v: (d.pause(), v)[1], recording v */
+static tw_result pause_other(tw_result r, void *d) {
+  trace_result("pause", r);
+  cr_assert_eq(tw_deferred_pause(d), 0);
+  return r;
+}
+
+TWT_TEST(defer, pause_inside_chained_deferreds_callback_does_not_stop_the_chain) {
+  /* d0 = Deferred(); d1 = Deferred(); d0.chainDeferred(d1)
+   * d1.addCallback(lambda v: (d0.pause(), v)[1]); d0.addCallback(f)
+   * d0.callback(3): Twisted calls f(None). */
+  tw_deferred *d0 = tw_deferred_new(NULL, NULL), *d1 = tw_deferred_new(NULL, NULL);
+  cr_assert_eq(tw_deferred_chain_deferred(d0, d1), 0);
+  tw_deferred_add_callback(d1, pause_other, d0);
+  tw_deferred_add_callback(d0, rec_eat, "f");
+  tw_deferred_callback(d0, tw_result_value(V("3"), NULL));
+  assert_trace("pause=3,f=None");
+  cr_assert_eq(tw_deferred_paused(d0), 1);
+  cr_assert_str_eq(success_result_of(d1), "3");
+  tw_deferred_unref(d1);
+  tw_deferred_unref(d0);
+}
+
+TWT_TEST(defer, pause_from_own_earlier_callback_does_not_stop_the_chain_at_chain_deferred) {
+  /* d0.addCallback(lambda v: (d0.pause(), v)[1]); d0.chainDeferred(d1);
+   * d0.addCallback(f); d0.callback(3): Twisted calls f(None). */
+  tw_deferred *d0 = tw_deferred_new(NULL, NULL), *d1 = tw_deferred_new(NULL, NULL);
+  tw_deferred_add_callback(d0, pause_other, d0);
+  cr_assert_eq(tw_deferred_chain_deferred(d0, d1), 0);
+  tw_deferred_add_callback(d0, rec_eat, "f");
+  tw_deferred_callback(d0, tw_result_value(V("3"), NULL));
+  assert_trace("pause=3,f=None");
+  cr_assert_eq(tw_deferred_paused(d0), 1);
+  cr_assert_str_eq(success_result_of(d1), "3");
+  tw_deferred_unref(d1);
+  tw_deferred_unref(d0);
+}
+
+static tw_result rec_then_value(tw_result r, void *name) {
+  trace_result(name, r);
+  tw_result_release(r);
+  return tw_result_value(name, NULL);
+}
+
+TWT_TEST(defer, pause_inside_chain_keeps_the_deferreds_below_on_the_stack) {
+  /* d0 waits on inner; inner fires, so d0 runs as inner's continuation,
+   * with inner below it on the stack. d1 (chained to d0) pauses d0; d0
+   * still runs f, then inner runs g, added after the continuation:
+   * Twisted's trace is d1=i, f=None, g=None. */
+  tw_deferred *inner = tw_deferred_new(NULL, NULL);
+  tw_deferred *d0 = tw_deferred_new(NULL, NULL), *d1 = tw_deferred_new(NULL, NULL);
+  tw_deferred_callback(d0, tw_result_value(V("a"), NULL));
+  tw_deferred_add_callback(d0, return_deferred, inner);
+  cr_assert_eq(tw_deferred_chain_deferred(d0, d1), 0);
+  tw_deferred_add_callback(d1, pause_other, d0);
+  tw_deferred_add_callback(d0, rec_then_value, "f");
+  tw_deferred_add_callback(inner, rec_then_value, "g");
+  tw_deferred_callback(inner, tw_result_value(V("i"), NULL));
+  assert_trace("pause=i,f=None,g=None");
+  cr_assert_eq(tw_deferred_paused(d0), 1);
+  cr_assert_str_eq(success_result_of(inner), "g");
+  cr_assert_eq(tw_deferred_unpause(d0), 0);
+  cr_assert_str_eq(success_result_of(d0), "f");
+  tw_deferred_unref(d1);
+  tw_deferred_unref(d0);
+  tw_deferred_unref(inner);
+}
