@@ -2422,8 +2422,10 @@ TWT_TEST(defer, deep_cancel_small_stack) {
  *
  * A pool of MK Deferreds gets a random sequence of operations (add callback
  * pairs whose halves pass, replace, fail, return a fired Deferred, return a
- * pool Deferred (chaining), add to their own Deferred, or fire another; fire;
- * pause; unpause; cancel; chainDeferred). The same sequence drives the real
+ * pool Deferred (chaining, or stealing the result of a fired one), add to
+ * their own Deferred, or - mid-chain - fire, fail, pause, unpause, cancel,
+ * chain or add to a pool Deferred, their own included; fire; pause;
+ * unpause; cancel; chainDeferred). The same sequence drives the real
  * Deferreds and a direct transcription of Twisted's algorithm (recursive,
  * with a chain list, no frames or flags), and after every operation the
  * callback traces and every Deferred's called / paused / result must agree;
@@ -2446,6 +2448,12 @@ enum {
   B_ADD_SELF,
   B_FIRE_OTHER,
   B_ADD_OTHER, /* add a pair to another pool Deferred (it may run at once) */
+  /* Mid-chain, on pool Deferred barg % MK (maybe the callback's own): */
+  B_FAIL_OTHER,
+  B_PAUSE_OTHER,
+  B_UNPAUSE_OTHER,
+  B_CANCEL_OTHER,
+  B_CHAIN_OTHER, /* (barg % MK).chainDeferred(barg / MK) */
   B_COUNT
 };
 enum { MK_VAL, MK_FAIL, MK_WAIT, MK_DEFERRED };
@@ -2488,6 +2496,8 @@ static const mres M_NONE = {MK_VAL, 0};
 
 static int m_fire(int i, mres r);
 static void m_run(int self);
+static void m_cancel(int i);
+static int m_unpause(int i);
 
 static void m_append(int i, ment e) {
   cr_assert_lt(M[i].len, MCB, "model callback list full");
@@ -2542,6 +2552,36 @@ static mres m_call(int c, int beh, int barg, long tag, int side, mres in) {
       e.tag = tag + 2000;
       m_append(barg, e);
       if (M[barg].called) m_run(barg);
+      return in;
+    }
+    case B_FAIL_OTHER: {
+      mres f = {MK_FAIL, tag};
+      tr(c, tag, 6000 + beh, m_fire(barg % MK, f));
+      return in;
+    }
+    case B_PAUSE_OTHER:
+      M[barg % MK].paused++;
+      tr(c, tag, 6000 + beh, 0);
+      return in;
+    case B_UNPAUSE_OTHER:
+      tr(c, tag, 6000 + beh, m_unpause(barg % MK));
+      return in;
+    case B_CANCEL_OTHER:
+      m_cancel(barg % MK);
+      tr(c, tag, 6000 + beh, 0);
+      return in;
+    case B_CHAIN_OTHER: {
+      int src = barg % MK, dst = barg / MK, rc = TW_EINVAL;
+      if (src != dst) {
+        ment e;
+        memset(&e, 0, sizeof(e));
+        e.chain = 1;
+        e.target = dst;
+        m_append(src, e);
+        if (M[src].called) m_run(src);
+        rc = 0;
+      }
+      tr(c, tag, 6000 + beh, rc);
       return in;
     }
   }
@@ -2675,7 +2715,7 @@ static int m_unpause(int i) {
 /* A pair's two halves and its Deferred, packed into the one arg. */
 static void *enc_pair(long tag, int cb_beh, int eb_beh, int cb_arg, int eb_arg,
                       int didx) {
-  long enc = ((((tag * 16 + cb_beh) * 16 + eb_beh) * 8 + cb_arg) * 8 + eb_arg);
+  long enc = ((((tag * 16 + cb_beh) * 16 + eb_beh) * 16 + cb_arg) * 16 + eb_arg);
   return (void *)(intptr_t)(enc * 8 + didx);
 }
 
@@ -2690,9 +2730,9 @@ static tw_failure *real_failure(long code) {
 static tw_result real_side(tw_result r, void *arg, int side) {
   long enc = (long)(intptr_t)arg;
   int didx = (int)(enc % 8);
-  int eb_arg = (int)(enc / 8 % 8), cb_arg = (int)(enc / 64 % 8);
-  int eb_beh = (int)(enc / 512 % 16), cb_beh = (int)(enc / 8192 % 16);
-  long tag = enc / 131072;
+  int eb_arg = (int)(enc / 8 % 16), cb_arg = (int)(enc / 128 % 16);
+  int eb_beh = (int)(enc / 2048 % 16), cb_beh = (int)(enc / 32768 % 16);
+  long tag = enc / 524288;
   int beh = side ? eb_beh : cb_beh, barg = side ? eb_arg : cb_arg;
   int kind = r.kind == TW_RESULT_FAILURE;
   tr(didx, tag, side * 1000 + kind,
@@ -2733,6 +2773,26 @@ static tw_result real_side(tw_result r, void *arg, int side) {
           enc_pair(tag + 2000, B_PASS, B_PASS, 0, 0, barg));
       return r;
     }
+    case B_FAIL_OTHER: {
+      tw_failure *f = real_failure(tag);
+      int rc = tw_deferred_errback(R[barg % MK], f);
+      if (rc != 0) tw_failure_unref(f);
+      tr(didx, tag, 6000 + beh, rc);
+      return r;
+    }
+    case B_PAUSE_OTHER:
+      tr(didx, tag, 6000 + beh, tw_deferred_pause(R[barg % MK]));
+      return r;
+    case B_UNPAUSE_OTHER:
+      tr(didx, tag, 6000 + beh, tw_deferred_unpause(R[barg % MK]));
+      return r;
+    case B_CANCEL_OTHER:
+      tr(didx, tag, 6000 + beh, tw_deferred_cancel(R[barg % MK]));
+      return r;
+    case B_CHAIN_OTHER:
+      tr(didx, tag, 6000 + beh,
+         tw_deferred_chain_deferred(R[barg % MK], R[barg / MK]));
+      return r;
   }
   return r;
 }
@@ -2840,6 +2900,8 @@ static void run_sequence(unsigned long seq) {
       } while (e.cb_beh == B_NONE && e.eb_beh == B_NONE);
       e.cb_arg = (int)rnd(MK);
       e.eb_arg = (int)rnd(MK);
+      if (e.cb_beh == B_CHAIN_OTHER) e.cb_arg = (int)rnd(MK * MK);
+      if (e.eb_beh == B_CHAIN_OTHER) e.eb_arg = (int)rnd(MK * MK);
       e.tag = tag++;
       if (M[d].len >= MCB - 8) continue;
       if (getenv("TWT_MODEL_DEBUG"))
