@@ -3146,3 +3146,320 @@ TWT_TEST(defer, pause_inside_chain_keeps_the_deferreds_below_on_the_stack) {
   tw_deferred_unref(d0);
   tw_deferred_unref(inner);
 }
+
+/* ---- lock / semaphore / queue hand-off order (issue 11) ---------------------
+ * Twisted's release() keeps the lock held (the token taken) and removes the
+ * waiter BEFORE firing it, so the waiter's callbacks already own the lock:
+ * a release inside them passes it on, an acquire inside them waits.
+ * DeferredQueue.put likewise removes the getter before firing it. */
+
+static tw_result release_lock_cb(tw_result r, void *lock) {
+  tw_result_release(r);
+  return tw_result_value(
+      (void *)(intptr_t)tw_deferred_lock_release(lock), NULL);
+}
+
+static tw_result release_sem_cb(tw_result r, void *sem) {
+  tw_result_release(r);
+  return tw_result_value(
+      (void *)(intptr_t)tw_deferred_semaphore_release(sem), NULL);
+}
+
+/* test_asyncWithLock, without the async with: acquire ... release. */
+TWT_TEST(defer, test_async_with_lock) {
+  tw_deferred_lock *lock = tw_deferred_lock_new();
+  tw_deferred *held, *d;
+  tw_result r;
+  cr_assert_eq(tw_deferred_lock_acquire(lock, &held), 0); /* async with lock */
+  cr_assert_eq(tw_deferred_lock_locked(lock), 1);
+  cr_assert_eq(tw_deferred_lock_acquire(lock, &d), 0);
+  tw_deferred_add_callback(d, release_lock_cb, lock);
+  cr_assert_eq(tw_deferred_lock_locked(lock), 1);
+  cr_assert_eq(tw_deferred_called(d), 0);
+  cr_assert_eq(tw_deferred_lock_release(lock), 0); /* end of async with */
+  cr_assert_eq(tw_deferred_called(d), 1);
+  cr_assert_eq(tw_deferred_peek_result(d, &r), 0);
+  cr_assert_eq((intptr_t)r.u.value, 0, "the release in d's callback: %d",
+               (int)(intptr_t)r.u.value);
+  cr_assert_eq(tw_deferred_lock_locked(lock), 0);
+  tw_deferred_unref(d);
+  tw_deferred_unref(held);
+  tw_deferred_lock_free(lock);
+}
+
+/* test_asyncWithSemaphore, without the async with. */
+TWT_TEST(defer, test_async_with_semaphore) {
+  tw_deferred_semaphore *sem;
+  tw_deferred *h1, *h2, *d1, *d2;
+  cr_assert_eq(tw_deferred_semaphore_new(3, &sem), 0);
+  tw_deferred_semaphore_acquire(sem, &h1);
+  cr_assert_eq(tw_deferred_semaphore_tokens(sem), 2);
+  tw_deferred_semaphore_acquire(sem, &h2);
+  cr_assert_eq(tw_deferred_semaphore_tokens(sem), 1);
+  tw_deferred_semaphore_acquire(sem, &d1);
+  tw_deferred_semaphore_acquire(sem, &d2);
+  cr_assert_eq(tw_deferred_semaphore_tokens(sem), 0);
+  cr_assert_eq(tw_deferred_called(d1), 1);
+  cr_assert_eq(tw_deferred_called(d2), 0);
+  cr_assert_eq(tw_deferred_semaphore_release(sem), 0);
+  cr_assert_eq(tw_deferred_semaphore_tokens(sem), 0);
+  cr_assert_eq(tw_deferred_called(d2), 1);
+  tw_deferred_add_callback(d1, release_sem_cb, sem);
+  tw_deferred_add_callback(d2, release_sem_cb, sem);
+  cr_assert_eq(tw_deferred_semaphore_tokens(sem), 2);
+  cr_assert_eq(tw_deferred_semaphore_release(sem), 0);
+  cr_assert_eq(tw_deferred_semaphore_tokens(sem), 3);
+  tw_deferred_unref(h1);
+  tw_deferred_unref(h2);
+  tw_deferred_unref(d1);
+  tw_deferred_unref(d2);
+  tw_deferred_semaphore_free(sem);
+}
+
+TWT_TEST(defer, release_inside_waiting_acquirers_callback_passes_the_lock_on) {
+  /* lock.acquire().addCallback(work; release), the acquire having waited:
+   * the lock is free afterwards, and a later acquire gets it at once. */
+  tw_deferred_lock *lock = tw_deferred_lock_new();
+  tw_deferred *held, *d, *w2, *later;
+  tw_result r;
+  tw_deferred_lock_acquire(lock, &held);
+  tw_deferred_lock_acquire(lock, &d);
+  tw_deferred_add_callback(d, release_lock_cb, lock);
+  tw_deferred_lock_acquire(lock, &w2);
+  tw_deferred_add_callback(w2, release_lock_cb, lock);
+  cr_assert_eq(tw_deferred_lock_release(lock), 0);
+  /* d got the lock and passed it to w2, which released it. */
+  cr_assert_eq(tw_deferred_peek_result(d, &r), 0);
+  cr_assert_eq((intptr_t)r.u.value, 0);
+  cr_assert_eq(tw_deferred_peek_result(w2, &r), 0);
+  cr_assert_eq((intptr_t)r.u.value, 0);
+  cr_assert_eq(tw_deferred_lock_locked(lock), 0);
+  cr_assert_eq(tw_deferred_lock_acquire(lock, &later), 0);
+  cr_assert_eq(tw_deferred_called(later), 1);
+  cr_assert_eq(tw_deferred_lock_release(lock), 0);
+  cr_assert_eq(tw_deferred_lock_release(lock), TW_ENOTLOCKED);
+  tw_deferred_unref(later);
+  tw_deferred_unref(w2);
+  tw_deferred_unref(d);
+  tw_deferred_unref(held);
+  tw_deferred_lock_free(lock);
+}
+
+static tw_deferred *acquired_inside;
+static tw_result acquire_lock_cb(tw_result r, void *lock) {
+  cr_assert_eq(tw_deferred_lock_acquire(lock, &acquired_inside), 0);
+  return r;
+}
+
+TWT_TEST(defer, acquire_inside_waiting_acquirers_callback_waits) {
+  /* The waiter owns the lock while its callbacks run: an acquire there
+   * waits (Twisted: locked True, the new acquire not called). */
+  tw_deferred_lock *lock = tw_deferred_lock_new();
+  tw_deferred *held, *d;
+  tw_deferred_lock_acquire(lock, &held);
+  tw_deferred_lock_acquire(lock, &d);
+  tw_deferred_add_callback(d, acquire_lock_cb, lock);
+  cr_assert_eq(tw_deferred_lock_release(lock), 0);
+  cr_assert_eq(tw_deferred_called(d), 1);
+  cr_assert_eq(tw_deferred_called(acquired_inside), 0);
+  cr_assert_eq(tw_deferred_lock_locked(lock), 1);
+  cr_assert_eq(tw_deferred_lock_release(lock), 0);
+  cr_assert_eq(tw_deferred_called(acquired_inside), 1);
+  cr_assert_eq(tw_deferred_lock_release(lock), 0);
+  cr_assert_eq(tw_deferred_lock_locked(lock), 0);
+  tw_deferred_unref(acquired_inside);
+  tw_deferred_unref(d);
+  tw_deferred_unref(held);
+  tw_deferred_lock_free(lock);
+}
+
+static tw_result value_now(void *arg) { return tw_result_value(arg, NULL); }
+
+TWT_TEST(defer, run_with_function_finishing_at_once_after_waiting_acquire) {
+  tw_deferred_lock *lock = tw_deferred_lock_new();
+  tw_deferred *held, *run, *later;
+  tw_deferred_lock_acquire(lock, &held);
+  cr_assert_eq(tw_deferred_lock_run(lock, value_now, V("v"), &run), 0);
+  cr_assert_eq(tw_deferred_called(run), 0);
+  cr_assert_eq(tw_deferred_lock_release(lock), 0);
+  cr_assert_str_eq(success_result_of(run), "v");
+  cr_assert_eq(tw_deferred_lock_locked(lock), 0);
+  cr_assert_eq(tw_deferred_lock_acquire(lock, &later), 0);
+  cr_assert_eq(tw_deferred_called(later), 1);
+  tw_deferred_unref(later);
+  tw_deferred_unref(run);
+  tw_deferred_unref(held);
+  tw_deferred_lock_free(lock);
+}
+
+TWT_TEST(defer, semaphore_run_with_function_finishing_at_once_after_waiting_acquire) {
+  tw_deferred_semaphore *sem;
+  tw_deferred *h1, *h2, *run;
+  cr_assert_eq(tw_deferred_semaphore_new(2, &sem), 0);
+  tw_deferred_semaphore_acquire(sem, &h1);
+  tw_deferred_semaphore_acquire(sem, &h2);
+  cr_assert_eq(tw_deferred_semaphore_run(sem, value_now, V("v"), &run), 0);
+  cr_assert_eq(tw_deferred_semaphore_release(sem), 0);
+  cr_assert_str_eq(success_result_of(run), "v");
+  cr_assert_eq(tw_deferred_semaphore_tokens(sem), 1);
+  cr_assert_eq(tw_deferred_semaphore_release(sem), 0);
+  cr_assert_eq(tw_deferred_semaphore_tokens(sem), 2);
+  tw_deferred_unref(run);
+  tw_deferred_unref(h1);
+  tw_deferred_unref(h2);
+  tw_deferred_semaphore_free(sem);
+}
+
+TWT_TEST(defer, semaphore_release_inside_waiting_acquirers_callback_keeps_every_token) {
+  /* Twisted: DeferredSemaphore(2), two holders, three waiters that each
+   * release in their callback; one holder releases: the token goes down
+   * the waiters and comes back (1 token); the other releases: 2. */
+  tw_deferred_semaphore *sem;
+  tw_deferred *h1, *h2, *w[3];
+  tw_result r;
+  int i;
+  cr_assert_eq(tw_deferred_semaphore_new(2, &sem), 0);
+  tw_deferred_semaphore_acquire(sem, &h1);
+  tw_deferred_semaphore_acquire(sem, &h2);
+  for (i = 0; i < 3; i++) {
+    tw_deferred_semaphore_acquire(sem, &w[i]);
+    tw_deferred_add_callback(w[i], release_sem_cb, sem);
+  }
+  cr_assert_eq(tw_deferred_semaphore_release(sem), 0);
+  for (i = 0; i < 3; i++) {
+    cr_assert_eq(tw_deferred_peek_result(w[i], &r), 0);
+    cr_assert_eq((intptr_t)r.u.value, 0, "waiter %d's release: %d", i,
+                 (int)(intptr_t)r.u.value);
+  }
+  cr_assert_eq(tw_deferred_semaphore_tokens(sem), 1);
+  cr_assert_eq(tw_deferred_semaphore_release(sem), 0);
+  cr_assert_eq(tw_deferred_semaphore_tokens(sem), 2);
+  for (i = 0; i < 3; i++) tw_deferred_unref(w[i]);
+  tw_deferred_unref(h1);
+  tw_deferred_unref(h2);
+  tw_deferred_semaphore_free(sem);
+}
+
+static tw_result acquire_sem_cb(tw_result r, void *sem) {
+  cr_assert_eq(tw_deferred_semaphore_acquire(sem, &acquired_inside), 0);
+  return r;
+}
+
+TWT_TEST(defer, semaphore_acquire_inside_waiting_acquirers_callback_waits) {
+  /* The token is the waiter's while its callbacks run: an acquire there
+   * waits, and the count never goes below zero. */
+  tw_deferred_semaphore *sem;
+  tw_deferred *h1, *h2, *d;
+  cr_assert_eq(tw_deferred_semaphore_new(2, &sem), 0);
+  tw_deferred_semaphore_acquire(sem, &h1);
+  tw_deferred_semaphore_acquire(sem, &h2);
+  tw_deferred_semaphore_acquire(sem, &d);
+  tw_deferred_add_callback(d, acquire_sem_cb, sem);
+  cr_assert_eq(tw_deferred_semaphore_release(sem), 0);
+  cr_assert_eq(tw_deferred_called(d), 1);
+  cr_assert_eq(tw_deferred_called(acquired_inside), 0);
+  cr_assert_eq(tw_deferred_semaphore_tokens(sem), 0);
+  cr_assert_eq(tw_deferred_semaphore_release(sem), 0);
+  cr_assert_eq(tw_deferred_called(acquired_inside), 1);
+  cr_assert_eq(tw_deferred_semaphore_tokens(sem), 0);
+  cr_assert_eq(tw_deferred_semaphore_release(sem), 0);
+  cr_assert_eq(tw_deferred_semaphore_release(sem), 0);
+  cr_assert_eq(tw_deferred_semaphore_tokens(sem), 2);
+  tw_deferred_unref(acquired_inside);
+  tw_deferred_unref(h1);
+  tw_deferred_unref(h2);
+  tw_deferred_unref(d);
+  tw_deferred_semaphore_free(sem);
+}
+
+static tw_result release_in_run(void *lock) {
+  return tw_result_value(
+      (void *)(intptr_t)tw_deferred_lock_release(lock), NULL);
+}
+
+TWT_TEST(defer, run_reports_an_error_from_release) {
+  /* f releases the lock itself; run's own release then finds it unlocked.
+   * Twisted: the run's Deferred fails with AssertionError ("Tried to
+   * release an unlocked lock"); twuv: a RuntimeError with TW_ENOTLOCKED. */
+  tw_deferred_lock *lock = tw_deferred_lock_new();
+  tw_deferred *run;
+  tw_result r;
+  cr_assert_eq(tw_deferred_lock_run(lock, release_in_run, lock, &run), 0);
+  cr_assert_eq(tw_deferred_lock_locked(lock), 0);
+  cr_assert_eq(tw_deferred_take_result(run, &r), 0);
+  cr_assert_eq(r.kind, TW_RESULT_FAILURE);
+  cr_assert_eq(tw_failure_code(r.u.failure), TW_ENOTLOCKED);
+  tw_result_release(r);
+  tw_deferred_unref(run);
+  tw_deferred_lock_free(lock);
+}
+
+static tw_result put_in_cb(tw_result r, void *q) {
+  trace_result("a", r);
+  cr_assert_eq(tw_deferred_queue_put(q, V("second"), NULL), 0);
+  return r;
+}
+
+TWT_TEST(defer, queue_put_inside_waiting_getters_callback_goes_to_the_next_getter) {
+  tw_deferred_queue *q;
+  tw_deferred *a, *b;
+  cr_assert_eq(tw_deferred_queue_new(TW_UNLIMITED, TW_UNLIMITED, &q), 0);
+  tw_deferred_queue_get(q, &a);
+  tw_deferred_queue_get(q, &b);
+  tw_deferred_add_callback(a, put_in_cb, q);
+  tw_deferred_add_callback(b, rec, "b");
+  cr_assert_eq(tw_deferred_queue_put(q, V("first"), NULL), 0);
+  assert_trace("a=first,b=second");
+  cr_assert_eq(tw_deferred_queue_pending(q), 0);
+  cr_assert_eq(tw_deferred_queue_waiting(q), 0);
+  tw_deferred_unref(a);
+  tw_deferred_unref(b);
+  tw_deferred_queue_free(q);
+}
+
+static tw_deferred *got_inside;
+static tw_result get_in_cb(tw_result r, void *q) {
+  cr_assert_eq(tw_deferred_queue_get(q, &got_inside), 0);
+  return r;
+}
+
+TWT_TEST(defer, queue_get_inside_waiting_getters_callback_waits) {
+  tw_deferred_queue *q;
+  tw_deferred *a;
+  cr_assert_eq(tw_deferred_queue_new(TW_UNLIMITED, TW_UNLIMITED, &q), 0);
+  tw_deferred_queue_get(q, &a);
+  tw_deferred_add_callback(a, get_in_cb, q);
+  cr_assert_eq(tw_deferred_queue_put(q, V("x"), NULL), 0);
+  cr_assert_eq(tw_deferred_called(got_inside), 0);
+  cr_assert_eq(tw_deferred_queue_waiting(q), 1);
+  tw_deferred_cancel(got_inside);
+  failure_result_of(got_inside, &TW_CANCELLED_ERROR);
+  tw_deferred_unref(got_inside);
+  tw_deferred_unref(a);
+  tw_deferred_queue_free(q);
+}
+
+/* ---- documented differences ------------------------------------------------ */
+
+static tw_deferred *steal_b;
+static tw_result fire_b_then_after(tw_result r, void *arg) {
+  (void)arg;
+  cr_assert_eq(tw_deferred_callback(steal_b, tw_result_value(V("x"), NULL)), 0);
+  return r; /* a's callback goes on with its value */
+}
+
+TWT_TEST(defer, returning_a_deferred_whose_callback_is_running_gives_none) {
+  /* a's callback fires b; b's callback returns a, whose callback is still
+   * running. Twisted: b's next callback gets 'held-by-running-cb' (the value
+   * a's running callback holds); twuv: None (defer.h, porting.md). */
+  tw_deferred *a = tw_deferred_new(NULL, NULL);
+  steal_b = tw_deferred_new(NULL, NULL);
+  tw_deferred_add_callback(a, fire_b_then_after, NULL);
+  tw_deferred_add_callback(steal_b, return_deferred, a);
+  tw_deferred_add_callback(steal_b, rec_eat, "b");
+  tw_deferred_add_callback(a, rec_eat, "a");
+  tw_deferred_callback(a, tw_result_value(V("held-by-running-cb"), NULL));
+  assert_trace("b=None,a=held-by-running-cb");
+  tw_deferred_unref(steal_b);
+  tw_deferred_unref(a);
+}
