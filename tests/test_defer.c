@@ -2435,7 +2435,7 @@ TWT_TEST(defer, deep_cancel_small_stack) {
 
 #define MK 4
 #define MCB 256
-#define MTRACE 4096
+#define MTRACE 16384
 
 enum {
   B_NONE, /* NULL: pass the result through */
@@ -3037,6 +3037,147 @@ TWT_TEST_OPTS(defer, randomized_against_model, .timeout = 600) {
     return;
   }
   for (seq = 0; seq < n; seq++) run_sequence(seq);
+}
+
+/* ==== differential: random programs against real Twisted ===================
+ *
+ * tests/twisted_defer_oracle.py writes random programs in the model test's
+ * language (same behaviours, same trace events) together with the trace
+ * real Twisted 22.4 gives for each, with Twisted made to follow twuv's
+ * documented departures (see the script). The build runs it when Debian's
+ * /usr/bin/python3 has Twisted and passes the file in TWT_TWISTED_CASES;
+ * this replays every program on the real Deferreds and compares the traces:
+ * every callback invocation, every return code, and after every operation
+ * each Deferred's called / paused / result; at the end, the failures left
+ * unhandled (twuv reports them when freed). No model of ours is involved.
+ */
+
+static void diff_states(void) {
+  int i;
+  for (i = 0; i < MK; i++) {
+    tw_result r;
+    int ready = tw_deferred_peek_result(R[i], &r) == 0;
+    tr(-3, tw_deferred_called(R[i]), tw_deferred_paused(R[i]), ready);
+    if (!ready) continue;
+    if (r.kind == TW_RESULT_FAILURE)
+      tr(-4, 1, tw_failure_code(r.u.failure), 0);
+    else
+      tr(-4, 0, (long)(intptr_t)r.u.value, 0);
+  }
+}
+
+static int diff_op(const char *line) {
+  int d, a1, a2, a3, a4;
+  long tag;
+  switch (line[0]) {
+    case 'a':
+      cr_assert_eq(sscanf(line + 1, "%d %d %d %d %d %ld", &d, &a1, &a2, &a3,
+                          &a4, &tag),
+                   6, "bad line: %s", line);
+      return tw_deferred_add_callbacks(R[d], a1 != B_NONE ? real_cb : NULL,
+                                       a3 != B_NONE ? real_eb : NULL,
+                                       enc_pair(tag, a1, a3, a2, a4, d));
+    case 'f': {
+      cr_assert_eq(sscanf(line + 1, "%d %d %ld", &d, &a1, &tag), 3);
+      if (a1) {
+        tw_failure *f = real_failure(tag);
+        int rc = tw_deferred_errback(R[d], f);
+        if (rc != 0) tw_failure_unref(f);
+        return rc;
+      }
+      return tw_deferred_callback(R[d], real_value(tag));
+    }
+    case 'p':
+      cr_assert_eq(sscanf(line + 1, "%d", &d), 1);
+      return tw_deferred_pause(R[d]);
+    case 'u':
+      cr_assert_eq(sscanf(line + 1, "%d", &d), 1);
+      return tw_deferred_unpause(R[d]);
+    case 'x':
+      cr_assert_eq(sscanf(line + 1, "%d", &d), 1);
+      return tw_deferred_cancel(R[d]);
+    case 'c':
+      cr_assert_eq(sscanf(line + 1, "%d %d", &d, &a1), 2);
+      return tw_deferred_chain_deferred(R[d], R[a1]);
+  }
+  cr_assert_fail("bad line: %s", line);
+  return 0;
+}
+
+/* Replay one case (its "case" line is in line); ends at its "expect". */
+static void diff_case(FILE *in, char **line, size_t *cap) {
+  int i, k[MK], n = 0, nexp = 0, logs = 0;
+  long caseno;
+  char *p, *end;
+  cr_assert_eq(sscanf(*line, "case %ld %d %d %d %d", &caseno, &k[0], &k[1],
+                      &k[2], &k[3]),
+               5, "bad line: %s", *line);
+  ntr_real = 0;
+  tracing_model = 0;
+  for (i = 0; i < MK; i++)
+    R[i] = tw_deferred_new(k[i] ? real_canceller : NULL,
+                           (void *)(intptr_t)(k[i] * 8 + i));
+  for (;;) {
+    cr_assert(getline(line, cap, in) > 0, "case %ld: truncated", caseno);
+    if (strncmp(*line, "expect", 6) == 0) break;
+    tr(-2, n++, diff_op(*line), 0);
+    diff_states();
+  }
+  for (i = 0; i < MK; i++) {
+    tw_result r;
+    if (tw_deferred_peek_result(R[i], &r) == 0 && r.kind == TW_RESULT_FAILURE)
+      logs++;
+  }
+  tr(-5, logs, 0, 0);
+  for (i = 0; i < MK; i++) tw_deferred_unref(R[i]);
+  cr_assert_eq(twt_log_flush(NULL), (size_t)logs, "case %ld: unhandled errors",
+               caseno);
+  cr_assert_eq(twt_alloc_live(), 0, "case %ld: leak", caseno);
+  /* The expected trace, into tr_model. */
+  p = *line + 6;
+  for (;;) {
+    long v = strtol(p, &end, 10);
+    if (end == p) break;
+    cr_assert_lt(nexp, MTRACE, "case %ld: trace too long", caseno);
+    tr_model[nexp++] = v;
+    p = end;
+  }
+  cr_assert_lt(ntr_real, MTRACE, "case %ld: trace too long", caseno);
+  for (i = 0; i < nexp && i < ntr_real; i++)
+    if (tr_model[i] != tr_real[i]) break;
+  cr_assert(i == nexp && i == ntr_real,
+            "case %ld: traces differ at event %d (Twisted: %ld %ld %ld %ld, "
+            "twuv: %ld %ld %ld %ld; lengths %d %d)",
+            caseno, i / 4, i / 4 * 4 < nexp ? tr_model[i / 4 * 4] : 0,
+            i / 4 * 4 + 1 < nexp ? tr_model[i / 4 * 4 + 1] : 0,
+            i / 4 * 4 + 2 < nexp ? tr_model[i / 4 * 4 + 2] : 0,
+            i / 4 * 4 + 3 < nexp ? tr_model[i / 4 * 4 + 3] : 0,
+            i / 4 * 4 < ntr_real ? tr_real[i / 4 * 4] : 0,
+            i / 4 * 4 + 1 < ntr_real ? tr_real[i / 4 * 4 + 1] : 0,
+            i / 4 * 4 + 2 < ntr_real ? tr_real[i / 4 * 4 + 2] : 0,
+            i / 4 * 4 + 3 < ntr_real ? tr_real[i / 4 * 4 + 3] : 0, nexp,
+            ntr_real);
+}
+
+TWT_TEST_OPTS(defer, differential_against_twisted, .timeout = 600) {
+  const char *path = getenv("TWT_TWISTED_CASES");
+  FILE *in;
+  char *line = NULL;
+  size_t cap = 0;
+  long cases = 0;
+  if (path == NULL || path[0] == '\0')
+    cr_skip_test("TWT_TWISTED_CASES not set (the build found no Twisted for "
+                 "/usr/bin/python3)");
+  in = fopen(path, "r");
+  cr_assert_not_null(in, "cannot open %s", path);
+  while (getline(&line, &cap, in) > 0) {
+    if (strncmp(line, "end", 3) == 0) break;
+    diff_case(in, &line, &cap);
+    cases++;
+  }
+  free(line);
+  fclose(in);
+  cr_assert_gt(cases, 0, "no cases in %s", path);
 }
 
 /* ---- regressions ------------------------------------------------------------ */
