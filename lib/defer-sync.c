@@ -224,9 +224,14 @@ static tw_result tw__run_release(tw_result r, void *arg) {
 
 static void tw__run_ctx_free(void *arg) {
   tw__run_ctx *ctx = arg;
+  int err;
   /* Dropped unrun (the Deferred was freed while the lock is held by this
-   * run): give the token back rather than keep the lock forever. */
-  if (ctx->acquired) tw__prim_release(ctx->p);
+   * run): give the token back rather than keep the lock forever. There is
+   * no Deferred left to fail: an error from the release is logged. */
+  if (ctx->acquired && (err = tw__prim_release(ctx->p)) != 0)
+    tw__log_at(TW_LOG_ERROR, NULL, NULL, 0,
+               "run: releasing the lock of a dropped run failed: %s",
+               tw_strerror(err));
   tw__prim_unref(ctx->p);
   tw__free(ctx);
 }

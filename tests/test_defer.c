@@ -3604,3 +3604,27 @@ TWT_TEST(defer, returning_a_deferred_whose_callback_is_running_gives_none) {
   tw_deferred_unref(steal_b);
   tw_deferred_unref(a);
 }
+
+static tw_deferred *release_then_wait_inner;
+static tw_result release_then_wait(void *lock) {
+  cr_assert_eq(tw_deferred_lock_release(lock), 0);
+  return tw_result_deferred(tw_deferred_ref(release_then_wait_inner));
+}
+
+TWT_TEST(defer, dropped_run_logs_an_error_from_release) {
+  /* f releases the lock itself and returns a Deferred that never fires; the
+   * run's Deferred is dropped: its release fails with nobody to tell but
+   * the log. */
+  tw_deferred_lock *lock = tw_deferred_lock_new();
+  tw_deferred *d;
+  release_then_wait_inner = tw_deferred_new(NULL, NULL);
+  cr_assert_eq(tw_deferred_lock_run(lock, release_then_wait, lock, &d), 0);
+  cr_assert_eq(tw_deferred_lock_locked(lock), 0);
+  tw_deferred_unref(release_then_wait_inner);
+  tw_deferred_unref(d);
+  cr_assert_eq(twt_log_count_containing("releasing the lock of a dropped run"),
+               1);
+  cr_assert_eq(twt_log_flush(NULL), 1);
+  cr_assert_eq(tw_deferred_lock_locked(lock), 0);
+  tw_deferred_lock_free(lock);
+}

@@ -434,7 +434,8 @@ TW_EXTERN int tw_deferred_lock_locked(const tw_deferred_lock *lock);
  * pending), the lock is released then rather than held for ever. If that
  * release fails (fn released the lock itself: TW_ENOTLOCKED), *out fails
  * with it (tw_failure_from_code; Twisted: AssertionError) instead of fn's
- * result, which is released.
+ * result, which is released; for a run dropped unfinished, it is logged
+ * (TW_LOG_ERROR).
  * Errors: TW_EINVAL (NULL fn: Twisted raises TypeError), TW_ENOMEM.
  */
 TW_EXTERN int tw_deferred_lock_run(tw_deferred_lock *lock, tw_result_fn fn,
