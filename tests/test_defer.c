@@ -8,8 +8,9 @@
  * the same names in snake_case. DeferredAddTimeoutTests are in test_task.c.
  *
  * Then twuv's own: references and destructors, bad input, out of memory,
- * use after the last unref, deep chains on a small stack, and a randomized
- * comparison against a reference model.
+ * use after the last unref, deep chains on a small stack, a randomized
+ * comparison against a reference model, and random programs compared with
+ * the traces real Twisted gives (tests/twisted_defer_oracle.py).
  *
  * C has one callback argument: Twisted's positional and keyword arguments become the arg.
  * Where Python raises in a callback, the C callback returns a failure.
