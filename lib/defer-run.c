@@ -28,7 +28,9 @@ tw_result tw__chain_fn(tw_result r, void *arg) {
  * innermost such call: its frames are dropped down to and including the
  * nearest barrier, and the frame below continues. `clear_running` says the
  * frame's Deferred is "running" its chainDeferred pair (as Twisted's is
- * during d2.callback) until the frames above it are done.
+ * during d2.callback) until the frames above it are done; coming back to
+ * such a frame is a return into the middle of its callback loop, so its
+ * pause count is not looked at then (as in Twisted).
  */
 typedef struct tw__frame {
   tw_deferred *d;
@@ -195,10 +197,13 @@ static int tw__loop(tw__stack *st) {
     tw_deferred *cur = top->d;
     int finished = 1;
     if (top->clear_running) {
+      /* Back from the nested d2.callback() of cur's CHAIN pair: Twisted
+       * returns into the middle of cur's callback loop, which never looks
+       * at `paused` (only the top of its `while chain` does), so cur's next
+       * callbacks run even if d2's callbacks paused cur. */
       top->clear_running = 0;
       cur->flags &= ~(uint32_t)TW__RUNNING;
-    }
-    if (cur->paused) {
+    } else if (cur->paused) {
       if (tw__unwind(st)) return 1;
       continue;
     }

@@ -173,19 +173,19 @@ static int tw__prim_release(tw__prim *p) {
   tw_deferred *d;
   if (p == NULL) return TW_EINVAL;
   if (p->tokens >= p->limit) return TW_ENOTLOCKED;
-  p->tokens++;
-  /* Hand-off: the first waiter gets the token inside this call. A waiter
-   * someone fired behind our back refuses it: the next one gets it. */
+  /* Hand-off: the first waiter gets the token inside this call. As in
+   * Twisted, the token passes to it and it leaves the queue BEFORE it
+   * fires, so its callbacks own the token: a release there passes it on,
+   * an acquire there waits. A waiter someone fired behind our back refuses
+   * it (nothing ran): the next one gets it. */
   while (p->waiting.len > 0) {
     int rc;
     tw__fifo_pop(&p->waiting, &d);
     rc = tw_deferred_callback(d, tw_result_value(p, NULL));
     tw_deferred_unref(d);
-    if (rc == 0) {
-      p->tokens--;
-      break;
-    }
+    if (rc == 0) return 0;
   }
+  p->tokens++;
   return 0;
 }
 
@@ -210,17 +210,28 @@ static tw_result tw__run_execute(tw_result r, void *arg) {
 static tw_result tw__run_release(tw_result r, void *arg) {
   tw__run_ctx *ctx = arg;
   if (ctx->acquired) {
+    int err;
     ctx->acquired = 0;
-    tw__prim_release(ctx->p);
+    /* Twisted's _releaseAndReturn: an error from release (fn released the
+     * lock itself) replaces the result. */
+    if ((err = tw__prim_release(ctx->p)) != 0) {
+      tw_result_release(r);
+      return tw_result_failure(tw_failure_from_code(err));
+    }
   }
   return r;
 }
 
 static void tw__run_ctx_free(void *arg) {
   tw__run_ctx *ctx = arg;
+  int err;
   /* Dropped unrun (the Deferred was freed while the lock is held by this
-   * run): give the token back rather than keep the lock forever. */
-  if (ctx->acquired) tw__prim_release(ctx->p);
+   * run): give the token back rather than keep the lock forever. There is
+   * no Deferred left to fail: an error from the release is logged. */
+  if (ctx->acquired && (err = tw__prim_release(ctx->p)) != 0)
+    tw__log_at(TW_LOG_ERROR, NULL, NULL, 0,
+               "run: releasing the lock of a dropped run failed: %s",
+               tw_strerror(err));
   tw__prim_unref(ctx->p);
   tw__free(ctx);
 }

@@ -181,7 +181,11 @@ static inline const char *tw_result_as_str(tw_result r) {
  * Deferred, or an unknown kind, becomes a ValueError failure; the Deferred
  * the callback is attached to, or one waiting on it, a RuntimeError failure
  * (Twisted warns and deadlocks); running out of memory while chaining, a
- * MemoryError failure.
+ * MemoryError failure. Returning a fired Deferred takes its result (it is
+ * left None), as in Twisted; but one whose own callback is running (further
+ * up the stack: that callback fired, or led to, yours) has no result to
+ * take and gives None, where Twisted's takes the value the running callback
+ * holds, the same object that callback goes on with.
  */
 typedef tw_result (*tw_callback_fn)(tw_result result, void *arg);
 
@@ -288,8 +292,11 @@ TW_EXTERN int tw_deferred_chain_deferred(tw_deferred *d, tw_deferred *d2);
 /*
  * tw_deferred_pause / tw_deferred_unpause: pauses nest; callbacks do not run
  * while paused. Unpausing to zero resumes the chain if d has fired. As in
- * Twisted, a pause taken inside one of d's callbacks stops the chain only
- * after that run of callbacks.
+ * Twisted, the pause count is looked at only when d's callbacks start to
+ * run and when d's run comes back from a Deferred that was waiting on d: a
+ * pause taken meanwhile (by one of d's callbacks, or by the callbacks of a
+ * Deferred chained to d with tw_deferred_chain_deferred) lets the rest of
+ * d's callbacks run.
  * Errors: TW_EINVAL (d NULL; unpause without a matching pause - Twisted
  * silently goes to -1 and never runs callbacks again - including the pause
  * a Deferred waiting on another holds for the chain).
@@ -453,8 +460,10 @@ TW_EXTERN int tw_deferred_lock_acquire(tw_deferred_lock *lock,
 
 /*
  * tw_deferred_lock_release: release; the first waiter (if any) acquires it
- * at once, inside this call. Errors: TW_EINVAL, TW_ENOTLOCKED (Twisted
- * asserts).
+ * at once, inside this call. As in Twisted, the lock stays held and the
+ * waiter leaves the queue before its Deferred fires: its callbacks own the
+ * lock, so a release there passes it on (or frees it) and an acquire there
+ * waits. Errors: TW_EINVAL, TW_ENOTLOCKED (Twisted asserts).
  */
 TW_EXTERN int tw_deferred_lock_release(tw_deferred_lock *lock);
 
@@ -466,7 +475,11 @@ TW_EXTERN int tw_deferred_lock_locked(const tw_deferred_lock *lock);
  * maybe_deferred), release when its result (or the Deferred it returned)
  * is ready, whether success or failure; *out fires with that result. If
  * the run can never finish (its Deferred is freed while fn's Deferred is
- * pending), the lock is released then rather than held for ever.
+ * pending), the lock is released then rather than held for ever. If that
+ * release fails (fn released the lock itself: TW_ENOTLOCKED), *out fails
+ * with it (tw_failure_from_code; Twisted: AssertionError) instead of fn's
+ * result, which is released; for a run dropped unfinished, it is logged
+ * (TW_LOG_ERROR).
  * Errors: TW_EINVAL (NULL fn: Twisted raises TypeError), TW_ENOMEM.
  */
 TW_EXTERN int tw_deferred_lock_run(tw_deferred_lock *lock, tw_result_fn fn,
@@ -479,7 +492,9 @@ TW_EXTERN int tw_deferred_lock_run(tw_deferred_lock *lock, tw_result_fn fn,
 TW_EXTERN int tw_deferred_semaphore_new(int tokens,
                                         tw_deferred_semaphore **out);
 /* As the lock's: free cancels waiters; acquire fires with the semaphore;
- * run holds a token until fn's result is ready. */
+ * release hands the token to the first waiter before firing it (its
+ * callbacks own the token); run holds a token until fn's result is ready
+ * and fails with a release's error. */
 TW_EXTERN void tw_deferred_semaphore_free(tw_deferred_semaphore *sem);
 TW_EXTERN int tw_deferred_semaphore_acquire(tw_deferred_semaphore *sem,
                                             tw_deferred **out);
@@ -509,6 +524,8 @@ TW_EXTERN void tw_deferred_queue_free(tw_deferred_queue *q);
 
 /*
  * tw_deferred_queue_put: hand value to the first waiting get, else queue it.
+ * The get leaves the queue before it fires, so a put in its callbacks goes
+ * to the next get (or is queued), as in Twisted.
  * Takes ownership of value when it returns 0.
  * Errors: TW_EINVAL, TW_EOVERFLOW (queue full: QueueOverflow), TW_ENOMEM.
  */
