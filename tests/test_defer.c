@@ -3276,6 +3276,7 @@ TWT_TEST(defer, string_results_fail_cleanly) {
   twt_alloc_fail_all(0);
   cr_assert(tw_failure_check(r.u.failure, &TW_MEMORY_ERROR));
   tw_result_release(r);
+}
 
 /* ---- a pause inside a chain (issue 11) ---------------------------------------
  * Twisted's _runCallbacks looks at `paused` only at the top of its loop: a
