@@ -681,14 +681,23 @@ tw_reactor *tw_reactor_default(void) {
 }
 
 int tw_reactor_free(tw_reactor *r) {
-  if (r == NULL || r->closing) return TW_EINVAL;
+  if (r == NULL) return TW_EINVAL;
   TW__LOOP_ONLY(r, TW_EWRONGTHREAD);
-  if (r->in_run || r->in_iterate || r->manual_iterate || r->started)
+  /* closing: called again from an arg_free this free runs (which would
+   * otherwise spin in the quiesce below, or free r twice). */
+  if (r->closing || r->in_run || r->in_iterate || r->manual_iterate ||
+      r->started)
     return TW_EBUSY;
   /* Jobs on a pool we do not own (and lookups in flight) would call back
    * into freed memory. Checked before anything changes. */
   if (atomic_load_explicit(&r->busy_refs, memory_order_acquire) > 0)
     return TW_EBUSY;
+  /* From here on the reactor is going away: run/iterate/free and new
+   * triggers are refused, and so is call_later (TW_ESHUTDOWN, as clock.h
+   * says) - also from the arg_frees below that run before the clock's own
+   * turn, whose calls would otherwise be accepted and then dropped. */
+  r->closing = 1;
+  r->clock.dying = 1;
   uv_once(&tw__default_once, tw__default_init);
   uv_mutex_lock(&tw__default_mutex);
   if (tw__default_reactor == r) tw__default_reactor = NULL;

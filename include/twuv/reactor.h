@@ -106,6 +106,10 @@ TW_EXTERN tw_reactor *tw_reactor_default(void);
  * handles are closed, and its memory is released by their close callbacks,
  * so run your loop (uv_run(loop, UV_RUN_NOWAIT) suffices) before
  * uv_loop_close.
+ * While free runs, the arg_frees it runs may not use the reactor for new
+ * work: tw_reactor_free returns TW_EBUSY, tw_reactor_call_later (and
+ * tw_clock_call_later on its clock) and tw_reactor_call_from_thread
+ * TW_ESHUTDOWN, the trigger functions TW_EINVAL.
  * Returns 0, TW_EINVAL (NULL), TW_EBUSY, TW_EWRONGTHREAD.
  */
 TW_EXTERN int tw_reactor_free(tw_reactor *r);
@@ -194,7 +198,8 @@ TW_EXTERN double tw_reactor_seconds(tw_reactor *r);
  * reactor's clock (see clock.h for the ordering rules, arg_free and out).
  * The call runs when due on a running (or starting) reactor; a delay-0 call
  * made from a reactor callback runs on the next iteration, never in the same
- * pass. Errors: TW_EINVAL, TW_ENOMEM, TW_EWRONGTHREAD.
+ * pass. Errors: TW_EINVAL, TW_ENOMEM, TW_EWRONGTHREAD, TW_ESHUTDOWN (from
+ * an arg_free run by tw_reactor_free); arg_free is then not called.
  */
 TW_EXTERN int tw_reactor_call_later(tw_reactor *r, double delay, tw_call_fn fn,
                                     void *arg, tw_free_fn arg_free,
