@@ -398,6 +398,11 @@ static tw_result tw__reactor_shutdown_crash(void *arg) {
 
 /* After the shutdown event completed: stopped for good. */
 void tw__reactor_shutdown_done(tw_reactor *r) {
+  /* The event ran without the reactor's own crash trigger: a "shutdown"
+   * fired by hand (before run, or while running) used it up, as triggers
+   * run once. Twisted then never returns from run; crash here instead, so
+   * that a stop always ends the run. */
+  if (r->started_before && r->started) tw__reactor_do_crash(r);
   if (r->started_before && !r->started) tw__reactor_close_queue(r);
 }
 

@@ -256,7 +256,11 @@ TW_EXTERN int tw_reactor_remove_system_event_trigger(tw_reactor *r,
  * before triggers, then (at once, or once the Deferreds they returned have
  * fired) its during and after triggers. An event with no triggers does
  * nothing. Firing "shutdown" on a reactor that never ran is allowed (as in
- * Twisted). Errors: TW_EINVAL, TW_EWRONGTHREAD.
+ * Twisted). Firing "shutdown" by hand runs the reactor's own during-shutdown
+ * trigger (a running reactor crashes), and triggers run once; where Twisted
+ * then never returns from a later run + stop, twuv crashes the reactor at
+ * the end of that stop's shutdown event, so run still returns.
+ * Errors: TW_EINVAL, TW_EWRONGTHREAD.
  */
 TW_EXTERN int tw_reactor_fire_system_event(tw_reactor *r,
                                            const char *event_type);
