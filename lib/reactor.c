@@ -415,7 +415,6 @@ static int tw__reactor_startup(tw_reactor *r) {
     if (tw__reactor_add_really_start(r) != 0) return TW_ENOMEM;
     r->need_really_start = 0;
   }
-  tw__set_loop_thread(r);
   r->started = 1;
   r->stopped = 0;
   uv_ref((uv_handle_t *)&r->async);
@@ -425,16 +424,26 @@ static int tw__reactor_startup(tw_reactor *r) {
   return 0;
 }
 
+/*
+ * The reactor's loop thread is the thread that created it, for its whole
+ * life: run and start_running refuse any other thread in every build (not
+ * only with thread_checks). Twisted makes whichever thread starts the
+ * reactor its I/O thread; twuv does not hand a reactor over, so that
+ * tw_reactor_in_loop_thread, the thread checks and the TW_EDEADLK of
+ * tw_blocking_call_from_thread give the same answer before and after run,
+ * and no state set up by one thread is taken over unsynchronised by
+ * another. One comparison per run: nothing to gain by compiling it out.
+ */
 int tw_reactor_start_running(tw_reactor *r) {
   if (r == NULL) return TW_EINVAL;
-  TW__LOOP_ONLY(r, TW_EWRONGTHREAD);
+  if (!tw__reactor_on_loop_thread(r)) return TW_EWRONGTHREAD;
   return tw__reactor_startup(r);
 }
 
 int tw_reactor_run(tw_reactor *r) {
   int err;
   if (r == NULL) return TW_EINVAL;
-  TW__LOOP_ONLY(r, TW_EWRONGTHREAD);
+  if (!tw__reactor_on_loop_thread(r)) return TW_EWRONGTHREAD;
   /* Twisted's checks first (_started, then _startedBefore); then the
    * nesting twuv cannot allow: uv_run is not re-entrant. */
   if (r->started) return TW_EALREADYRUNNING;

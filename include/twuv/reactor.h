@@ -19,8 +19,11 @@
  *   3. if tw_reactor_stop was called: the "shutdown" system event.
  *
  * ---- Threads (see docs/threading.md) ---------------------------------------
- * A reactor belongs to its loop thread: the thread that runs it (before it
- * first runs: the thread that created it). Only the functions marked
+ * A reactor belongs to its loop thread: the thread that created it, for the
+ * reactor's whole life (tw_reactor_run and tw_reactor_start_running refuse
+ * any other thread with TW_EWRONGTHREAD, in every build; Twisted makes
+ * whichever thread starts the reactor its I/O thread). To run a reactor on
+ * a thread of its own, create it on that thread. Only the functions marked
  * "Thread-safe" below may be called from other threads; all others are
  * "loop thread only". With -Dthread_checks=true (the test builds), every
  * loop-thread-only function returns TW_EWRONGTHREAD when called from another
@@ -66,8 +69,8 @@ typedef struct tw_reactor tw_reactor;
 /*
  * tw_reactor_new: a new reactor on loop, or on a loop of its own when loop
  * is NULL (created now, closed by tw_reactor_free). flags: 0, or any of
- * TW_REACTOR_SIGNALS and TW_REACTOR_UV_POOL. The calling thread becomes the loop thread until the
- * reactor runs.
+ * TW_REACTOR_SIGNALS and TW_REACTOR_UV_POOL. The calling thread becomes the
+ * reactor's loop thread, for good.
  * Errors: TW_EINVAL (out NULL, unknown flags), TW_ENOMEM, libuv errors from
  * uv_loop_init. On error *out is NULL.
  */
@@ -128,10 +131,12 @@ TW_EXTERN tw_clock *tw_reactor_clock(tw_reactor *r);
  * tw_reactor_run: reactor.run(): fire the "startup" event (before triggers
  * with running == 0; then running becomes 1; during; after, which includes
  * tw_reactor_call_when_running calls), then run the loop until the reactor
- * is stopped or crashed. The calling thread becomes the loop thread.
+ * is stopped or crashed. Only on the reactor's loop thread (the thread that
+ * created it), whatever -Dthread_checks says.
  * Returns 0 once stopped/crashed, or TW_EINVAL, TW_EALREADYRUNNING (already
  * started: Twisted's ReactorAlreadyRunning), TW_ENOTRESTARTABLE (stopped
- * before: ReactorNotRestartable). Do not call it from inside a callback of
+ * before: ReactorNotRestartable), TW_EWRONGTHREAD (another thread), TW_EBUSY
+ * (inside tw_reactor_iterate or a callback). Do not call it from inside a callback of
  * another reactor or libuv handle on the same loop (uv_run is not
  * re-entrant).
  */
