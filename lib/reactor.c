@@ -503,15 +503,21 @@ int tw_reactor_iterate(tw_reactor *r, double delay) {
   /* Twisted's iterate: runUntilCurrent, then one poll of at most delay. */
   tw__reactor_iteration(r);
   r->manual_iterate = 1;
-  if (delay > 0 && isfinite(delay) &&
-      tw_clock_call_later(&r->clock, delay, tw__noop, NULL, NULL, &wake) == 0) {
+  /* INFINITY: no bounding call; the poll waits for the next event (a due
+   * delayed call's timer, a call_from_thread, any handle on the loop). */
+  if (delay > 0 &&
+      (delay == INFINITY ||
+       tw_clock_call_later(&r->clock, delay, tw__noop, NULL, NULL, &wake) ==
+           0)) {
     /* The async is referenced for the poll, so that uv_run blocks even on a
      * reactor that is not started; the no-op call bounds the wait. */
     uv_ref((uv_handle_t *)&r->async);
     uv_run(r->loop, UV_RUN_ONCE);
     if (!r->started) uv_unref((uv_handle_t *)&r->async);
-    (void)tw_delayed_call_cancel(wake);
-    tw_delayed_call_unref(wake);
+    if (wake != NULL) {
+      (void)tw_delayed_call_cancel(wake);
+      tw_delayed_call_unref(wake);
+    }
   } else {
     uv_run(r->loop, UV_RUN_NOWAIT);
   }

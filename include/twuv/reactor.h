@@ -177,7 +177,10 @@ TW_EXTERN int tw_reactor_running(tw_reactor *r);
 /*
  * tw_reactor_iterate: reactor.iterate(delay): run one reactor iteration and
  * one libuv loop iteration, waiting at most delay seconds for events (0: do
- * not block). For tests and for programs that drive the loop step by step.
+ * not block; INFINITY: wait until there is an event - a delayed call due, a
+ * call_from_thread, any libuv handle's event -, for ever if nothing can
+ * come). The calls woken for run on the next iterate. For tests and for
+ * programs that drive the loop step by step.
  * Errors: TW_EINVAL (NULL; delay negative or NaN), TW_EBUSY (inside
  * tw_reactor_run or a callback), TW_EWRONGTHREAD.
  */
