@@ -88,8 +88,8 @@ TW_EXTERN tw_clock *tw_clock_new_manual(void);
 
 /*
  * tw_clock_advance: Clock.advance(amount): move time forward, then run every
- * call now due, in (time, creation) order - including calls they schedule
- * that are due by then. Returns the number of calls run, or TW_EINVAL (not a
+ * call now due, in time order (ties: see tw_clock_call_later) - including
+ * calls they schedule that are due by then. Returns the number of calls run, or TW_EINVAL (not a
  * manual clock, amount negative, NaN or infinite, or the clock's time would
  * overflow to infinity: time stays at most DBL_MAX; nothing changes), or
  * TW_ESHUTDOWN (the clock was freed by one of the calls this advance runs).

@@ -14,8 +14,9 @@
  * loop iteration, after the poll phase:
  *   1. the calls queued by tw_reactor_call_from_thread before this iteration,
  *      in FIFO order (calls queued meanwhile wait for the next iteration);
- *   2. the delayed calls now due, in (deadline, creation) order (calls
- *      created meanwhile - even with delay 0 - wait for the next iteration);
+ *   2. the delayed calls now due, in deadline order, ties as clock.h says
+ *      (calls created meanwhile - even with delay 0 - wait for the next
+ *      iteration);
  *   3. if tw_reactor_stop was called: the "shutdown" system event.
  *
  * ---- Threads (see docs/threading.md) ---------------------------------------
