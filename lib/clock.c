@@ -131,7 +131,10 @@ static void tw__dc_release_arg(tw_delayed_call *dc) {
  * deadlines, and a program tested on a manual clock then behaves the same.
  * The dirty list holds a reference to each call, so a cancelled call in it
  * is simply skipped. Cost when nothing was moved: one test per call_later
- * and per call run.
+ * and per call run. Measured with callgrind on bench_call_later (clang
+ * -O3): tw_clock_call_later went from 96 to 111 instructions per call (this
+ * test, the creation counter `born` and the overflow check together), a
+ * call run by tw__clock_run_due +1; the whole benchmark +0.8%.
  */
 
 static int tw__dirty_cmp(const void *a, const void *b) {
@@ -189,9 +192,12 @@ static void tw__clock_settle_slow(tw_clock *c) {
   c->ndirty = 0;
 }
 
-static inline void tw__clock_settle(tw_clock *c) {
-  if (c->ndirty != 0) tw__clock_settle_slow(c);
-}
+/* A macro, not an inline function: clang -O3 outlined that (with the slow
+ * path inlined into it), a call per call_later and per call run. */
+#define tw__clock_settle(c)                          \
+  do {                                               \
+    if ((c)->ndirty != 0) tw__clock_settle_slow(c); \
+  } while (0)
 
 /* dc (pending, not dirty) moves from old_time to new_time. */
 static void tw__clock_mark_dirty(tw_clock *c, tw_delayed_call *dc,
@@ -302,9 +308,13 @@ int tw__clock_run_due(tw_clock *c, double now, int only_older) {
   int was_running = c->running;
   c->running = 1;
   /* task.Clock sorts before each call it runs. */
-  while (tw__clock_settle(c), tw__clock_purge_top(c), c->len > 0) {
-    tw_delayed_call *dc = c->heap[0].dc;
+  for (;;) {
+    tw_delayed_call *dc;
     tw_call_fn fn;
+    tw__clock_settle(c);
+    tw__clock_purge_top(c);
+    if (c->len == 0) break;
+    dc = c->heap[0].dc;
     if (c->heap[0].time > now) break;
     if (only_older && !tw__seq_before(dc->born, limit)) break;
     fn = dc->u.fn;
