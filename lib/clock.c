@@ -233,7 +233,7 @@ void tw__clock_destroy(tw_clock *c) {
   uint32_t i, len = c->len;
   for (i = 0; i < c->ndirty; i++) {
     c->dirty[i].dc->dirty = 0;
-    tw_delayed_call_unref(c->dirty[i].dc); /* the heap still holds one */
+    tw_delayed_call_unref(c->dirty[i].dc); /* the list's reference */
   }
   tw__free(c->dirty);
   c->dirty = NULL;

@@ -778,3 +778,23 @@ TWT_TEST(clock, twisted_clock_traces_match) {
                      twisted_clock_traces[i].trace);
   }
 }
+
+/* Out of memory while recording a moved call: the move still happens, and
+ * the call is placed at once (same order here as task.Clock's). */
+TWT_TEST(clock, reset_out_of_memory_still_moves_the_call) {
+  log_t log = {0};
+  entry_t a = {&log, 'A'}, b = {&log, 'B'};
+  tw_delayed_call *dc;
+  log.clock = tw_clock_new_manual();
+  cr_assert_eq(tw_clock_call_later(log.clock, 2, log_call, &a, NULL, &dc), 0);
+  cr_assert_eq(tw_clock_call_later(log.clock, 1, log_call, &b, NULL, NULL), 0);
+  twt_alloc_fail_nth(1);
+  cr_assert_eq(tw_delayed_call_reset(dc, 1), 0);
+  twt_alloc_fail_nth(0);
+  cr_assert_eq(tw_delayed_call_get_time(dc), 1.0);
+  cr_assert_eq(tw_clock_advance(log.clock, 1), 2);
+  cr_assert_eq(log.names[0], 'B');
+  cr_assert_eq(log.names[1], 'A');
+  tw_delayed_call_unref(dc);
+  tw_clock_free(log.clock);
+}
