@@ -1780,9 +1780,10 @@ TWT_TEST_OPTS(reactor, iterate_infinity_waits_for_work, .timeout = 30) {
     cr_assert_eq(tw_reactor_iterate(r, INFINITY), 0);
     spins++;
   }
-  /* One wait for the timer, and perhaps an early wake-up (libuv's timers
-   * count whole milliseconds) plus the iteration that runs the call. */
-  cr_assert_leq(spins, 5, "iterate(INFINITY) returned %d times", spins);
+  /* One wait for the timer, perhaps a few early wake-ups (libuv's timers
+   * count whole milliseconds on a coarse clock), plus the iteration that
+   * runs the call; without the wait it was 865534 times. */
+  cr_assert_leq(spins, 20, "iterate(INFINITY) returned %d times", spins);
   ASSERT_EVENTS("timer");
   free_reactor(r);
 }
