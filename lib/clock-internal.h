@@ -3,7 +3,9 @@
  *
  * One binary min-heap of delayed calls ordered by (time, seq) serves both the
  * manual clock and the reactor (which embeds a tw_clock and drives it from a
- * single uv_timer_t). seq is the creation order, so equal deadlines run FIFO.
+ * single uv_timer_t). seq orders equal deadlines as task.Clock does (see
+ * tw__clock_settle in clock.c): creation order, except for calls moved by
+ * reset/delay.
  */
 #ifndef TWUV_CLOCK_INTERNAL_H
 #define TWUV_CLOCK_INTERNAL_H
@@ -30,15 +32,28 @@ typedef struct tw__heap_entry {
   tw_delayed_call *dc;
 } tw__heap_entry;
 
+/* A call moved by reset/delay since the last settle, and its time then. */
+typedef struct tw__dirty_entry {
+  double old_time;
+  tw_delayed_call *dc;
+} tw__dirty_entry;
+
 struct tw_clock {
   const tw__clock_ops *ops; /* NULL for the manual clock */
   tw__heap_entry *heap;
   uint32_t len;
   uint32_t cap;
   uint32_t cancelled; /* cancelled calls still in the heap (removed lazily) */
-  uint32_t next_seq;
+  uint32_t next_seq;  /* seq of the next call at the back of its time */
+  uint32_t low_seq;   /* seq of the next call at the front (counts down) */
+  uint32_t next_born; /* creation counter (the reactor's pass limit) */
+  tw__dirty_entry *dirty; /* moved calls not yet settled */
+  uint32_t ndirty;
+  uint32_t dirty_cap;
   int running;      /* inside tw__clock_run_due: changed() is not called */
   int dying;        /* being destroyed: call_later is refused */
+  int advancing;    /* manual clock: inside tw_clock_advance / pump */
+  int free_pending; /* manual clock: tw_clock_free called while advancing */
   double manual_now; /* the manual clock's time */
 };
 
@@ -58,9 +73,11 @@ struct tw_delayed_call {
   } u;
   void *arg;
   tw_free_fn arg_free;
-  uint32_t seq;   /* creation order; compared with wrap-around */
+  uint32_t seq;   /* order among equal deadlines; compared with wrap-around */
   uint32_t index; /* heap slot while pending */
-  uint32_t refs : 24;
+  uint32_t born;  /* creation order (tw__clock_run_due's only_older) */
+  uint32_t refs : 23;
+  uint32_t dirty : 1; /* in clock->dirty */
   uint32_t state : 8;
 };
 

@@ -398,6 +398,11 @@ static tw_result tw__reactor_shutdown_crash(void *arg) {
 
 /* After the shutdown event completed: stopped for good. */
 void tw__reactor_shutdown_done(tw_reactor *r) {
+  /* The event ran without the reactor's own crash trigger: a "shutdown"
+   * fired by hand (before run, or while running) used it up, as triggers
+   * run once. Twisted then never returns from run; crash here instead, so
+   * that a stop always ends the run. */
+  if (r->started_before && r->started) tw__reactor_do_crash(r);
   if (r->started_before && !r->started) tw__reactor_close_queue(r);
 }
 
@@ -410,7 +415,6 @@ static int tw__reactor_startup(tw_reactor *r) {
     if (tw__reactor_add_really_start(r) != 0) return TW_ENOMEM;
     r->need_really_start = 0;
   }
-  tw__set_loop_thread(r);
   r->started = 1;
   r->stopped = 0;
   uv_ref((uv_handle_t *)&r->async);
@@ -420,16 +424,26 @@ static int tw__reactor_startup(tw_reactor *r) {
   return 0;
 }
 
+/*
+ * The reactor's loop thread is the thread that created it, for its whole
+ * life: run and start_running refuse any other thread in every build (not
+ * only with thread_checks). Twisted makes whichever thread starts the
+ * reactor its I/O thread; twuv does not hand a reactor over, so that
+ * tw_reactor_in_loop_thread, the thread checks and the TW_EDEADLK of
+ * tw_blocking_call_from_thread give the same answer before and after run,
+ * and no state set up by one thread is taken over unsynchronised by
+ * another. One comparison per run: nothing to gain by compiling it out.
+ */
 int tw_reactor_start_running(tw_reactor *r) {
   if (r == NULL) return TW_EINVAL;
-  TW__LOOP_ONLY(r, TW_EWRONGTHREAD);
+  if (!tw__reactor_on_loop_thread(r)) return TW_EWRONGTHREAD;
   return tw__reactor_startup(r);
 }
 
 int tw_reactor_run(tw_reactor *r) {
   int err;
   if (r == NULL) return TW_EINVAL;
-  TW__LOOP_ONLY(r, TW_EWRONGTHREAD);
+  if (!tw__reactor_on_loop_thread(r)) return TW_EWRONGTHREAD;
   /* Twisted's checks first (_started, then _startedBefore); then the
    * nesting twuv cannot allow: uv_run is not re-entrant. */
   if (r->started) return TW_EALREADYRUNNING;
@@ -489,15 +503,21 @@ int tw_reactor_iterate(tw_reactor *r, double delay) {
   /* Twisted's iterate: runUntilCurrent, then one poll of at most delay. */
   tw__reactor_iteration(r);
   r->manual_iterate = 1;
-  if (delay > 0 && isfinite(delay) &&
-      tw_clock_call_later(&r->clock, delay, tw__noop, NULL, NULL, &wake) == 0) {
+  /* INFINITY: no bounding call; the poll waits for the next event (a due
+   * delayed call's timer, a call_from_thread, any handle on the loop). */
+  if (delay > 0 &&
+      (delay == INFINITY ||
+       tw_clock_call_later(&r->clock, delay, tw__noop, NULL, NULL, &wake) ==
+           0)) {
     /* The async is referenced for the poll, so that uv_run blocks even on a
      * reactor that is not started; the no-op call bounds the wait. */
     uv_ref((uv_handle_t *)&r->async);
     uv_run(r->loop, UV_RUN_ONCE);
     if (!r->started) uv_unref((uv_handle_t *)&r->async);
-    (void)tw_delayed_call_cancel(wake);
-    tw_delayed_call_unref(wake);
+    if (wake != NULL) {
+      (void)tw_delayed_call_cancel(wake);
+      tw_delayed_call_unref(wake);
+    }
   } else {
     uv_run(r->loop, UV_RUN_NOWAIT);
   }
@@ -684,14 +704,23 @@ tw_reactor *tw_reactor_default(void) {
 }
 
 int tw_reactor_free(tw_reactor *r) {
-  if (r == NULL || r->closing) return TW_EINVAL;
+  if (r == NULL) return TW_EINVAL;
   TW__LOOP_ONLY(r, TW_EWRONGTHREAD);
-  if (r->in_run || r->in_iterate || r->manual_iterate || r->started)
+  /* closing: called again from an arg_free this free runs (which would
+   * otherwise spin in the quiesce below, or free r twice). */
+  if (r->closing || r->in_run || r->in_iterate || r->manual_iterate ||
+      r->started)
     return TW_EBUSY;
   /* Jobs on a pool we do not own (and lookups in flight) would call back
    * into freed memory. Checked before anything changes. */
   if (atomic_load_explicit(&r->busy_refs, memory_order_acquire) > 0)
     return TW_EBUSY;
+  /* From here on the reactor is going away: run/iterate/free and new
+   * triggers are refused, and so is call_later (TW_ESHUTDOWN, as clock.h
+   * says) - also from the arg_frees below that run before the clock's own
+   * turn, whose calls would otherwise be accepted and then dropped. */
+  r->closing = 1;
+  r->clock.dying = 1;
   uv_once(&tw__default_once, tw__default_init);
   uv_mutex_lock(&tw__default_mutex);
   if (tw__default_reactor == r) tw__default_reactor = NULL;

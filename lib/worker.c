@@ -615,6 +615,7 @@ typedef struct tw__memory_worker {
   tw__item *head;
   tw__item *tail;
   int quit;
+  int performing; /* items tw_memory_worker_perform is running (mutex) */
 } tw__memory_worker;
 
 static int tw__memory_do_item(tw_worker *wk, tw__item *it) {
@@ -646,39 +647,54 @@ static int tw__memory_quit(tw_worker *wk) {
   return rc;
 }
 
-static tw__item *tw__memory_take(tw__memory_worker *w, int all) {
+/* Detach the whole queue. */
+static tw__item *tw__memory_take_all(tw__memory_worker *w) {
   tw__item *it;
   uv_mutex_lock(&w->mutex);
   it = w->head;
-  if (it != NULL) {
-    if (all) {
-      w->head = w->tail = NULL;
-    } else {
-      w->head = it->next;
-      if (w->head == NULL) w->tail = NULL;
-      it->next = NULL;
-    }
-  }
+  w->head = w->tail = NULL;
   uv_mutex_unlock(&w->mutex);
   return it;
 }
 
 int tw_memory_worker_perform(tw_worker *worker) {
+  tw__memory_worker *w;
   tw__item *it;
   if (worker == NULL || worker->vtable != &tw__memory_worker_class.vtable)
     return TW_EINVAL;
-  it = tw__memory_take((tw__memory_worker *)worker, 0);
+  w = (tw__memory_worker *)worker;
+  uv_mutex_lock(&w->mutex);
+  it = w->head;
+  if (it != NULL) {
+    w->head = it->next;
+    if (w->head == NULL) w->tail = NULL;
+    it->next = NULL;
+    /* Counted so that tw_worker_free from inside the item is refused. */
+    w->performing++;
+  }
+  uv_mutex_unlock(&w->mutex);
   if (it == NULL) return 0;
   tw__item_run(it);
+  uv_mutex_lock(&w->mutex);
+  w->performing--;
+  uv_mutex_unlock(&w->mutex);
   return 1;
 }
 
 static int tw__memory_destroy(tw_worker *wk) {
   tw__memory_worker *w = (tw__memory_worker *)wk;
   tw__item *it, *next;
+  int performing;
+  /* From inside an item perform is running (on this thread: the caller
+   * guarantees no other thread still uses the worker): refuse, as the other
+   * workers do, before anything changes. */
+  uv_mutex_lock(&w->mutex);
+  performing = w->performing;
+  uv_mutex_unlock(&w->mutex);
+  if (performing > 0) return TW_EDEADLK;
   (void)tw__memory_quit(wk);
   /* Detached first: a drop may submit elsewhere, never back here (quit). */
-  for (it = tw__memory_take(w, 1); it != NULL; it = next) {
+  for (it = tw__memory_take_all(w); it != NULL; it = next) {
     next = it->next;
     tw__item_drop(it);
   }

@@ -6,7 +6,10 @@
  * test_ne), plus twuv's own contract: arg_free on every path, bad input,
  * out of memory, FIFO ties.
  */
+#include <float.h>
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "twtest.h"
@@ -540,4 +543,258 @@ TWT_TEST(clock, freeing_a_clock_whose_arg_free_touches_a_sibling) {
   cr_assert_eq(freed, 1);
   tw_delayed_call_unref(first);
   tw_delayed_call_unref(sibling);
+}
+
+/* ---- re-entrancy and limits (issue 11) ------------------------------------ */
+
+/* tw_clock_free from inside one of the clock's own calls. The call then
+ * makes a new clock: with glibc's allocator that reuses the freed clock's
+ * memory at once, so a run loop still reading the old clock would run the
+ * new clock's call (and ASan/valgrind report the use after free). */
+static tw_clock *freed_inside, *made_inside;
+static int made_inside_calls;
+static void count_made_inside(void *arg) {
+  (void)arg;
+  made_inside_calls++;
+}
+static void free_own_clock(void *arg) {
+  (void)arg;
+  tw_clock_free(freed_inside);
+  /* Freed for the caller: new calls are refused, pending ones dropped. */
+  cr_assert_eq(tw_clock_call_later(freed_inside, 0, count_call, NULL, NULL,
+                                   NULL),
+               TW_ESHUTDOWN);
+  made_inside = tw_clock_new_manual();
+  cr_assert_not_null(made_inside);
+  cr_assert_eq(tw_clock_call_later(made_inside, 0, count_made_inside, NULL,
+                                   NULL, NULL),
+               0);
+}
+
+TWT_TEST(clock, free_from_inside_its_own_delayed_call) {
+  tw_delayed_call *later;
+  double steps[3] = {1, 1, 1};
+  calls = freed = made_inside_calls = 0;
+  freed_inside = tw_clock_new_manual();
+  cr_assert_eq(tw_clock_call_later(freed_inside, 1, free_own_clock, NULL,
+                                   NULL, NULL),
+               0);
+  cr_assert_eq(tw_clock_call_later(freed_inside, 1, count_call, NULL,
+                                   count_free, &later),
+               0);
+  /* pump, not advance: the later steps must not touch the freed clock. */
+  cr_assert_eq(tw_clock_pump(freed_inside, steps, 3), 1);
+  cr_assert_eq(calls, 0, "a call dropped by the free ran");
+  cr_assert_eq(freed, 1);
+  cr_assert(tw_delayed_call_cancelled(later));
+  tw_delayed_call_unref(later);
+  cr_assert_eq(made_inside_calls, 0, "the freed clock ran another clock's call");
+  cr_assert_eq(tw_clock_pending(made_inside), 1);
+  cr_assert_eq(tw_clock_advance(made_inside, 0), 1);
+  tw_clock_free(made_inside);
+}
+
+TWT_TEST(clock, time_never_overflows_to_infinity) {
+  tw_clock *c = tw_clock_new_manual();
+  tw_delayed_call *dc;
+  calls = 0;
+  cr_assert_eq(tw_clock_call_later(c, DBL_MAX, count_call, NULL, NULL, &dc), 0);
+  cr_assert_eq(tw_delayed_call_get_time(dc), DBL_MAX);
+  /* DBL_MAX + DBL_MAX is +inf: refused, nothing changes. */
+  cr_assert_eq(tw_delayed_call_delay(dc, DBL_MAX), TW_EINVAL);
+  cr_assert_eq(tw_delayed_call_get_time(dc), DBL_MAX);
+  cr_assert_eq(tw_clock_advance(c, DBL_MAX), 1, "the call fires at DBL_MAX");
+  cr_assert_eq(calls, 1);
+  tw_delayed_call_unref(dc);
+  cr_assert_eq(tw_clock_seconds(c), DBL_MAX);
+  cr_assert_eq(tw_clock_advance(c, DBL_MAX), TW_EINVAL);
+  cr_assert_eq(tw_clock_seconds(c), DBL_MAX);
+  {
+    double steps[2] = {0, DBL_MAX};
+    cr_assert_eq(tw_clock_pump(c, steps, 2), TW_EINVAL);
+  }
+  cr_assert_eq(tw_clock_seconds(c), DBL_MAX);
+  cr_assert_eq(tw_clock_call_later(c, DBL_MAX, count_call, NULL, NULL, NULL),
+               TW_EINVAL);
+  cr_assert_eq(tw_clock_call_later(c, 0, count_call, NULL, NULL, &dc), 0);
+  cr_assert_eq(tw_delayed_call_reset(dc, DBL_MAX), TW_EINVAL);
+  cr_assert_eq(tw_delayed_call_delay(dc, INFINITY), TW_EINVAL);
+  cr_assert_eq(tw_delayed_call_delay(dc, NAN), TW_EINVAL);
+  cr_assert_eq(tw_delayed_call_reset(dc, NAN), TW_EINVAL);
+  cr_assert_eq(tw_delayed_call_reset(dc, INFINITY), TW_EINVAL);
+  cr_assert_eq(tw_delayed_call_get_time(dc), DBL_MAX);
+  cr_assert_eq(tw_clock_advance(c, 0), 1);
+  cr_assert_eq(calls, 2);
+  tw_delayed_call_unref(dc);
+  tw_clock_free(c);
+}
+
+/* A call moved by reset/delay onto a time other calls are due at: the order
+ * of task.Clock (issue 11 item 14). Twisted 22.4: A = callLater(2);
+ * B = callLater(1); A.reset(1) -> B then A; A.delay(-1) too. */
+static void reset_onto_b(int use_delay) {
+  log_t log = {0};
+  entry_t a = {&log, 'A'}, b = {&log, 'B'};
+  tw_delayed_call *dc;
+  log.clock = tw_clock_new_manual();
+  cr_assert_eq(tw_clock_call_later(log.clock, 2, log_call, &a, NULL, &dc), 0);
+  cr_assert_eq(tw_clock_call_later(log.clock, 1, log_call, &b, NULL, NULL), 0);
+  if (use_delay)
+    cr_assert_eq(tw_delayed_call_delay(dc, -1), 0);
+  else
+    cr_assert_eq(tw_delayed_call_reset(dc, 1), 0);
+  cr_assert_eq(tw_clock_advance(log.clock, 1), 2);
+  cr_assert_eq(log.n, 2);
+  cr_assert_eq(log.names[0], 'B');
+  cr_assert_eq(log.names[1], 'A');
+  tw_delayed_call_unref(dc);
+  tw_clock_free(log.clock);
+}
+
+TWT_TEST(clock, reset_sooner_goes_behind_calls_due_then) { reset_onto_b(0); }
+TWT_TEST(clock, delay_sooner_goes_behind_calls_due_then) { reset_onto_b(1); }
+
+/* Differential test: programs run on Twisted's task.Clock, recorded by
+ * tests/support/gen_clock_traces.py, replayed here. */
+#include "clock_traces.h"
+
+#define TRACE_IDS 10
+typedef struct {
+  tw_clock *clock;
+  tw_delayed_call *dc[TRACE_IDS];
+  char trace[64];
+  size_t n;
+} replay_t;
+
+typedef struct {
+  replay_t *rp;
+  int id;
+  char act;  /* 0, 'R', 'D' or 'L' */
+  int target;
+  double value;
+} replay_call_t;
+
+static replay_call_t replay_calls[2 * TRACE_IDS];
+static int replay_ncalls;
+
+static void replay_note(replay_t *rp, char c) {
+  cr_assert(rp->n + 1 < sizeof(rp->trace));
+  rp->trace[rp->n++] = c;
+  rp->trace[rp->n] = '\0';
+}
+
+static void replay_call(void *arg);
+
+static void replay_act(replay_t *rp, char kind, int id, double v,
+                       replay_call_t *call) {
+  int rc = 0;
+  if (kind == 'R') {
+    rc = tw_delayed_call_reset(rp->dc[id], v);
+  } else if (kind == 'D') {
+    rc = tw_delayed_call_delay(rp->dc[id], v);
+  } else if (kind == 'C') {
+    rc = tw_delayed_call_cancel(rp->dc[id]);
+  } else if (kind == 'L') {
+    cr_assert_null(rp->dc[id]);
+    rc = tw_clock_call_later(rp->clock, v, replay_call, call, NULL,
+                             &rp->dc[id]);
+    cr_assert_eq(rc, 0);
+  }
+  if (rc != 0) {
+    cr_assert(rc == TW_EALREADYCALLED || rc == TW_EALREADYCANCELLED,
+              "%c%d: %s", kind, id, tw_err_name(rc));
+    replay_note(rp, 'x');
+  }
+}
+
+static replay_call_t *replay_new_call(replay_t *rp, int id) {
+  replay_call_t *call = &replay_calls[replay_ncalls++];
+  cr_assert(replay_ncalls <= 2 * TRACE_IDS);
+  memset(call, 0, sizeof(*call));
+  call->rp = rp;
+  call->id = id;
+  return call;
+}
+
+static void replay_call(void *arg) {
+  replay_call_t *call = arg;
+  replay_note(call->rp, (char)('0' + call->id));
+  if (call->act != 0)
+    replay_act(call->rp, call->act, call->target, call->value,
+               call->act == 'L' ? replay_new_call(call->rp, call->target)
+                                : NULL);
+}
+
+static void replay(const char *program, char *trace, size_t size) {
+  replay_t rp;
+  const char *p = program;
+  int i;
+  memset(&rp, 0, sizeof(rp));
+  replay_ncalls = 0;
+  rp.clock = tw_clock_new_manual();
+  cr_assert_not_null(rp.clock);
+  while (*p != '\0') {
+    char kind = *p++;
+    int id = -1;
+    double v = 0;
+    if (kind == ' ') continue;
+    if (kind != 'A') id = *p++ - '0';
+    if (kind != 'C') {
+      char *end;
+      cr_assert_eq(*p++, ':');
+      v = strtod(p, &end);
+      p = end;
+    }
+    if (kind == 'A') {
+      cr_assert_geq(tw_clock_advance(rp.clock, v), 0);
+    } else if (kind == 'L') {
+      replay_call_t *call = replay_new_call(&rp, id);
+      if (*p == '/') {
+        char *end;
+        call->act = p[1];
+        call->target = p[2] - '0';
+        cr_assert_eq(p[3], ':');
+        call->value = strtod(p + 4, &end);
+        p = end;
+      }
+      replay_act(&rp, 'L', id, v, call);
+    } else {
+      replay_act(&rp, kind, id, v, NULL);
+    }
+  }
+  snprintf(trace, size, "%s", rp.trace);
+  for (i = 0; i < TRACE_IDS; i++) tw_delayed_call_unref(rp.dc[i]);
+  tw_clock_free(rp.clock);
+}
+
+TWT_TEST(clock, twisted_clock_traces_match) {
+  size_t i, n = sizeof(twisted_clock_traces) / sizeof(twisted_clock_traces[0]);
+  for (i = 0; i < n; i++) {
+    char trace[64];
+    replay(twisted_clock_traces[i].program, trace, sizeof(trace));
+    cr_assert_str_eq(trace, twisted_clock_traces[i].trace,
+                     "program %zu: %s: twuv ran %s, Twisted %s", i,
+                     twisted_clock_traces[i].program, trace,
+                     twisted_clock_traces[i].trace);
+  }
+}
+
+/* Out of memory while recording a moved call: the move still happens, and
+ * the call is placed at once (same order here as task.Clock's). */
+TWT_TEST(clock, reset_out_of_memory_still_moves_the_call) {
+  log_t log = {0};
+  entry_t a = {&log, 'A'}, b = {&log, 'B'};
+  tw_delayed_call *dc;
+  log.clock = tw_clock_new_manual();
+  cr_assert_eq(tw_clock_call_later(log.clock, 2, log_call, &a, NULL, &dc), 0);
+  cr_assert_eq(tw_clock_call_later(log.clock, 1, log_call, &b, NULL, NULL), 0);
+  twt_alloc_fail_nth(1);
+  cr_assert_eq(tw_delayed_call_reset(dc, 1), 0);
+  twt_alloc_fail_nth(0);
+  cr_assert_eq(tw_delayed_call_get_time(dc), 1.0);
+  cr_assert_eq(tw_clock_advance(log.clock, 1), 2);
+  cr_assert_eq(log.names[0], 'B');
+  cr_assert_eq(log.names[1], 'A');
+  tw_delayed_call_unref(dc);
+  tw_clock_free(log.clock);
 }

@@ -165,6 +165,32 @@ TWT_TEST(worker, memory_worker_perform_leaves_failure_to_caller) {
   tw_worker_free(w);
 }
 
+static int free_from_own_item_rc;
+static void free_own_memory_worker(void *arg) {
+  free_from_own_item_rc = tw_worker_free(arg);
+}
+
+TWT_TEST(worker, memory_worker_free_from_its_own_item_is_deadlk) {
+  /* worker.h: tw_worker_free from work running on the worker returns
+   * TW_EDEADLK and leaves it unchanged, as the four other kinds do. */
+  tw_worker *w;
+  calls = freed = 0;
+  free_from_own_item_rc = 0;
+  cr_assert_eq(tw_memory_worker_new(&w), 0);
+  cr_assert_eq(tw_worker_do(w, free_own_memory_worker, w), 0);
+  cr_assert_eq(tw_worker_do_full(w, count_call, NULL, count_free), 0);
+  cr_assert_eq(tw_memory_worker_perform(w), 1);
+  cr_assert_eq(free_from_own_item_rc, TW_EDEADLK, "got %s",
+               tw_err_name(free_from_own_item_rc));
+  /* Unchanged: not quit, the queued item still performable. */
+  cr_assert_eq(tw_worker_do_full(w, count_call, NULL, count_free), 0);
+  cr_assert_eq(tw_memory_worker_perform(w), 1);
+  cr_assert_eq(tw_memory_worker_perform(w), 1);
+  cr_assert_eq(calls, 2);
+  cr_assert_eq(freed, 2);
+  cr_assert_eq(tw_worker_free(w), 0);
+}
+
 /* ---- ThreadWorkerTests (test_threadworker.py), with a fake thread ------- */
 
 static struct {

@@ -43,8 +43,18 @@ TW_EXTERN double tw_clock_seconds(tw_clock *clock);
  * (may be NULL) runs exactly once: after fn returns, or on cancel, or when
  * the clock is freed with the call still pending.
  *
- * Calls due at the same time run in the order they were made (FIFO; Twisted's
- * reactor does not promise this, its task.Clock does). A call made from
+ * Calls due at the same time run in task.Clock's order, on both clocks
+ * (Twisted's reactor promises no order; tests/test_clock.c replays programs
+ * recorded on Twisted 22.4's task.Clock): in the order they were made,
+ * except for calls moved by tw_delayed_call_reset / _delay. task.Clock
+ * stable-sorts its calls by time at each callLater and before each call it
+ * runs, and reset/delay do not sort; so a call moved sooner onto a time goes
+ * behind the calls already due then, a call moved later in front of them,
+ * and calls moved onto the same time between two such sorts keep their
+ * previous order. E.g. A = call_later(2), B = call_later(1), reset(A, 1)
+ * (or delay(A, -1)): B runs, then A. (Out of memory while recording a move,
+ * the moved call is placed at once, which can differ from task.Clock when
+ * it moves again before the next sort.) A call made from
  * inside a running call is never run in the same pass on the reactor's clock
  * (even with delay 0: it runs on the next loop iteration); on the manual
  * clock it runs within the same tw_clock_advance if it is due, as task.Clock
@@ -56,7 +66,8 @@ TW_EXTERN double tw_clock_seconds(tw_clock *clock);
  *
  * Errors (nothing is scheduled, arg_free is not called):
  *   TW_EINVAL        clock or fn NULL, delay negative, NaN or infinite
- *                    (Twisted asserts; its task.Clock accepts negatives)
+ *                    (Twisted asserts; its task.Clock accepts negatives),
+ *                    or the deadline (now + delay) overflows to infinity
  *   TW_ENOMEM
  *   TW_EWRONGTHREAD  reactor clock off its loop thread (thread_checks)
  *   TW_ESHUTDOWN     the clock is being freed (from an arg_free run by
@@ -77,16 +88,19 @@ TW_EXTERN tw_clock *tw_clock_new_manual(void);
 
 /*
  * tw_clock_advance: Clock.advance(amount): move time forward, then run every
- * call now due, in (time, creation) order - including calls they schedule
- * that are due by then. Returns the number of calls run, or TW_EINVAL (not a
- * manual clock, amount negative, NaN or infinite; nothing changes).
+ * call now due, in time order (ties: see tw_clock_call_later) - including
+ * calls they schedule that are due by then. Returns the number of calls run, or TW_EINVAL (not a
+ * manual clock, amount negative, NaN or infinite, or the clock's time would
+ * overflow to infinity: time stays at most DBL_MAX; nothing changes), or
+ * TW_ESHUTDOWN (the clock was freed by one of the calls this advance runs).
  */
 TW_EXTERN int tw_clock_advance(tw_clock *clock, double amount);
 
 /*
  * tw_clock_pump: Clock.pump(timings): tw_clock_advance for each of the n
  * amounts in order. Returns the total number of calls run, or TW_EINVAL
- * (checked before anything advances).
+ * (checked before anything advances, the sum included). A call that frees
+ * the clock ends the pump.
  */
 TW_EXTERN int tw_clock_pump(tw_clock *clock, const double *timings, size_t n);
 
@@ -110,6 +124,10 @@ TW_EXTERN size_t tw_clock_get_delayed_calls(tw_clock *clock,
  * running: their arg_free runs, and their handles (if still referenced)
  * report inactive and TW_EALREADYCANCELLED. The reactor's clock is freed with
  * the reactor: passing it here is ignored. NULL is ignored.
+ * From inside one of the clock's own calls (while tw_clock_advance or
+ * tw_clock_pump runs them): safe. The pending calls are dropped at once as
+ * above, call_later and advance on the clock return TW_ESHUTDOWN from then
+ * on, and the memory is released when the outermost advance/pump returns.
  */
 TW_EXTERN void tw_clock_free(tw_clock *clock);
 
@@ -130,14 +148,17 @@ TW_EXTERN int tw_delayed_call_cancel(tw_delayed_call *dc);
 /*
  * tw_delayed_call_reset: reschedule to seconds_from_now from now (sooner or
  * later). Same errors as cancel, plus TW_EINVAL for a negative, NaN or
- * infinite delay.
+ * infinite delay, or a new time that overflows to infinity (unchanged).
+ * Where the call then runs among calls due at the same time: see
+ * tw_clock_call_later.
  */
 TW_EXTERN int tw_delayed_call_reset(tw_delayed_call *dc,
                                     double seconds_from_now);
 
 /*
  * tw_delayed_call_delay: move the call seconds_later later (negative: sooner).
- * Same errors as reset (seconds_later must be finite).
+ * Same errors as reset (seconds_later must be finite, and so must the new
+ * time: TW_EINVAL, unchanged).
  */
 TW_EXTERN int tw_delayed_call_delay(tw_delayed_call *dc, double seconds_later);
 

@@ -14,13 +14,17 @@
  * loop iteration, after the poll phase:
  *   1. the calls queued by tw_reactor_call_from_thread before this iteration,
  *      in FIFO order (calls queued meanwhile wait for the next iteration);
- *   2. the delayed calls now due, in (deadline, creation) order (calls
- *      created meanwhile - even with delay 0 - wait for the next iteration);
+ *   2. the delayed calls now due, in deadline order, ties as clock.h says
+ *      (calls created meanwhile - even with delay 0 - wait for the next
+ *      iteration);
  *   3. if tw_reactor_stop was called: the "shutdown" system event.
  *
  * ---- Threads (see docs/threading.md) ---------------------------------------
- * A reactor belongs to its loop thread: the thread that runs it (before it
- * first runs: the thread that created it). Only the functions marked
+ * A reactor belongs to its loop thread: the thread that created it, for the
+ * reactor's whole life (tw_reactor_run and tw_reactor_start_running refuse
+ * any other thread with TW_EWRONGTHREAD, in every build; Twisted makes
+ * whichever thread starts the reactor its I/O thread). To run a reactor on
+ * a thread of its own, create it on that thread. Only the functions marked
  * "Thread-safe" below may be called from other threads; all others are
  * "loop thread only". With -Dthread_checks=true (the test builds), every
  * loop-thread-only function returns TW_EWRONGTHREAD when called from another
@@ -66,8 +70,8 @@ typedef struct tw_reactor tw_reactor;
 /*
  * tw_reactor_new: a new reactor on loop, or on a loop of its own when loop
  * is NULL (created now, closed by tw_reactor_free). flags: 0, or any of
- * TW_REACTOR_SIGNALS and TW_REACTOR_UV_POOL. The calling thread becomes the loop thread until the
- * reactor runs.
+ * TW_REACTOR_SIGNALS and TW_REACTOR_UV_POOL. The calling thread becomes the
+ * reactor's loop thread, for good.
  * Errors: TW_EINVAL (out NULL, unknown flags), TW_ENOMEM, libuv errors from
  * uv_loop_init. On error *out is NULL.
  */
@@ -106,6 +110,10 @@ TW_EXTERN tw_reactor *tw_reactor_default(void);
  * handles are closed, and its memory is released by their close callbacks,
  * so run your loop (uv_run(loop, UV_RUN_NOWAIT) suffices) before
  * uv_loop_close.
+ * While free runs, the arg_frees it runs may not use the reactor for new
+ * work: tw_reactor_free returns TW_EBUSY, tw_reactor_call_later (and
+ * tw_clock_call_later on its clock) and tw_reactor_call_from_thread
+ * TW_ESHUTDOWN, the trigger functions TW_EINVAL.
  * Returns 0, TW_EINVAL (NULL), TW_EBUSY, TW_EWRONGTHREAD.
  */
 TW_EXTERN int tw_reactor_free(tw_reactor *r);
@@ -124,10 +132,12 @@ TW_EXTERN tw_clock *tw_reactor_clock(tw_reactor *r);
  * tw_reactor_run: reactor.run(): fire the "startup" event (before triggers
  * with running == 0; then running becomes 1; during; after, which includes
  * tw_reactor_call_when_running calls), then run the loop until the reactor
- * is stopped or crashed. The calling thread becomes the loop thread.
+ * is stopped or crashed. Only on the reactor's loop thread (the thread that
+ * created it), whatever -Dthread_checks says.
  * Returns 0 once stopped/crashed, or TW_EINVAL, TW_EALREADYRUNNING (already
  * started: Twisted's ReactorAlreadyRunning), TW_ENOTRESTARTABLE (stopped
- * before: ReactorNotRestartable). Do not call it from inside a callback of
+ * before: ReactorNotRestartable), TW_EWRONGTHREAD (another thread), TW_EBUSY
+ * (inside tw_reactor_iterate or a callback). Do not call it from inside a callback of
  * another reactor or libuv handle on the same loop (uv_run is not
  * re-entrant).
  */
@@ -168,7 +178,10 @@ TW_EXTERN int tw_reactor_running(tw_reactor *r);
 /*
  * tw_reactor_iterate: reactor.iterate(delay): run one reactor iteration and
  * one libuv loop iteration, waiting at most delay seconds for events (0: do
- * not block). For tests and for programs that drive the loop step by step.
+ * not block; INFINITY: wait until there is an event - a delayed call due, a
+ * call_from_thread, any libuv handle's event -, for ever if nothing can
+ * come). The calls woken for run on the next iterate. For tests and for
+ * programs that drive the loop step by step.
  * Errors: TW_EINVAL (NULL; delay negative or NaN), TW_EBUSY (inside
  * tw_reactor_run or a callback), TW_EWRONGTHREAD.
  */
@@ -194,7 +207,8 @@ TW_EXTERN double tw_reactor_seconds(tw_reactor *r);
  * reactor's clock (see clock.h for the ordering rules, arg_free and out).
  * The call runs when due on a running (or starting) reactor; a delay-0 call
  * made from a reactor callback runs on the next iteration, never in the same
- * pass. Errors: TW_EINVAL, TW_ENOMEM, TW_EWRONGTHREAD.
+ * pass. Errors: TW_EINVAL, TW_ENOMEM, TW_EWRONGTHREAD, TW_ESHUTDOWN (from
+ * an arg_free run by tw_reactor_free); arg_free is then not called.
  */
 TW_EXTERN int tw_reactor_call_later(tw_reactor *r, double delay, tw_call_fn fn,
                                     void *arg, tw_free_fn arg_free,
@@ -251,7 +265,11 @@ TW_EXTERN int tw_reactor_remove_system_event_trigger(tw_reactor *r,
  * before triggers, then (at once, or once the Deferreds they returned have
  * fired) its during and after triggers. An event with no triggers does
  * nothing. Firing "shutdown" on a reactor that never ran is allowed (as in
- * Twisted). Errors: TW_EINVAL, TW_EWRONGTHREAD.
+ * Twisted). Firing "shutdown" by hand runs the reactor's own during-shutdown
+ * trigger (a running reactor crashes), and triggers run once; where Twisted
+ * then never returns from a later run + stop, twuv crashes the reactor at
+ * the end of that stop's shutdown event, so run still returns.
+ * Errors: TW_EINVAL, TW_EWRONGTHREAD.
  */
 TW_EXTERN int tw_reactor_fire_system_event(tw_reactor *r,
                                            const char *event_type);

@@ -263,7 +263,9 @@ TW_EXTERN int tw_serial_worker_new(tw_worker **out);
  * tw_memory_worker_new: a worker that only queues work until the test calls
  * tw_memory_worker_perform (an exclusive worker as long as perform is not
  * called from two threads at once). do and quit are thread-safe;
- * tw_worker_free drops (arg_free) the work never performed.
+ * tw_worker_free drops (arg_free) the work never performed, and returns
+ * TW_EDEADLK (the worker unchanged) while an item tw_memory_worker_perform
+ * runs, e.g. from inside that item.
  * Thread-safe. Errors: TW_EINVAL (out NULL), TW_ENOMEM.
  */
 TW_EXTERN int tw_memory_worker_new(tw_worker **out);
