@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <twuv.h>
 
@@ -35,6 +36,11 @@ static tw_result fnv1a(void *arg) {
    * subclass Python would raise (FileNotFoundError for ENOENT). */
   if (f == NULL) return tw_result_failure(tw_failure_from_code(-errno));
   while ((c = getc(f)) != EOF) h = (h ^ (uint32_t)c) * 0x01000193u;
+  if (ferror(f)) { /* a directory opens, then reads fail: EISDIR */
+    int err = errno;
+    fclose(f);
+    return tw_result_failure(tw_failure_from_code(-err));
+  }
   fclose(f);
   return tw_result_int((intptr_t)h);
 }
@@ -81,12 +87,16 @@ static tw_result show(tw_result r, void *arg) {
 
 /* def main(reactor, *paths) */
 static tw_deferred *checksum_main(tw_reactor *r, int argc, char **argv) {
-  tw_deferred *ds[64] = {NULL}, *all;
+  tw_deferred **ds, *all;
   int i, n = 0;
   reactor = r;
-  npaths = argc < 64 ? argc : 64;
+  npaths = argc;
   paths = argv;
-  if (tw_deferred_semaphore_new(2, &sem) < 0) return NULL;
+  ds = calloc((size_t)argc, sizeof(*ds));
+  if (ds == NULL || tw_deferred_semaphore_new(2, &sem) < 0) {
+    free(ds);
+    return NULL;
+  }
   for (i = 0; i < npaths; i++) {
     tw_deferred *d;
     if (tw_deferred_semaphore_run(sem, hash_in_thread, argv[i], &d) < 0) break;
@@ -95,6 +105,7 @@ static tw_deferred *checksum_main(tw_reactor *r, int argc, char **argv) {
   }
   all = n == npaths ? tw_gather_results(ds, (size_t)n, 0) : NULL;
   for (i = 0; i < n; i++) tw_deferred_unref(ds[i]); /* the list holds them */
+  free(ds);
   if (all != NULL) tw_deferred_add_callback(all, show, NULL);
   return all;
 }

@@ -299,10 +299,20 @@ static tw_result tw__task_yielded_ok(tw_result r, void *p) {
   tw_cooperative_task *t = p;
   int err;
   tw_result_release(r);
-  /* Out of memory, the task could not go back into its cooperator: end it
-   * rather than leave it paused for good. */
-  if ((err = tw_cooperative_task_resume(t)) == TW_ENOMEM && t->state == NULL)
+  err = tw_cooperative_task_resume(t);
+  if (err == TW_ENOMEM && t->state == NULL) {
+    /* Out of memory, the task could not go back into its cooperator: end
+     * it rather than leave it paused for good. */
     tw__task_complete(t, &TW_TASK_FAILED, tw_failure_from_code(err));
+  } else if (err != 0 && err != TW_ENOTRUNNING) {
+    /* Twisted's resume raises here (NotPaused: the program already resumed
+     * the pause the yield took) and the error surfaces as an unhandled
+     * failure of this Deferred; TW_EWRONGTHREAD: fired off the loop
+     * thread. Neither may pass silently. */
+    return tw_result_failure(tw_failure_new(
+        err == TW_EINVAL ? &TW_NOT_PAUSED : &TW_RUNTIME_ERROR, err,
+        "resuming the task after its Deferred fired: %s", tw_strerror(err)));
+  }
   return tw_result_none();
 }
 
@@ -472,6 +482,10 @@ static void tw__coop_stop(tw_cooperator *c) {
   c->ntasks = c->cap = 0;
   c->meta_idx = 0;
   c->meta_live = 0;
+  /* Cancel the tick before the tasks' whenDone callbacks run: one that
+   * restarts the cooperator and adds a task schedules a tick of its own,
+   * which must survive (Twisted loses that task). */
+  tw__coop_cancel_tick(c);
   for (i = 0; i < n; i++) {
     tw_cooperative_task *t = tasks[i];
     if (t->state == NULL)
@@ -480,7 +494,6 @@ static void tw__coop_stop(tw_cooperator *c) {
     tw_cooperative_task_unref(t);
   }
   tw__free(tasks);
-  tw__coop_cancel_tick(c);
 }
 
 int tw_cooperator_stop(tw_cooperator *c) {
@@ -494,7 +507,7 @@ int tw_cooperator_stop(tw_cooperator *c) {
 }
 
 int tw_cooperator_running(const tw_cooperator *c) {
-  if (c == NULL) return TW_EINVAL;
+  if (c == NULL || c->freed) return TW_EINVAL;
   return c->started && !c->stopped;
 }
 

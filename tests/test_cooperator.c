@@ -1434,3 +1434,53 @@ TWT_TEST_OPTS(cooperator, coiterate_on_reactor, .timeout = 20) {
   tw_cooperator_free(c);
   cr_assert_eq(tw_reactor_free(r), 0);
 }
+
+/* From review: the tick is cancelled before the tasks' whenDone callbacks
+ * run, so an errback that restarts the cooperator and adds a task keeps it
+ * (it used to sit in the list with no tick scheduled; Twisted loses it). */
+static tw_cooperator *restart_c;
+static int restart_left;
+static tw_deferred *restarted_d;
+static tw_result restart_on_stop(tw_result r, void *arg) {
+  (void)arg;
+  cr_assert(tw_failure_check(r.u.failure, &TW_SCHEDULER_STOPPED));
+  tw_result_release(r);
+  cr_assert_eq(tw_cooperator_start(restart_c), 0);
+  cr_assert_eq(tw_coiterate(restart_c, count_iter, &restart_left, NULL, NULL,
+                            &restarted_d), 0);
+  return tw_result_none();
+}
+
+TWT_TEST(cooperator, stop_whose_errback_restarts_keeps_the_new_task) {
+  tw_clock *clock = tw_clock_new_manual();
+  int left = 100, rounds = 0;
+  tw_deferred *d;
+  restart_c = tw_cooperator_new(clock, 1, NULL);
+  restart_left = 2;
+  restarted_d = NULL;
+  cr_assert_eq(tw_coiterate(restart_c, count_iter, &left, NULL, NULL, &d), 0);
+  tw_deferred_add_errback(d, restart_on_stop, NULL);
+  cr_assert_eq(tw_cooperator_stop(restart_c), 0);
+  cr_assert_not_null(restarted_d);
+  while (tw_deferred_called(restarted_d) == 0 && rounds++ < 100)
+    tw_clock_advance(clock, EPS);
+  cr_assert_eq(success_result_of(restarted_d), (const char *)&restart_left);
+  tw_deferred_unref(restarted_d);
+  tw_deferred_unref(d);
+  tw_cooperator_free(restart_c);
+  tw_clock_free(clock);
+}
+
+/* From review: a yielded Deferred whose pause the program already resumed
+ * gets NotPaused when it fires (Twisted raises it there), not silence. */
+TWT_TEST(run_state, resume_after_yield_already_resumed_reports_not_paused) {
+  tw_deferred *d;
+  rs_setup();
+  rs.do_defer_next = 1;
+  pump();
+  d = rs.work[0].d;
+  cr_assert_eq(tw_cooperative_task_resume(rs.task), 0); /* the yield's pause */
+  tw_deferred_callback(d, tw_result_none());
+  failure_result_of(d, &TW_NOT_PAUSED);
+  rs_teardown();
+}

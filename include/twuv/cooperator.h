@@ -168,7 +168,12 @@ TW_EXTERN int tw_cooperate(tw_cooperator *c, tw_iterator_fn fn, void *arg,
  * arg moves into the result: its value_free is arg_free, so the result
  * keeps arg alive as long as it is held (a callback may keep it; releasing
  * it runs arg_free). On failure (the iterator's failure, or
- * SchedulerStopped) arg_free runs once the errbacks have run.
+ * SchedulerStopped) arg_free runs when the task goes, which is after the
+ * errbacks have run if done can run them at once; if done is paused or
+ * waiting on another Deferred then, arg_free has already run when its
+ * errbacks do: an errback must not use arg. A done that has already fired
+ * is left as it is, and the task's result is released (Twisted logs
+ * AlreadyCalledError).
  * Errors: as tw_cooperate, plus TW_EINVAL for a NULL out; on error *out is
  * NULL, done is untouched and arg_free is not called.
  */
