@@ -402,7 +402,7 @@ int tw_deferred_cancel(tw_deferred *d) {
     }
     if (!(d->flags & TW__CALLED))
       tw__fire(d, tw_result_failure(tw_failure_new(
-                      &TW_CANCELLED_ERROR, TW_ECANCELLED, "Deferred cancelled")));
+                      &TW_CANCELLED_ERROR, TW_ECANCELLED, "%s", "")));
     if (fn != NULL && arg_free != NULL) arg_free(arg);
     tw__unref(d);
   }

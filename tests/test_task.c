@@ -150,7 +150,7 @@ static void cancel_before_timeout(tw_timeout_fn custom) {
   tw_deferred_add_timeout(d, clock, 10, custom, NULL);
   tw_deferred_add_errback(d, return_inner, inner);
   tw_deferred_cancel(d);
-  assert_trace("on!CancelledError:Deferred cancelled");
+  assert_trace("on!CancelledError:");
   tw_clock_advance(clock, 15);
   assert_no_result(inner);
   tw_deferred_unref(d);
@@ -188,7 +188,7 @@ static void errback_before_timeout(tw_timeout_fn custom, int suppress,
   tw_deferred_add_errback(d, suppress ? suppress_cancelled : rec, "eb");
   tw_deferred_add_timeout(d, clock, 10, custom, NULL);
   tw_clock_advance(clock, 15);
-  assert_trace("eb!CancelledError:Deferred cancelled");
+  assert_trace("eb!CancelledError:");
   if (expected == NULL)
     failure_result_of(d, &TW_TIMEOUT_ERROR);
   else if (expected[0] == '\0')
