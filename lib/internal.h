@@ -54,6 +54,23 @@ extern tw_failure tw__failure_oom;
 #define TW__CONTAINER_OF(ptr, type, member) \
   ((type *)((char *)(ptr) - offsetof(type, member)))
 
+/*
+ * Moving arg into a result (defer_later, defer_to_thread,
+ * call_in_thread_with_callback: their arg_free runs before the result's
+ * consumers see it). A result whose value is arg itself takes arg over: the
+ * caller then must not run arg_free, and when the value came without a
+ * destructor, arg_free becomes it, so whoever releases the result last frees
+ * arg. Returns 1 when arg moved. `return tw_result_value(arg, NULL)` from fn
+ * is therefore safe with any arg_free (it used to be a use after free).
+ */
+static inline int tw__result_adopt_arg(tw_result *r, void *arg,
+                                       tw_free_fn arg_free) {
+  if (arg == NULL || r->kind != TW_RESULT_VALUE || r->u.value != arg)
+    return 0;
+  if (r->value_free == NULL) r->value_free = arg_free;
+  return 1;
+}
+
 /* Set by meson: -Dthread_checks=true makes loop-only calls verify the thread. */
 #ifndef TW_THREAD_CHECKS
 #define TW_THREAD_CHECKS 0

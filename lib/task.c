@@ -132,9 +132,12 @@ static void tw__later_cancel(tw_deferred *d, void *p) {
 
 static tw_result tw__later_call(tw_result r, void *p) {
   tw__later *l = p;
+  tw_result res;
   tw_result_release(r);
   if (l->fn == NULL) return tw_result_none();
-  return l->fn(l->arg);
+  res = l->fn(l->arg);
+  if (tw__result_adopt_arg(&res, l->arg, l->arg_free)) l->arg_free = NULL;
+  return res;
 }
 
 static void tw__later_fire(void *d) {

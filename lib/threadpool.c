@@ -149,8 +149,11 @@ static void tw__tp_run(void *p) {
   } else {
     tw_result r = job->fn.result(job->arg);
     r = tw__tp_checked(r, tw_work_take_failure());
-    /* The work is released before on_result, as Twisted does. */
-    if (job->arg_free != NULL) job->arg_free(job->arg);
+    /* The work is released before on_result, as Twisted does; unless the
+     * result is arg itself, which then moves into it. */
+    if (!tw__result_adopt_arg(&r, job->arg, job->arg_free) &&
+        job->arg_free != NULL)
+      job->arg_free(job->arg);
     /* on_result's failure stays pending for the team, as an exception
      * from Twisted's onResult propagates to Team. */
     job->on_result(r, job->ctx);

@@ -191,7 +191,9 @@ static tw_result tw__job_run(void *arg) {
     res = tw_result_none(); /* cancelled before it started: never runs */
   else
     res = job->fn(job->arg);
-  if (job->arg_free != NULL) job->arg_free(job->arg);
+  if (!tw__result_adopt_arg(&res, job->arg, job->arg_free) &&
+      job->arg_free != NULL)
+    job->arg_free(job->arg);
   return res;
 }
 

@@ -906,3 +906,36 @@ TWT_TEST(task, oom) {
     cr_assert_eq(twt_alloc_live(), 0, "n=%ld", n);
   }
 }
+
+/* ---- arg moved into the result (issue 13) ---------------------------------
+ * deferLater's arg_free runs before the Deferred's later callbacks: a
+ * function returning arg itself as the result moves it there instead (it
+ * used to be freed under the callbacks). */
+
+static int moved_freed;
+static void moved_free(void *p) {
+  moved_freed++;
+  free(p);
+}
+static tw_result return_own_arg(void *arg) { return tw_result_value(arg, NULL); }
+static tw_result read_moved(tw_result r, void *arg) {
+  (void)arg;
+  cr_assert_str_eq(r.u.value, "moved");
+  cr_assert_eq(moved_freed, 0);
+  return r;
+}
+
+TWT_TEST(task, defer_later_result_may_be_its_own_arg) {
+  tw_clock *clock = tw_clock_new_manual();
+  tw_deferred *d;
+  moved_freed = 0;
+  cr_assert_eq(tw_defer_later(clock, 1, return_own_arg, strdup("moved"),
+                              moved_free, &d), 0);
+  tw_deferred_add_callback(d, read_moved, NULL);
+  tw_clock_advance(clock, 1);
+  tw_deferred_add_callback(d, read_moved, NULL); /* later still fine */
+  cr_assert_eq(moved_freed, 0);
+  tw_deferred_unref(d); /* the result goes, and arg with it: once */
+  cr_assert_eq(moved_freed, 1);
+  tw_clock_free(clock);
+}

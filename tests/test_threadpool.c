@@ -1580,3 +1580,39 @@ TWT_TEST(threadpool, stats_of_jobs_run_on_a_foreign_thread_worker) {
   cr_assert_eq(tw_worker_free(w), 0);
   uv_sem_destroy(&done);
 }
+
+/* ---- arg moved into the result (issue 13) --------------------------------- */
+
+static int moved_freed; /* written on the pool thread, read after stop */
+static void moved_free(void *p) {
+  moved_freed++;
+  free(p);
+}
+static tw_result return_own_arg(void *arg) { return tw_result_value(arg, NULL); }
+static int moved_ok;
+static uv_sem_t moved_done;
+static void on_moved_result(tw_result r, void *ctx) {
+  (void)ctx;
+  moved_ok = r.kind == TW_RESULT_VALUE && strcmp(r.u.value, "moved") == 0 &&
+             moved_freed == 0 && r.value_free == moved_free;
+  tw_result_release(r); /* frees arg: it moved into the result */
+  uv_sem_post(&moved_done);
+}
+
+TWT_TEST(threadpool, call_in_thread_with_callback_result_may_be_its_own_arg) {
+  tw_threadpool *tp;
+  moved_freed = 0;
+  moved_ok = 0;
+  cr_assert_eq(uv_sem_init(&moved_done, 0), 0);
+  cr_assert_eq(tw_threadpool_new(&tp, 0, 1, NULL), 0);
+  cr_assert_eq(tw_threadpool_call_in_thread_with_callback(
+                   tp, on_moved_result, NULL, return_own_arg, strdup("moved"),
+                   moved_free), 0);
+  cr_assert_eq(tw_threadpool_start(tp), 0);
+  uv_sem_wait(&moved_done);
+  cr_assert_eq(tw_threadpool_stop(tp), 0); /* joins the thread */
+  uv_sem_destroy(&moved_done);
+  cr_assert_eq(moved_ok, 1);
+  cr_assert_eq(moved_freed, 1);
+  cr_assert_eq(tw_threadpool_free(tp), 0);
+}

@@ -1484,3 +1484,36 @@ TWT_TEST(threads, resolve_timeout_must_be_positive) {
   cr_assert_null(d);
   free_reactor(r);
 }
+
+/* ---- arg moved into the result (issue 13) --------------------------------- */
+
+static int moved_freed;
+static void moved_free(void *p) {
+  moved_freed++;
+  free(p);
+}
+static tw_result return_own_arg(void *arg) { return tw_result_value(arg, NULL); }
+static tw_result read_moved_and_stop(tw_result r, void *arg) {
+  (void)arg;
+  cr_assert_eq(r.kind, TW_RESULT_VALUE);
+  cr_assert_str_eq(r.u.value, "moved");
+  cr_assert_eq(moved_freed, 0);
+  tw_reactor_stop(R);
+  return r;
+}
+
+TWT_TEST(threads, defer_to_thread_result_may_be_its_own_arg) {
+  /* arg_free runs on the pool thread before the Deferred fires: returning
+   * arg itself moves it into the result instead of freeing it first. */
+  tw_reactor *r = new_reactor(0);
+  tw_deferred *d;
+  moved_freed = 0;
+  cr_assert_eq(tw_defer_to_thread(r, return_own_arg, strdup("moved"),
+                                  moved_free, &d), 0);
+  tw_deferred_add_callback(d, read_moved_and_stop, NULL);
+  run(r);
+  cr_assert_eq(moved_freed, 0);
+  tw_deferred_unref(d);
+  cr_assert_eq(moved_freed, 1);
+  free_reactor(r);
+}

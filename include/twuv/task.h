@@ -49,8 +49,12 @@ TW_EXTERN int tw_deferred_add_timeout(tw_deferred *d, tw_clock *clock,
  * errbacks the Deferred. Cancelling before the delay cancels the timer, fn
  * never runs, and the Deferred fails with CancelledError. arg_free(arg) runs
  * once when fn has run or will never run (cancelled, or the Deferred freed
- * unfired, e.g. after its clock was freed). The timer holds a reference to
- * the Deferred until it fires it.
+ * unfired, e.g. after its clock was freed), which is before the Deferred's
+ * later callbacks run. Moving arg into the result: when fn returns arg itself as its value
+ * (tw_result_value(arg, ...)), arg moves into the result and arg_free does
+ * not run then; a value without a destructor gets arg_free as its
+ * destructor, so the result frees arg when it goes.
+ * The timer holds a reference to the Deferred until it fires it.
  * Errors: TW_EINVAL (NULL clock/out, bad delay), TW_ENOMEM, TW_EWRONGTHREAD;
  * on error *out is NULL and arg_free is not called.
  */

@@ -192,6 +192,10 @@ typedef void (*tw_on_result_fn)(tw_result result, void *ctx);
  * value returned with it is released). A Deferred result from fn is not
  * allowed: it is released and on_result gets a TW_TYPE_ERROR failure (a
  * NULL failure or an unknown kind: TW_VALUE_ERROR). ctx stays the caller's.
+ * Moving arg into the result: when fn returns arg itself as its value
+ * (tw_result_value(arg, ...)), arg moves into the result and arg_free does
+ * not run then; a value without a destructor gets arg_free as its
+ * destructor, so the result frees arg when it goes.
  * Cleanup path: arg_free(arg), then on_result(CancelledError failure), or
  * on_result(the thread's error) when no thread could be made for it.
  * Errors: TW_EINVAL (tp, fn or on_result NULL), TW_EALREADYQUIT, TW_ENOMEM,

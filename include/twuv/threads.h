@@ -76,7 +76,11 @@ TW_EXTERN int tw_reactor_suggest_thread_pool_size(tw_reactor *r, int size);
  * caller's) that fires on the loop thread with what fn returned: a value or
  * a failure (a Deferred returned by fn is refused with a TW_TYPE_ERROR
  * failure). arg_free(arg) runs on the pool thread right after fn (or, if
- * the work never runs, when that is known).
+ * the work never runs, when that is known), before the Deferred fires.
+ * Moving arg into the result: when fn returns arg itself as its value
+ * (tw_result_value(arg, ...)), arg moves into the result and arg_free does
+ * not run then; a value without a destructor gets arg_free as its
+ * destructor, so the result frees arg when it goes.
  * Cancelling the Deferred: before fn started, fn never runs and the
  * Deferred fails with CancelledError; while fn runs, the Deferred fails
  * with CancelledError at once and fn's result is released when it comes.
