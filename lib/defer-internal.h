@@ -33,7 +33,7 @@ int tw__deferred_reserve(tw_deferred *d, unsigned n);
  * the caller's); when its last reference goes, it is destroyed as any
  * Deferred is (pairs dropped, result released or reported) and then
  * release(box) is called, once, instead of a free: on that thread, or in
- * debug builds (-Dthread_checks) when the quarantine of freed Deferreds
+ * debug builds (-Ddebug_deferreds) when the quarantine of freed Deferreds
  * lets it go, on whichever thread that happens. The box must stay valid
  * until then. file and line: where an unhandled failure is reported from.
  */

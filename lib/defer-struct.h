@@ -77,7 +77,7 @@ struct tw_deferred {
      * it from parts made every call stall on store forwarding). */
     tw_result result;
   } s;
-#if TW_THREAD_CHECKS
+#if TW_DEBUG_DEFERREDS
   uint32_t magic;
 #endif
 };
@@ -122,7 +122,7 @@ static inline unsigned tw__kind(const tw_deferred *d) {
 
 /* Public entry points refuse NULL and, in debug builds, freed Deferreds. */
 static inline int tw__bad(const tw_deferred *d) {
-#if TW_THREAD_CHECKS
+#if TW_DEBUG_DEFERREDS
   return d == NULL || d->magic != TW__MAGIC_LIVE;
 #else
   return d == NULL;

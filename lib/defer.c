@@ -156,7 +156,7 @@ void tw__deferred_release(tw_deferred *d) {
 
 /* ---- debug: quarantine of freed Deferreds -------------------------------- */
 
-#if TW_THREAD_CHECKS
+#if TW_DEBUG_DEFERREDS
 /*
  * A freed Deferred is kept allocated, marked dead, for a while, so that a
  * public call through a dangling pointer finds the dead mark and returns
@@ -218,7 +218,7 @@ static void tw__deferred_init(tw_deferred *d, tw_canceller_fn canceller,
   d->s.canceller.fn = canceller;
   d->s.canceller.arg = arg;
   d->s.canceller.arg_free = arg_free;
-#if TW_THREAD_CHECKS
+#if TW_DEBUG_DEFERREDS
   d->magic = TW__MAGIC_LIVE;
   atomic_fetch_add(&tw__live_deferreds, 1);
 #endif

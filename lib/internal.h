@@ -71,9 +71,11 @@ static inline int tw__result_adopt_arg(tw_result *r, void *arg,
   return 1;
 }
 
-/* Set by meson: -Dthread_checks=true makes loop-only calls verify the thread. */
-#ifndef TW_THREAD_CHECKS
-#define TW_THREAD_CHECKS 0
+/* Set by meson: -Ddebug_deferreds=true keeps freed Deferreds in a
+ * quarantine, so that use after the last unref returns TW_EINVAL. (Thread
+ * checks need no option: every build has them.) */
+#ifndef TW_DEBUG_DEFERREDS
+#define TW_DEBUG_DEFERREDS 0
 #endif
 
 #endif /* TWUV_LIB_INTERNAL_H */

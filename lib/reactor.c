@@ -29,17 +29,7 @@ static void tw__reactor_signal_cb(uv_signal_t *h, int signum);
 /* ---- threads ------------------------------------------------------------ */
 
 static void tw__set_loop_thread(tw_reactor *r) {
-  uv_thread_t self = uv_thread_self();
-  uintptr_t v = 0;
-  memcpy(&v, &self, sizeof(self));
-  atomic_store_explicit(&r->loop_thread, v, memory_order_release);
-}
-
-int tw__reactor_on_loop_thread(tw_reactor *r) {
-  uv_thread_t self = uv_thread_self(), owner;
-  uintptr_t v = atomic_load_explicit(&r->loop_thread, memory_order_acquire);
-  memcpy(&owner, &v, sizeof(owner));
-  return uv_thread_equal(&self, &owner);
+  r->loop_thread = pthread_self();
 }
 
 
@@ -51,12 +41,8 @@ static double tw__reactor_now(tw_clock *c) {
 }
 
 static int tw__reactor_clock_check(tw_clock *c) {
-#if TW_THREAD_CHECKS
   tw_reactor *r = TW__CONTAINER_OF(c, tw_reactor, clock);
   if (!tw__reactor_on_loop_thread(r)) return TW_EWRONGTHREAD;
-#else
-  (void)c;
-#endif
   return 0;
 }
 
@@ -427,7 +413,7 @@ static int tw__reactor_startup(tw_reactor *r) {
 /*
  * The reactor's loop thread is the thread that created it, for its whole
  * life: run and start_running refuse any other thread in every build (not
- * only with thread_checks). Twisted makes whichever thread starts the
+ * only with thread checks). Twisted makes whichever thread starts the
  * reactor its I/O thread; twuv does not hand a reactor over, so that
  * tw_reactor_in_loop_thread, the thread checks and the TW_EDEADLK of
  * tw_blocking_call_from_thread give the same answer before and after run,

@@ -1,9 +1,12 @@
 #!/bin/sh
 # The whole test suite, as CI runs it (.ci/run calls this):
-#   gcc build (-Werror, thread checks on): unit, stress, example and consumer tests
-#   clang release build (-Werror, thread checks off): unit and example tests
-#   ASan+UBSan build (halt_on_error=1): unit and stress tests
-#   TSan build: the thread stress executables (Criterion cannot run under TSan)
+#   gcc build (-Werror, freed-Deferred quarantine on): unit, stress, example
+#     and consumer tests
+#   clang release build (-Werror, quarantine off): unit and example tests
+#   ASan+UBSan build (halt_on_error=1, quarantine on): unit and stress tests
+#   TSan build (quarantine off: the release path of boxed Deferreds): the
+#     thread stress executables (Criterion cannot run under TSan)
+# Thread checks are in every build.
 #   valgrind: the unit suites and stress executables of the gcc build
 # and ends with one line: N passed, N failed. A configuration that fails to
 # set up or build counts as a failure in that line.
@@ -50,20 +53,20 @@ runtests() { # runtests LABEL DIR LOGNAME [meson test options...]
   logs="$logs $label=$root/$dir/meson-logs/$log"
 }
 
-if setup gcc -Dwerror=true -Dthread_checks=true -Dtests=enabled; then
+if setup gcc -Dwerror=true -Ddebug_deferreds=true -Dtests=enabled; then
   runtests gcc gcc testlog.json --suite unit --suite stress --suite examples --suite consumer
   runtests valgrind gcc testlog-valgrind.json --setup valgrind --suite unit --suite stress \
     --num-processes 2
 fi
-if CC=clang setup clang -Dwerror=true -Dthread_checks=false -Dbuildtype=release \
+if CC=clang setup clang -Dwerror=true -Ddebug_deferreds=false -Dbuildtype=release \
      -Dtests=enabled -Dconsumer_tests=false; then
   runtests clang clang testlog.json --suite unit --suite examples --suite consumer
 fi
-if setup asan -Dwerror=true -Dthread_checks=true -Dtests=enabled -Dconsumer_tests=false \
+if setup asan -Dwerror=true -Ddebug_deferreds=true -Dtests=enabled -Dconsumer_tests=false \
      -Db_sanitize=address,undefined -Db_lundef=false -Dbenchmarks=false; then
   runtests asan+ubsan asan testlog.json --suite unit --suite stress
 fi
-if setup tsan -Dwerror=true -Dthread_checks=true -Dtests=enabled -Dconsumer_tests=false \
+if setup tsan -Dwerror=true -Ddebug_deferreds=false -Dtests=enabled -Dconsumer_tests=false \
      -Db_sanitize=thread -Db_lundef=false -Dbenchmarks=false -Dexamples=false; then
   runtests tsan tsan testlog.json --suite stress
 fi

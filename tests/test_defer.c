@@ -2114,7 +2114,7 @@ TWT_TEST(defer, bad_input_primitives) {
 /* ==== twuv's own: use after the last unref (debug builds) ================== */
 
 TWT_TEST(defer, use_after_last_unref_is_an_error) {
-#if TW_TEST_THREAD_CHECKS
+#if TW_TEST_DEBUG_DEFERREDS
   /* Detected while the freed Deferred is in quarantine, which holds while
    * any Deferred is alive: keep one. */
   tw_deferred *keeper = tw_deferred_new(NULL, NULL);
@@ -2136,7 +2136,7 @@ TWT_TEST(defer, use_after_last_unref_is_an_error) {
   assert_trace("");
   tw_deferred_unref(keeper); /* the last one: the quarantine empties */
 #else
-  cr_skip_test("needs -Dthread_checks=true");
+  cr_skip_test("needs -Ddebug_deferreds=true");
 #endif
 }
 

@@ -1325,7 +1325,7 @@ TWT_TEST(threads, defer_to_thread_unhandled_failure_is_reported_when_dropped) {
 }
 
 TWT_TEST(threads, defer_to_thread_deferred_used_after_its_last_unref) {
-#if TW_TEST_THREAD_CHECKS
+#if TW_TEST_DEBUG_DEFERREDS
   /* Debug builds catch it as for any Deferred: the job's node stays while
    * its Deferred is in quarantine (which holds while a Deferred lives). */
   tw_deferred *keeper = tw_deferred_new(NULL, NULL);
@@ -1342,7 +1342,7 @@ TWT_TEST(threads, defer_to_thread_deferred_used_after_its_last_unref) {
   tw_deferred_unref(d); /* a double unref: ignored */
   tw_deferred_unref(keeper);
 #else
-  cr_skip_test("needs -Dthread_checks=true");
+  cr_skip_test("needs -Ddebug_deferreds=true");
 #endif
 }
 

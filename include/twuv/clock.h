@@ -15,8 +15,8 @@
  * Twisted's time.time().
  *
  * Threads: a clock and its delayed calls belong to one thread (the reactor's
- * loop thread for the reactor's clock). With -Dthread_checks=true, using the
- * reactor's clock off its loop thread returns TW_EWRONGTHREAD.
+ * loop thread for the reactor's clock). Using the reactor's clock off its
+ * loop thread returns TW_EWRONGTHREAD (in every build).
  */
 #ifndef TWUV_CLOCK_H
 #define TWUV_CLOCK_H
@@ -69,7 +69,7 @@ TW_EXTERN double tw_clock_seconds(tw_clock *clock);
  *                    (Twisted asserts; its task.Clock accepts negatives),
  *                    or the deadline (now + delay) overflows to infinity
  *   TW_ENOMEM
- *   TW_EWRONGTHREAD  reactor clock off its loop thread (thread_checks)
+ *   TW_EWRONGTHREAD  reactor clock off its loop thread
  *   TW_ESHUTDOWN     the clock is being freed (from an arg_free run by
  *                    tw_clock_free or tw_reactor_free)
  *

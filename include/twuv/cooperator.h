@@ -18,8 +18,8 @@
  * cooperator the program made (one per clock is what Twisted's global is).
  *
  * Threads: a cooperator and its tasks belong to the clock's thread, like
- * the clock. With -Dthread_checks=true, using one on the reactor's clock off
- * its loop thread returns TW_EWRONGTHREAD.
+ * the clock. Using one on the reactor's clock off its loop thread returns
+ * TW_EWRONGTHREAD.
  *
  * Errors: misuse returns a negative code where Twisted raises: a finished
  * task (TaskDone, TaskStopped, TaskFailed, SchedulerStopped in Twisted)

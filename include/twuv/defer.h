@@ -59,7 +59,7 @@
  *
  * ---- Debug builds -------------------------------------------------------------
  *
- * Built with -Dthread_checks=true, every function here returns TW_EINVAL
+ * Built with -Ddebug_deferreds=true, every function here returns TW_EINVAL
  * (tw_deferred_ref: NULL; tw_deferred_unref: nothing) for a Deferred whose
  * last reference is gone, as long as it is still in the quarantine of
  * recently freed Deferreds (the last 256, emptied when no Deferred is

@@ -26,9 +26,10 @@
  * whichever thread starts the reactor its I/O thread). To run a reactor on
  * a thread of its own, create it on that thread. Only the functions marked
  * "Thread-safe" below may be called from other threads; all others are
- * "loop thread only". With -Dthread_checks=true (the test builds), every
- * loop-thread-only function returns TW_EWRONGTHREAD when called from another
- * thread (functions returning a pointer or void return NULL / do nothing).
+ * "loop thread only". In every build, every loop-thread-only function
+ * returns TW_EWRONGTHREAD when called from another thread, having done
+ * nothing (functions returning a pointer or void return NULL / do nothing;
+ * tw_reactor_seconds returns NaN). The check is a pthread_self() compare.
  *
  * ---- Running, stopping, hosting ---------------------------------------------
  * tw_reactor_run runs the loop until the reactor stops (tw_reactor_stop, a
@@ -133,7 +134,7 @@ TW_EXTERN tw_clock *tw_reactor_clock(tw_reactor *r);
  * with running == 0; then running becomes 1; during; after, which includes
  * tw_reactor_call_when_running calls), then run the loop until the reactor
  * is stopped or crashed. Only on the reactor's loop thread (the thread that
- * created it), whatever -Dthread_checks says.
+ * created it).
  * Returns 0 once stopped/crashed, or TW_EINVAL, TW_EALREADYRUNNING (already
  * started: Twisted's ReactorAlreadyRunning), TW_ENOTRESTARTABLE (stopped
  * before: ReactorNotRestartable), TW_EWRONGTHREAD (another thread), TW_EBUSY
@@ -198,7 +199,7 @@ TW_EXTERN int tw_reactor_in_loop_thread(tw_reactor *r);
 /*
  * tw_reactor_seconds: reactor.seconds(): the reactor clock's time: monotonic
  * seconds (uv_hrtime; arbitrary origin), NOT the wall clock Twisted uses.
- * NaN for NULL or off the loop thread (thread_checks).
+ * NaN for NULL or off the loop thread.
  */
 TW_EXTERN double tw_reactor_seconds(tw_reactor *r);
 

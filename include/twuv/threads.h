@@ -45,8 +45,8 @@ extern "C" {
  * starts only if the reactor runs again). Owned by the reactor: do not stop
  * or free it yourself (from another thread than the loop's, stop and free
  * return TW_EWRONGTHREAD).
- * Returns NULL when out of memory, for NULL, off the loop thread
- * (thread_checks), or once the reactor has stopped for good.
+ * Returns NULL when out of memory, for NULL, off the loop thread, or once
+ * the reactor has stopped for good.
  */
 TW_EXTERN tw_threadpool *tw_reactor_get_thread_pool(tw_reactor *r);
 
