@@ -21,14 +21,16 @@
  * 25-80 ns on the virtual machines we measure on; the x86 time-stamp
  * counter about 10. So on x86 with an invariant TSC the pool counts in
  * ticks, converted to ns when statistics are read at one rate measured
- * once per process (2 ms against uv_hrtime, when the first pool is made):
- * a fixed rate keeps every total non-decreasing from one read to the next.
+ * once per process (against uv_hrtime, from the first pool made to the
+ * first statistics read, at least 2 ms): a fixed rate keeps every total
+ * non-decreasing from one read to the next.
  * Elsewhere it counts uv_hrtime ns. Differences are clamped at 0, in case
  * a thread moves between cores whose counters disagree slightly.
  */
 extern int tw__tsc_ok; /* set once, by tw__tp_clock_init */
 
-/* Measure the TSC's rate, once per process (the first pool made). */
+/* Choose the clock and stamp it, once per process (the first pool made);
+ * the TSC's rate is measured at the first statistics read. */
 void tw__tp_clock_init(void);
 
 static inline uint64_t tw__tp_ticks(void) {

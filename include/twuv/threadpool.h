@@ -232,9 +232,10 @@ TW_EXTERN int tw_threadpool_new_uv(tw_threadpool **out, struct uv_loop_s *loop);
  * tells a saturated pool from an idle one). Cumulative times are in
  * nanoseconds over all completed jobs. On x86 with an invariant TSC they
  * are counted in time-stamp-counter ticks (a third of the cost of a clock
- * read per stamp) and converted at a rate measured once per process (2 ms,
- * when the first pool is created); elsewhere they are uv_hrtime
- * differences. Either way the totals never decrease between snapshots.
+ * read per stamp) and converted at a rate measured once per process,
+ * against uv_hrtime from the first pool's creation to the first statistics
+ * read (at least 2 ms: a read sooner waits out the rest); elsewhere they
+ * are uv_hrtime differences. Either way the totals never decrease between snapshots.
  */
 typedef struct tw_threadpool_statistics {
   int min_threads;
