@@ -43,11 +43,8 @@ static void count_call(void *arg) {
   calls++;
 }
 
-static int freed;
-static void count_free(void *arg) {
-  (void)arg;
-  freed++;
-}
+#define freed twt_freed /* twtest.h */
+#define count_free twt_count_free
 
 /* ---- ClockTests --------------------------------------------------------- */
 

@@ -929,11 +929,8 @@ RS_TEST(stop_cooperator_reentrancy) {
 
 /* ---- twuv: what Twisted's tests leave out ------------------------------- */
 
-static int frees;
-static void count_free(void *arg) {
-  (void)arg;
-  frees++;
-}
+#define frees twt_freed /* twtest.h */
+#define count_free twt_count_free
 
 static tw_result count_stopped(tw_result r, void *arg) {
   int *n = arg;

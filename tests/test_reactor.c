@@ -54,15 +54,14 @@ static void rec_call(void *arg) { record(arg); }
 static tw_reactor *R; /* the reactor under test, for trigger functions */
 
 static tw_reactor *new_reactor(void) {
-  tw_reactor *r = NULL;
-  cr_assert_eq(tw_reactor_new(&r, NULL, 0), 0);
+  tw_reactor *r = twt_new_reactor(0);
   cr_assert_not_null(r);
   nevents = 0;
   R = r;
   return r;
 }
 
-static void free_reactor(tw_reactor *r) { cr_assert_eq(tw_reactor_free(r), 0); }
+#define free_reactor(r) twt_free_reactor(r) /* twtest.h */
 
 static tw_result stop_trigger(void *arg) {
   tw_reactor *r = arg;
@@ -73,13 +72,10 @@ static tw_result stop_trigger(void *arg) {
 static void stop_call(void *arg) { cr_assert_eq(tw_reactor_stop(arg), 0); }
 
 /* Run until stopped: every test that runs stops itself. */
-static void run(tw_reactor *r) { cr_assert_eq(tw_reactor_run(r), 0); }
+#define run(r) twt_run(r) /* twtest.h */
 
-static int freed;
-static void count_free(void *arg) {
-  (void)arg;
-  freed++;
-}
+#define freed twt_freed /* twtest.h */
+#define count_free twt_count_free
 
 /* ---- test_core.py: SystemEventTestsBuilder ------------------------------- */
 

@@ -684,11 +684,8 @@ TWT_TEST(task, test_errback) {
   tw_clock_free(clock);
 }
 
-static int freed;
-static void count_free(void *p) {
-  (void)p;
-  freed++;
-}
+#define freed twt_freed /* twtest.h */
+#define count_free twt_count_free
 
 TWT_TEST(task, test_cancel) {
   tw_clock *clock = tw_clock_new_manual();

@@ -222,11 +222,8 @@ static void something(void *arg) {
   something_times++;
 }
 
-static int freed;
-static void count_free(void *arg) {
-  (void)arg;
-  freed++;
-}
+#define freed twt_freed /* twtest.h */
+#define count_free twt_count_free
 
 /* ---- TeamTests ------------------------------------------------------------- */
 

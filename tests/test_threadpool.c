@@ -43,11 +43,8 @@ static void raise_error(void *arg) {
   tw_work_fail(tw_failure_new(&NEW_ERROR, 0, "new error"));
 }
 
-static atomic_int frees;
-static void count_free(void *arg) {
-  (void)arg;
-  atomic_fetch_add(&frees, 1);
-}
+#define frees twt_freed /* twtest.h */
+#define count_free twt_count_free
 
 static tw_threadpool_statistics stats(const tw_threadpool *tp) {
   tw_threadpool_statistics s;

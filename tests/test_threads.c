@@ -31,8 +31,7 @@ static tw_reactor *R;
 static int record_call;
 
 static tw_reactor *new_reactor(unsigned flags) {
-  tw_reactor *r = NULL;
-  cr_assert_eq(tw_reactor_new(&r, NULL, flags), 0);
+  tw_reactor *r = twt_new_reactor(flags);
   R = r;
   return r;
 }
@@ -44,20 +43,16 @@ static tw_result stop_trigger(void *arg) {
   return tw_result_none();
 }
 
-static void run(tw_reactor *r) { cr_assert_eq(tw_reactor_run(r), 0); }
-
-static void free_reactor(tw_reactor *r) { cr_assert_eq(tw_reactor_free(r), 0); }
+#define run(r) twt_run(r) /* twtest.h */
+#define free_reactor(r) twt_free_reactor(r)
 
 /* Stop the reactor from any thread. */
 static void stop_from_anywhere(tw_reactor *r) {
   cr_assert_eq(tw_reactor_call_from_thread(r, stop_call, r, NULL), 0);
 }
 
-static int freed;
-static void count_free(void *arg) {
-  (void)arg;
-  __atomic_add_fetch(&freed, 1, __ATOMIC_SEQ_CST);
-}
+#define freed twt_freed /* twtest.h */
+#define count_free twt_count_free
 
 /* ---- ReactorThreadsTests (test_threads.py) -------------------------------- */
 

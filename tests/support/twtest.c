@@ -118,3 +118,20 @@ void twt_log_clear(void) {
   log_n = 0;
   uv_mutex_unlock(&log_mutex);
 }
+
+atomic_int twt_freed;
+
+void twt_count_free(void *arg) {
+  (void)arg;
+  atomic_fetch_add(&twt_freed, 1);
+}
+
+tw_reactor *twt_new_reactor(unsigned flags) {
+  tw_reactor *r = NULL;
+  cr_assert_eq(tw_reactor_new(&r, NULL, flags), 0);
+  return r;
+}
+
+void twt_run(tw_reactor *r) { cr_assert_eq(tw_reactor_run(r), 0); }
+
+void twt_free_reactor(tw_reactor *r) { cr_assert_eq(tw_reactor_free(r), 0); }

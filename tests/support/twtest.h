@@ -20,6 +20,7 @@
 #define TWT_TEST_H
 
 #include <criterion/criterion.h>
+#include <stdatomic.h>
 #include <stddef.h>
 
 #include "twalloc.h"
@@ -73,5 +74,20 @@ size_t twt_log_flush(const tw_error_type *type);
 size_t twt_log_count_containing(const char *text);
 /* Forget every captured event. */
 void twt_log_clear(void);
+
+/*
+ * An arg_free that only counts its calls, in twt_freed (atomic: pool
+ * threads and workers free too). Test files name them count_free and freed
+ * ("#define count_free twt_count_free", "#define freed twt_freed") and zero
+ * freed where they count from; each Criterion test runs in a fresh process.
+ */
+extern atomic_int twt_freed;
+void twt_count_free(void *arg);
+
+/* tw_reactor_new(flags), tw_reactor_run (until stopped) and tw_reactor_free,
+ * asserting that they return 0. */
+tw_reactor *twt_new_reactor(unsigned flags);
+void twt_run(tw_reactor *r);
+void twt_free_reactor(tw_reactor *r);
 
 #endif
