@@ -6,8 +6,11 @@
 #ifndef TWT_STRESS_H
 #define TWT_STRESS_H
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "twalloc.h"
@@ -42,20 +45,67 @@ static inline long stress_scaled(long n) {
 }
 
 /*
- * twt_count_threads once the count settles: a joined thread can still be
- * listed for a moment (the kernel releases it after pthread_join has
- * returned), so count until two reads 1 ms apart agree (at most a second).
+ * Thread counts. A joined thread can still be listed for a moment (the
+ * kernel releases it after pthread_join has returned), so the checks wait,
+ * polling each millisecond, for the count they expect, and fail only at a
+ * deadline far longer than that moment even under valgrind.
  */
-static inline int stress_count_threads_settled(void) {
-  int n = twt_count_threads(), i;
-  for (i = 0; i < 1000; i++) {
-    int m;
+#ifndef STRESS_THREADS_DEADLINE_S
+#define STRESS_THREADS_DEADLINE_S 30
+#endif
+
+/* uv_hrtime() at which a wait that starts now gives up. */
+static inline uint64_t stress_threads_deadline(void) {
+  return uv_hrtime() + (uint64_t)STRESS_THREADS_DEADLINE_S * 1000000000u;
+}
+
+/* Wait until twt_count_threads() == expected; exit(1) saying so at the
+ * deadline. */
+#define STRESS_WAIT_THREAD_COUNT(expected) \
+  stress_wait_thread_count_((expected), __FILE__, __LINE__)
+static inline void stress_wait_thread_count_(int expected, const char *file,
+                                             int line) {
+  uint64_t deadline = stress_threads_deadline();
+  int n;
+  while ((n = twt_count_threads()) != expected) {
+    if (uv_hrtime() > deadline) {
+      fprintf(stderr, "%s:%d: %d threads after %d s, expected %d\n", file,
+              line, n, STRESS_THREADS_DEADLINE_S, expected);
+      exit(1);
+    }
     uv_sleep(1);
-    m = twt_count_threads();
-    if (m == n) break;
-    n = m;
   }
-  return n;
+}
+
+static inline void stress_note_tid_(void *arg) {
+  *(long *)arg = (long)syscall(SYS_gettid);
+}
+
+/*
+ * The thread count to compare with at the end of a run. A first thread is
+ * started and joined here so that TSan starts its own background thread now
+ * and it is counted on both sides; the count is read once that first thread
+ * has left /proc/self/task (exit(1) at the deadline).
+ */
+static inline int stress_threads_baseline(void) {
+  uv_thread_t t;
+  long tid = 0;
+  char path[64];
+  uint64_t deadline;
+  CHECK_EQ(uv_thread_create(&t, stress_note_tid_, &tid), 0);
+  CHECK_EQ(uv_thread_join(&t), 0);
+  CHECK(tid > 0);
+  snprintf(path, sizeof(path), "/proc/self/task/%ld", tid);
+  deadline = stress_threads_deadline();
+  while (access(path, F_OK) == 0) {
+    if (uv_hrtime() > deadline) {
+      fprintf(stderr, "joined thread %ld still listed after %d s\n", tid,
+              STRESS_THREADS_DEADLINE_S);
+      exit(1);
+    }
+    uv_sleep(1);
+  }
+  return twt_count_threads();
 }
 
 /* The end-of-run leak check through the counting allocator. */

@@ -78,10 +78,6 @@ static void submit(void *arg) {
   }
 }
 
-
-
-static void count_nothing(void *arg) { (void)arg; }
-
 /* ---- The deep backlog ---------------------------------------------------- */
 
 #define DEEP_SUBMITTERS 2
@@ -153,11 +149,7 @@ int main(void) {
     slots[p] = calloc((size_t)per_submitter, sizeof(slot));
     CHECK(slots[p] != NULL);
   }
-  /* A first thread makes TSan start its own background thread now, so that
-   * it is counted on both sides of the comparison. */
-  CHECK_EQ(uv_thread_create(&t[0], count_nothing, NULL), 0);
-  uv_thread_join(&t[0]);
-  threads_before = stress_count_threads_settled();
+  threads_before = stress_threads_baseline();
   CHECK_EQ(tw_pool_new(&team, limit, NULL, "tw-stress"), 0);
   CHECK_EQ(tw_team_grow(team, LIMIT), 0);
   for (p = 0; p < SUBMITTERS; p++)
@@ -186,7 +178,7 @@ int main(void) {
   CHECK_EQ(st.idle, 0);
   CHECK_EQ(st.busy, 0);
   CHECK_EQ(st.backlog, 0);
-  CHECK_EQ(stress_count_threads_settled(), threads_before);
+  STRESS_WAIT_THREAD_COUNT(threads_before);
   CHECK_EQ(atomic_load(&bad), 0);
   for (p = 0; p < SUBMITTERS; p++)
     for (i = 0; i < per_submitter; i++) {

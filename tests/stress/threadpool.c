@@ -180,9 +180,6 @@ static void adjust(void *arg) {
   }
 }
 
-
-static void nothing(void *arg) { (void)arg; }
-
 static void phase_reset(long n) {
   uintptr_t p;
   per_submitter = n;
@@ -364,11 +361,7 @@ int main(void) {
   phase_reset(stress_scaled(30000));
   atomic_store(&pressure, 1);
   total = per_submitter * SUBMITTERS;
-  /* A first thread makes TSan start its own background thread now, so that
-   * it is counted on both sides of the comparison. */
-  CHECK_EQ(uv_thread_create(&t[0], nothing, NULL), 0);
-  uv_thread_join(&t[0]);
-  threads_before = stress_count_threads_settled();
+  threads_before = stress_threads_baseline();
   CHECK_EQ(tw_threadpool_new(&tp, 0, 4, "tw-stress"), 0);
   CHECK_EQ(tw_threadpool_start(tp), 0);
   for (p = 0; p < SUBMITTERS; p++)
@@ -383,7 +376,7 @@ int main(void) {
   CHECK(twt_count_threads() <= threads_before + SUBMITTERS + 1);
   uv_thread_join(&adjuster);
   for (p = 0; p < SUBMITTERS; p++) uv_thread_join(&t[p]);
-  CHECK_EQ(stress_count_threads_settled(), threads_before);
+  STRESS_WAIT_THREAD_COUNT(threads_before);
   check_jobs("threadpool");
   CHECK_EQ(tw_threadpool_stats(tp, &st), 0);
   CHECK(st.threads_started >= 1);
