@@ -59,6 +59,10 @@ static tw_result answer(tw_result r, void *arg) {
   if (r.kind == TW_RESULT_VALUE) {
     CHECK(r.u.value == rq);
     answered_value++;
+    /* The job returned its arg: the result took arg over, with
+     * free_request as its destructor (threads.h), so releasing the
+     * result drops the job's reference. */
+    tw_result_release(r);
   } else {
     CHECK(r.kind == TW_RESULT_FAILURE);
     CHECK(tw_failure_check(r.u.failure, &TW_CANCELLED_ERROR));
