@@ -780,9 +780,10 @@ static void call_stop_from_thread(void *arg) {
   cr_assert_eq(tw_reactor_call_from_thread(arg, stop_call, arg, NULL), 0);
 }
 
+static uv_thread_t helper_thread; /* joined by the test after run */
+
 static tw_result start_waker(void *arg) {
-  static uv_thread_t t;
-  cr_assert_eq(uv_thread_create(&t, call_stop_from_thread, arg), 0);
+  cr_assert_eq(uv_thread_create(&helper_thread, call_stop_from_thread, arg), 0);
   record("started");
   return tw_result_none();
 }
@@ -792,6 +793,7 @@ TWT_TEST(reactor, test_wake_up) {
   tw_reactor *r = new_reactor();
   tw_reactor_call_when_running(r, start_waker, r, NULL, NULL);
   run(r); /* returns only if the thread's call woke the loop */
+  cr_assert_eq(uv_thread_join(&helper_thread), 0);
   ASSERT_EVENTS("started");
   free_reactor(r);
 }
@@ -922,9 +924,8 @@ static void from_other_thread(void *arg) {
 }
 
 static tw_result both_threads(void *arg) {
-  static uv_thread_t t;
   cr_assert_eq(tw_reactor_call_from_thread(arg, rec_call, "from loop", NULL), 0);
-  cr_assert_eq(uv_thread_create(&t, from_other_thread, arg), 0);
+  cr_assert_eq(uv_thread_create(&helper_thread, from_other_thread, arg), 0);
   return tw_result_none();
 }
 
@@ -933,6 +934,7 @@ TWT_TEST(reactor, test_call_from_thread) {
   tw_reactor *r = new_reactor();
   tw_reactor_call_when_running(r, both_threads, r, NULL, NULL);
   run(r);
+  cr_assert_eq(uv_thread_join(&helper_thread), 0);
   cr_assert_eq(nevents, 2);
   cr_assert(strcmp(events[0], "from loop") == 0 ||
             strcmp(events[1], "from loop") == 0);
