@@ -356,7 +356,7 @@ static void tw__task_work(tw_cooperative_task *t) {
     return;
   }
   d = r.u.deferred;
-  if (d == NULL || tw_deferred_called(d) < 0) {
+  if (!tw__deferred_live(d)) {
     if (t->state == NULL)
       tw__task_complete(t, &TW_TASK_FAILED,
                         tw_failure_new(&TW_VALUE_ERROR, TW_EINVAL,
@@ -507,7 +507,7 @@ int tw_cooperator_stop(tw_cooperator *c) {
 }
 
 int tw_cooperator_running(const tw_cooperator *c) {
-  if (c == NULL || c->freed) return TW_EINVAL;
+  if (c == NULL || c->freed) return 0;
   return c->started && !c->stopped;
 }
 
@@ -573,7 +573,7 @@ int tw_coiterate(tw_cooperator *c, tw_iterator_fn fn, void *arg,
   tw_deferred *d;
   int err;
   if (out != NULL) *out = NULL;
-  if (out == NULL || (done != NULL && tw_deferred_called(done) < 0))
+  if (out == NULL || (done != NULL && !tw__deferred_live(done)))
     return TW_EINVAL;
   if ((err = tw__coop_new_task(c, fn, arg, &t)) != 0) return err;
   t->deferreds = tw__malloc(sizeof(*t->deferreds));

@@ -58,6 +58,13 @@ tw_deferred *tw__deferred_box_init(tw__deferred_box *box,
                                    void (*release)(tw__deferred_box *box),
                                    const char *file, int line);
 
+/*
+ * 1 when d is a live Deferred: not NULL and (with -Ddebug_deferreds) not
+ * freed. The check behind every TW_EINVAL for a bad Deferred argument;
+ * tw_deferred_called answers 0 for those (a yes/no, never a code).
+ */
+int tw__deferred_live(const tw_deferred *d);
+
 /* A failure result with a fresh failure of the given type and code. */
 tw_result tw__result_error(const tw_error_type *type, int code,
                            const char *msg);

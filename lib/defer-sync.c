@@ -287,7 +287,7 @@ int tw_deferred_lock_release(tw_deferred_lock *lock) {
 }
 
 int tw_deferred_lock_locked(const tw_deferred_lock *lock) {
-  if (lock == NULL) return TW_EINVAL;
+  if (lock == NULL) return 0;
   return lock->p.tokens == 0;
 }
 

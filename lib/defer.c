@@ -409,8 +409,10 @@ int tw_deferred_cancel(tw_deferred *d) {
   return 0;
 }
 
+int tw__deferred_live(const tw_deferred *d) { return !tw__bad(d); }
+
 int tw_deferred_called(const tw_deferred *d) {
-  if (tw__bad(d)) return TW_EINVAL;
+  if (tw__bad(d)) return 0;
   return (d->flags & TW__CALLED) != 0;
 }
 

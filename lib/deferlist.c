@@ -209,7 +209,7 @@ static tw_deferred *tw__dl_new(tw_deferred *const *ds, size_t n,
                            TW_DL_FIRE_ON_ONE_ERRBACK | TW_DL_CONSUME_ERRORS)))
     return NULL;
   for (i = 0; i < n; i++)
-    if (ds[i] == NULL || tw_deferred_called(ds[i]) < 0) return NULL;
+    if (!tw__deferred_live(ds[i])) return NULL;
   if (n > (SIZE_MAX - sizeof(*st)) / sizeof(st->slots[0]) ||
       n > (SIZE_MAX - sizeof(*res)) / sizeof(res->items[0]))
     return NULL;

@@ -469,9 +469,10 @@ int tw_reactor_crash(tw_reactor *r) {
 }
 
 int tw_reactor_running(tw_reactor *r) {
-  if (r == NULL) return TW_EINVAL;
-  TW__LOOP_ONLY(r, TW_EWRONGTHREAD);
-  return r->running;
+  /* A yes/no answer: 0 for NULL and off the loop thread, never a code. */
+  if (r == NULL) return 0;
+  TW__LOOP_ONLY(r, 0);
+  return r->running != 0;
 }
 
 int tw_reactor_in_loop_thread(tw_reactor *r) {

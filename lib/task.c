@@ -75,7 +75,7 @@ int tw_deferred_add_timeout(tw_deferred *d, tw_clock *clock, double seconds,
                             tw_timeout_fn on_timeout, void *arg) {
   tw__timeout *t;
   int err;
-  if (d == NULL || tw_deferred_called(d) < 0 || clock == NULL ||
+  if (!tw__deferred_live(d) || clock == NULL ||
       !tw__valid_delay(seconds))
     return TW_EINVAL;
   /* Room for both pairs first: adding the first one to a fired Deferred
@@ -440,7 +440,7 @@ int tw_looping_call_reset(tw_looping_call *lc) {
 }
 
 int tw_looping_call_running(const tw_looping_call *lc) {
-  return lc ? lc->running : TW_EINVAL;
+  return lc != NULL && lc->running;
 }
 
 double tw_looping_call_interval(const tw_looping_call *lc) {

@@ -661,7 +661,7 @@ int tw_memory_worker_perform(tw_worker *worker) {
   tw__memory_worker *w;
   tw__item *it;
   if (worker == NULL || worker->vtable != &tw__memory_worker_class.vtable)
-    return TW_EINVAL;
+    return 0;
   w = (tw__memory_worker *)worker;
   uv_mutex_lock(&w->mutex);
   it = w->head;

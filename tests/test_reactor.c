@@ -1189,7 +1189,7 @@ TWT_TEST(reactor, bad_input_returns_codes) {
   cr_assert_eq(tw_reactor_start_running(NULL), TW_EINVAL);
   cr_assert_eq(tw_reactor_stop(NULL), TW_EINVAL);
   cr_assert_eq(tw_reactor_crash(NULL), TW_EINVAL);
-  cr_assert_eq(tw_reactor_running(NULL), TW_EINVAL);
+  cr_assert_eq(tw_reactor_running(NULL), 0); /* yes/no: 0, not a code */
   cr_assert_eq(tw_reactor_iterate(NULL, 0), TW_EINVAL);
   cr_assert_eq(tw_reactor_iterate(r, -1), TW_EINVAL);
   cr_assert_eq(tw_reactor_iterate(r, NAN), TW_EINVAL);
@@ -1277,10 +1277,44 @@ TWT_TEST(reactor, thread_checks_refuse_other_threads) {
   cr_assert_eq(uv_thread_create(&t, from_wrong_thread, &w), 0);
   uv_thread_join(&t);
   for (i = 0; i < 12; i++)
-    cr_assert_eq(w.results[i], TW_EWRONGTHREAD, "call %d: %s", i, tw_err_name(w.results[i]));
+    if (i != 2) /* running is a yes/no: 0 off the loop thread */
+      cr_assert_eq(w.results[i], TW_EWRONGTHREAD, "call %d: %s", i, tw_err_name(w.results[i]));
+  cr_assert_eq(w.results[2], 0);
   cr_assert_eq(tw_reactor_running(w.r), 0); /* nothing changed */
   cr_assert_eq(tw_clock_pending(tw_reactor_clock(w.r)), 0);
   free_reactor(w.r);
+}
+
+typedef struct {
+  tw_reactor *r;
+  int on_loop, off_loop;
+} running_ask_t;
+
+static void ask_running(void *arg) {
+  running_ask_t *a = arg;
+  a->off_loop = tw_reactor_running(a->r);
+}
+
+static void ask_running_both_ways(void *arg) {
+  running_ask_t *a = arg;
+  uv_thread_t t;
+  a->on_loop = tw_reactor_running(a->r);
+  cr_assert_eq(uv_thread_create(&t, ask_running, a), 0);
+  uv_thread_join(&t);
+  cr_assert_eq(tw_reactor_stop(a->r), 0);
+}
+
+/* Yes/no answers are 1 or 0, never a code: a running reactor asked from
+ * another thread says 0, so if (tw_reactor_running(r)) is never true on a
+ * misuse. */
+TWT_TEST(reactor, running_is_zero_off_the_loop_thread) {
+  running_ask_t a = {NULL, -1, -1};
+  a.r = new_reactor();
+  cr_assert_eq(tw_reactor_call_later(a.r, 0, ask_running_both_ways, &a, NULL, NULL), 0);
+  run(a.r);
+  cr_assert_eq(a.on_loop, 1);
+  cr_assert_eq(a.off_loop, 0);
+  free_reactor(a.r);
 }
 
 /* ---- twuv: hosting, interop, several reactors -------------------------------------- */

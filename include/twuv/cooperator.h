@@ -131,8 +131,8 @@ TW_EXTERN int tw_cooperator_start(tw_cooperator *c);
  */
 TW_EXTERN int tw_cooperator_stop(tw_cooperator *c);
 
-/* tw_cooperator_running: `running`: 1 when started and not stopped, else 0;
- * TW_EINVAL for NULL. */
+/* tw_cooperator_running: `running`: 1 when started and not stopped, else 0
+ * (0 also for NULL or a freed cooperator: a yes/no, never a code). */
 TW_EXTERN int tw_cooperator_running(const tw_cooperator *c);
 
 /*
@@ -225,7 +225,7 @@ TW_EXTERN const tw_error_type *tw_cooperative_task_completion(
     const tw_cooperative_task *t);
 
 /* tw_cooperative_task_paused: the pause count (>= 0; waiting on a Deferred
- * counts one), TW_EINVAL for NULL. */
+ * counts one), TW_EINVAL for NULL. A count, not a yes/no: test it with > 0. */
 TW_EXTERN int tw_cooperative_task_paused(const tw_cooperative_task *t);
 
 /* tw_cooperative_task_ref / _unref: references to a task (NULL-safe).

@@ -313,11 +313,13 @@ TW_EXTERN int tw_deferred_unpause(tw_deferred *d);
  */
 TW_EXTERN int tw_deferred_cancel(tw_deferred *d);
 
-/* tw_deferred_called: 1 once fired, 0 before, TW_EINVAL for NULL. */
+/* tw_deferred_called: 1 once fired, 0 before (0 also for NULL or a freed
+ * Deferred: a yes/no, never a code). */
 TW_EXTERN int tw_deferred_called(const tw_deferred *d);
 
 /* tw_deferred_paused: the pause count (>= 0; a Deferred waiting on another
- * counts one pause for it, as in Twisted), TW_EINVAL for NULL. */
+ * counts one pause for it, as in Twisted), TW_EINVAL for NULL. A count, not
+ * a yes/no: test it with > 0. */
 TW_EXTERN int tw_deferred_paused(const tw_deferred *d);
 
 /*
@@ -467,7 +469,8 @@ TW_EXTERN int tw_deferred_lock_acquire(tw_deferred_lock *lock,
  */
 TW_EXTERN int tw_deferred_lock_release(tw_deferred_lock *lock);
 
-/* tw_deferred_lock_locked: 1 when held, 0 when free, TW_EINVAL for NULL. */
+/* tw_deferred_lock_locked: 1 when held, 0 when free (0 also for NULL: a
+ * yes/no, never a code). */
 TW_EXTERN int tw_deferred_lock_locked(const tw_deferred_lock *lock);
 
 /*

@@ -171,8 +171,10 @@ TW_EXTERN int tw_reactor_crash(tw_reactor *r);
 
 /*
  * tw_reactor_running: reactor.running: 1 from the "during startup" phase
- * until the "during shutdown" phase (or a crash), else 0; TW_EINVAL,
- * TW_EWRONGTHREAD.
+ * until the "during shutdown" phase (or a crash), else 0. A yes/no, never a
+ * code: 0 also for NULL and when called off the loop thread (where the
+ * answer could not be read safely), so if (tw_reactor_running(r)) is never
+ * true on a misuse.
  */
 TW_EXTERN int tw_reactor_running(tw_reactor *r);
 

@@ -120,7 +120,8 @@ TW_EXTERN int tw_looping_call_stop(tw_looping_call *lc);
  */
 TW_EXTERN int tw_looping_call_reset(tw_looping_call *lc);
 
-/* tw_looping_call_running: 1 while running, 0 when not, TW_EINVAL for NULL. */
+/* tw_looping_call_running: 1 while running, 0 when not (0 also for NULL: a
+ * yes/no, never a code). */
 TW_EXTERN int tw_looping_call_running(const tw_looping_call *lc);
 
 /* tw_looping_call_interval: the interval given to start (NaN for NULL). */

@@ -275,7 +275,8 @@ TW_EXTERN int tw_memory_worker_new(tw_worker **out);
  * and return 1, or return 0 when nothing is queued (after quit, once the
  * queue is empty, it returns 0 for ever). A failure the item reports stays
  * pending for the caller (tw_work_take_failure).
- * Thread-safe. Errors: TW_EINVAL (NULL, or not a memory worker).
+ * Thread-safe. A yes/no ("ran one"), never a code: 0 also for NULL or a
+ * worker that is not a memory worker, so while (perform(w)) ends.
  */
 TW_EXTERN int tw_memory_worker_perform(tw_worker *worker);
 
