@@ -87,13 +87,13 @@ static tw_result show(tw_result r, void *arg) {
 
 /* def main(reactor, *paths) */
 static tw_deferred *checksum_main(tw_reactor *r, int argc, char **argv) {
-  tw_deferred **ds, *all;
+  tw_deferred **ds, *all = NULL;
   int i, n = 0;
   reactor = r;
   npaths = argc;
   paths = argv;
   ds = calloc((size_t)argc, sizeof(*ds));
-  if (ds == NULL || tw_deferred_semaphore_new(2, &sem) < 0) {
+  if (ds == NULL || tw_deferred_semaphore_new(&sem, 2) < 0) {
     free(ds);
     return NULL;
   }
@@ -103,7 +103,7 @@ static tw_deferred *checksum_main(tw_reactor *r, int argc, char **argv) {
     tw_deferred_add_callbacks(d, to_hex, describe, NULL);
     ds[n++] = d;
   }
-  all = n == npaths ? tw_gather_results(ds, (size_t)n, 0) : NULL;
+  if (n == npaths) tw_gather_results(&all, ds, (size_t)n, 0); /* NULL on error */
   for (i = 0; i < n; i++) tw_deferred_unref(ds[i]); /* the list holds them */
   free(ds);
   if (all != NULL) tw_deferred_add_callback(all, show, NULL);

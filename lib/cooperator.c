@@ -381,24 +381,27 @@ static void tw__task_work(tw_cooperative_task *t) {
 
 /* ---- Cooperator ------------------------------------------------------------ */
 
-tw_cooperator *tw_cooperator_new(tw_clock *clock, int started,
-                                 const tw_cooperator_options *opts) {
+int tw_cooperator_new(tw_cooperator **out, tw_clock *clock, int started,
+                      const tw_cooperator_options *opts) {
   tw_cooperator *c;
   tw_cooperator_options o;
+  if (out != NULL) *out = NULL;
+  if (out == NULL) return TW_EINVAL;
   if (opts != NULL)
     o = *opts;
   else
     memset(&o, 0, sizeof(o));
-  if ((o.schedule == NULL) != (o.cancel == NULL)) return NULL;
-  if (o.slice_begin != NULL && o.slice_over == NULL) return NULL;
-  if (clock == NULL && o.schedule == NULL) return NULL;
+  if ((o.schedule == NULL) != (o.cancel == NULL)) return TW_EINVAL;
+  if (o.slice_begin != NULL && o.slice_over == NULL) return TW_EINVAL;
+  if (clock == NULL && o.schedule == NULL) return TW_EINVAL;
   c = tw__calloc(1, sizeof(*c));
-  if (c == NULL) return NULL;
+  if (c == NULL) return TW_ENOMEM;
   c->refs = 1;
   c->clock = clock;
   c->opts = o;
   c->started = started != 0;
-  return c;
+  *out = c;
+  return 0;
 }
 
 /* _Timer: real time, as Twisted's time.time() (monotonic here). */

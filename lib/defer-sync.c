@@ -296,7 +296,7 @@ int tw_deferred_lock_run(tw_deferred_lock *lock, tw_result_fn fn, void *arg,
   return tw__prim_run(lock ? &lock->p : NULL, fn, arg, out);
 }
 
-int tw_deferred_semaphore_new(int tokens, tw_deferred_semaphore **out) {
+int tw_deferred_semaphore_new(tw_deferred_semaphore **out, int tokens) {
   tw__prim *p;
   if (out != NULL) *out = NULL;
   if (out == NULL || tokens < 1) return TW_EINVAL;
@@ -346,8 +346,8 @@ struct tw_deferred_queue {
   tw__fifo waiting; /* of tw_deferred * (references) */
 };
 
-int tw_deferred_queue_new(size_t size, size_t backlog,
-                          tw_deferred_queue **out) {
+int tw_deferred_queue_new(tw_deferred_queue **out, size_t size,
+                          size_t backlog) {
   tw_deferred_queue *q;
   if (out != NULL) *out = NULL;
   if (out == NULL) return TW_EINVAL;

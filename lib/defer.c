@@ -454,21 +454,29 @@ tw_deferred *tw_succeed(void *value, tw_free_fn value_free) {
   return d;
 }
 
+/* Total, so NULL means out of memory only (design.md, "API conventions"):
+ * a NULL f fails the Deferred with ValueError, as a callback returning a
+ * NULL failure does. */
 tw_deferred *tw_fail(tw_failure *f) {
-  tw_deferred *d;
-  if (f == NULL) return NULL;
-  d = tw__deferred_new_full(NULL, NULL, NULL, NULL, 0);
+  tw_deferred *d = tw__deferred_new_full(NULL, NULL, NULL, NULL, 0);
   if (d == NULL) return NULL;
   d->flags |= TW__CALLED;
-  tw__put(d, tw_result_failure(f));
+  tw__put(d, f != NULL ? tw_result_failure(f)
+                       : tw__result_error(&TW_VALUE_ERROR, TW_EINVAL,
+                                          "tw_fail: NULL failure"));
   return d;
 }
 
 tw_deferred *tw_maybe_deferred(tw_result_fn fn, void *arg) {
   tw_deferred *d;
   tw_result r;
-  if (fn == NULL) return NULL;
-  r = fn(arg);
+  /* Twisted's maybeDeferred(None) calls None, and the TypeError becomes
+   * the Deferred's failure; so NULL here means out of memory only. */
+  if (fn == NULL)
+    r = tw__result_error(&TW_TYPE_ERROR, TW_EINVAL,
+                         "tw_maybe_deferred: fn is NULL");
+  else
+    r = fn(arg);
   if (r.kind == TW_RESULT_DEFERRED) {
     if (!tw__bad(r.u.deferred)) return r.u.deferred;
     r = tw__result_error(&TW_VALUE_ERROR, TW_EINVAL,

@@ -197,22 +197,24 @@ static void tw__dl_input_gone(void *arg) {
   tw__dl_unref(st);
 }
 
-static tw_deferred *tw__dl_new(tw_deferred *const *ds, size_t n,
-                               unsigned flags, int race) {
+static int tw__dl_new(tw_deferred **out, tw_deferred *const *ds, size_t n,
+                      unsigned flags, int race) {
   tw__dl *st;
   tw_list_result *res;
   tw_deferred *d;
   size_t i;
 
-  if ((ds == NULL && n > 0) ||
+  if (out != NULL) *out = NULL;
+  if (out == NULL || (ds == NULL && n > 0) ||
       (flags & ~(unsigned)(TW_DL_FIRE_ON_ONE_CALLBACK |
                            TW_DL_FIRE_ON_ONE_ERRBACK | TW_DL_CONSUME_ERRORS)))
-    return NULL;
+    return TW_EINVAL;
   for (i = 0; i < n; i++)
-    if (!tw__deferred_live(ds[i])) return NULL;
+    if (!tw__deferred_live(ds[i])) return TW_EINVAL;
+  /* More inputs than memory can describe: no allocation could succeed. */
   if (n > (SIZE_MAX - sizeof(*st)) / sizeof(st->slots[0]) ||
       n > (SIZE_MAX - sizeof(*res)) / sizeof(res->items[0]))
-    return NULL;
+    return TW_ENOMEM;
 
   st = tw__malloc(sizeof(*st) + n * sizeof(st->slots[0]));
   res = tw__malloc(sizeof(*res) + n * sizeof(res->items[0]));
@@ -262,7 +264,8 @@ static tw_deferred *tw__dl_new(tw_deferred *const *ds, size_t n,
       tw__dl_input_gone(&st->slots[i]);
     }
   }
-  return d;
+  *out = d;
+  return 0;
 
 oom:
   if (d != NULL) {
@@ -274,22 +277,22 @@ oom:
     tw__free(st);
   }
   tw__free(res);
-  return NULL;
+  return TW_ENOMEM;
 }
 
-tw_deferred *tw_deferred_list(tw_deferred *const *ds, size_t n,
-                              unsigned flags) {
-  return tw__dl_new(ds, n, flags, 0);
+int tw_deferred_list(tw_deferred **out, tw_deferred *const *ds, size_t n,
+                     unsigned flags) {
+  return tw__dl_new(out, ds, n, flags, 0);
 }
 
-tw_deferred *tw_gather_results(tw_deferred *const *ds, size_t n,
-                               int consume_errors) {
-  return tw__dl_new(ds, n,
+int tw_gather_results(tw_deferred **out, tw_deferred *const *ds, size_t n,
+                      int consume_errors) {
+  return tw__dl_new(out, ds, n,
                     TW_DL_FIRE_ON_ONE_ERRBACK |
                         (consume_errors ? TW_DL_CONSUME_ERRORS : 0u),
                     0);
 }
 
-tw_deferred *tw_race(tw_deferred *const *ds, size_t n) {
-  return tw__dl_new(ds, n, 0, 1);
+int tw_race(tw_deferred **out, tw_deferred *const *ds, size_t n) {
+  return tw__dl_new(out, ds, n, 0, 1);
 }

@@ -214,13 +214,15 @@ static void tw__lc_unref(void *p) {
   tw__free(lc);
 }
 
-static tw_looping_call *tw__lc_new(tw_clock *clock, tw_result_fn fn,
-                                   tw_count_fn count_fn, void *arg,
-                                   tw_free_fn arg_free) {
+static int tw__lc_new(tw_looping_call **out, tw_clock *clock,
+                      tw_result_fn fn, tw_count_fn count_fn, void *arg,
+                      tw_free_fn arg_free) {
   tw_looping_call *lc;
-  if (clock == NULL || (fn == NULL && count_fn == NULL)) return NULL;
+  if (out != NULL) *out = NULL;
+  if (out == NULL || clock == NULL || (fn == NULL && count_fn == NULL))
+    return TW_EINVAL;
   lc = tw__malloc(sizeof(*lc));
-  if (lc == NULL) return NULL;
+  if (lc == NULL) return TW_ENOMEM;
   lc->refs = 1;
   lc->clock = clock;
   lc->fn = fn;
@@ -231,18 +233,27 @@ static tw_looping_call *tw__lc_new(tw_clock *clock, tw_result_fn fn,
   lc->interval = lc->starttime = lc->real_last_time = 0.0;
   lc->call = NULL;
   lc->deferred = NULL;
-  return lc;
+  *out = lc;
+  return 0;
 }
 
-tw_looping_call *tw_looping_call_new(tw_clock *clock, tw_result_fn fn,
-                                     void *arg, tw_free_fn arg_free) {
-  return fn ? tw__lc_new(clock, fn, NULL, arg, arg_free) : NULL;
+int tw_looping_call_new(tw_looping_call **out, tw_clock *clock,
+                        tw_result_fn fn, void *arg, tw_free_fn arg_free) {
+  if (fn == NULL) {
+    if (out != NULL) *out = NULL;
+    return TW_EINVAL;
+  }
+  return tw__lc_new(out, clock, fn, NULL, arg, arg_free);
 }
 
-tw_looping_call *tw_looping_call_new_with_count(tw_clock *clock,
-                                                tw_count_fn fn, void *arg,
-                                                tw_free_fn arg_free) {
-  return fn ? tw__lc_new(clock, NULL, fn, arg, arg_free) : NULL;
+int tw_looping_call_new_with_count(tw_looping_call **out, tw_clock *clock,
+                                   tw_count_fn fn, void *arg,
+                                   tw_free_fn arg_free) {
+  if (fn == NULL) {
+    if (out != NULL) *out = NULL;
+    return TW_EINVAL;
+  }
+  return tw__lc_new(out, clock, NULL, fn, arg, arg_free);
 }
 
 /* Python's float %, whose result takes the divisor's sign. */

@@ -137,7 +137,8 @@ TWT_TEST(cooperator, test_stopped_rejects_new_tasks) {
   int with_deferred;
   for (with_deferred = 0; with_deferred < 2; with_deferred++) {
     tw_clock *clock = tw_clock_new_manual();
-    tw_cooperator *c = tw_cooperator_new(clock, 1, NULL);
+    tw_cooperator *c;
+    cr_assert_eq(tw_cooperator_new(&c, clock, 1, NULL), 0);
     tw_deferred *stuff = with_deferred ? tw_deferred_new(NULL, NULL) : NULL;
     tw_deferred *d;
     cr_assert_eq(tw_cooperator_stop(c), 0);
@@ -167,7 +168,8 @@ static tw_result range3_iter(void *arg, int *done) {
 
 TWT_TEST(cooperator, test_stop_running) {
   tw_clock *clock = tw_clock_new_manual();
-  tw_cooperator *c = tw_cooperator_new(clock, 1, NULL);
+  tw_cooperator *c;
+  cr_assert_eq(tw_cooperator_new(&c, clock, 1, NULL), 0);
   int value = -1;
   tw_deferred *d;
   cr_assert_eq(tw_coiterate(c, range3_iter, &value, NULL, NULL, &d), 0);
@@ -219,7 +221,7 @@ TWT_TEST(cooperator, test_stop_outstanding) {
   o.clock = tw_clock_new_manual();
   o.test_control_d = tw_deferred_new(NULL, NULL);
   o.outstanding_d = tw_deferred_new(NULL, NULL);
-  o.c = tw_cooperator_new(o.clock, 1, NULL);
+  cr_assert_eq(tw_cooperator_new(&o.c, o.clock, 1, NULL), 0);
   o.calls = 0;
   cr_assert_eq(tw_coiterate(o.c, outstanding_iter, &o, NULL, NULL, &d), 0);
   tw_deferred_add_callback(o.test_control_d, stop_and_go, &o);
@@ -255,7 +257,8 @@ static tw_deferred *coiterate_to_end(tw_clock *clock, tw_cooperator *c,
 
 TWT_TEST(cooperator, test_unexpected_error) {
   tw_clock *clock = tw_clock_new_manual();
-  tw_cooperator *c = tw_cooperator_new(clock, 1, NULL);
+  tw_cooperator *c;
+  cr_assert_eq(tw_cooperator_new(&c, clock, 1, NULL), 0);
   tw_deferred *d = coiterate_to_end(clock, c, raising_iter, NULL);
   failure_result_of(d, &TW_RUNTIME_ERROR);
   tw_deferred_unref(d);
@@ -288,7 +291,7 @@ TWT_TEST(cooperator, test_unexpected_error_actually_later) {
   tw_deferred *d;
   s.clock = tw_clock_new_manual();
   s.d = NULL;
-  c = tw_cooperator_new(s.clock, 1, NULL);
+  cr_assert_eq(tw_cooperator_new(&c, s.clock, 1, NULL), 0);
   d = coiterate_to_end(s.clock, c, actually_later_iter, &s);
   failure_result_of(d, &TW_RUNTIME_ERROR);
   tw_deferred_unref(d);
@@ -307,7 +310,8 @@ static tw_result not_actually_later_iter(void *arg, int *done) {
 
 TWT_TEST(cooperator, test_unexpected_error_not_actually_later) {
   tw_clock *clock = tw_clock_new_manual();
-  tw_cooperator *c = tw_cooperator_new(clock, 1, NULL);
+  tw_cooperator *c;
+  cr_assert_eq(tw_cooperator_new(&c, clock, 1, NULL), 0);
   tw_deferred *d = coiterate_to_end(clock, c, not_actually_later_iter, NULL);
   failure_result_of(d, &TW_RUNTIME_ERROR);
   tw_deferred_unref(d);
@@ -337,7 +341,8 @@ TWT_TEST(cooperator, test_cooperation) {
   things_iter_state st[4];
   tw_deferred *tasks[4], *dl;
   tw_clock *clock = tw_clock_new_manual();
-  tw_cooperator *c = tw_cooperator_new(clock, 1, NULL);
+  tw_cooperator *c;
+  cr_assert_eq(tw_cooperator_new(&c, clock, 1, NULL), 0);
   int i, n = 0;
   trace_reset();
   for (i = 0; i < 4; i++) {
@@ -347,7 +352,7 @@ TWT_TEST(cooperator, test_cooperation) {
     cr_assert_eq(tw_coiterate(c, things_iter, &st[i], NULL, NULL, &tasks[i]),
                  0);
   }
-  dl = tw_deferred_list(tasks, 4, 0);
+  cr_assert_eq(tw_deferred_list(&dl, tasks, 4, 0), 0);
   while (tw_deferred_called(dl) == 0 && n++ < 100)
     tw_clock_advance(clock, EPS);
   cr_assert_eq(tw_deferred_called(dl), 1);
@@ -395,7 +400,7 @@ TWT_TEST(cooperator, test_resource_exhaustion) {
   memset(&s, 0, sizeof(s));
   o.slice_over = tpf_over;
   tpf_stopped = 0;
-  c = tw_cooperator_new(clock, 1, &o);
+  cr_assert_eq(tw_cooperator_new(&c, clock, 1, &o), 0);
   cr_assert_eq(tw_coiterate(c, exhaustion_iter, &s, NULL, NULL, &d), 0);
   tw_deferred_add_errback(d, eb_iter, NULL);
   /* c._delayedCall.cancel(); c._tick(): run the one tick scheduled. */
@@ -459,7 +464,7 @@ TWT_TEST(cooperator, test_callback_re_coiterate) {
   o.cancel = recoiterate_cancel;
   o.schedule_ctx = &s;
   o.slice_over = always_over;
-  s.c = tw_cooperator_new(NULL, 1, &o);
+  cr_assert_eq(tw_cooperator_new(&s.c, NULL, 1, &o), 0);
   cr_assert_eq(tw_coiterate(s.c, empty_iter, NULL, NULL, NULL, &d), 0);
   tw_deferred_add_callback(d, another_task, &s);
   while (!s.done) {
@@ -487,7 +492,7 @@ TWT_TEST(cooperator, test_removing_last_task_stops_scheduled_call) {
   int l1 = 2, l2 = 2, l3 = 2;
   memset(&s, 0, sizeof(s));
   o = fake_options(&s, 0);
-  coop = tw_cooperator_new(NULL, 1, &o);
+  cr_assert_eq(tw_cooperator_new(&coop, NULL, 1, &o), 0);
   /* Add two tasks; this should schedule the tick. */
   cr_assert_eq(tw_cooperate(coop, count_iter, &l1, NULL, &task1), 0);
   cr_assert_eq(tw_cooperate(coop, count_iter, &l2, NULL, &task2), 0);
@@ -517,7 +522,8 @@ TWT_TEST(cooperator, test_removing_last_task_stops_scheduled_call) {
 
 TWT_TEST(cooperator, test_running_when_started) {
   tw_clock *clock = tw_clock_new_manual();
-  tw_cooperator *c = tw_cooperator_new(clock, 1, NULL);
+  tw_cooperator *c;
+  cr_assert_eq(tw_cooperator_new(&c, clock, 1, NULL), 0);
   cr_assert_eq(tw_cooperator_running(c), 1);
   tw_cooperator_free(c);
   tw_clock_free(clock);
@@ -525,7 +531,8 @@ TWT_TEST(cooperator, test_running_when_started) {
 
 TWT_TEST(cooperator, test_running_when_not_started) {
   tw_clock *clock = tw_clock_new_manual();
-  tw_cooperator *c = tw_cooperator_new(clock, 0, NULL);
+  tw_cooperator *c;
+  cr_assert_eq(tw_cooperator_new(&c, clock, 0, NULL), 0);
   cr_assert_eq(tw_cooperator_running(c), 0);
   tw_cooperator_free(c);
   tw_clock_free(clock);
@@ -533,7 +540,8 @@ TWT_TEST(cooperator, test_running_when_not_started) {
 
 TWT_TEST(cooperator, test_running_when_running) {
   tw_clock *clock = tw_clock_new_manual();
-  tw_cooperator *c = tw_cooperator_new(clock, 0, NULL);
+  tw_cooperator *c;
+  cr_assert_eq(tw_cooperator_new(&c, clock, 0, NULL), 0);
   cr_assert_eq(tw_cooperator_start(c), 0);
   cr_assert_eq(tw_cooperator_running(c), 1);
   tw_cooperator_stop(c); /* addCleanup(c.stop) */
@@ -543,7 +551,8 @@ TWT_TEST(cooperator, test_running_when_running) {
 
 TWT_TEST(cooperator, test_running_when_stopped) {
   tw_clock *clock = tw_clock_new_manual();
-  tw_cooperator *c = tw_cooperator_new(clock, 0, NULL);
+  tw_cooperator *c;
+  cr_assert_eq(tw_cooperator_new(&c, clock, 0, NULL), 0);
   cr_assert_eq(tw_cooperator_start(c), 0);
   cr_assert_eq(tw_cooperator_stop(c), 0);
   cr_assert_eq(tw_cooperator_running(c), 0);
@@ -572,7 +581,8 @@ static tw_result doit_iter(void *arg, int *done) {
 
 TWT_TEST(cooperator, test_cooperate) {
   tw_clock *clock = tw_clock_new_manual();
-  tw_cooperator *c = tw_cooperator_new(clock, 1, NULL);
+  tw_cooperator *c;
+  cr_assert_eq(tw_cooperator_new(&c, clock, 1, NULL), 0);
   tw_cooperative_task *the_task;
   doit_state s;
   int n = 0;
@@ -640,7 +650,7 @@ static void rs_setup(void) {
   tw_cooperator_options o;
   memset(&rs, 0, sizeof(rs));
   o = fake_options(&rs.scheduler, 1);
-  rs.cooperator = tw_cooperator_new(NULL, 1, &o);
+  cr_assert_eq(tw_cooperator_new(&rs.cooperator, NULL, 1, &o), 0);
   cr_assert_eq(tw_cooperate(rs.cooperator, rs_worker, &rs, NULL, &rs.task),
                0);
   cr_assert_eq(tw_cooperator_start(rs.cooperator), 0);
@@ -945,7 +955,8 @@ static tw_result count_stopped(tw_result r, void *arg) {
  * fire). Here every task ends with SchedulerStopped. */
 TWT_TEST(cooperator, stop_ends_every_task) {
   tw_clock *clock = tw_clock_new_manual();
-  tw_cooperator *c = tw_cooperator_new(clock, 1, NULL);
+  tw_cooperator *c;
+  cr_assert_eq(tw_cooperator_new(&c, clock, 1, NULL), 0);
   int left[4] = {100, 100, 100, 100}, stopped = 0, i;
   tw_deferred *d[4];
   frees = 0;
@@ -974,7 +985,8 @@ static tw_result keep_value(tw_result r, void *arg) {
  * before the callbacks made ports use freed memory). */
 TWT_TEST(cooperator, coiterate_moves_arg_into_result) {
   tw_clock *clock = tw_clock_new_manual();
-  tw_cooperator *c = tw_cooperator_new(clock, 1, NULL);
+  tw_cooperator *c;
+  cr_assert_eq(tw_cooperator_new(&c, clock, 1, NULL), 0);
   int left = 3;
   tw_deferred *d;
   tw_result kept;
@@ -998,7 +1010,8 @@ TWT_TEST(cooperator, coiterate_moves_arg_into_result) {
 /* Freed with its unconsumed value, the Deferred frees arg. */
 TWT_TEST(cooperator, coiterate_result_released_frees_arg) {
   tw_clock *clock = tw_clock_new_manual();
-  tw_cooperator *c = tw_cooperator_new(clock, 1, NULL);
+  tw_cooperator *c;
+  cr_assert_eq(tw_cooperator_new(&c, clock, 1, NULL), 0);
   int left = 1;
   tw_deferred *d;
   frees = 0;
@@ -1021,7 +1034,8 @@ static tw_result check_not_freed(tw_result r, void *arg) {
 
 TWT_TEST(cooperator, coiterate_failure_frees_arg_after_errbacks) {
   tw_clock *clock = tw_clock_new_manual();
-  tw_cooperator *c = tw_cooperator_new(clock, 1, NULL);
+  tw_cooperator *c;
+  cr_assert_eq(tw_cooperator_new(&c, clock, 1, NULL), 0);
   tw_deferred *d;
   frees = 0;
   cr_assert_eq(tw_coiterate(c, raising_iter, NULL, count_free, NULL, &d), 0);
@@ -1038,7 +1052,8 @@ TWT_TEST(cooperator, coiterate_failure_frees_arg_after_errbacks) {
  * whenDone value (arg) is valid until then. */
 TWT_TEST(cooperator, cooperate_arg_free_when_task_released) {
   tw_clock *clock = tw_clock_new_manual();
-  tw_cooperator *c = tw_cooperator_new(clock, 1, NULL);
+  tw_cooperator *c;
+  cr_assert_eq(tw_cooperator_new(&c, clock, 1, NULL), 0);
   tw_cooperative_task *t;
   tw_deferred *d;
   int left = 2;
@@ -1067,7 +1082,8 @@ TWT_TEST(cooperator, cooperate_arg_free_when_task_released) {
  * unfired, as after Python's garbage collection. */
 TWT_TEST(cooperator, paused_task_released) {
   tw_clock *clock = tw_clock_new_manual();
-  tw_cooperator *c = tw_cooperator_new(clock, 1, NULL);
+  tw_cooperator *c;
+  cr_assert_eq(tw_cooperator_new(&c, clock, 1, NULL), 0);
   tw_cooperative_task *t;
   tw_deferred *d;
   int left = 100;
@@ -1096,7 +1112,8 @@ static tw_result hold_iter(void *arg, int *done) {
 /* A task waiting on a Deferred that nobody can fire goes with it. */
 TWT_TEST(cooperator, task_waiting_on_dropped_deferred_released) {
   tw_clock *clock = tw_clock_new_manual();
-  tw_cooperator *c = tw_cooperator_new(clock, 1, NULL);
+  tw_cooperator *c;
+  cr_assert_eq(tw_cooperator_new(&c, clock, 1, NULL), 0);
   tw_deferred *held = NULL, *d;
   frees = 0;
   cr_assert_eq(tw_coiterate(c, hold_iter, &held, count_free, NULL, &d), 0);
@@ -1112,22 +1129,36 @@ TWT_TEST(cooperator, task_waiting_on_dropped_deferred_released) {
   tw_clock_free(clock);
 }
 
+TWT_TEST(cooperator, new_out_of_memory_is_enomem) {
+  tw_clock *clock = tw_clock_new_manual();
+  tw_cooperator *c = (void *)1;
+  twt_alloc_fail_nth(1);
+  cr_assert_eq(tw_cooperator_new(&c, clock, 1, NULL), TW_ENOMEM);
+  twt_alloc_fail_nth(0);
+  cr_assert_null(c);
+  tw_clock_free(clock);
+}
+
 TWT_TEST(cooperator, bad_input) {
   tw_clock *clock = tw_clock_new_manual();
-  tw_cooperator *c = tw_cooperator_new(clock, 1, NULL);
+  tw_cooperator *c;
+  cr_assert_eq(tw_cooperator_new(&c, clock, 1, NULL), 0);
   tw_cooperator_options o;
   tw_cooperative_task *t = (void *)1;
   tw_deferred *d = (void *)1;
+  tw_cooperator *bad = (tw_cooperator *)&o; /* an error sets it to NULL */
   memset(&o, 0, sizeof(o));
-  cr_assert_null(tw_cooperator_new(NULL, 1, NULL));
+  cr_assert_eq(tw_cooperator_new(&bad, NULL, 1, NULL), TW_EINVAL);
+  cr_assert_null(bad);
+  cr_assert_eq(tw_cooperator_new(NULL, clock, 1, NULL), TW_EINVAL);
   o.schedule = fake_schedule;
-  cr_assert_null(tw_cooperator_new(clock, 1, &o)); /* no cancel */
+  cr_assert_eq(tw_cooperator_new(&bad, clock, 1, &o), TW_EINVAL); /* no cancel */
   o.schedule = NULL;
   o.cancel = fake_cancel;
-  cr_assert_null(tw_cooperator_new(clock, 1, &o)); /* no schedule */
+  cr_assert_eq(tw_cooperator_new(&bad, clock, 1, &o), TW_EINVAL); /* no schedule */
   memset(&o, 0, sizeof(o));
   o.slice_begin = count_free;
-  cr_assert_null(tw_cooperator_new(clock, 1, &o)); /* no predicate */
+  cr_assert_eq(tw_cooperator_new(&bad, clock, 1, &o), TW_EINVAL); /* no predicate */
   cr_assert_eq(tw_cooperator_start(NULL), TW_EINVAL);
   cr_assert_eq(tw_cooperator_stop(NULL), TW_EINVAL);
   cr_assert_eq(tw_cooperator_running(NULL), 0); /* yes/no: 0, not a code */
@@ -1162,7 +1193,8 @@ TWT_TEST(cooperator, out_of_memory) {
   long n;
   for (n = 1; n < 20; n++) {
     tw_clock *clock = tw_clock_new_manual();
-    tw_cooperator *c = tw_cooperator_new(clock, 1, NULL);
+    tw_cooperator *c;
+    cr_assert_eq(tw_cooperator_new(&c, clock, 1, NULL), 0);
     tw_cooperative_task *t = NULL;
     tw_deferred *d = NULL, *w = NULL;
     int left = 2, rc1, rc2, rc3, k = 0;
@@ -1204,7 +1236,7 @@ TWT_TEST(cooperator, tick_out_of_memory_fails_tasks) {
   int left = 100;
   memset(&o, 0, sizeof(o));
   o.slice_over = always_over; /* one unit per tick */
-  c = tw_cooperator_new(clock, 1, &o);
+  cr_assert_eq(tw_cooperator_new(&c, clock, 1, &o), 0);
   frees = 0;
   cr_assert_eq(tw_coiterate(c, count_iter, &left, count_free, NULL, &d), 0);
   twt_alloc_fail_nth(1); /* the next tick's delayed call */
@@ -1238,7 +1270,7 @@ TWT_TEST(cooperator, free_inside_iterator) {
   freeing_iter_state s;
   tw_deferred *d1, *d2;
   int left = 100, stopped = 0;
-  s.c = tw_cooperator_new(clock, 1, NULL);
+  cr_assert_eq(tw_cooperator_new(&s.c, clock, 1, NULL), 0);
   s.calls = 0;
   frees = 0;
   cr_assert_eq(tw_coiterate(s.c, freeing_iter, &s, count_free, NULL, &d1), 0);
@@ -1261,7 +1293,8 @@ TWT_TEST(cooperator, free_inside_iterator) {
  * resume then ends it with SchedulerStopped, as on a stopped cooperator. */
 TWT_TEST(cooperator, resume_after_cooperator_freed) {
   tw_clock *clock = tw_clock_new_manual();
-  tw_cooperator *c = tw_cooperator_new(clock, 1, NULL);
+  tw_cooperator *c;
+  cr_assert_eq(tw_cooperator_new(&c, clock, 1, NULL), 0);
   tw_cooperative_task *t;
   tw_deferred *d;
   int left = 100;
@@ -1294,7 +1327,8 @@ static tw_result endless_iter(void *arg, int *done) {
  * task ends even though the manual clock does not move. */
 TWT_TEST_OPTS(cooperator, default_time_slice_ends_the_tick, .timeout = 20) {
   tw_clock *clock = tw_clock_new_manual();
-  tw_cooperator *c = tw_cooperator_new(clock, 1, NULL);
+  tw_cooperator *c;
+  cr_assert_eq(tw_cooperator_new(&c, clock, 1, NULL), 0);
   tw_cooperative_task *t;
   long first;
   slice_units = 0;
@@ -1334,7 +1368,7 @@ TWT_TEST(cooperator, custom_termination_predicate) {
   o.slice_begin = count_begin;
   o.slice_over = over_after_three;
   begins = overs = 0;
-  c = tw_cooperator_new(clock, 1, &o);
+  cr_assert_eq(tw_cooperator_new(&c, clock, 1, &o), 0);
   trace_reset();
   cr_assert_eq(tw_cooperate(c, things_iter, &s1, NULL, NULL), 0);
   cr_assert_eq(tw_cooperate(c, things_iter, &s2, NULL, NULL), 0);
@@ -1350,7 +1384,8 @@ TWT_TEST(cooperator, custom_termination_predicate) {
 
 TWT_TEST(cooperator, not_started_queues_until_start) {
   tw_clock *clock = tw_clock_new_manual();
-  tw_cooperator *c = tw_cooperator_new(clock, 0, NULL);
+  tw_cooperator *c;
+  cr_assert_eq(tw_cooperator_new(&c, clock, 0, NULL), 0);
   tw_deferred *d;
   int left = 2;
   cr_assert_eq(tw_coiterate(c, count_iter, &left, NULL, NULL, &d), 0);
@@ -1370,7 +1405,8 @@ TWT_TEST(cooperator, not_started_queues_until_start) {
 /* After stop, start accepts tasks again. */
 TWT_TEST(cooperator, start_after_stop) {
   tw_clock *clock = tw_clock_new_manual();
-  tw_cooperator *c = tw_cooperator_new(clock, 1, NULL);
+  tw_cooperator *c;
+  cr_assert_eq(tw_cooperator_new(&c, clock, 1, NULL), 0);
   tw_deferred *d;
   int left = 1;
   cr_assert_eq(tw_cooperator_stop(c), 0);
@@ -1424,7 +1460,7 @@ TWT_TEST_OPTS(cooperator, coiterate_on_reactor, .timeout = 20) {
   reactor_iter_state s = {0};
   tw_deferred *d;
   cr_assert_eq(tw_reactor_new(&r, NULL, 0), 0);
-  c = tw_cooperator_new(tw_reactor_clock(r), 1, NULL);
+  cr_assert_eq(tw_cooperator_new(&c, tw_reactor_clock(r), 1, NULL), 0);
   cr_assert_not_null(c);
   cr_assert_eq(tw_coiterate(c, reactor_iter, &s, NULL, NULL, &d), 0);
   tw_deferred_add_both(d, stop_reactor, r);
@@ -1455,7 +1491,7 @@ TWT_TEST(cooperator, stop_whose_errback_restarts_keeps_the_new_task) {
   tw_clock *clock = tw_clock_new_manual();
   int left = 100, rounds = 0;
   tw_deferred *d;
-  restart_c = tw_cooperator_new(clock, 1, NULL);
+  cr_assert_eq(tw_cooperator_new(&restart_c, clock, 1, NULL), 0);
   restart_left = 2;
   restarted_d = NULL;
   cr_assert_eq(tw_coiterate(restart_c, count_iter, &left, NULL, NULL, &d), 0);

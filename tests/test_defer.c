@@ -135,7 +135,8 @@ TWT_TEST(defer, test_deferred_list) {
   tw_deferred *d2 = tw_deferred_new(NULL, NULL);
   tw_deferred *d3 = tw_deferred_new(NULL, NULL);
   tw_deferred *ds[] = {d1, d2, d3};
-  tw_deferred *dl = tw_deferred_list(ds, 3, 0);
+  tw_deferred *dl;
+  cr_assert_eq(tw_deferred_list(&dl, ds, 3, 0), 0);
   cr_assert_not_null(dl);
   tw_deferred_add_callbacks(dl, rec_list, rec_list, "dl");
   tw_deferred_callback(d1, tw_result_value(V("1"), NULL));
@@ -151,12 +152,13 @@ TWT_TEST(defer, test_deferred_list) {
 }
 
 TWT_TEST(defer, test_empty_deferred_list) {
-  tw_deferred *dl1 = tw_deferred_list(NULL, 0, 0);
+  tw_deferred *dl1;
+  cr_assert_eq(tw_deferred_list(&dl1, NULL, 0, 0), 0);
   tw_deferred *dl2;
   tw_deferred_add_callbacks(dl1, rec_list, rec_list, "dl1");
   assert_trace("dl1[,]");
   trace_reset();
-  dl2 = tw_deferred_list(NULL, 0, TW_DL_FIRE_ON_ONE_CALLBACK);
+  cr_assert_eq(tw_deferred_list(&dl2, NULL, 0, TW_DL_FIRE_ON_ONE_CALLBACK), 0);
   tw_deferred_add_callbacks(dl2, rec_list, rec_list, "dl2");
   assert_trace("");
   cr_assert_eq(tw_deferred_called(dl2), 0);
@@ -180,7 +182,8 @@ TWT_TEST(defer, test_deferred_list_fire_on_one_error) {
   tw_deferred *d2 = tw_deferred_new(NULL, NULL);
   tw_deferred *d3 = tw_deferred_new(NULL, NULL);
   tw_deferred *ds[] = {d1, d2, d3};
-  tw_deferred *dl = tw_deferred_list(ds, 3, TW_DL_FIRE_ON_ONE_ERRBACK);
+  tw_deferred *dl;
+  cr_assert_eq(tw_deferred_list(&dl, ds, 3, TW_DL_FIRE_ON_ONE_ERRBACK), 0);
   tw_deferred_add_errback(dl, rec_first_error, NULL);
   tw_deferred_add_errback(d2, eat, NULL);
   tw_deferred_callback(d1, tw_result_value(V("1"), NULL));
@@ -195,7 +198,8 @@ TWT_TEST(defer, test_deferred_list_fire_on_one_error) {
 
 TWT_TEST(defer, test_deferred_list_dont_consume_errors) {
   tw_deferred *d1 = tw_deferred_new(NULL, NULL);
-  tw_deferred *dl = tw_deferred_list(&d1, 1, 0);
+  tw_deferred *dl;
+  cr_assert_eq(tw_deferred_list(&dl, &d1, 1, 0), 0);
   tw_deferred_add_errback(d1, rec_eat, "errorTrap");
   tw_deferred_add_callback(dl, rec_list, "dl");
   tw_deferred_errback(d1, generic_error("Bang"));
@@ -206,7 +210,8 @@ TWT_TEST(defer, test_deferred_list_dont_consume_errors) {
 
 TWT_TEST(defer, test_deferred_list_consume_errors) {
   tw_deferred *d1 = tw_deferred_new(NULL, NULL);
-  tw_deferred *dl = tw_deferred_list(&d1, 1, TW_DL_CONSUME_ERRORS);
+  tw_deferred *dl;
+  cr_assert_eq(tw_deferred_list(&dl, &d1, 1, TW_DL_CONSUME_ERRORS), 0);
   tw_deferred_add_errback(d1, rec_eat, "errorTrap");
   tw_deferred_add_callback(dl, rec_list, "dl");
   tw_deferred_errback(d1, generic_error("Bang"));
@@ -222,7 +227,7 @@ TWT_TEST(defer, test_deferred_list_fire_on_one_error_with_already_fired_deferred
   tw_deferred *ds[] = {d1, d2};
   tw_deferred *dl;
   tw_deferred_errback(d1, generic_error("Bang"));
-  dl = tw_deferred_list(ds, 2, TW_DL_FIRE_ON_ONE_ERRBACK);
+  cr_assert_eq(tw_deferred_list(&dl, ds, 2, TW_DL_FIRE_ON_ONE_ERRBACK), 0);
   tw_deferred_add_errback(dl, rec_first_error, NULL);
   assert_trace("FirstError(GenericError:Bang, 0)");
   tw_deferred_add_errback(d1, eat, NULL);
@@ -238,7 +243,7 @@ TWT_TEST(defer, test_deferred_list_with_already_fired_deferreds) {
   tw_deferred *dl;
   tw_deferred_errback(d1, generic_error("Bang"));
   tw_deferred_callback(d2, tw_result_value(V("2"), NULL));
-  dl = tw_deferred_list(ds, 2, 0);
+  cr_assert_eq(tw_deferred_list(&dl, ds, 2, 0), 0);
   tw_deferred_add_callback(dl, rec_list, "dl");
   assert_trace("dl[,(F GenericError:Bang),(T 2),]");
   tw_deferred_add_errback(d1, eat, NULL);
@@ -254,7 +259,8 @@ static void fake_callback_canceller(tw_deferred *d, void *arg) {
 
 TWT_TEST(defer, test_cancel_deferred_list) {
   tw_deferred *ds[] = {tw_deferred_new(NULL, NULL), tw_deferred_new(NULL, NULL)};
-  tw_deferred *dl = tw_deferred_list(ds, 2, 0);
+  tw_deferred *dl;
+  cr_assert_eq(tw_deferred_list(&dl, ds, 2, 0), 0);
   cr_assert_eq(tw_deferred_cancel(dl), 0);
   failure_result_of(ds[0], &TW_CANCELLED_ERROR);
   failure_result_of(ds[1], &TW_CANCELLED_ERROR);
@@ -269,7 +275,8 @@ TWT_TEST(defer, test_cancel_deferred_list) {
 TWT_TEST(defer, test_cancel_deferred_list_callback) {
   tw_deferred *ds[] = {tw_deferred_new(fake_callback_canceller, NULL),
                        tw_deferred_new(NULL, NULL)};
-  tw_deferred *dl = tw_deferred_list(ds, 2, 0);
+  tw_deferred *dl;
+  cr_assert_eq(tw_deferred_list(&dl, ds, 2, 0), 0);
   tw_list_result *l;
   tw_deferred_cancel(dl);
   failure_result_of(ds[1], &TW_CANCELLED_ERROR);
@@ -285,7 +292,8 @@ TWT_TEST(defer, test_cancel_deferred_list_callback) {
 
 TWT_TEST(defer, test_cancel_deferred_list_with_fire_on_one_callback) {
   tw_deferred *ds[] = {tw_deferred_new(NULL, NULL), tw_deferred_new(NULL, NULL)};
-  tw_deferred *dl = tw_deferred_list(ds, 2, TW_DL_FIRE_ON_ONE_CALLBACK);
+  tw_deferred *dl;
+  cr_assert_eq(tw_deferred_list(&dl, ds, 2, TW_DL_FIRE_ON_ONE_CALLBACK), 0);
   tw_deferred_cancel(dl);
   failure_result_of(ds[0], &TW_CANCELLED_ERROR);
   failure_result_of(ds[1], &TW_CANCELLED_ERROR);
@@ -300,7 +308,8 @@ TWT_TEST(defer,
          test_cancel_deferred_list_with_fire_on_one_callback_and_deferred_callback) {
   tw_deferred *ds[] = {tw_deferred_new(fake_callback_canceller, NULL),
                        tw_deferred_new(NULL, NULL)};
-  tw_deferred *dl = tw_deferred_list(ds, 2, TW_DL_FIRE_ON_ONE_CALLBACK);
+  tw_deferred *dl;
+  cr_assert_eq(tw_deferred_list(&dl, ds, 2, TW_DL_FIRE_ON_ONE_CALLBACK), 0);
   tw_list_result *l;
   tw_deferred_cancel(dl);
   failure_result_of(ds[1], &TW_CANCELLED_ERROR);
@@ -314,7 +323,8 @@ TWT_TEST(defer,
 
 TWT_TEST(defer, test_cancel_deferred_list_with_fire_on_one_errback) {
   tw_deferred *ds[] = {tw_deferred_new(NULL, NULL), tw_deferred_new(NULL, NULL)};
-  tw_deferred *dl = tw_deferred_list(ds, 2, TW_DL_FIRE_ON_ONE_ERRBACK);
+  tw_deferred *dl;
+  cr_assert_eq(tw_deferred_list(&dl, ds, 2, TW_DL_FIRE_ON_ONE_ERRBACK), 0);
   tw_result r;
   tw_deferred_cancel(dl);
   failure_result_of(ds[0], &TW_CANCELLED_ERROR);
@@ -333,7 +343,8 @@ TWT_TEST(defer,
          test_cancel_deferred_list_with_fire_on_one_errback_all_deferreds_callback) {
   tw_deferred *ds[] = {tw_deferred_new(fake_callback_canceller, NULL),
                        tw_deferred_new(fake_callback_canceller, NULL)};
-  tw_deferred *dl = tw_deferred_list(ds, 2, TW_DL_FIRE_ON_ONE_ERRBACK);
+  tw_deferred *dl;
+  cr_assert_eq(tw_deferred_list(&dl, ds, 2, TW_DL_FIRE_ON_ONE_ERRBACK), 0);
   tw_list_result *l;
   tw_deferred_cancel(dl);
   l = list_of(dl);
@@ -351,7 +362,8 @@ TWT_TEST(defer, test_cancel_deferred_list_with_original_deferreds) {
   tw_deferred *two = tw_deferred_new(NULL, NULL);
   tw_deferred *three = tw_deferred_new(NULL, NULL);
   tw_deferred *args[3] = {one, two, NULL};
-  tw_deferred *dl = tw_deferred_list(args, 2, 0);
+  tw_deferred *dl;
+  cr_assert_eq(tw_deferred_list(&dl, args, 2, 0), 0);
   /* The array was copied: what is added to it afterwards is not seen. */
   args[2] = three;
   tw_deferred_cancel(dl);
@@ -375,7 +387,8 @@ static void canceller_raises_exception(tw_deferred *d, void *arg) {
 TWT_TEST(defer, test_cancel_deferred_list_with_exception) {
   tw_deferred *ds[] = {tw_deferred_new(canceller_raises_exception, NULL),
                        tw_deferred_new(NULL, NULL)};
-  tw_deferred *dl = tw_deferred_list(ds, 2, 0);
+  tw_deferred *dl;
+  cr_assert_eq(tw_deferred_list(&dl, ds, 2, 0), 0);
   tw_deferred_cancel(dl);
   failure_result_of(ds[1], &TW_CANCELLED_ERROR);
   tw_deferred_unref(dl);
@@ -387,7 +400,8 @@ TWT_TEST(defer, test_cancel_deferred_list_with_exception) {
 
 TWT_TEST(defer, test_cancel_fired_on_one_callback_deferred_list) {
   tw_deferred *ds[] = {tw_deferred_new(NULL, NULL), tw_deferred_new(NULL, NULL)};
-  tw_deferred *dl = tw_deferred_list(ds, 2, TW_DL_FIRE_ON_ONE_CALLBACK);
+  tw_deferred *dl;
+  cr_assert_eq(tw_deferred_list(&dl, ds, 2, TW_DL_FIRE_ON_ONE_CALLBACK), 0);
   tw_deferred_callback(ds[0], tw_result_none());
   tw_deferred_cancel(dl);
   assert_no_result(ds[1]);
@@ -398,7 +412,8 @@ TWT_TEST(defer, test_cancel_fired_on_one_callback_deferred_list) {
 
 TWT_TEST(defer, test_cancel_fired_on_one_errback_deferred_list) {
   tw_deferred *ds[] = {tw_deferred_new(NULL, NULL), tw_deferred_new(NULL, NULL)};
-  tw_deferred *dl = tw_deferred_list(ds, 2, TW_DL_FIRE_ON_ONE_ERRBACK);
+  tw_deferred *dl;
+  cr_assert_eq(tw_deferred_list(&dl, ds, 2, TW_DL_FIRE_ON_ONE_ERRBACK), 0);
   tw_deferred_errback(ds[0], generic_error("test"));
   tw_deferred_cancel(dl);
   assert_no_result(ds[1]);
@@ -555,12 +570,13 @@ TWT_TEST(defer, test_gather_results) {
   tw_deferred *ok[] = {tw_succeed(V("1"), NULL), tw_succeed(V("2"), NULL)};
   tw_deferred *bad[] = {tw_succeed(V("1"), NULL),
                         tw_fail(tw_failure_new(&TW_VALUE_ERROR, 0, "v"))};
-  tw_deferred *g = tw_gather_results(ok, 2, 0);
+  tw_deferred *g;
+  cr_assert_eq(tw_gather_results(&g, ok, 2, 0), 0);
   tw_deferred *g2;
   tw_deferred_add_callback(g, rec_list, "g");
   assert_trace("g[,(T 1),(T 2),]");
   trace_reset();
-  g2 = tw_gather_results(bad, 2, 0);
+  cr_assert_eq(tw_gather_results(&g2, bad, 2, 0), 0);
   tw_deferred_add_errback(g2, rec_first_error, NULL);
   assert_trace("FirstError(ValueError:v, 1)");
   tw_deferred_add_errback(bad[1], eat, NULL);
@@ -576,7 +592,8 @@ TWT_TEST(defer, test_gather_results_with_consume_errors) {
   tw_deferred *dgood = tw_succeed(V("1"), NULL);
   tw_deferred *dbad = tw_fail(tw_failure_new(&TW_RUNTIME_ERROR, 0, "oh noes"));
   tw_deferred *ds[] = {dgood, dbad};
-  tw_deferred *d = tw_gather_results(ds, 2, 1);
+  tw_deferred *d;
+  cr_assert_eq(tw_gather_results(&d, ds, 2, 1), 0);
   tw_deferred_add_errback(dbad, rec_eat, "unconsumed");
   tw_deferred_add_errback(d, rec_first_error, NULL);
   assert_trace("FirstError(RuntimeError:oh noes, 1)");
@@ -587,7 +604,8 @@ TWT_TEST(defer, test_gather_results_with_consume_errors) {
 
 TWT_TEST(defer, test_cancel_gather_results) {
   tw_deferred *ds[] = {tw_deferred_new(NULL, NULL), tw_deferred_new(NULL, NULL)};
-  tw_deferred *g = tw_gather_results(ds, 2, 0);
+  tw_deferred *g;
+  cr_assert_eq(tw_gather_results(&g, ds, 2, 0), 0);
   tw_result r;
   tw_deferred_cancel(g);
   failure_result_of(ds[0], &TW_CANCELLED_ERROR);
@@ -604,7 +622,8 @@ TWT_TEST(defer, test_cancel_gather_results) {
 TWT_TEST(defer, test_cancel_gather_results_with_all_deferreds_callback) {
   tw_deferred *ds[] = {tw_deferred_new(fake_callback_canceller, NULL),
                        tw_deferred_new(fake_callback_canceller, NULL)};
-  tw_deferred *g = tw_gather_results(ds, 2, 0);
+  tw_deferred *g;
+  cr_assert_eq(tw_gather_results(&g, ds, 2, 0), 0);
   tw_list_result *l;
   tw_deferred_cancel(g);
   l = list_of(g);
@@ -741,9 +760,11 @@ TWT_TEST(defer, test_inner_callbacks_preserved) {
 
 static tw_result gather_of(tw_result r, void *a) {
   tw_deferred *d = a;
+  tw_deferred *g;
   trace_result("firstCallback", r);
   tw_result_release(r);
-  return tw_result_deferred(tw_gather_results(&d, 1, 0));
+  cr_assert_eq(tw_gather_results(&g, &d, 1, 0), 0);
+  return tw_result_deferred(g);
 }
 
 static tw_result second_with_list(tw_result r, void *arg) {
@@ -1057,7 +1078,7 @@ TWT_TEST(defer, test_success) {
       tw_list_result *l;
       canceller_calls = 0;
       for (i = 0; i < n; i++) ds[i] = tw_deferred_new(count_canceller, NULL);
-      race = tw_race(ds, n);
+      cr_assert_eq(tw_race(&race, ds, n), 0);
       tw_deferred_callback(ds[w], tw_result_value(V("winner"), NULL));
       l = list_of(race);
       cr_assert_eq(l->index, w);
@@ -1077,7 +1098,8 @@ TWT_TEST(defer, test_success) {
 TWT_TEST(defer, test_failure) {
   tw_deferred *ds[] = {tw_deferred_new(NULL, NULL), tw_deferred_new(NULL, NULL),
                        tw_deferred_new(NULL, NULL)};
-  tw_deferred *race = tw_race(ds, 3);
+  tw_deferred *race;
+  cr_assert_eq(tw_race(&race, ds, 3), 0);
   tw_result r;
   tw_deferred_errback(ds[2], generic_error("c"));
   tw_deferred_errback(ds[0], generic_error("a"));
@@ -1098,7 +1120,8 @@ TWT_TEST(defer, test_failure) {
 
 TWT_TEST(defer, test_result_after_cancel) {
   tw_deferred *ds[] = {tw_deferred_new(NULL, NULL), tw_deferred_new(NULL, NULL)};
-  tw_deferred *race = tw_race(ds, 2);
+  tw_deferred *race;
+  cr_assert_eq(tw_race(&race, ds, 2), 0);
   tw_deferred_callback(ds[0], tw_result_value(V("x"), NULL));
   /* ds[1] was cancelled by the race; its late result is ignored, and its
    * CancelledError (consumed by the race) is not logged. */
@@ -1114,7 +1137,8 @@ TWT_TEST(defer, test_result_after_cancel) {
 TWT_TEST(defer, test_result_from_cancel) {
   tw_deferred *ds[] = {tw_deferred_new(NULL, NULL),
                        tw_deferred_new(fake_callback_canceller, NULL)};
-  tw_deferred *race = tw_race(ds, 2);
+  tw_deferred *race;
+  cr_assert_eq(tw_race(&race, ds, 2), 0);
   tw_list_result *l;
   tw_deferred_callback(ds[0], tw_result_value(V("x"), NULL));
   l = list_of(race);
@@ -1128,7 +1152,8 @@ TWT_TEST(defer, test_result_from_cancel) {
 
 TWT_TEST(defer, test_cancel) {
   tw_deferred *ds[] = {tw_deferred_new(NULL, NULL), tw_deferred_new(NULL, NULL)};
-  tw_deferred *race = tw_race(ds, 2);
+  tw_deferred *race;
+  cr_assert_eq(tw_race(&race, ds, 2), 0);
   tw_result r;
   tw_deferred_cancel(race);
   cr_assert_null(success_result_of(ds[0]));
@@ -1430,7 +1455,8 @@ TWT_TEST(defer, error_log_reports_the_location_given_to_new_at) {
 /* ---- DeferredListEmptyTests ----------------------------------------------- */
 
 TWT_TEST(defer, test_deferred_list_empty) {
-  tw_deferred *dl = tw_deferred_list(NULL, 0, 0);
+  tw_deferred *dl;
+  cr_assert_eq(tw_deferred_list(&dl, NULL, 0, 0), 0);
   tw_deferred_add_callback(dl, rec_list, "cb_empty");
   assert_trace("cb_empty[,]");
   tw_deferred_unref(dl);
@@ -1563,7 +1589,7 @@ TWT_TEST(defer, test_semaphore) {
   tw_deferred *result_d, *d;
   static int unique;
   int i;
-  cr_assert_eq(tw_deferred_semaphore_new(N, &sem), 0);
+  cr_assert_eq(tw_deferred_semaphore_new(&sem, N), 0);
   canceller_arg_d = tw_deferred_new(NULL, NULL); /* controlDeferred */
   cr_assert_eq(tw_deferred_semaphore_run(sem, sem_helper, &unique, &result_d),
                0);
@@ -1607,15 +1633,15 @@ TWT_TEST(defer, test_semaphore) {
 
 TWT_TEST(defer, test_semaphore_invalid_tokens) {
   tw_deferred_semaphore *sem = (void *)1;
-  cr_assert_eq(tw_deferred_semaphore_new(0, &sem), TW_EINVAL);
+  cr_assert_eq(tw_deferred_semaphore_new(&sem, 0), TW_EINVAL);
   cr_assert_null(sem);
-  cr_assert_eq(tw_deferred_semaphore_new(-1, &sem), TW_EINVAL);
+  cr_assert_eq(tw_deferred_semaphore_new(&sem, -1), TW_EINVAL);
 }
 
 TWT_TEST(defer, test_cancel_semaphore_after_acquired) {
   tw_deferred_semaphore *sem;
   tw_deferred *d;
-  tw_deferred_semaphore_new(1, &sem);
+  tw_deferred_semaphore_new(&sem, 1);
   tw_deferred_semaphore_acquire(sem, &d);
   tw_deferred_add_errback(d, fail_on_errback, NULL);
   tw_deferred_cancel(d);
@@ -1626,7 +1652,7 @@ TWT_TEST(defer, test_cancel_semaphore_after_acquired) {
 TWT_TEST(defer, test_cancel_semaphore_before_acquired) {
   tw_deferred_semaphore *sem;
   tw_deferred *d1, *d;
-  tw_deferred_semaphore_new(1, &sem);
+  tw_deferred_semaphore_new(&sem, 1);
   tw_deferred_semaphore_acquire(sem, &d1);
   tw_deferred_semaphore_acquire(sem, &d);
   tw_deferred_cancel(d);
@@ -1650,7 +1676,7 @@ TWT_TEST(defer, test_queue) {
   tw_deferred_queue *q;
   tw_deferred *d;
   int i;
-  cr_assert_eq(tw_deferred_queue_new((size_t)N, (size_t)M, &q), 0);
+  cr_assert_eq(tw_deferred_queue_new(&q, (size_t)N, (size_t)M), 0);
   for (i = 0; i < M; i++) queue_get_rec(q);
   cr_assert_eq(tw_deferred_queue_get(q, &d), TW_EUNDERFLOW);
   cr_assert_null(d);
@@ -1668,16 +1694,16 @@ TWT_TEST(defer, test_queue) {
   tw_deferred_queue_free(q);
 
   trace_reset();
-  tw_deferred_queue_new(TW_UNLIMITED, TW_UNLIMITED, &q);
+  tw_deferred_queue_new(&q, TW_UNLIMITED, TW_UNLIMITED);
   for (i = 0; i < N; i++) queue_get_rec(q);
   for (i = 0; i < N; i++) tw_deferred_queue_put(q, V(nums[i]), NULL);
   assert_trace("got=0,got=1");
   tw_deferred_queue_free(q);
 
-  tw_deferred_queue_new(0, TW_UNLIMITED, &q);
+  tw_deferred_queue_new(&q, 0, TW_UNLIMITED);
   cr_assert_eq(tw_deferred_queue_put(q, NULL, NULL), TW_EOVERFLOW);
   tw_deferred_queue_free(q);
-  tw_deferred_queue_new(TW_UNLIMITED, 0, &q);
+  tw_deferred_queue_new(&q, TW_UNLIMITED, 0);
   cr_assert_eq(tw_deferred_queue_get(q, &d), TW_EUNDERFLOW);
   tw_deferred_queue_free(q);
 }
@@ -1685,7 +1711,7 @@ TWT_TEST(defer, test_queue) {
 TWT_TEST(defer, test_cancel_queue_after_synchronous_get) {
   tw_deferred_queue *q;
   tw_deferred *d;
-  tw_deferred_queue_new(TW_UNLIMITED, TW_UNLIMITED, &q);
+  tw_deferred_queue_new(&q, TW_UNLIMITED, TW_UNLIMITED);
   tw_deferred_queue_get(q, &d);
   tw_deferred_add_errback(d, fail_on_errback, NULL);
   tw_deferred_queue_put(q, NULL, NULL);
@@ -1707,7 +1733,7 @@ static tw_result queue_cb(tw_result r, void *arg) {
 
 TWT_TEST(defer, test_cancel_queue_after_get) {
   tw_deferred *d;
-  tw_deferred_queue_new(TW_UNLIMITED, TW_UNLIMITED, &the_queue);
+  tw_deferred_queue_new(&the_queue, TW_UNLIMITED, TW_UNLIMITED);
   tw_deferred_queue_get(the_queue, &d);
   tw_deferred_cancel(d);
   failure_result_of(d, &TW_CANCELLED_ERROR);
@@ -1918,7 +1944,8 @@ TWT_TEST(defer, chaining_cycle_is_an_error) {
 
 TWT_TEST(defer, deferred_list_never_fired_is_freed) {
   tw_deferred *ds[] = {tw_deferred_new(NULL, NULL), tw_deferred_new(NULL, NULL)};
-  tw_deferred *dl = tw_deferred_list(ds, 2, 0);
+  tw_deferred *dl;
+  cr_assert_eq(tw_deferred_list(&dl, ds, 2, 0), 0);
   tw_deferred_add_callbacks_full(dl, rec, rec, "dl", free_arg);
   tw_deferred_unref(dl); /* still alive: the inputs may fire it */
   tw_deferred_callback(ds[0], tw_result_none());
@@ -1930,7 +1957,8 @@ TWT_TEST(defer, deferred_list_never_fired_is_freed) {
 
 TWT_TEST(defer, deferred_list_inputs_freed_while_list_held) {
   tw_deferred *ds[] = {tw_deferred_new(NULL, NULL), tw_deferred_new(NULL, NULL)};
-  tw_deferred *dl = tw_deferred_list(ds, 2, 0);
+  tw_deferred *dl;
+  cr_assert_eq(tw_deferred_list(&dl, ds, 2, 0), 0);
   tw_deferred_unref(ds[0]);
   tw_deferred_unref(ds[1]);
   /* No input left to cancel: cancelling fails the list itself. */
@@ -1941,7 +1969,8 @@ TWT_TEST(defer, deferred_list_inputs_freed_while_list_held) {
 
 TWT_TEST(defer, deferred_list_fires_after_user_drops_it) {
   tw_deferred *d = tw_deferred_new(NULL, NULL);
-  tw_deferred *dl = tw_deferred_list(&d, 1, 0);
+  tw_deferred *dl;
+  cr_assert_eq(tw_deferred_list(&dl, &d, 1, 0), 0);
   tw_deferred_add_callback(dl, rec_list, "dl");
   tw_deferred_unref(dl);
   tw_deferred_callback(d, tw_result_value(V("x"), NULL));
@@ -1951,7 +1980,8 @@ TWT_TEST(defer, deferred_list_fires_after_user_drops_it) {
 
 TWT_TEST(defer, deferred_list_values_move_and_are_destroyed_with_list) {
   tw_deferred *d = tw_succeed(V("x"), free_value);
-  tw_deferred *dl = tw_deferred_list(&d, 1, 0);
+  tw_deferred *dl;
+  cr_assert_eq(tw_deferred_list(&dl, &d, 1, 0), 0);
   cr_assert_null(success_result_of(d)); /* moved into the list */
   tw_deferred_unref(d);
   cr_assert_eq(freed_values, 0);
@@ -1961,7 +1991,8 @@ TWT_TEST(defer, deferred_list_values_move_and_are_destroyed_with_list) {
 
 TWT_TEST(defer, deferred_list_late_input_keeps_its_result) {
   tw_deferred *ds[] = {tw_deferred_new(NULL, NULL), tw_deferred_new(NULL, NULL)};
-  tw_deferred *dl = tw_deferred_list(ds, 2, TW_DL_FIRE_ON_ONE_CALLBACK);
+  tw_deferred *dl;
+  cr_assert_eq(tw_deferred_list(&dl, ds, 2, TW_DL_FIRE_ON_ONE_CALLBACK), 0);
   tw_list_result *l;
   tw_deferred_callback(ds[0], tw_result_value(V("first"), NULL));
   tw_deferred_callback(ds[1], tw_result_value(V("late"), NULL));
@@ -1985,13 +2016,13 @@ TWT_TEST(defer, primitives_free_cancels_waiters) {
   tw_deferred_unref(held);
   tw_deferred_unref(waiter);
 
-  tw_deferred_queue_new(TW_UNLIMITED, TW_UNLIMITED, &q);
+  tw_deferred_queue_new(&q, TW_UNLIMITED, TW_UNLIMITED);
   tw_deferred_queue_get(q, &get);
   tw_deferred_queue_free(q);
   failure_result_of(get, &TW_CANCELLED_ERROR);
   tw_deferred_unref(get);
 
-  tw_deferred_queue_new(TW_UNLIMITED, TW_UNLIMITED, &q);
+  tw_deferred_queue_new(&q, TW_UNLIMITED, TW_UNLIMITED);
   tw_deferred_queue_put(q, V("a"), free_value);
   tw_deferred_queue_put(q, V("b"), free_value);
   cr_assert_eq(tw_deferred_queue_pending(q), 2);
@@ -2058,15 +2089,39 @@ TWT_TEST(defer, bad_input) {
   cr_assert_eq(tw_deferred_take_result(NULL, &r), TW_EINVAL);
   cr_assert_null(tw_deferred_ref(NULL));
   tw_deferred_unref(NULL);
-  cr_assert_null(tw_fail(NULL));
-  cr_assert_null(tw_maybe_deferred(NULL, NULL));
-  cr_assert_null(tw_deferred_list(NULL, 1, 0));
-  cr_assert_null(tw_deferred_list(&d, 1, 0x80));
   {
+    /* Pointer-returning constructors are total: NULL means out of memory
+     * only. fail(NULL) is a ValueError, maybeDeferred(NULL) Twisted's
+     * TypeError from calling None. */
+    tw_deferred *fd = tw_fail(NULL);
+    cr_assert_not_null(fd);
+    failure_result_of(fd, &TW_VALUE_ERROR);
+    tw_deferred_unref(fd);
+    fd = tw_maybe_deferred(NULL, NULL);
+    cr_assert_not_null(fd);
+    failure_result_of(fd, &TW_TYPE_ERROR);
+    tw_deferred_unref(fd);
+  }
+  {
+    /* Constructors: bad input is TW_EINVAL with *out NULL; out NULL too. */
     tw_deferred *with_null[] = {d, NULL};
-    cr_assert_null(tw_deferred_list(with_null, 2, 0));
-    cr_assert_null(tw_gather_results(with_null, 2, 0));
-    cr_assert_null(tw_race(with_null, 2));
+    tw_deferred *dl = d;
+    cr_assert_eq(tw_deferred_list(&dl, NULL, 1, 0), TW_EINVAL);
+    cr_assert_null(dl);
+    dl = d;
+    cr_assert_eq(tw_deferred_list(&dl, &d, 1, 0x80), TW_EINVAL);
+    cr_assert_null(dl);
+    cr_assert_eq(tw_deferred_list(NULL, &d, 1, 0), TW_EINVAL);
+    cr_assert_eq(tw_gather_results(NULL, &d, 1, 0), TW_EINVAL);
+    cr_assert_eq(tw_race(NULL, &d, 1), TW_EINVAL);
+    cr_assert_eq(tw_deferred_list(&dl, with_null, 2, 0), TW_EINVAL);
+    cr_assert_null(dl);
+    dl = d;
+    cr_assert_eq(tw_gather_results(&dl, with_null, 2, 0), TW_EINVAL);
+    cr_assert_null(dl);
+    dl = d;
+    cr_assert_eq(tw_race(&dl, with_null, 2), TW_EINVAL);
+    cr_assert_null(dl);
   }
   /* Nothing changed: d is still unfired, with no callbacks. */
   cr_assert_eq(tw_deferred_called(d), 0);
@@ -2090,18 +2145,18 @@ TWT_TEST(defer, bad_input_primitives) {
   cr_assert_eq(tw_deferred_lock_locked(NULL), 0);
   cr_assert_eq(tw_deferred_lock_locked(lock), 0);
   cr_assert_eq(tw_deferred_lock_run(lock, give_value, NULL, NULL), TW_EINVAL);
-  cr_assert_eq(tw_deferred_semaphore_new(1, NULL), TW_EINVAL);
+  cr_assert_eq(tw_deferred_semaphore_new(NULL, 1), TW_EINVAL);
   cr_assert_eq(tw_deferred_semaphore_release(NULL), TW_EINVAL);
   cr_assert_eq(tw_deferred_semaphore_tokens(NULL), TW_EINVAL);
   cr_assert_eq(tw_deferred_semaphore_limit(NULL), TW_EINVAL);
   cr_assert_eq(tw_deferred_semaphore_acquire(NULL, &d), TW_EINVAL);
   cr_assert_eq(tw_deferred_semaphore_run(NULL, give_value, NULL, &d), TW_EINVAL);
-  cr_assert_eq(tw_deferred_queue_new(1, 1, NULL), TW_EINVAL);
+  cr_assert_eq(tw_deferred_queue_new(NULL, 1, 1), TW_EINVAL);
   cr_assert_eq(tw_deferred_queue_put(NULL, NULL, NULL), TW_EINVAL);
   cr_assert_eq(tw_deferred_queue_get(NULL, &d), TW_EINVAL);
   cr_assert_eq(tw_deferred_queue_pending(NULL), 0);
   cr_assert_eq(tw_deferred_queue_waiting(NULL), 0);
-  cr_assert_eq(tw_deferred_queue_new(1, 1, &q), 0);
+  cr_assert_eq(tw_deferred_queue_new(&q, 1, 1), 0);
   cr_assert_eq(tw_deferred_queue_get(q, NULL), TW_EINVAL);
   cr_assert_eq(tw_deferred_queue_waiting(q), 0);
   tw_deferred_queue_free(q);
@@ -2130,7 +2185,11 @@ TWT_TEST(defer, use_after_last_unref_is_an_error) {
   cr_assert_eq(tw_deferred_called(d), 0); /* freed: 0, never a code */
   cr_assert_eq(tw_deferred_peek_result(d, &r), TW_EINVAL);
   cr_assert_null(tw_deferred_ref(d));
-  cr_assert_null(tw_deferred_list(&d, 1, 0));
+  {
+    tw_deferred *dl;
+    cr_assert_eq(tw_deferred_list(&dl, &d, 1, 0), TW_EINVAL);
+    cr_assert_null(dl);
+  }
   tw_deferred_unref(d); /* a double unref: ignored */
   cr_assert_eq(freed_args, 1);
   assert_trace("");
@@ -2192,9 +2251,11 @@ TWT_TEST(defer, oom_deferred_list_all_or_nothing) {
   for (n = 1; n < 16; n++) {
     tw_deferred *ds[] = {tw_deferred_new(NULL, NULL), tw_succeed(V("1"), NULL)};
     tw_deferred *dl;
+    int err;
     twt_alloc_fail_nth(n);
-    dl = tw_deferred_list(ds, 2, 0);
+    err = tw_deferred_list(&dl, ds, 2, 0);
     twt_alloc_fail_nth(0);
+    cr_assert(err == 0 || (err == TW_ENOMEM && dl == NULL), "n=%ld", n);
     if (dl == NULL) {
       /* Nothing was attached: the fired input still has its value. */
       cr_assert_str_eq(success_result_of(ds[1]), "1");
@@ -2207,6 +2268,40 @@ TWT_TEST(defer, oom_deferred_list_all_or_nothing) {
     tw_deferred_unref(ds[1]);
     cr_assert_eq(twt_alloc_live(), 0, "n=%ld", n);
   }
+}
+
+/* int + out constructors say why they failed: out of memory is TW_ENOMEM
+ * (bad input TW_EINVAL: bad_input), and *out is NULL. */
+TWT_TEST(defer, oom_constructors_report_enomem) {
+  tw_deferred *in = tw_deferred_new(NULL, NULL);
+  tw_deferred *d = in;
+  tw_deferred_semaphore *sem = (void *)1;
+  tw_deferred_queue *q = (void *)1;
+  twt_alloc_fail_nth(1);
+  cr_assert_eq(tw_deferred_list(&d, &in, 1, 0), TW_ENOMEM);
+  twt_alloc_fail_nth(0);
+  cr_assert_null(d);
+  d = in;
+  twt_alloc_fail_nth(1);
+  cr_assert_eq(tw_gather_results(&d, &in, 1, 0), TW_ENOMEM);
+  twt_alloc_fail_nth(0);
+  cr_assert_null(d);
+  d = in;
+  twt_alloc_fail_nth(1);
+  cr_assert_eq(tw_race(&d, &in, 1), TW_ENOMEM);
+  twt_alloc_fail_nth(0);
+  cr_assert_null(d);
+  twt_alloc_fail_nth(1);
+  cr_assert_eq(tw_deferred_semaphore_new(&sem, 1), TW_ENOMEM);
+  twt_alloc_fail_nth(0);
+  cr_assert_null(sem);
+  twt_alloc_fail_nth(1);
+  cr_assert_eq(tw_deferred_queue_new(&q, 1, 1), TW_ENOMEM);
+  twt_alloc_fail_nth(0);
+  cr_assert_null(q);
+  /* Nothing was attached to the input. */
+  cr_assert_eq(tw_deferred_callback(in, tw_result_none()), 0);
+  tw_deferred_unref(in);
 }
 
 TWT_TEST(defer, oom_primitives) {
@@ -2233,7 +2328,7 @@ TWT_TEST(defer, oom_primitives) {
     tw_deferred_unref(r);
     tw_deferred_lock_free(lock);
 
-    tw_deferred_queue_new(TW_UNLIMITED, TW_UNLIMITED, &q);
+    tw_deferred_queue_new(&q, TW_UNLIMITED, TW_UNLIMITED);
     twt_alloc_fail_nth(n);
     err = tw_deferred_queue_put(q, V("v"), free_value);
     twt_alloc_fail_nth(0);
@@ -3188,7 +3283,7 @@ TWT_TEST(defer, queue_put_skips_a_waiter_fired_behind_its_back) {
   tw_deferred_queue *q;
   tw_deferred *d;
   tw_result r;
-  cr_assert_eq(tw_deferred_queue_new(TW_UNLIMITED, TW_UNLIMITED, &q), 0);
+  cr_assert_eq(tw_deferred_queue_new(&q, TW_UNLIMITED, TW_UNLIMITED), 0);
   cr_assert_eq(tw_deferred_queue_get(q, &d), 0);
   cr_assert_eq(tw_deferred_callback(d, tw_result_none()), 0);
   cr_assert_eq(tw_deferred_queue_put(q, "kept", NULL), 0);
@@ -3396,7 +3491,7 @@ TWT_TEST(defer, test_async_with_lock) {
 TWT_TEST(defer, test_async_with_semaphore) {
   tw_deferred_semaphore *sem;
   tw_deferred *h1, *h2, *d1, *d2;
-  cr_assert_eq(tw_deferred_semaphore_new(3, &sem), 0);
+  cr_assert_eq(tw_deferred_semaphore_new(&sem, 3), 0);
   tw_deferred_semaphore_acquire(sem, &h1);
   cr_assert_eq(tw_deferred_semaphore_tokens(sem), 2);
   tw_deferred_semaphore_acquire(sem, &h2);
@@ -3500,7 +3595,7 @@ TWT_TEST(defer, run_with_function_finishing_at_once_after_waiting_acquire) {
 TWT_TEST(defer, semaphore_run_with_function_finishing_at_once_after_waiting_acquire) {
   tw_deferred_semaphore *sem;
   tw_deferred *h1, *h2, *run;
-  cr_assert_eq(tw_deferred_semaphore_new(2, &sem), 0);
+  cr_assert_eq(tw_deferred_semaphore_new(&sem, 2), 0);
   tw_deferred_semaphore_acquire(sem, &h1);
   tw_deferred_semaphore_acquire(sem, &h2);
   cr_assert_eq(tw_deferred_semaphore_run(sem, value_now, V("v"), &run), 0);
@@ -3523,7 +3618,7 @@ TWT_TEST(defer, semaphore_release_inside_waiting_acquirers_callback_keeps_every_
   tw_deferred *h1, *h2, *w[3];
   tw_result r;
   int i;
-  cr_assert_eq(tw_deferred_semaphore_new(2, &sem), 0);
+  cr_assert_eq(tw_deferred_semaphore_new(&sem, 2), 0);
   tw_deferred_semaphore_acquire(sem, &h1);
   tw_deferred_semaphore_acquire(sem, &h2);
   for (i = 0; i < 3; i++) {
@@ -3555,7 +3650,7 @@ TWT_TEST(defer, semaphore_acquire_inside_waiting_acquirers_callback_waits) {
    * waits, and the count never goes below zero. */
   tw_deferred_semaphore *sem;
   tw_deferred *h1, *h2, *d;
-  cr_assert_eq(tw_deferred_semaphore_new(2, &sem), 0);
+  cr_assert_eq(tw_deferred_semaphore_new(&sem, 2), 0);
   tw_deferred_semaphore_acquire(sem, &h1);
   tw_deferred_semaphore_acquire(sem, &h2);
   tw_deferred_semaphore_acquire(sem, &d);
@@ -3608,7 +3703,7 @@ static tw_result put_in_cb(tw_result r, void *q) {
 TWT_TEST(defer, queue_put_inside_waiting_getters_callback_goes_to_the_next_getter) {
   tw_deferred_queue *q;
   tw_deferred *a, *b;
-  cr_assert_eq(tw_deferred_queue_new(TW_UNLIMITED, TW_UNLIMITED, &q), 0);
+  cr_assert_eq(tw_deferred_queue_new(&q, TW_UNLIMITED, TW_UNLIMITED), 0);
   tw_deferred_queue_get(q, &a);
   tw_deferred_queue_get(q, &b);
   tw_deferred_add_callback(a, put_in_cb, q);
@@ -3631,7 +3726,7 @@ static tw_result get_in_cb(tw_result r, void *q) {
 TWT_TEST(defer, queue_get_inside_waiting_getters_callback_waits) {
   tw_deferred_queue *q;
   tw_deferred *a;
-  cr_assert_eq(tw_deferred_queue_new(TW_UNLIMITED, TW_UNLIMITED, &q), 0);
+  cr_assert_eq(tw_deferred_queue_new(&q, TW_UNLIMITED, TW_UNLIMITED), 0);
   tw_deferred_queue_get(q, &a);
   tw_deferred_add_callback(a, get_in_cb, q);
   cr_assert_eq(tw_deferred_queue_put(q, V("x"), NULL), 0);

@@ -267,7 +267,7 @@ TWT_TEST(task, test_callback_time_skips) {
   loop_t l = {0};
   tw_deferred *d;
   l.clock = tw_clock_new_manual();
-  l.lc = tw_looping_call_new(l.clock, a_callback, &l, NULL);
+  cr_assert_eq(tw_looping_call_new(&l.lc, l.clock, a_callback, &l, NULL), 0);
   l.call_duration = 2;
   cr_assert_eq(tw_looping_call_start(l.lc, 0.5, 1, &d), 0);
   cr_assert_eq(l.n, 1);
@@ -297,7 +297,7 @@ TWT_TEST(task, test_callback_time_skips) {
 TWT_TEST(task, test_reactor_time_skips) {
   loop_t l = {0};
   l.clock = tw_clock_new_manual();
-  l.lc = tw_looping_call_new(l.clock, a_callback, &l, NULL);
+  cr_assert_eq(tw_looping_call_new(&l.lc, l.clock, a_callback, &l, NULL), 0);
   tw_looping_call_start(l.lc, 0.5, 1, NULL);
   cr_assert_eq(l.n, 1);
   cr_assert_eq(l.times[0], 0);
@@ -317,7 +317,9 @@ TWT_TEST(task, test_reactor_time_count_skips) {
   loop_t l = {0};
   const double interval = 0.5, delay = 0.01;
   l.clock = tw_clock_new_manual();
-  l.lc = tw_looping_call_new_with_count(l.clock, count_callback, &l, NULL);
+  cr_assert_eq(tw_looping_call_new_with_count(&l.lc, l.clock, count_callback,
+                                              &l, NULL),
+               0);
   tw_looping_call_start(l.lc, interval, 1, NULL);
   cr_assert_eq(l.n, 1);
   cr_assert(l.times[0] == 0 && l.counts[0] == 1);
@@ -337,7 +339,9 @@ TWT_TEST(task, test_count_lengthy_interval_counts) {
   loop_t l = {0};
   const double interval = 0.5, delay = 0.01;
   l.clock = tw_clock_new_manual();
-  l.lc = tw_looping_call_new_with_count(l.clock, count_callback, &l, NULL);
+  cr_assert_eq(tw_looping_call_new_with_count(&l.lc, l.clock, count_callback,
+                                              &l, NULL),
+               0);
   tw_looping_call_start(l.lc, interval, 1, NULL);
   cr_assert(l.n == 1 && l.times[0] == 0 && l.counts[0] == 1);
   tw_clock_advance(l.clock, interval + delay);
@@ -360,7 +364,9 @@ TWT_TEST(task, test_with_count_floating_point_boundary) {
   long total = 0;
   int i;
   l.clock = tw_clock_new_manual();
-  l.lc = tw_looping_call_new_with_count(l.clock, count_callback, &l, NULL);
+  cr_assert_eq(tw_looping_call_new_with_count(&l.lc, l.clock, count_callback,
+                                              &l, NULL),
+               0);
   tw_looping_call_start(l.lc, interval, 0, NULL);
   for (i = 0; i < count; i++) tw_clock_advance(l.clock, interval);
   for (i = 0; i < count; i++) sum += interval;
@@ -382,7 +388,9 @@ TWT_TEST(task, test_with_count_interval_zero) {
   tw_deferred *d;
   int i;
   l.clock = tw_clock_new_manual();
-  l.lc = tw_looping_call_new_with_count(l.clock, count_callback, &l, NULL);
+  cr_assert_eq(tw_looping_call_new_with_count(&l.lc, l.clock, count_callback,
+                                              &l, NULL),
+               0);
   l.stop_after = 5;
   tw_looping_call_start(l.lc, 0, 0, &d);
   tw_clock_advance(l.clock, 0);
@@ -398,7 +406,9 @@ TWT_TEST(task, test_with_count_interval_zero_delay) {
   loop_t l = {0};
   int i;
   l.clock = tw_clock_new_manual();
-  l.lc = tw_looping_call_new_with_count(l.clock, count_callback, &l, NULL);
+  cr_assert_eq(tw_looping_call_new_with_count(&l.lc, l.clock, count_callback,
+                                              &l, NULL),
+               0);
   l.block_on = tw_deferred_new(NULL, NULL);
   l.block_at = 2;
   l.stop_after = 5;
@@ -426,7 +436,7 @@ TWT_TEST(task, test_basic_function) {
   const double timings[] = {0.05, 0.1, 0.1};
   tw_deferred *d;
   l.clock = tw_clock_new_manual();
-  l.lc = tw_looping_call_new(l.clock, a_callback, &l, NULL);
+  cr_assert_eq(tw_looping_call_new(&l.lc, l.clock, a_callback, &l, NULL), 0);
   cr_assert_eq(tw_looping_call_start(l.lc, 0.1, 1, &d), 0);
   cr_assert_eq(tw_looping_call_running(l.lc), 1);
   cr_assert_eq(tw_looping_call_interval(l.lc), 0.1);
@@ -446,7 +456,7 @@ TWT_TEST(task, test_delayed_start) {
   const double timings[] = {0.05, 0.1, 0.1};
   tw_deferred *d;
   l.clock = tw_clock_new_manual();
-  l.lc = tw_looping_call_new(l.clock, a_callback, &l, NULL);
+  cr_assert_eq(tw_looping_call_new(&l.lc, l.clock, a_callback, &l, NULL), 0);
   tw_looping_call_start(l.lc, 0.1, 0, &d);
   tw_deferred_add_callback(d, record_loop, l.lc);
   tw_clock_pump(l.clock, timings, 3);
@@ -463,7 +473,7 @@ TWT_TEST(task, test_bad_delay) {
   loop_t l = {0};
   tw_deferred *d = (void *)1;
   l.clock = tw_clock_new_manual();
-  l.lc = tw_looping_call_new(l.clock, a_callback, &l, NULL);
+  cr_assert_eq(tw_looping_call_new(&l.lc, l.clock, a_callback, &l, NULL), 0);
   cr_assert_eq(tw_looping_call_start(l.lc, -1, 1, &d), TW_EINVAL);
   cr_assert_null(d);
   cr_assert_eq(tw_looping_call_start(l.lc, NAN, 1, &d), TW_EINVAL);
@@ -476,7 +486,7 @@ TWT_TEST(task, test_bad_delay) {
 static void stopping_test(double delay) {
   loop_t l = {0};
   l.clock = tw_clock_new_manual();
-  l.lc = tw_looping_call_new(l.clock, a_callback, &l, NULL);
+  cr_assert_eq(tw_looping_call_new(&l.lc, l.clock, a_callback, &l, NULL), 0);
   tw_looping_call_start(l.lc, delay, 0, NULL);
   tw_looping_call_stop(l.lc);
   cr_assert_eq(l.n, 0);
@@ -491,7 +501,7 @@ TWT_TEST(task, test_stopping_before_delayed_start) { stopping_test(10); }
 TWT_TEST(task, test_reset) {
   loop_t l = {0};
   l.clock = tw_clock_new_manual();
-  l.lc = tw_looping_call_new(l.clock, a_callback, &l, NULL);
+  cr_assert_eq(tw_looping_call_new(&l.lc, l.clock, a_callback, &l, NULL), 0);
   tw_looping_call_start(l.lc, 2, 0, NULL);
   tw_clock_advance(l.clock, 1);
   cr_assert_eq(tw_looping_call_reset(l.lc), 0);
@@ -517,7 +527,7 @@ static void failure_test(int stop_first) {
   loop_t l = {0};
   tw_deferred *d;
   l.clock = tw_clock_new_manual();
-  l.lc = tw_looping_call_new(l.clock, foo_raises, &l, NULL);
+  cr_assert_eq(tw_looping_call_new(&l.lc, l.clock, foo_raises, &l, NULL), 0);
   l.stop_after = stop_first;
   tw_looping_call_start(l.lc, 0.1, 1, &d);
   failure_result_of(d, &TEST_EXCEPTION);
@@ -536,7 +546,7 @@ TWT_TEST(task, test_every_iteration) {
   loop_t l = {0};
   tw_deferred *d;
   l.clock = tw_clock_new_manual();
-  l.lc = tw_looping_call_new(l.clock, a_callback, &l, NULL);
+  cr_assert_eq(tw_looping_call_new(&l.lc, l.clock, a_callback, &l, NULL), 0);
   l.stop_after = 6;
   tw_looping_call_start(l.lc, 0, 1, &d);
   while (!tw_deferred_called(d)) tw_clock_advance(l.clock, 0);
@@ -551,7 +561,7 @@ static void stop_lc(void *lc) { tw_looping_call_stop(lc); }
 TWT_TEST(task, test_stop_at_once_later) {
   loop_t l = {0};
   l.clock = tw_clock_new_manual();
-  l.lc = tw_looping_call_new(l.clock, a_callback, &l, NULL);
+  cr_assert_eq(tw_looping_call_new(&l.lc, l.clock, a_callback, &l, NULL), 0);
   tw_looping_call_start(l.lc, 1, 0, NULL);
   tw_clock_call_later(l.clock, 0, stop_lc, l.lc, NULL, NULL);
   tw_clock_advance(l.clock, 0);
@@ -583,7 +593,7 @@ TWT_TEST(task, test_wait_deferred) {
   loop_t l = {0};
   const double timings[] = {0.2, 0.8};
   l.clock = tw_clock_new_manual();
-  l.lc = tw_looping_call_new(l.clock, foo_wait, &l, NULL);
+  cr_assert_eq(tw_looping_call_new(&l.lc, l.clock, foo_wait, &l, NULL), 0);
   tw_looping_call_start(l.lc, 0.2, 1, NULL);
   tw_clock_pump(l.clock, timings, 2);
   cr_assert_eq(l.n, 1); /* never re-entered while its Deferred is pending */
@@ -609,7 +619,8 @@ TWT_TEST(task, test_failure_propagation) {
   const double timings[] = {0.3};
   tw_deferred *d;
   l.clock = tw_clock_new_manual();
-  l.lc = tw_looping_call_new(l.clock, foo_fails_later, &l, NULL);
+  cr_assert_eq(tw_looping_call_new(&l.lc, l.clock, foo_fails_later, &l, NULL),
+               0);
   tw_looping_call_start(l.lc, 1, 1, &d);
   tw_clock_pump(l.clock, timings, 1);
   cr_assert_eq(tw_clock_pending(l.clock), 0);
@@ -624,7 +635,9 @@ TWT_TEST(task, test_deferred_with_count) {
   const double timings[] = {0.2, 0.4};
   const double more[] = {0.2};
   l.clock = tw_clock_new_manual();
-  l.lc = tw_looping_call_new_with_count(l.clock, count_callback, &l, NULL);
+  cr_assert_eq(tw_looping_call_new_with_count(&l.lc, l.clock, count_callback,
+                                              &l, NULL),
+               0);
   l.block_on = tw_deferred_new(NULL, NULL);
   l.block_at = 1;
   tw_looping_call_start(l.lc, 0.2, 0, NULL);
@@ -762,9 +775,31 @@ TWT_TEST(task, add_timeout_keeps_deferred_alive_until_timeout) {
   tw_clock_free(clock);
 }
 
+/* Out of memory is TW_ENOMEM with *out NULL, and arg_free does not run. */
+TWT_TEST(task, looping_call_new_out_of_memory) {
+  tw_clock *clock = tw_clock_new_manual();
+  tw_looping_call *lc = (void *)1;
+  freed = 0;
+  twt_alloc_fail_nth(1);
+  cr_assert_eq(tw_looping_call_new(&lc, clock, a_callback, NULL, count_free),
+               TW_ENOMEM);
+  twt_alloc_fail_nth(0);
+  cr_assert_null(lc);
+  lc = (void *)1;
+  twt_alloc_fail_nth(1);
+  cr_assert_eq(tw_looping_call_new_with_count(&lc, clock, count_callback, NULL,
+                                              count_free),
+               TW_ENOMEM);
+  twt_alloc_fail_nth(0);
+  cr_assert_null(lc);
+  cr_assert_eq(freed, 0);
+  tw_clock_free(clock);
+}
+
 TWT_TEST(task, bad_input) {
   tw_clock *clock = tw_clock_new_manual();
   tw_deferred *d = tw_deferred_new(NULL, NULL), *out = (void *)1;
+  tw_looping_call *lc;
   loop_t l = {0};
   cr_assert_eq(tw_deferred_add_timeout(NULL, clock, 1, NULL, NULL), TW_EINVAL);
   cr_assert_eq(tw_deferred_add_timeout(d, NULL, 1, NULL, NULL), TW_EINVAL);
@@ -782,9 +817,22 @@ TWT_TEST(task, bad_input) {
   cr_assert_eq(tw_defer_later(clock, 1, NULL, NULL, count_free, NULL),
                TW_EINVAL);
   cr_assert_eq(freed, 0);
-  cr_assert_null(tw_looping_call_new(NULL, a_callback, NULL, NULL));
-  cr_assert_null(tw_looping_call_new(clock, NULL, NULL, NULL));
-  cr_assert_null(tw_looping_call_new_with_count(clock, NULL, NULL, NULL));
+  lc = (tw_looping_call *)clock; /* not NULL: an error sets it to NULL */
+  cr_assert_eq(tw_looping_call_new(&lc, NULL, a_callback, NULL, NULL),
+               TW_EINVAL);
+  cr_assert_null(lc);
+  lc = (tw_looping_call *)clock;
+  cr_assert_eq(tw_looping_call_new(&lc, clock, NULL, NULL, NULL), TW_EINVAL);
+  cr_assert_null(lc);
+  lc = (tw_looping_call *)clock;
+  cr_assert_eq(tw_looping_call_new_with_count(&lc, clock, NULL, NULL, NULL),
+               TW_EINVAL);
+  cr_assert_null(lc);
+  cr_assert_eq(tw_looping_call_new(NULL, clock, a_callback, NULL, NULL),
+               TW_EINVAL);
+  cr_assert_eq(tw_looping_call_new_with_count(NULL, clock, count_callback,
+                                              NULL, NULL),
+               TW_EINVAL);
   cr_assert_eq(tw_looping_call_start(NULL, 1, 1, NULL), TW_EINVAL);
   cr_assert_eq(tw_looping_call_stop(NULL), TW_EINVAL);
   cr_assert_eq(tw_looping_call_reset(NULL), TW_EINVAL);
@@ -792,7 +840,8 @@ TWT_TEST(task, bad_input) {
   cr_assert(isnan(tw_looping_call_interval(NULL)));
   tw_looping_call_free(NULL);
   l.clock = clock;
-  l.lc = tw_looping_call_new(clock, a_callback, &l, count_free);
+  cr_assert_eq(tw_looping_call_new(&l.lc, clock, a_callback, &l, count_free),
+               0);
   cr_assert_eq(tw_looping_call_stop(l.lc), TW_ENOTRUNNING);
   cr_assert_eq(tw_looping_call_reset(l.lc), TW_ENOTRUNNING);
   cr_assert_eq(tw_looping_call_start(l.lc, 1, 0, NULL), 0);
@@ -810,7 +859,7 @@ TWT_TEST(task, looping_call_start_while_previous_deferred_pending) {
   loop_t l = {0};
   tw_deferred *d1, *d2;
   l.clock = tw_clock_new_manual();
-  l.lc = tw_looping_call_new(l.clock, a_callback, &l, NULL);
+  cr_assert_eq(tw_looping_call_new(&l.lc, l.clock, a_callback, &l, NULL), 0);
   l.block_on = tw_deferred_new(NULL, NULL);
   l.block_at = 1;
   tw_looping_call_start(l.lc, 1, 1, &d1);
@@ -840,7 +889,8 @@ TWT_TEST(task, looping_call_freed_from_inside_fn) {
   loop_t l = {0};
   tw_deferred *d;
   l.clock = tw_clock_new_manual();
-  l.lc = tw_looping_call_new(l.clock, free_self, &l, count_free);
+  cr_assert_eq(tw_looping_call_new(&l.lc, l.clock, free_self, &l, count_free),
+               0);
   tw_looping_call_start(l.lc, 1, 0, &d);
   tw_clock_advance(l.clock, 1);
   cr_assert_eq(l.n, 1);
@@ -855,7 +905,8 @@ TWT_TEST(task, looping_call_clock_freed_first) {
   loop_t l = {0};
   tw_deferred *d;
   l.clock = tw_clock_new_manual();
-  l.lc = tw_looping_call_new(l.clock, a_callback, &l, count_free);
+  cr_assert_eq(tw_looping_call_new(&l.lc, l.clock, a_callback, &l, count_free),
+               0);
   tw_looping_call_start(l.lc, 1, 0, &d);
   tw_clock_free(l.clock);
   cr_assert_eq(freed, 0);
@@ -883,7 +934,7 @@ TWT_TEST(task, oom) {
     cr_assert(err == 0 || (err == TW_ENOMEM && later == NULL));
     cr_assert_eq(freed, 0, "arg_free ran on a failed submission (n=%ld)", n);
     l.clock = clock;
-    l.lc = tw_looping_call_new(clock, a_callback, &l, NULL);
+    cr_assert_eq(tw_looping_call_new(&l.lc, clock, a_callback, &l, NULL), 0);
     twt_alloc_fail_nth(n);
     err = tw_looping_call_start(l.lc, 1, 0, &ld);
     twt_alloc_fail_nth(0);

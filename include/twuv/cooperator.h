@@ -105,12 +105,14 @@ typedef struct tw_cooperator_options {
  * started). clock schedules the ticks (it may be NULL only with a custom
  * scheduler) and must outlive the cooperator. started == 0: tasks are
  * queued until tw_cooperator_start. opts is copied (NULL: defaults).
- * Returns NULL for a NULL clock without scheduler, schedule without cancel
- * (or the reverse), slice_begin without slice_over, or out of memory.
+ * Returns 0 and *out, or an error with *out NULL (when out is not NULL):
+ * TW_EINVAL (out NULL, a NULL clock without scheduler, schedule without
+ * cancel or the reverse, slice_begin without slice_over), TW_ENOMEM.
  * Thread-safety: any thread; then use it on the clock's thread only.
  */
-TW_EXTERN tw_cooperator *tw_cooperator_new(tw_clock *clock, int started,
-                                           const tw_cooperator_options *opts);
+TW_EXTERN int tw_cooperator_new(tw_cooperator **out, tw_clock *clock,
+                                int started,
+                                const tw_cooperator_options *opts);
 
 /*
  * tw_cooperator_start: start(): begin scheduling ticks (also after a stop:

@@ -341,7 +341,9 @@ TW_EXTERN int tw_deferred_take_result(tw_deferred *d, tw_result *out);
 /*
  * tw_succeed / tw_fail: an already-fired Deferred (succeed(v) / fail(f)).
  * Take ownership of value / f on success; return NULL (and leave ownership
- * with the caller) when out of memory, or for tw_fail(NULL).
+ * with the caller) when out of memory, and for nothing else: tw_fail(NULL)
+ * gives a Deferred failed with ValueError (as a callback returning a NULL
+ * failure does).
  */
 TW_EXTERN tw_deferred *tw_succeed(void *value, tw_free_fn value_free);
 TW_EXTERN tw_deferred *tw_fail(tw_failure *f);
@@ -349,8 +351,9 @@ TW_EXTERN tw_deferred *tw_fail(tw_failure *f);
 /*
  * tw_maybe_deferred: maybeDeferred(fn, arg). Calls fn(arg) now: a value gives
  * a fired Deferred, a failure an errbacked one, a Deferred is returned as is.
- * Returns NULL for fn == NULL (fn not called) or when out of memory (fn's
- * result is then released).
+ * fn == NULL gives a Deferred failed with TypeError (Twisted's
+ * maybeDeferred(None) catches the TypeError of calling None). Returns NULL
+ * when out of memory only (fn's result is then released).
  */
 TW_EXTERN tw_deferred *tw_maybe_deferred(tw_result_fn fn, void *arg);
 
@@ -408,21 +411,23 @@ typedef struct tw_list_result {
  * fire, so it goes, and so does a list left with nothing to fire it. Once
  * the list has fired its result is yours: inputs that fire later keep their
  * results (Twisted also records them in the delivered list).
- * Adding the list's pairs to the inputs is all-or-nothing: on NULL nothing
- * was attached. Returns NULL for ds == NULL with n > 0, a NULL or freed
- * entry, unknown flags, or out of memory.
+ * Adding the list's pairs to the inputs is all-or-nothing: on error nothing
+ * was attached.
+ * Returns 0 and *out (a new reference), or an error with *out NULL (when
+ * out is not NULL): TW_EINVAL (out NULL, ds NULL with n > 0, a NULL or
+ * freed entry, unknown flags), TW_ENOMEM.
  */
-TW_EXTERN tw_deferred *tw_deferred_list(tw_deferred *const *ds, size_t n,
-                                        unsigned flags);
+TW_EXTERN int tw_deferred_list(tw_deferred **out, tw_deferred *const *ds,
+                               size_t n, unsigned flags);
 
 /*
  * tw_gather_results: gatherResults(ds, consumeErrors): fires with a
  * tw_list_result of the values (every item succeeded), or errbacks with
  * FirstError wrapping the first failure and its index. Cancelling cancels
- * every input. Returns NULL as tw_deferred_list does.
+ * every input. Errors as tw_deferred_list's.
  */
-TW_EXTERN tw_deferred *tw_gather_results(tw_deferred *const *ds, size_t n,
-                                         int consume_errors);
+TW_EXTERN int tw_gather_results(tw_deferred **out, tw_deferred *const *ds,
+                                size_t n, int consume_errors);
 
 /*
  * tw_race: race(ds) (Twisted 23.8+): fires with a tw_list_result whose
@@ -430,10 +435,10 @@ TW_EXTERN tw_deferred *tw_gather_results(tw_deferred *const *ds, size_t n,
  * cancels every other input; if all fail, errbacks with a FailureGroup of the
  * failures in input order. Every input's result is consumed (left None), as
  * in Twisted; results arriving after the winner are released. Cancelling
- * the race cancels every input. n == 0 never fires. Returns NULL as
- * tw_deferred_list does.
+ * the race cancels every input. n == 0 never fires. Errors as
+ * tw_deferred_list's.
  */
-TW_EXTERN tw_deferred *tw_race(tw_deferred *const *ds, size_t n);
+TW_EXTERN int tw_race(tw_deferred **out, tw_deferred *const *ds, size_t n);
 
 /* ---- DeferredLock, DeferredSemaphore, DeferredQueue ----------------------- */
 
@@ -489,11 +494,12 @@ TW_EXTERN int tw_deferred_lock_run(tw_deferred_lock *lock, tw_result_fn fn,
                                    void *arg, tw_deferred **out);
 
 /*
- * tw_deferred_semaphore_new: DeferredSemaphore(tokens). Errors: TW_EINVAL for
- * tokens < 1 (Twisted: ValueError), TW_ENOMEM.
+ * tw_deferred_semaphore_new: DeferredSemaphore(tokens). Returns 0 and *out,
+ * or an error with *out NULL (when out is not NULL): TW_EINVAL (out NULL,
+ * tokens < 1: Twisted's ValueError), TW_ENOMEM.
  */
-TW_EXTERN int tw_deferred_semaphore_new(int tokens,
-                                        tw_deferred_semaphore **out);
+TW_EXTERN int tw_deferred_semaphore_new(tw_deferred_semaphore **out,
+                                        int tokens);
 /* As the lock's: free cancels waiters; acquire fires with the semaphore;
  * release hands the token to the first waiter before firing it (its
  * callbacks own the token); run holds a token until fn's result is ready
@@ -513,11 +519,12 @@ TW_EXTERN int tw_deferred_semaphore_limit(const tw_deferred_semaphore *sem);
 /*
  * tw_deferred_queue_new: DeferredQueue(size, backlog); pass TW_UNLIMITED for
  * None; 0 is allowed (every put without a waiter overflows, every get on an
- * empty queue underflows). Errors: TW_EINVAL (out NULL), TW_ENOMEM.
+ * empty queue underflows). Returns 0 and *out, or an error with *out NULL
+ * (when out is not NULL): TW_EINVAL (out NULL), TW_ENOMEM.
  */
 #define TW_UNLIMITED ((size_t)-1)
-TW_EXTERN int tw_deferred_queue_new(size_t size, size_t backlog,
-                                    tw_deferred_queue **out);
+TW_EXTERN int tw_deferred_queue_new(tw_deferred_queue **out, size_t size,
+                                    size_t backlog);
 
 /*
  * tw_deferred_queue_free: pending values are destroyed; waiting gets are

@@ -77,17 +77,19 @@ typedef tw_result (*tw_count_fn)(long count, void *arg);
  * interval once started. fn may return a value, a failure (stops the loop
  * and errbacks the start Deferred) or a Deferred (the next call waits until
  * it fires). arg_free(arg) runs when the looping call is freed.
- * Returns NULL for NULL clock or fn, or when out of memory.
+ * Returns 0 and *out, or an error with *out NULL (when out is not NULL):
+ * TW_EINVAL (out, clock or fn NULL), TW_ENOMEM; on error arg_free is not
+ * called.
  */
-TW_EXTERN tw_looping_call *tw_looping_call_new(tw_clock *clock,
-                                               tw_result_fn fn, void *arg,
-                                               tw_free_fn arg_free);
+TW_EXTERN int tw_looping_call_new(tw_looping_call **out, tw_clock *clock,
+                                  tw_result_fn fn, void *arg,
+                                  tw_free_fn arg_free);
 
-/* tw_looping_call_new_with_count: LoopingCall.withCount(countCallable). */
-TW_EXTERN tw_looping_call *tw_looping_call_new_with_count(tw_clock *clock,
-                                                          tw_count_fn fn,
-                                                          void *arg,
-                                                          tw_free_fn arg_free);
+/* tw_looping_call_new_with_count: LoopingCall.withCount(countCallable).
+ * Errors as tw_looping_call_new's. */
+TW_EXTERN int tw_looping_call_new_with_count(tw_looping_call **out,
+                                             tw_clock *clock, tw_count_fn fn,
+                                             void *arg, tw_free_fn arg_free);
 
 /*
  * tw_looping_call_start: start(interval, now). With now, the first call
