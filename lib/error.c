@@ -1,15 +1,37 @@
 /*
- * lib/error.c - tw_strerror and tw_err_name (error.h).
+ * lib/error.c - tw_strerror and tw_err_name (error.h). Own codes are named
+ * here; libuv names every other code, the shared TW_E* codes included.
  */
 #include "internal.h"
 
 #include <string.h>
 #include <uv.h>
 
+/*
+ * One code per meaning (error.h): the shared TW_E* codes are libuv's. Checked
+ * here, where both headers are visible, so error.h need not include uv.h.
+ */
+#define TW__SAME(tw, uv) \
+  _Static_assert((int)(tw) == (int)(uv), #tw " is libuv's " #uv)
+TW__SAME(TW_EINVAL, UV_EINVAL);
+TW__SAME(TW_ENOMEM, UV_ENOMEM);
+TW__SAME(TW_ETIMEDOUT, UV_ETIMEDOUT);
+TW__SAME(TW_ECANCELLED, UV_ECANCELED);
+TW__SAME(TW_EBUSY, UV_EBUSY);
+TW__SAME(TW_ENOTSUP, UV_ENOTSUP);
+#undef TW__SAME
+/* ... and every own code is in the range libuv never uses. */
+#define TW__OWN_IN_RANGE(name, value, msg)                          \
+  _Static_assert(TW_##name <= TW__ERRNO_FIRST &&                    \
+                     TW_##name >= TW__ERRNO_LAST,                   \
+                 "TW_" #name " is in twuv's range");
+TW_ERRNO_OWN_MAP(TW__OWN_IN_RANGE)
+#undef TW__OWN_IN_RANGE
+
 int tw_is_tw_error(int err) {
   switch (err) {
 #define TW__IS_CASE(name, value, msg) case TW_##name:
-    TW_ERRNO_MAP(TW__IS_CASE)
+    TW_ERRNO_OWN_MAP(TW__IS_CASE)
 #undef TW__IS_CASE
     return 1;
     default:
@@ -41,7 +63,7 @@ const char *tw_strerror(int err) {
 #define TW__STRERROR_CASE(name, value, msg) \
   case TW_##name:                           \
     return msg;
-      TW_ERRNO_MAP(TW__STRERROR_CASE)
+      TW_ERRNO_OWN_MAP(TW__STRERROR_CASE)
 #undef TW__STRERROR_CASE
     default:
       break;
@@ -58,7 +80,7 @@ const char *tw_err_name(int err) {
 #define TW__ERRNAME_CASE(name, value, msg) \
   case TW_##name:                          \
     return "TW_" #name;
-      TW_ERRNO_MAP(TW__ERRNAME_CASE)
+      TW_ERRNO_OWN_MAP(TW__ERRNAME_CASE)
 #undef TW__ERRNAME_CASE
     default:
       break;

@@ -242,12 +242,18 @@ static const tw_error_type *tw__os_type_for_code(int code) {
   }
 }
 
+/*
+ * Codes twuv shares with libuv (error.h) have one type each. Three take the
+ * type twuv's own errors need, where Python's OSError(errno) would be a
+ * plain OSError: EINVAL is a ValueError, ENOMEM a MemoryError, ECANCELED a
+ * CancelledError. The others are OS errors: ETIMEDOUT is the builtin
+ * TimeoutError (a Deferred timeout is made as defer.TimeoutError by name,
+ * with the same code), EBUSY and ENOTSUP UVError.
+ */
 static const tw_error_type *tw__type_for_code(int code) {
   switch (code) {
     case TW_ECANCELLED:
       return &TW_CANCELLED_ERROR;
-    case TW_ETIMEDOUT:
-      return &TW_TIMEOUT_ERROR;
     case TW_EALREADYCALLED:
       return &TW_ALREADY_CALLED_ERROR;
     case TW_EALREADYCANCELLED:

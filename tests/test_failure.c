@@ -206,12 +206,17 @@ TWT_TEST(failure, from_code_maps_twuv_codes_to_their_types) {
     const tw_error_type *type;
   } map[] = {
       {TW_ECANCELLED, &TW_CANCELLED_ERROR},
-      {TW_ETIMEDOUT, &TW_TIMEOUT_ERROR},
+      {UV_ECANCELED, &TW_CANCELLED_ERROR}, /* the same code */
+      /* Shared with libuv (error.h), so an OS error: the builtin
+       * TimeoutError; Deferred timeouts name defer.TimeoutError. */
+      {TW_ETIMEDOUT, &TW_OS_TIMEOUT_ERROR},
       {TW_EALREADYCALLED, &TW_ALREADY_CALLED_ERROR},
       {TW_EALREADYCANCELLED, &TW_ALREADY_CANCELLED},
       {TW_EALREADYQUIT, &TW_ALREADY_QUIT_ERROR},
       {TW_ENOMEM, &TW_MEMORY_ERROR},
+      {UV_ENOMEM, &TW_MEMORY_ERROR},
       {TW_EINVAL, &TW_VALUE_ERROR},
+      {UV_EINVAL, &TW_VALUE_ERROR},
       {TW_ENOTRUNNING, &TW_REACTOR_NOT_RUNNING},
       {TW_EALREADYRUNNING, &TW_REACTOR_ALREADY_RUNNING},
       {TW_ENOTRESTARTABLE, &TW_REACTOR_NOT_RESTARTABLE},
@@ -220,7 +225,9 @@ TWT_TEST(failure, from_code_maps_twuv_codes_to_their_types) {
       {TW_EWRONGTHREAD, &TW_WRONG_THREAD_ERROR},
       {TW_EOVERFLOW, &TW_QUEUE_OVERFLOW},
       {TW_EUNDERFLOW, &TW_QUEUE_UNDERFLOW},
-      {TW_EBUSY, &TW_RUNTIME_ERROR},
+      {TW_ENOENT, &TW_RUNTIME_ERROR}, /* own: not FileNotFoundError */
+      {TW_EBUSY, &TW_UV_ERROR},         /* shared: Python's plain OSError */
+      {TW_ENOTSUP, &TW_UV_ERROR},
       {UV_ECONNREFUSED, &TW_CONNECTION_REFUSED_ERROR},
       {UV_EAI_NONAME, &TW_UV_ERROR},
       {UV_EMFILE, &TW_UV_ERROR},
@@ -291,15 +298,47 @@ TWT_TEST(failure, oserror_subclasses_follow_python_errno_mapping) {
 
 TWT_TEST(failure, os_timeout_error_is_not_defer_timeout_error) {
   /* Python's builtin TimeoutError (an OSError) and Twisted's
-   * defer.TimeoutError (an Exception) are unrelated types in Twisted too. */
+   * defer.TimeoutError (an Exception) are unrelated types in Twisted too.
+   * They share one code (TW_ETIMEDOUT == UV_ETIMEDOUT): the type tells
+   * them apart. A socket's ETIMEDOUT (tw_failure_from_code) is the
+   * builtin; a Deferred's timeout is defer.TimeoutError. */
+  tw_clock *clock = tw_clock_new_manual();
+  tw_deferred *d = tw_deferred_new(NULL, NULL);
   tw_failure *os = tw_failure_from_code(UV_ETIMEDOUT);
-  tw_failure *deferred = tw_failure_from_code(TW_ETIMEDOUT);
+  tw_result r;
   cr_assert(tw_failure_check(os, &TW_OS_TIMEOUT_ERROR));
+  cr_assert(tw_failure_check(os, &TW_OS_ERROR));
   cr_assert_null(tw_failure_check(os, &TW_TIMEOUT_ERROR));
-  cr_assert(tw_failure_check(deferred, &TW_TIMEOUT_ERROR));
-  cr_assert_null(tw_failure_check(deferred, &TW_OS_ERROR));
+  cr_assert_eq(tw_deferred_add_timeout(d, clock, 1, NULL, NULL), 0);
+  cr_assert_eq(tw_clock_advance(clock, 1), 1);
+  cr_assert_eq(tw_deferred_take_result(d, &r), 0);
+  cr_assert_eq(r.kind, TW_RESULT_FAILURE);
+  cr_assert_eq(tw_failure_type(r.u.failure), &TW_TIMEOUT_ERROR);
+  cr_assert_null(tw_failure_check(r.u.failure, &TW_OS_ERROR));
+  /* ... and the codes compare equal. */
+  cr_assert_eq(tw_failure_code(r.u.failure), tw_failure_code(os));
+  cr_assert_eq(tw_failure_code(r.u.failure), UV_ETIMEDOUT);
+  tw_result_release(r);
   tw_failure_unref(os);
-  tw_failure_unref(deferred);
+  tw_deferred_unref(d);
+  tw_clock_free(clock);
+}
+
+/* A cancelled Deferred's CancelledError carries libuv's ECANCELED, and that
+ * code maps back to CancelledError: one code, one type. */
+TWT_TEST(failure, cancelled_deferred_carries_libuvs_ecanceled) {
+  tw_deferred *d = tw_deferred_new(NULL, NULL);
+  tw_failure *f = tw_failure_from_code(UV_ECANCELED);
+  tw_result r;
+  cr_assert_eq(tw_failure_type(f), &TW_CANCELLED_ERROR);
+  cr_assert_eq(tw_deferred_cancel(d), 0);
+  cr_assert_eq(tw_deferred_take_result(d, &r), 0);
+  cr_assert_eq(r.kind, TW_RESULT_FAILURE);
+  cr_assert_eq(tw_failure_type(r.u.failure), &TW_CANCELLED_ERROR);
+  cr_assert_eq(tw_failure_code(r.u.failure), UV_ECANCELED);
+  tw_result_release(r);
+  tw_failure_unref(f);
+  tw_deferred_unref(d);
 }
 
 TWT_TEST(failure, uv_error_carries_the_libuv_code) {

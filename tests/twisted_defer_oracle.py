@@ -30,6 +30,7 @@ cannot free) are given the same cycle-breaking tail as the model test
 usage: twisted_defer_oracle.py [-n COUNT] [-s SEED] [-o FILE]
 """
 import argparse
+import errno
 import random
 import sys
 import warnings
@@ -39,10 +40,11 @@ from twisted.internet.defer import (AlreadyCalledError, CancelledError,
                                     Deferred, fail, succeed)
 from twisted.python.failure import Failure
 
-# twuv's error codes (include/twuv/error.h).
-TW_EINVAL = -7001
+# twuv's error codes (include/twuv/error.h). EINVAL and ECANCELLED are
+# libuv's, which are negated errno values on POSIX.
+TW_EINVAL = -errno.EINVAL
 TW_EALREADYCALLED = -7003
-TW_ECANCELLED = -7013
+TW_ECANCELLED = -errno.ECANCELED
 
 # The behaviours, numbered as test_defer.c's enum.
 (B_NONE, B_PASS, B_VALUE, B_FAIL, B_RET_SUCC, B_RET_FAIL, B_RET_POOL,

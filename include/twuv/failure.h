@@ -150,22 +150,28 @@ TW_EXTERN tw_failure *tw_failure_new_payload(const tw_error_type *type,
     TW_PRINTF(5, 6);
 
 /*
- * tw_failure_from_code: the failure for an error code. TW_E* codes map to
- * their natural type (TW_ECANCELLED -> TW_CANCELLED_ERROR, TW_ETIMEDOUT ->
- * TW_TIMEOUT_ERROR, TW_EALREADYCALLED -> TW_ALREADY_CALLED_ERROR,
+ * tw_failure_from_code: the failure for an error code. One type per code:
+ * TW_E* codes map to their natural type (TW_ECANCELLED -> TW_CANCELLED_ERROR,
+ * TW_EALREADYCALLED -> TW_ALREADY_CALLED_ERROR,
  * TW_EALREADYCANCELLED -> TW_ALREADY_CANCELLED, TW_EALREADYQUIT ->
  * TW_ALREADY_QUIT_ERROR, TW_ENOMEM -> TW_MEMORY_ERROR, TW_EINVAL ->
  * TW_VALUE_ERROR, TW_ENOTRUNNING -> TW_REACTOR_NOT_RUNNING,
  * TW_EALREADYRUNNING -> TW_REACTOR_ALREADY_RUNNING, TW_ENOTRESTARTABLE ->
  * TW_REACTOR_NOT_RESTARTABLE, TW_EDEADLK -> TW_DEADLOCK_ERROR, TW_ESHUTDOWN ->
  * TW_SHUTDOWN_ERROR, TW_EWRONGTHREAD -> TW_WRONG_THREAD_ERROR, TW_EOVERFLOW ->
- * TW_QUEUE_OVERFLOW, TW_EUNDERFLOW -> TW_QUEUE_UNDERFLOW, others ->
- * TW_RUNTIME_ERROR); any other non-zero code is taken as a libuv code (or a
- * negated errno) and gives the OSError subclass Python maps its errno to
+ * TW_QUEUE_OVERFLOW, TW_EUNDERFLOW -> TW_QUEUE_UNDERFLOW, other own codes
+ * -> TW_RUNTIME_ERROR); any other non-zero code is taken as a libuv code (or
+ * a negated errno) and gives the OSError subclass Python maps its errno to
  * (UV_ENOENT -> TW_FILE_NOT_FOUND_ERROR, UV_ECONNREFUSED ->
  * TW_CONNECTION_REFUSED_ERROR, ...: see the list above), or TW_UV_ERROR when
- * Python has none. The code is kept; the message is tw_strerror(code).
- * Thread-safe.
+ * Python has none. That includes the codes twuv shares with libuv
+ * (error.h): TW_ETIMEDOUT gives TW_OS_TIMEOUT_ERROR (the builtin
+ * TimeoutError: twuv's Deferred timeouts are made as TW_TIMEOUT_ERROR by
+ * name, with the same code), TW_EBUSY and TW_ENOTSUP TW_UV_ERROR; but
+ * TW_EINVAL gives TW_VALUE_ERROR, TW_ENOMEM TW_MEMORY_ERROR and
+ * TW_ECANCELLED TW_CANCELLED_ERROR, whatever produced them (a producer that
+ * means an OSError names the type: tw_failure_new(&TW_UV_ERROR, code, ...)).
+ * The code is kept; the message is tw_strerror(code). Thread-safe.
  */
 TW_EXTERN tw_failure *tw_failure_from_code(int code);
 
