@@ -571,7 +571,8 @@ static void free_own_clock(void *arg) {
 TWT_TEST(clock, free_from_inside_its_own_delayed_call) {
   tw_delayed_call *later;
   double steps[3] = {1, 1, 1};
-  calls = freed = made_inside_calls = 0;
+  calls = made_inside_calls = 0;
+  freed = 0;
   freed_inside = tw_clock_new_manual();
   cr_assert_eq(tw_clock_call_later(freed_inside, 1, free_own_clock, NULL,
                                    NULL, NULL),

@@ -136,7 +136,8 @@ TWT_TEST(worker, test_perform_when_nothing_to_do_yet) {
 
 TWT_TEST(worker, memory_worker_free_drops_unrun_work) {
   tw_worker *w;
-  calls = freed = 0;
+  calls = 0;
+  freed = 0;
   cr_assert_eq(tw_memory_worker_new(&w), 0);
   cr_assert_eq(tw_worker_do_full(w, count_call, NULL, count_free), 0);
   cr_assert_eq(tw_worker_do_full(w, count_call, NULL, count_free), 0);
@@ -171,7 +172,8 @@ TWT_TEST(worker, memory_worker_free_from_its_own_item_is_deadlk) {
   /* worker.h: tw_worker_free from work running on the worker returns
    * TW_EDEADLK and leaves it unchanged, as the four other kinds do. */
   tw_worker *w;
-  calls = freed = 0;
+  calls = 0;
+  freed = 0;
   free_from_own_item_rc = 0;
   cr_assert_eq(tw_memory_worker_new(&w), 0);
   cr_assert_eq(tw_worker_do(w, free_own_memory_worker, w), 0);
@@ -247,7 +249,8 @@ TWT_TEST(worker, test_quit_prevents_future_calls) {
 TWT_TEST(worker, thread_worker_fake_thread_never_run_drops_work) {
   tw_worker *w;
   memset(&fake_thread, 0, sizeof(fake_thread));
-  calls = freed = 0;
+  calls = 0;
+  freed = 0;
   cr_assert_eq(tw_thread_worker_new_custom(&w, &fake_starter), 0);
   cr_assert_eq(tw_worker_do_full(w, count_call, NULL, count_free), 0);
   cr_assert_eq(tw_worker_do_full(w, count_call, NULL, count_free), 0);
@@ -545,7 +548,8 @@ TWT_TEST(worker, test_quit_while_working) {
 TWT_TEST(worker, test_quit_while_getting_lock) {
   fake_lock_t lock = {0};
   tw_worker *w;
-  calls = freed = 0;
+  calls = 0;
+  freed = 0;
   cr_assert_eq(tw_lock_worker_new_custom(&w, fake_acquire, fake_release, &lock),
                0);
   lock.quit_on_acquire = w;
@@ -569,7 +573,8 @@ static void fail_then_queue(void *arg) {
 
 TWT_TEST(worker, lock_worker_failure_drops_reentrant_work) {
   tw_failure *f;
-  calls = freed = 0;
+  calls = 0;
+  freed = 0;
   cr_assert_eq(tw_lock_worker_new(&failing_lock_worker), 0);
   cr_assert_eq(tw_worker_do(failing_lock_worker, fail_then_queue, NULL), 0);
   cr_assert_eq(calls, 0, "work queued behind a failure never runs");
@@ -618,7 +623,8 @@ static void reentrant_oom(void *arg) {
 }
 
 TWT_TEST(worker, lock_worker_reentrant_do_out_of_memory) {
-  calls = freed = 0;
+  calls = 0;
+  freed = 0;
   cr_assert_eq(tw_lock_worker_new(&oom_lock_worker), 0);
   cr_assert_eq(tw_worker_do(oom_lock_worker, reentrant_oom, NULL), 0);
   cr_assert_eq(oom_inner_rc, TW_ENOMEM);
@@ -690,7 +696,8 @@ TWT_TEST(worker, serial_worker_excludes_across_threads_fifo_per_submitter) {
 TWT_TEST(worker, serial_worker_runs_idle_work_at_once) {
   tw_worker *w;
   long before;
-  calls = freed = 0;
+  calls = 0;
+  freed = 0;
   cr_assert_eq(tw_serial_worker_new(&w), 0);
   before = twt_alloc_total();
   cr_assert_eq(tw_worker_do_full(w, count_call, NULL, count_free), 0);
@@ -736,7 +743,8 @@ static void quit_serial_then_queue(void *arg) {
 }
 
 TWT_TEST(worker, serial_worker_quit_lets_accepted_work_run) {
-  calls = freed = 0;
+  calls = 0;
+  freed = 0;
   cr_assert_eq(tw_serial_worker_new(&serial_w), 0);
   cr_assert_eq(tw_worker_do(serial_w, quit_serial_then_queue, NULL), 0);
   cr_assert_eq(calls, 1);
@@ -776,7 +784,8 @@ static void serial_busy_oom(void *arg) {
 }
 
 TWT_TEST(worker, serial_worker_busy_do_out_of_memory) {
-  calls = freed = 0;
+  calls = 0;
+  freed = 0;
   cr_assert_eq(tw_serial_worker_new(&serial_w), 0);
   cr_assert_eq(tw_worker_do(serial_w, serial_busy_oom, NULL), 0);
   cr_assert_eq(serial_oom_rc, TW_ENOMEM);
@@ -794,7 +803,8 @@ static void queue_many(void *arg) {
 }
 
 TWT_TEST(worker, serial_worker_busy_beyond_its_node_pool) {
-  calls = freed = 0;
+  calls = 0;
+  freed = 0;
   cr_assert_eq(tw_serial_worker_new(&serial_w), 0);
   cr_assert_eq(tw_worker_do(serial_w, queue_many, NULL), 0);
   cr_assert_eq(calls, 3000);
@@ -852,7 +862,8 @@ static void serial_hold_until_full(void *arg) {
 TWT_TEST_OPTS(worker, serial_worker_bounds_the_backlog_submitter_waits,
               .timeout = 60) {
   uv_thread_t th;
-  calls = freed = serial_mine_calls = 0;
+  calls = serial_mine_calls = 0;
+  freed = 0;
   serial_calls_before_mine = -1;
   atomic_store(&serial_accepted, 0);
   atomic_store(&serial_holding, 0);
@@ -886,7 +897,8 @@ static void serial_hold_while_other_submits(void *arg) {
 TWT_TEST_OPTS(worker, serial_worker_queues_other_threads_work_without_allocating,
               .timeout = 60) {
   uv_thread_t th;
-  calls = freed = 0;
+  calls = 0;
+  freed = 0;
   atomic_store(&serial_accepted, 0);
   atomic_store(&serial_holding, 0);
   cr_assert_eq(tw_serial_worker_new(&serial_w), 0);
@@ -1072,7 +1084,8 @@ static const tw_worker_vtable inline_vtable = {inline_do, inline_quit,
 
 TWT_TEST(worker, custom_worker_through_the_interface) {
   inline_worker iw = {{&inline_vtable}, 0, 0};
-  calls = freed = 0;
+  calls = 0;
+  freed = 0;
   cr_assert_eq(tw_worker_do_full(&iw.base, count_call, NULL, count_free), 0);
   cr_assert_eq(tw_worker_do(&iw.base, count_call, NULL), 0);
   cr_assert_eq(calls, 2);
@@ -1162,7 +1175,8 @@ TWT_TEST(worker, constructors_out_of_memory) {
 TWT_TEST(worker, do_out_of_memory_takes_nothing) {
   tw_worker *w;
   uv_loop_t loop;
-  calls = freed = 0;
+  calls = 0;
+  freed = 0;
   cr_assert_eq(tw_memory_worker_new(&w), 0);
   twt_alloc_fail_nth(1);
   cr_assert_eq(tw_worker_do_full(w, count_call, NULL, count_free), TW_ENOMEM);
