@@ -80,8 +80,8 @@ int tw__deferred_reserve(tw_deferred *d, unsigned n) {
  * 100 000 long. So a free started while another is under way on this thread
  * is queued and done by the outermost one, in bounded stack.
  */
-static _Thread_local tw_deferred *tw__pending_free;
-static _Thread_local int tw__freeing;
+static TW__TLS tw_deferred *tw__pending_free;
+static TW__TLS int tw__freeing;
 
 static void tw__quarantine_or_free(tw_deferred *d);
 

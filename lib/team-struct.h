@@ -89,8 +89,7 @@ struct tw_team {
    * the ring, overflow. */
   tw__item *front_head;
   size_t front_n;
-  tw__item *over_head;
-  tw__item *over_tail;
+  TW__FIFO(tw__item) over;
   size_t over_n;
   size_t to_shrink;
   size_t created_n;

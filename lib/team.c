@@ -170,16 +170,18 @@ static void tw__team_backlog_refill(tw_team *t) {
    * (gcc refuses them under TSan): the release stores of ring_tail and
    * st_backlog order this odd value before them for whoever sees either. */
   atomic_store_explicit(&t->st_seq, seq + 1, memory_order_relaxed);
-  while ((it = t->over_head) != NULL && moved++ < TW__TEAM_REFILL_MAX) {
-    /* Read before the put: from then on a worker may run the task and
+  while (moved++ < TW__TEAM_REFILL_MAX) {
+    /* Popped before the put: from then on a worker may run the task and
      * reuse its links. */
-    tw__item *next = it->next;
+    TW__FIFO_POP(&t->over, it, next);
+    if (it == NULL) break;
 #if defined(__GNUC__)
-    if (next != NULL) __builtin_prefetch(next);
+    if (t->over.head != NULL) __builtin_prefetch(t->over.head);
 #endif
-    if (!tw__ring_put(t, TW__CONTAINER_OF(it, tw__task, item))) break;
-    t->over_head = next;
-    if (next == NULL) t->over_tail = NULL;
+    if (!tw__ring_put(t, TW__CONTAINER_OF(it, tw__task, item))) {
+      TW__FIFO_UNPOP(&t->over, it, next);
+      break;
+    }
     t->over_n--;
   }
   atomic_store_explicit(&t->st_backlog, t->front_n + t->over_n,
@@ -197,13 +199,8 @@ static void tw__team_backlog_push(tw_team *t, tw__task *task, int front) {
       atomic_store_explicit(&t->front_busy, 1, memory_order_relaxed);
     return;
   }
-  if (t->over_head == NULL && tw__ring_put(t, task)) return;
-  it->next = NULL;
-  if (t->over_tail != NULL)
-    t->over_tail->next = it;
-  else
-    t->over_head = it;
-  t->over_tail = it;
+  if (TW__FIFO_EMPTY(&t->over) && tw__ring_put(t, task)) return;
+  TW__FIFO_PUSH(&t->over, it, next);
   t->over_n++;
 }
 
@@ -220,10 +217,8 @@ tw__task *tw__team_backlog_pop(tw_team *t) {
   task = tw__ring_take(t);
   if (task != NULL) return task;
   /* The ring ran dry before a refill: overflow is next in line. */
-  it = t->over_head;
+  TW__FIFO_POP(&t->over, it, next);
   if (it == NULL) return NULL;
-  t->over_head = it->next;
-  if (t->over_head == NULL) t->over_tail = NULL;
   t->over_n--;
   return TW__CONTAINER_OF(it, tw__task, item);
 }
@@ -432,7 +427,7 @@ void tw__team_step_end(tw_team *t, tw__team_frame *f) {
         !tw__team_backlog_empty(t))
       tw__team_fail_backlog(t, err);
   }
-  if (t->over_head != NULL) tw__team_backlog_refill(t);
+  if (!TW__FIFO_EMPTY(&t->over)) tw__team_backlog_refill(t);
   tw__team_publish(t);
   tw__team_maybe_finish(t);
   tw__team_leave(f);
@@ -536,9 +531,8 @@ static void tw__team_work(tw__item *it) {
   tw__task *next;
   tw__team_frame f;
   tw_failure **slot = tw__work_failure_slot();
-  tw_failure *outer = *slot;
+  tw_failure *outer = tw__work_stash(slot);
   const tw_team *outer_member = tw__team_member_thread;
-  *slot = NULL;
   tw__team_enter(&f, t);
   tw__team_member_thread = m->cls == &tw__thread_worker_class &&
                                    tw__thread_worker_is_current(m->worker)
@@ -566,7 +560,7 @@ static void tw__team_work(tw__item *it) {
   }
   tw__team_member_thread = outer_member;
   tw__team_leave(&f);
-  tw__work_unstash(outer);
+  tw__work_unstash(slot, outer);
   if (next != NULL)
     tw__team_give(t, m, next);
   else

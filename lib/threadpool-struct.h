@@ -77,7 +77,7 @@ struct tw_threadpool {
   /* start, stop and sizes are decided under ctl */
   uv_mutex_t ctl;
   int stop_called;
-  tw__tp_job *held_head, *held_tail; /* uv: submitted before start */
+  TW__FIFO(tw__tp_job) held; /* uv: submitted before start */
 
   /* the gates' waits and the end of the pool, under sync */
   uv_mutex_t sync;

@@ -177,7 +177,8 @@ static void tw__tp_run(void *p) {
 static void tw__tp_cancel(tw__tp_job *job, tw_failure *why) {
   tw_threadpool *tp = job->u.tp;
   tw__tp_frame f;
-  tw_failure *outer = tw__work_stash();
+  tw_failure **slot = tw__work_failure_slot();
+  tw_failure *outer = tw__work_stash(slot);
   tw__tp_enter(&f, tp);
   if (job->arg_free != NULL) job->arg_free(job->arg);
   if (job->on_result != NULL)
@@ -186,7 +187,7 @@ static void tw__tp_cancel(tw__tp_job *job, tw_failure *why) {
     tw_failure_unref(why);
   tw__work_log_pending("Unhandled error in thread pool on_result");
   tw__tp_leave(&f);
-  tw__work_unstash(outer);
+  tw__work_unstash(slot, outer);
   tw__tp_count(&tp->cancelled);
 }
 
@@ -226,12 +227,7 @@ static int tw__tp_uv_submit(tw_threadpool *tp, tw__tp_job *job) {
   if (!atomic_load_explicit(&tp->open, memory_order_acquire)) {
     uv_mutex_lock(&tp->ctl);
     if (!atomic_load_explicit(&tp->open, memory_order_relaxed)) {
-      job->u.next = NULL;
-      if (tp->held_tail != NULL)
-        tp->held_tail->u.next = job;
-      else
-        tp->held_head = job;
-      tp->held_tail = job;
+      TW__FIFO_PUSH(&tp->held, job, u.next);
       uv_mutex_unlock(&tp->ctl);
       return 0;
     }
@@ -505,8 +501,7 @@ int tw_threadpool_start(tw_threadpool *tp) {
   }
   atomic_store_explicit(&tp->started, 1, memory_order_release);
   if (tp->uv) {
-    held = tp->held_head;
-    tp->held_head = tp->held_tail = NULL;
+    TW__FIFO_TAKE(&tp->held, held);
     atomic_store_explicit(&tp->open, 1, memory_order_release);
     /* Open: stop is not called yet, and cannot close it before ctl is
      * released; stop then waits for the hand-over. */
@@ -611,8 +606,7 @@ static int tw__tp_finish_uv(tw_threadpool *tp) {
     tp->worker = NULL;
   }
   uv_mutex_lock(&tp->ctl);
-  held = tp->held_head;
-  tp->held_head = tp->held_tail = NULL;
+  TW__FIFO_TAKE(&tp->held, held);
   uv_mutex_unlock(&tp->ctl);
   while (held != NULL) {
     tw__tp_job *job = held;

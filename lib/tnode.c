@@ -23,8 +23,7 @@ typedef struct tw__tnode_head {
   tw__tnode_slab *slab;
 } tw__tnode_head;
 
-#define TW__TNODE_LINE 64
-_Static_assert(sizeof(tw__tnode_head) + TW__TNODE_SIZE == TW__TNODE_LINE,
+_Static_assert(sizeof(tw__tnode_head) + TW__TNODE_SIZE == TW__LINE,
                "a node is one cache line");
 
 struct tw__tnode_slab {
@@ -47,29 +46,22 @@ static const uint32_t tw__tnode_lines[TW__TNODE_KINDS] = {1, 1, 7};
 static const uint32_t tw__tnode_refs[TW__TNODE_KINDS] = {1, 1, 2};
 
 _Static_assert(TW__TNODE_JOB_SIZE + sizeof(tw__tnode_head) ==
-                   7 * TW__TNODE_LINE,
+                   7 * TW__LINE,
                "a job node is seven lines");
 
 static size_t tw__slab_bytes(int kind, uint32_t count) {
   /* Room to align the nodes, whatever malloc's alignment. */
-  return TW__TNODE_LINE +
-         (size_t)count * tw__tnode_lines[kind] * TW__TNODE_LINE;
+  return TW__LINE +
+         (size_t)count * tw__tnode_lines[kind] * TW__LINE;
 }
 
 static tw__tnode_head *tw__tnode_at(tw__tnode_slab *slab, int kind,
                                     uint32_t i) {
-  uintptr_t first = ((uintptr_t)(slab + 1) + TW__TNODE_LINE - 1) &
-                    ~(uintptr_t)(TW__TNODE_LINE - 1);
+  uintptr_t first = ((uintptr_t)(slab + 1) + TW__LINE - 1) &
+                    ~(uintptr_t)(TW__LINE - 1);
   return (tw__tnode_head *)(first + (uintptr_t)i * tw__tnode_lines[kind] *
-                                        TW__TNODE_LINE);
+                                        TW__LINE);
 }
-
-#if defined(__GNUC__) && defined(__ELF__)
-/* One load per access rather than a __tls_get_addr call. */
-#define TW__TNODE_TLS _Thread_local __attribute__((tls_model("initial-exec")))
-#else
-#define TW__TNODE_TLS _Thread_local
-#endif
 
 #define TW__TNODE_HOLD 8
 /* How many of the HOLD places each kind uses: a held job slab is big. */
@@ -85,8 +77,8 @@ typedef struct tw__tnode_cache {
   tw__tnode_slab *held[TW__TNODE_HOLD];
 } tw__tnode_cache;
 
-static TW__TNODE_TLS tw__tnode_cache tw__tls_cache[TW__TNODE_KINDS];
-static TW__TNODE_TLS int tw__tls_registered;
+static TW__TLS tw__tnode_cache tw__tls_cache[TW__TNODE_KINDS];
+static TW__TLS int tw__tls_registered;
 static pthread_key_t tw__tnode_key;
 static uv_once_t tw__tnode_once = UV_ONCE_INIT;
 static int tw__tnode_key_ok;

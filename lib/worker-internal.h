@@ -18,19 +18,6 @@
 #include "internal.h"
 #include "mpsc.h"
 
-/*
- * The workers' thread-local state (pending failure, frames) is read several
- * times per item. In a shared library the default TLS model costs a
- * __tls_get_addr call per access; initial-exec is one load. Its price: the
- * library takes a few dozen bytes of static TLS, which a dlopen()ed library
- * draws from glibc's reserve (hundreds of bytes), so dlopen still works.
- */
-#if defined(__GNUC__) && defined(__ELF__)
-#define TW__TLS _Thread_local __attribute__((tls_model("initial-exec")))
-#else
-#define TW__TLS _Thread_local
-#endif
-
 /* A spinning thread's pause: lets a sibling hyperthread run. */
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -180,9 +167,6 @@ int tw__class_do_work(tw_worker *w, tw_call_fn fn, void *arg,
 /* Log (and release) the failure pending on this thread, if any. */
 void tw__work_log_pending(const char *why);
 
-/* 1 when a failure is pending on this thread. */
-int tw__work_failure_pending(void);
-
 /*
  * This thread's pending-failure slot, for loops that check it after every
  * item: one TLS lookup per loop instead of one per item. The address is
@@ -201,13 +185,30 @@ void tw__work_log_slot(tw_failure **slot, const char *why);
 void tw__thread_set_name(const char *name);
 
 /*
- * Run work without mixing up failures: stash takes the failure already
- * pending on this thread (a caller's, not yet collected) before running
- * items, unstash puts it back afterwards unless a newer one is pending
- * (the newer wins, as in tw_work_fail).
+ * Run work without mixing up failures - the one way every worker does it:
+ *
+ *   tw_failure **slot = tw__work_failure_slot();
+ *   tw_failure *outer = tw__work_stash(slot);
+ *   ... run items, each failure they leave in *slot handled ...
+ *   tw__work_unstash(slot, outer);
+ *
+ * stash takes the failure already pending on this thread (a caller's, not
+ * yet collected) out of the way; unstash puts it back, unless a newer one
+ * is pending (the newer wins, as in tw_work_fail).
  */
-tw_failure *tw__work_stash(void);
-void tw__work_unstash(tw_failure *outer);
+static inline tw_failure *tw__work_stash(tw_failure **slot) {
+  tw_failure *outer = *slot;
+  *slot = NULL;
+  return outer;
+}
+
+static inline void tw__work_unstash(tw_failure **slot, tw_failure *outer) {
+  if (outer == NULL) return;
+  if (*slot != NULL)
+    tw_failure_unref(outer);
+  else
+    *slot = outer;
+}
 
 /*
  * The quit flag every worker keeps (Twisted's _convenience.Quit): set once,

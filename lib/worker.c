@@ -57,8 +57,6 @@ tw_failure *tw_work_take_failure(void) {
   return f;
 }
 
-int tw__work_failure_pending(void) { return tw__pending_failure != NULL; }
-
 void tw__work_log_pending(const char *why) {
   tw_failure *f = tw__pending_failure;
   if (f == NULL) return;
@@ -74,16 +72,6 @@ void tw__work_log_slot(tw_failure **slot, const char *why) {
   *slot = NULL;
   tw_log_failure(f, why);
   tw_failure_unref(f);
-}
-
-tw_failure *tw__work_stash(void) { return tw_work_take_failure(); }
-
-void tw__work_unstash(tw_failure *outer) {
-  if (outer == NULL) return;
-  if (tw__pending_failure != NULL)
-    tw_failure_unref(outer);
-  else
-    tw__pending_failure = outer;
 }
 
 /* ---- Items ---------------------------------------------------------------- */
@@ -443,8 +431,7 @@ typedef struct tw__lock_worker {
  */
 typedef struct tw__lock_frame {
   tw__lock_worker *w;
-  tw__item *head;
-  tw__item *tail;
+  TW__FIFO(tw__item) queued; /* re-entrant items */
   struct tw__lock_frame *prev;
 } tw__lock_frame;
 
@@ -455,24 +442,6 @@ static tw__lock_frame *tw__lock_frame_find(const tw__lock_worker *w) {
   for (f = tw__lock_frames; f != NULL; f = f->prev)
     if (f->w == w) return f;
   return NULL;
-}
-
-static void tw__lock_frame_append(tw__lock_frame *f, tw__item *it) {
-  it->next = NULL;
-  if (f->tail != NULL)
-    f->tail->next = it;
-  else
-    f->head = it;
-  f->tail = it;
-}
-
-static tw__item *tw__lock_frame_pop(tw__lock_frame *f) {
-  tw__item *it = f->head;
-  if (it != NULL) {
-    f->head = it->next;
-    if (f->head == NULL) f->tail = NULL;
-  }
-  return it;
 }
 
 static void tw__mutex_acquire(void *m) { uv_mutex_lock(m); }
@@ -489,16 +458,17 @@ static int tw__lock_outermost(tw__lock_worker *w, tw__item *first,
   tw__item *it;
   tw_call_fn release = w->release;
   void *lock = w->lock;
-  tw_failure *outer;
+  tw_failure **slot, *outer;
   w->acquire(lock);
   /* quit may have won while we waited (test_quitWhileGettingLock). */
   if (tw__quit_is_set(&w->quit)) {
     release(lock);
     return TW_EALREADYQUIT;
   }
-  outer = tw__work_stash();
+  slot = tw__work_failure_slot();
+  outer = tw__work_stash(slot);
   frame.w = w;
-  frame.head = frame.tail = NULL;
+  TW__FIFO_INIT(&frame.queued);
   frame.prev = tw__lock_frames;
   tw__lock_frames = &frame;
   if (first != NULL) {
@@ -507,13 +477,19 @@ static int tw__lock_outermost(tw__lock_worker *w, tw__item *first,
     fn(arg);
     if (arg_free != NULL) arg_free(arg);
   }
-  while (!tw__work_failure_pending() && (it = tw__lock_frame_pop(&frame)))
+  while (*slot == NULL && !TW__FIFO_EMPTY(&frame.queued)) {
+    TW__FIFO_POP(&frame.queued, it, next);
     tw__item_run(it);
+  }
   /* A failure propagates to our caller, abandoning what was queued behind
    * it, as an exception leaves Twisted's loop. */
-  while ((it = tw__lock_frame_pop(&frame)) != NULL) tw__item_drop(it);
+  for (;;) {
+    TW__FIFO_POP(&frame.queued, it, next);
+    if (it == NULL) break;
+    tw__item_drop(it);
+  }
   tw__lock_frames = frame.prev;
-  tw__work_unstash(outer);
+  tw__work_unstash(slot, outer);
   /* w may be freed as soon as the lock is released: nothing after this
    * touches it. */
   release(lock);
@@ -526,7 +502,7 @@ static int tw__lock_do_item(tw_worker *wk, tw__item *it) {
   if (tw__quit_is_set(&w->quit)) return TW_EALREADYQUIT;
   f = tw__lock_frame_find(w);
   if (f != NULL) {
-    tw__lock_frame_append(f, it);
+    TW__FIFO_PUSH(&f->queued, it, next);
     return 0;
   }
   return tw__lock_outermost(w, it, NULL, NULL, NULL);
@@ -542,7 +518,7 @@ static int tw__lock_do_work(tw_worker *wk, tw_call_fn fn, void *arg,
   if (f == NULL) return tw__lock_outermost(w, NULL, fn, arg, arg_free);
   p = tw__plain_new(fn, arg, arg_free);
   if (p == NULL) return TW_ENOMEM;
-  tw__lock_frame_append(f, &p->item);
+  TW__FIFO_PUSH(&f->queued, &p->item, next);
   return 0;
 }
 
@@ -612,8 +588,7 @@ int tw_lock_worker_new_custom(tw_worker **out, tw_call_fn acquire,
 typedef struct tw__memory_worker {
   tw_worker base;
   uv_mutex_t mutex;
-  tw__item *head;
-  tw__item *tail;
+  TW__FIFO(tw__item) queue;
   int quit;
   int performing; /* items tw_memory_worker_perform is running (mutex) */
 } tw__memory_worker;
@@ -625,12 +600,7 @@ static int tw__memory_do_item(tw_worker *wk, tw__item *it) {
     uv_mutex_unlock(&w->mutex);
     return TW_EALREADYQUIT;
   }
-  it->next = NULL;
-  if (w->tail != NULL)
-    w->tail->next = it;
-  else
-    w->head = it;
-  w->tail = it;
+  TW__FIFO_PUSH(&w->queue, it, next);
   uv_mutex_unlock(&w->mutex);
   return 0;
 }
@@ -651,8 +621,7 @@ static int tw__memory_quit(tw_worker *wk) {
 static tw__item *tw__memory_take_all(tw__memory_worker *w) {
   tw__item *it;
   uv_mutex_lock(&w->mutex);
-  it = w->head;
-  w->head = w->tail = NULL;
+  TW__FIFO_TAKE(&w->queue, it);
   uv_mutex_unlock(&w->mutex);
   return it;
 }
@@ -664,10 +633,8 @@ int tw_memory_worker_perform(tw_worker *worker) {
     return 0;
   w = (tw__memory_worker *)worker;
   uv_mutex_lock(&w->mutex);
-  it = w->head;
+  TW__FIFO_POP(&w->queue, it, next);
   if (it != NULL) {
-    w->head = it->next;
-    if (w->head == NULL) w->tail = NULL;
     it->next = NULL;
     /* Counted so that tw_worker_free from inside the item is refused. */
     w->performing++;
