@@ -24,6 +24,8 @@
 #include <stdatomic.h>
 #include <stddef.h>
 
+#include "internal.h"
+
 typedef struct tw__mpsc_node {
   _Atomic(struct tw__mpsc_node *) next;
 } tw__mpsc_node;
@@ -32,7 +34,7 @@ typedef struct tw__mpsc {
   _Atomic(tw__mpsc_node *) head; /* producers exchange here (newest) */
   /* The producers' line and the consumer's apart: on one line, every push
    * took it from the consumer and every pop took it back. */
-  char pad[64 - sizeof(void *)];
+  char pad[TW__LINE - sizeof(void *)];
   tw__mpsc_node *tail; /* consumer side (oldest) */
   tw__mpsc_node stub;
 } tw__mpsc;

@@ -147,19 +147,11 @@ static int tw__team_submit_step(tw_team *t, const tw__item_ops *ops,
 
 int tw__team_quit(tw_worker *wk) {
   tw_team *t = (tw_team *)wk;
-  size_t s = atomic_load_explicit(&t->state, memory_order_relaxed);
-  int rc;
-  do {
-    if (s & TW__TEAM_QUIT) return TW_EALREADYQUIT;
-  } while (!atomic_compare_exchange_weak_explicit(
-      &t->state, &s, s | TW__TEAM_QUIT, memory_order_acq_rel,
-      memory_order_relaxed));
+  int rc = tw__gate_shut(&t->state);
+  if (rc != 0) return rc;
   rc = tw__team_submit(t, &t->quit_step);
-  if (rc != 0) {
-    /* A foreign coordinator out of memory: stay unquit, let them retry. */
-    atomic_fetch_and_explicit(&t->state, ~TW__TEAM_QUIT,
-                              memory_order_acq_rel);
-  }
+  /* A foreign coordinator out of memory: stay unquit, let them retry. */
+  if (rc != 0) tw__gate_reopen(&t->state);
   return rc;
 }
 
@@ -167,9 +159,7 @@ int tw_team_join(tw_team *t) {
   tw__member *m, *next;
   if (t == NULL) return TW_EINVAL;
   if (tw__team_inside(t)) return TW_EDEADLK;
-  if (!(atomic_load_explicit(&t->state, memory_order_acquire) &
-        TW__TEAM_QUIT))
-    return TW_EINVAL;
+  if (!tw__gate_is_closed(&t->state)) return TW_EINVAL;
   uv_mutex_lock(&t->mutex);
   while (!t->done || t->join_state == 1) uv_cond_wait(&t->cond, &t->mutex);
   if (t->join_state == 2) {

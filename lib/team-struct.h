@@ -7,13 +7,11 @@
 #ifndef TWUV_TEAM_STRUCT_H
 #define TWUV_TEAM_STRUCT_H
 
+#include "gate.h"
 #include "tnode.h"
 #include "worker-internal.h"
 
 #include <uv.h>
-
-#define TW__TEAM_QUIT ((size_t)1)
-#define TW__TEAM_ONE ((size_t)2)
 
 typedef struct tw__member {
   struct tw__member *next; /* idle stack or retired list */
@@ -29,7 +27,6 @@ typedef struct tw__member {
  * the coordinator's overflow list until the ring has room.
  */
 #define TW__TEAM_RING 1024
-#define TW__TEAM_LINE 64
 
 typedef struct tw__task {
   tw__item item; /* also the backlog link (item.next) */
@@ -72,14 +69,13 @@ struct tw_team {
    * workers may take backlogged items from the ring themselves. */
   int direct;
 
-  char pad_state[TW__TEAM_LINE];
-  /* accepted external steps * TW__TEAM_ONE | TW__TEAM_QUIT */
-  _Atomic size_t state;
+  /* accepted external steps, and quit (TW__GATE_CLOSED): lib/gate.h */
+  TW__LINE_ALIGNED tw__gate state;
   atomic_int check_queued;
-  char pad_coord[TW__TEAM_LINE];
 
   /* ---- coordinator only ---- */
-  uint64_t ring_head_seen; /* ring_head as last read, for tw__ring_put */
+  /* ring_head as last read, for tw__ring_put */
+  TW__LINE_ALIGNED uint64_t ring_head_seen;
   uint64_t ring_tail_mine; /* ring_tail, read here: the takers read that
                               line, so a load of it misses */
   tw__member *idle; /* a stack: the most recently idle worker is reused */
@@ -129,18 +125,14 @@ struct tw_team {
    * has a cache line of its own: takers write one, the coordinator the
    * other.
    */
-  char pad_head[TW__TEAM_LINE];
-  _Atomic uint64_t ring_head;
-  char pad_tail[TW__TEAM_LINE - sizeof(uint64_t)];
-  _Atomic uint64_t ring_tail;
+  TW__LINE_ALIGNED _Atomic uint64_t ring_head;
+  TW__LINE_ALIGNED _Atomic uint64_t ring_tail;
   /* front_n != 0: the ring's head is not the oldest item, no direct takes */
   atomic_int front_busy;
-  char pad_workers[TW__TEAM_LINE - sizeof(uint64_t) - sizeof(atomic_int)];
   /* ---- written by workers, now and then ---- */
   /* Set by a taker that left the ring low: refill it from overflow. */
-  atomic_int refill_wanted;
-  char pad_ring[TW__TEAM_LINE - sizeof(atomic_int)];
-  _Atomic(tw__task *) ring[TW__TEAM_RING];
+  TW__LINE_ALIGNED atomic_int refill_wanted;
+  TW__LINE_ALIGNED _Atomic(tw__task *) ring[TW__TEAM_RING];
 };
 
 /* The teams whose work or coordination this thread is running. */
@@ -172,7 +164,7 @@ static inline int tw__team_submit(tw_team *t, tw__item *it) {
 
 /* An accepted external step has run (or was dropped). */
 static inline void tw__team_step_done(tw_team *t) {
-  atomic_fetch_sub_explicit(&t->state, TW__TEAM_ONE, memory_order_acq_rel);
+  (void)tw__gate_sub(&t->state, TW__GATE_ONE);
 }
 
 /* Items in the ring now (any thread; head first, so never negative). */

@@ -284,8 +284,7 @@ tw__member *tw__team_create_member(tw_team *t) {
 /* Quit when asked to, nobody is busy and no accepted step is still due. */
 static void tw__team_maybe_finish(tw_team *t) {
   if (!t->should_quit || t->finished || t->busy_n != 0) return;
-  if (atomic_load_explicit(&t->state, memory_order_acquire) / TW__TEAM_ONE)
-    return;
+  if (tw__gate_users(&t->state, TW__GATE_ONE) != 0) return;
   t->finished = 1;
   tw__team_publish(t);
   (void)tw_worker_quit(t->coordinator);
@@ -616,13 +615,7 @@ static void tw__team_refused_dropped(tw__item *it) {
 /* ---- Accepting external steps --------------------------------------------- */
 
 int tw__team_accept(tw_team *t) {
-  size_t s = atomic_load_explicit(&t->state, memory_order_relaxed);
-  do {
-    if (s & TW__TEAM_QUIT) return TW_EALREADYQUIT;
-  } while (!atomic_compare_exchange_weak_explicit(
-      &t->state, &s, s + TW__TEAM_ONE, memory_order_acq_rel,
-      memory_order_relaxed));
-  return 0;
+  return tw__gate_enter(&t->state);
 }
 
 /*
@@ -631,11 +624,10 @@ int tw__team_accept(tw_team *t) {
  * waited for, someone must still run the finish check.
  */
 void tw__team_unaccept(tw_team *t) {
-  size_t s = atomic_fetch_sub_explicit(&t->state, TW__TEAM_ONE,
-                                       memory_order_acq_rel);
+  size_t s = tw__gate_sub(&t->state, TW__GATE_ONE);
   int expected = 0;
   int rc;
-  if (s != (TW__TEAM_QUIT | TW__TEAM_ONE)) return;
+  if (s != (TW__GATE_CLOSED | TW__GATE_ONE)) return;
   if (!atomic_compare_exchange_strong(&t->check_queued, &expected, 1)) return;
   rc = tw__team_submit(t, &t->check_step);
   if (rc != 0) {
@@ -666,7 +658,7 @@ static void tw__team_coordinate_inline(void *arg) {
   tw__task *task = in->task;
   tw_team *t = task->u.team;
   tw__team_frame f;
-  if (atomic_load_explicit(&t->state, memory_order_acquire) & TW__TEAM_QUIT) {
+  if (tw__gate_is_closed(&t->state)) {
     in->rc = TW_EALREADYQUIT;
     return;
   }

@@ -165,7 +165,7 @@ int tw_threadpool_stats(const tw_threadpool *ctp,
   if (tw__gate_enter(&tp->team_gate) == 0) {
     tw_team_stats st;
     (void)tw_team_statistics(tp->team, &st);
-    tw__gate_leave(tp, &tp->team_gate);
+    tw__gate_leave(&tp->team_gate, &tp->sync, &tp->cond);
     out->waiters = st.idle;
     out->working = st.busy;
     out->workers = st.idle + st.busy;

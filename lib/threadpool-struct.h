@@ -6,6 +6,7 @@
 #ifndef TWUV_THREADPOOL_STRUCT_H
 #define TWUV_THREADPOOL_STRUCT_H
 
+#include "gate.h"
 #include "threadpool-internal.h"
 
 #include <uv.h>
@@ -40,9 +41,6 @@ static inline uint64_t tw__tp_ticks(void) {
   return uv_hrtime();
 #endif
 }
-
-#define TW__G_CLOSED ((size_t)1)
-#define TW__G_ONE ((size_t)2)
 
 /*
  * A pool thread's figures, on a line of its own: three locked additions
@@ -84,58 +82,23 @@ struct tw_threadpool {
   uv_cond_t cond;
   int finishing, finished;
   int team_quit; /* by the finishing thread */
-  _Atomic size_t team_gate;
-  _Atomic size_t jobs_gate;
+  tw__gate team_gate;
+  tw__gate jobs_gate;
   _Atomic size_t threads_final;
   char name[64];
 
   /* Written by every submission, and by every job: apart, so that the
    * submitters and the pool's threads do not fight over one cache line. */
-  char pad1[64];
-  _Atomic size_t submit_gate;
+  TW__LINE_ALIGNED tw__gate submit_gate;
   _Atomic uint64_t submitted;
   /* Submissions by the pool's owner (tw__threadpool_submit_ext, owned):
    * one writer, so a plain load and store, no locked instruction. */
   _Atomic uint64_t submitted_owned;
-  char pad2[64];
-  _Atomic uint64_t completed, cancelled, begun;
+  TW__LINE_ALIGNED _Atomic uint64_t completed, cancelled, begun;
   _Atomic uint64_t wait_ns, run_ns;
   /* The pool threads' own figures (tw__tp_slot), added to those above. */
   _Atomic(struct tw__tp_slot *) slots;
 };
-
-static inline int tw__gate_enter(_Atomic size_t *g) {
-  size_t s = atomic_load_explicit(g, memory_order_relaxed);
-  do {
-    if (s & TW__G_CLOSED) return TW_EALREADYQUIT;
-  } while (!atomic_compare_exchange_weak_explicit(
-      g, &s, s + TW__G_ONE, memory_order_acq_rel, memory_order_relaxed));
-  return 0;
-}
-
-static inline void tw__gate_leave(tw_threadpool *tp, _Atomic size_t *g) {
-  size_t s = atomic_load_explicit(g, memory_order_relaxed);
-  while (!(s & TW__G_CLOSED))
-    if (atomic_compare_exchange_weak_explicit(g, &s, s - TW__G_ONE,
-                                              memory_order_acq_rel,
-                                              memory_order_relaxed))
-      return;
-  /* Closed: leave under sync, so that the closer, which may free tp once it
-   * sees the count at 0, cannot miss the wake-up or outlive our unlock. */
-  uv_mutex_lock(&tp->sync);
-  if (atomic_fetch_sub_explicit(g, TW__G_ONE, memory_order_acq_rel) ==
-      (TW__G_CLOSED | TW__G_ONE))
-    uv_cond_broadcast(&tp->cond);
-  uv_mutex_unlock(&tp->sync);
-}
-
-static inline void tw__gate_close(tw_threadpool *tp, _Atomic size_t *g) {
-  atomic_fetch_or_explicit(g, TW__G_CLOSED, memory_order_acq_rel);
-  uv_mutex_lock(&tp->sync);
-  while (atomic_load_explicit(g, memory_order_acquire) != TW__G_CLOSED)
-    uv_cond_wait(&tp->cond, &tp->sync);
-  uv_mutex_unlock(&tp->sync);
-}
 
 static inline void tw__tp_slot_bump(_Atomic uint64_t *v, uint64_t n,
                              memory_order order) {

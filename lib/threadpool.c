@@ -11,9 +11,9 @@
  *
  * - Gates. stop must free the team (only that releases a backlog no thread
  *   will serve: the cleanup path), while other threads may still be inside
- *   a submission or reading statistics through it. A gate is one word,
- *   users * TW__G_ONE | TW__G_CLOSED: entering is a CAS that fails once the
- *   gate is closed; the closer waits until the count drains to 0. The submit
+ *   a submission or reading statistics through it. A gate (lib/gate.h)
+ *   is one word: entering is a CAS that fails once the gate is closed; the
+ *   closer waits until the count drains to 0. The submit
  *   gate closes when stop begins, so every accepted job reaches the team
  *   before the team quits; the team gate closes when the team is about to
  *   be freed, and stats fall back to the final figures; the jobs gate (uv
@@ -209,7 +209,7 @@ static void tw__tp_after(void *p) {
     tw__tp_cancel(job, tw__tp_cancelled(job));
   tw__tp_job_release(job);
   /* The last touch of tp: a uv pool may be freed as soon as this is done. */
-  if (tp->uv) tw__gate_leave(tp, &tp->jobs_gate);
+  if (tp->uv) tw__gate_leave(&tp->jobs_gate, &tp->sync, &tp->cond);
 }
 
 /* ---- Submission --------------------------------------------------------------- */
@@ -234,7 +234,7 @@ static int tw__tp_uv_submit(tw_threadpool *tp, tw__tp_job *job) {
     uv_mutex_unlock(&tp->ctl);
   }
   rc = tw__tp_uv_hand(tp, job);
-  if (rc != 0) tw__gate_leave(tp, &tp->jobs_gate);
+  if (rc != 0) tw__gate_leave(&tp->jobs_gate, &tp->sync, &tp->cond);
   return rc;
 }
 
@@ -259,7 +259,7 @@ static int tw__tp_submit_job(tw_threadpool *tp, tw__tp_job *job, int ext,
   int rc;
   if (owned && !tp->uv) {
     if (atomic_load_explicit(&tp->submit_gate, memory_order_relaxed) &
-        TW__G_CLOSED)
+        TW__GATE_CLOSED)
       return TW_EALREADYQUIT;
   } else {
     owned = 0;
@@ -292,7 +292,7 @@ static int tw__tp_submit_job(tw_threadpool *tp, tw__tp_job *job, int ext,
   tw__tp_add(&tp->submitted, 1);
   rc = tw__tp_hand(tp, job, ext);
   if (rc != 0) atomic_fetch_sub_explicit(&tp->submitted, 1, memory_order_relaxed);
-  tw__gate_leave(tp, &tp->submit_gate);
+  tw__gate_leave(&tp->submit_gate, &tp->sync, &tp->cond);
   return rc;
 }
 
@@ -480,7 +480,7 @@ static void tw__tp_uv_open(tw_threadpool *tp, tw__tp_job *held) {
       }
       tw__tp_cancel(job, f);
       tw__tp_job_release(job);
-      tw__gate_leave(tp, &tp->jobs_gate);
+      tw__gate_leave(&tp->jobs_gate, &tp->sync, &tp->cond);
     }
   }
 }
@@ -508,7 +508,7 @@ int tw_threadpool_start(tw_threadpool *tp) {
     (void)tw__gate_enter(&tp->submit_gate);
     uv_mutex_unlock(&tp->ctl);
     tw__tp_uv_open(tp, held);
-    tw__gate_leave(tp, &tp->submit_gate);
+    tw__gate_leave(&tp->submit_gate, &tp->sync, &tp->cond);
     return 0;
   }
   /* Twisted: adjustPoolsize() (grow to min), then grow by the backlog; the
@@ -588,7 +588,7 @@ static int tw__tp_finish_team(tw_threadpool *tp) {
   if (rc != 0) return rc;
   (void)tw_team_statistics(tp->team, &st);
   atomic_store_explicit(&tp->threads_final, st.created, memory_order_relaxed);
-  tw__gate_close(tp, &tp->team_gate);
+  tw__gate_close_wait(&tp->team_gate, &tp->sync, &tp->cond);
   /* Drops the backlog no thread was left to serve: the cleanup path. */
   (void)tw_worker_free(tp->worker);
   tp->worker = NULL;
@@ -615,7 +615,7 @@ static int tw__tp_finish_uv(tw_threadpool *tp) {
     tw__tp_after(job); /* never ran: cancelled */
   }
   /* libuv has no join: wait for the jobs themselves. */
-  tw__gate_close(tp, &tp->jobs_gate);
+  tw__gate_close_wait(&tp->jobs_gate, &tp->sync, &tp->cond);
   return 0;
 }
 
@@ -669,7 +669,7 @@ int tw_threadpool_stop(tw_threadpool *tp) {
   atomic_store_explicit(&tp->started, 0, memory_order_release);
   uv_mutex_unlock(&tp->ctl);
   /* Every accepted job reaches the team before it quits. */
-  tw__gate_close(tp, &tp->submit_gate);
+  tw__gate_close_wait(&tp->submit_gate, &tp->sync, &tp->cond);
   return tw__tp_finish(tp);
 }
 

@@ -7,17 +7,17 @@
  * goes from empty to non-empty (the count protocol of lib/mpsc.h); the async
  * callback hands everything queued to uv_queue_work.
  *
- * state = items accepted and not yet completed * TW__U_ONE | QUIT. Like the
- * other workers, acceptance and quit are one atomic decision. The count
+ * state = items accepted and not yet completed, and QUIT: a gate
+ * (lib/gate.h). Like the other workers, acceptance and quit are one atomic
+ * decision. The count
  * tells free when the last after_work callback has run, so the memory can
  * go once the handle is closed too.
  */
+#include "gate.h"
 #include "worker-internal.h"
 
 #include <uv.h>
 
-#define TW__U_QUIT ((size_t)1)
-#define TW__U_ONE ((size_t)2)
 
 typedef struct tw__uv_worker {
   tw_worker base;
@@ -26,7 +26,7 @@ typedef struct tw__uv_worker {
   uv_async_t async;
   tw__mpsc q;
   _Atomic size_t queued; /* pushed, not yet handed to libuv */
-  _Atomic size_t state;
+  tw__gate state;
   /* loop thread only */
   int unrefed;
   int freeing;
@@ -48,8 +48,7 @@ static int tw__uv_on_loop_thread(const tw__uv_worker *w) {
 }
 
 static void tw__uv_maybe_release(tw__uv_worker *w) {
-  if (w->freeing && w->closed &&
-      atomic_load_explicit(&w->state, memory_order_acquire) / TW__U_ONE == 0)
+  if (w->freeing && w->closed && tw__gate_users(&w->state, TW__GATE_ONE) == 0)
     tw__free(w);
 }
 
@@ -68,7 +67,7 @@ static void tw__uv_after_cb(uv_work_t *req, int status) {
   /* Nobody cancels these requests; should someone, the work was dropped. */
   if (status != 0 && it->arg_free != NULL) it->arg_free(it->arg);
   tw__free(it);
-  atomic_fetch_sub_explicit(&w->state, TW__U_ONE, memory_order_acq_rel);
+  (void)tw__gate_sub(&w->state, TW__GATE_ONE);
   tw__uv_maybe_release(w);
 }
 
@@ -96,7 +95,7 @@ static void tw__uv_async_cb(uv_async_t *handle) {
   /* After quit the handle no longer keeps the loop alive; the requests
    * still in flight do, until they complete. */
   if (!w->unrefed &&
-      (atomic_load_explicit(&w->state, memory_order_acquire) & TW__U_QUIT)) {
+      tw__gate_is_closed(&w->state)) {
     uv_unref((uv_handle_t *)&w->async);
     w->unrefed = 1;
   }
@@ -112,23 +111,16 @@ static int tw__uv_do_work(tw_worker *wk, tw_call_fn fn, void *arg,
                           tw_free_fn arg_free) {
   tw__uv_worker *w = (tw__uv_worker *)wk;
   tw__uv_item *it;
-  size_t s;
   it = tw__malloc(sizeof(*it));
   if (it == NULL) return TW_ENOMEM;
   it->w = w;
   it->fn = fn;
   it->arg = arg;
   it->arg_free = arg_free;
-  s = atomic_load_explicit(&w->state, memory_order_relaxed);
-  do {
-    if (s & TW__U_QUIT) {
-      tw__free(it);
-      return TW_EALREADYQUIT;
-    }
-  } while (!atomic_compare_exchange_weak_explicit(&w->state, &s,
-                                                  s + TW__U_ONE,
-                                                  memory_order_acq_rel,
-                                                  memory_order_relaxed));
+  if (tw__gate_enter(&w->state) != 0) {
+    tw__free(it);
+    return TW_EALREADYQUIT;
+  }
   if (tw__uv_on_loop_thread(w)) {
     tw__uv_hand(w, it);
   } else {
@@ -141,13 +133,7 @@ static int tw__uv_do_work(tw_worker *wk, tw_call_fn fn, void *arg,
 
 static int tw__uv_quit(tw_worker *wk) {
   tw__uv_worker *w = (tw__uv_worker *)wk;
-  size_t s = atomic_load_explicit(&w->state, memory_order_relaxed);
-  do {
-    if (s & TW__U_QUIT) return TW_EALREADYQUIT;
-  } while (!atomic_compare_exchange_weak_explicit(&w->state, &s,
-                                                  s | TW__U_QUIT,
-                                                  memory_order_acq_rel,
-                                                  memory_order_relaxed));
+  if (tw__gate_shut(&w->state) != 0) return TW_EALREADYQUIT;
   /* Let the loop thread unref the handle. */
   uv_async_send(&w->async);
   return 0;

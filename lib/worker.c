@@ -2,6 +2,7 @@
  * lib/worker.c - the worker interface (worker.h), failing work, intrusive
  * items, and the thread, lock and memory workers.
  */
+#include "gate.h"
 #include "worker-internal.h"
 
 #include <sched.h>
@@ -192,27 +193,25 @@ void tw__thread_set_name(const char *name) {
 /* ---- Thread worker -------------------------------------------------------- */
 
 /*
- * state = accepted-but-unfinished items * TW__T_ONE | SLEEP | QUIT, in one
- * word so that acceptance and quit are decided by one atomic operation: a
- * do either lands before quit (and is counted, so the thread will run it)
- * or is rejected. SLEEP is set by the thread just before it waits on the
+ * state = accepted-but-unfinished items * TW__T_ONE | SLEEP | QUIT, a gate
+ * (lib/gate.h) with a flag of its own: acceptance and quit are decided by
+ * one atomic operation, so a do either lands before quit (and is counted,
+ * so the thread will run it) or is rejected. SLEEP is set by the thread just before it waits on the
  * semaphore; whoever clears it (a do, or quit) posts exactly once, so posts
  * and waits stay balanced and the semaphore never overflows.
  */
-#define TW__T_QUIT ((size_t)1)
+#define TW__T_QUIT TW__GATE_CLOSED
 #define TW__T_SLEEP ((size_t)2)
 #define TW__T_ONE ((size_t)4)
 
 typedef struct tw__thread_worker {
   tw_worker base; /* read by every submitter */
-  /* state and q are written by submitters and the thread: a line of their
+  /* state and q are written by submitters and the thread: lines of their
    * own (the worker's memory is line-aligned, tw__calloc_lines) */
-  char pad_before[TW__LINE - sizeof(tw_worker)];
-  _Atomic size_t state;
+  TW__LINE_ALIGNED tw__gate state; /* lib/gate.h */
   atomic_int finished; /* the body has returned from its loop */
   tw__mpsc q;
-  char pad_after[TW__LINE];
-  uv_sem_t sem;
+  TW__LINE_ALIGNED uv_sem_t sem;
   uv_thread_t tid;
   int custom;
   tw_thread_starter starter;
@@ -316,12 +315,9 @@ int tw__thread_worker_alone(tw_worker *wk) {
 
 static int tw__thread_do_item(tw_worker *wk, tw__item *it) {
   tw__thread_worker *w = (tw__thread_worker *)wk;
-  size_t s = atomic_load_explicit(&w->state, memory_order_relaxed);
-  do {
-    if (s & TW__T_QUIT) return TW_EALREADYQUIT;
-  } while (!atomic_compare_exchange_weak_explicit(
-      &w->state, &s, (s + TW__T_ONE) & ~TW__T_SLEEP, memory_order_acq_rel,
-      memory_order_relaxed));
+  size_t s;
+  if (tw__gate_enter_ex(&w->state, TW__T_ONE, TW__T_SLEEP, &s) != 0)
+    return TW_EALREADYQUIT;
   tw__mpsc_push(&w->q, &it->node);
   if (s & TW__T_SLEEP) uv_sem_post(&w->sem);
   return 0;
@@ -329,12 +325,9 @@ static int tw__thread_do_item(tw_worker *wk, tw__item *it) {
 
 static int tw__thread_quit(tw_worker *wk) {
   tw__thread_worker *w = (tw__thread_worker *)wk;
-  size_t s = atomic_load_explicit(&w->state, memory_order_relaxed);
-  do {
-    if (s & TW__T_QUIT) return TW_EALREADYQUIT;
-  } while (!atomic_compare_exchange_weak_explicit(
-      &w->state, &s, (s | TW__T_QUIT) & ~TW__T_SLEEP, memory_order_acq_rel,
-      memory_order_relaxed));
+  size_t s;
+  if (tw__gate_shut_ex(&w->state, TW__T_SLEEP, &s) != 0)
+    return TW_EALREADYQUIT;
   if (s & TW__T_SLEEP) uv_sem_post(&w->sem);
   return 0;
 }
