@@ -1,8 +1,9 @@
 /*
- * lib/team.c - Team (Twisted's twisted._threads._team), worker.h: the
- * path of an item (do, the coordinator's steps, the worker's run, the
- * backlog). team-admin.c has the rest (create, grow, shrink, quit, join,
- * free, statistics, pool()); team-struct.h the layout both share.
+ * lib/team.c - Team (Twisted's twisted._threads._team) and pool()
+ * (twisted._threads._pool), worker.h: the layout; the path of an item (do,
+ * the coordinator's steps, the worker's run, the backlog); the team's life
+ * around it (grow, shrink and quit steps, join, free, creation,
+ * statistics); and pool(). Nothing else looks inside a team.
  *
  * The algorithm is Twisted's, step for step: every decision (which worker,
  * backlog, shrink, quit) is a step run by the coordinator, an exclusive
@@ -37,8 +38,181 @@
  * - Retired thread workers whose threads are done are freed when the team
  *   next creates a worker, not all at join.
  */
-#include "team-struct.h"
+#include "gate.h"
+#include "tnode.h"
+#include "worker-internal.h"
 
+#include <sched.h>
+#include <stdio.h>
+#include <uv.h>
+
+typedef struct tw__member {
+  struct tw__member *next; /* idle stack or retired list */
+  tw_team *team;
+  tw_worker *worker;
+  const tw__worker_class *cls; /* NULL: a foreign worker */
+} tw__member;
+
+/*
+ * The backlog's oldest items wait in a ring from which a worker finishing
+ * its item may take the next one itself (see tw__team_take_next). Its size
+ * bounds how far that can run ahead of the coordinator; newer items wait in
+ * the coordinator's overflow list until the ring has room.
+ */
+#define TW__TEAM_RING 1024
+
+typedef struct tw__task {
+  tw__item item; /* also the backlog link (item.next) */
+  tw_call_fn fn;
+  void *arg;
+  tw_free_fn arg_free;
+  /* Hop 1 (coordinate): the team; given to a worker: its member (whose
+   * team is the same). One word, so that a task fits a 64-byte node. */
+  union {
+    tw_team *team;
+    tw__member *member;
+  } u;
+} tw__task;
+
+static inline tw_team *tw__task_team(const tw__task *task) {
+  return task->u.member->team;
+}
+
+typedef struct tw__team_step {
+  tw__item item;
+  tw_team *team;
+  int n; /* < 0: all (shrink) */
+} tw__team_step;
+
+/*
+ * The fields are grouped by who writes them, each group on cache lines of
+ * its own: set at creation (read by everyone, on every item), written by
+ * submitters (state), the coordinator's, the ring's head (takers) and tail
+ * (the coordinator).
+ */
+struct tw_team {
+  tw_worker base;
+  tw_worker *coordinator;
+  const tw__worker_class *coord_cls; /* NULL: a foreign coordinator */
+  tw_team_create_fn create_worker;
+  tw_team_log_fn log_exception;
+  void *ctx;
+  tw_free_fn ctx_free;
+  /* The coordinator is a serial worker: a do may run its step inline, and
+   * workers may take backlogged items from the ring themselves. */
+  int direct;
+
+  /* accepted external steps, and quit (TW__GATE_CLOSED): lib/gate.h */
+  TW__LINE_ALIGNED tw__gate state;
+  atomic_int check_queued;
+
+  /* ---- coordinator only ---- */
+  /* ring_head as last read, for tw__ring_put */
+  TW__LINE_ALIGNED uint64_t ring_head_seen;
+  uint64_t ring_tail_mine; /* ring_tail, read here: the takers read that
+                              line, so a load of it misses */
+  tw__member *idle; /* a stack: the most recently idle worker is reused */
+  size_t idle_n;
+  size_t busy_n;
+  /* The backlog, oldest first: front (items a refusing worker gave back),
+   * the ring, overflow. */
+  tw__item *front_head;
+  size_t front_n;
+  TW__FIFO(tw__item) over;
+  size_t over_n;
+  size_t to_shrink;
+  size_t created_n;
+  int should_quit;
+  int finished;
+  tw__member *retired; /* quit workers, freed by join (or reaped) */
+  tw__member *spare;   /* a record kept from a create_worker that said no */
+  /* Why this step's last tw__team_create_member returned NULL: 0 for "no
+   * more workers" (create_worker's limit), else an error (no memory for
+   * the record, a thread that could not start: tw__team_create_failed).
+   * Acted on and cleared by tw__team_step_end. */
+  int create_err;
+
+  /* Statistics, published by the coordinator for lock-free readers. */
+  /* st_backlog: the backlog outside the ring. */
+  _Atomic size_t st_idle, st_busy, st_backlog, st_created;
+  /* Odd while the coordinator moves tasks from overflow (st_backlog) into
+   * the ring (counted live): a reader who saw it change reads again, or it
+   * could count the moved tasks twice. */
+  _Atomic unsigned st_seq;
+
+  tw__item quit_step;  /* Twisted's startFinishing */
+  tw__item check_step; /* "maybe finish", after a failed submission */
+  tw__item serve_step; /* a worker for a backlog with none (tw__team_serve) */
+  atomic_int serve_queued;
+
+  uv_mutex_t mutex;
+  uv_cond_t cond;
+  int done;       /* finished (under mutex) */
+  int join_state; /* 0 not joined, 1 joining, 2 joined (under mutex) */
+
+  /*
+   * The ring: slots [ring_head, ring_tail) hold the oldest backlogged tasks.
+   * Only the coordinator adds (at ring_tail); any thread takes the head with
+   * a CAS on ring_head. Both counters only grow, so a CAS from a stale head
+   * fails instead of taking a slot refilled since (no ABA). Each counter
+   * has a cache line of its own: takers write one, the coordinator the
+   * other.
+   */
+  TW__LINE_ALIGNED _Atomic uint64_t ring_head;
+  TW__LINE_ALIGNED _Atomic uint64_t ring_tail;
+  /* front_n != 0: the ring's head is not the oldest item, no direct takes */
+  atomic_int front_busy;
+  /* ---- written by workers, now and then ---- */
+  /* Set by a taker that left the ring low: refill it from overflow. */
+  TW__LINE_ALIGNED atomic_int refill_wanted;
+  TW__LINE_ALIGNED _Atomic(tw__task *) ring[TW__TEAM_RING];
+};
+
+/* The teams whose work or coordination this thread is running. */
+typedef struct tw__team_frame {
+  const tw_team *team;
+  struct tw__team_frame *prev;
+} tw__team_frame;
+
+/*
+ * Tasks are allocated by submitters and released by workers or in the
+ * coordinator, usually on another thread: they come from the submitting
+ * thread's slab (tnode.h), however deep the backlog grows.
+ */
+_Static_assert(sizeof(tw__task) <= TW__TNODE_SIZE,
+               "a task must fit a task tnode");
+
+static inline tw__task *tw__team_task_new(void) {
+  return tw__tnode_get_kind(TW__TNODE_TASK);
+}
+
+static inline void tw__team_task_release(tw__task *task) {
+  tw__tnode_put(task);
+}
+
+static inline int tw__team_submit(tw_team *t, tw__item *it) {
+  if (t->coord_cls != NULL) return t->coord_cls->do_item(t->coordinator, it);
+  return tw__worker_do_item(t->coordinator, it);
+}
+
+/* An accepted external step has run (or was dropped). */
+static inline void tw__team_step_done(tw_team *t) {
+  (void)tw__gate_sub(&t->state, TW__GATE_ONE);
+}
+
+/* Items in the ring now (any thread; head first, so never negative). */
+static inline size_t tw__ring_count(tw_team *t) {
+  uint64_t head = atomic_load_explicit(&t->ring_head, memory_order_acquire);
+  return (size_t)(atomic_load_explicit(&t->ring_tail, memory_order_acquire) -
+                  head);
+}
+
+/* Nothing backlogged (coordinator only: nobody else adds). */
+static inline int tw__team_backlog_empty(tw_team *t) {
+  return t->front_n == 0 && t->over_n == 0 && tw__ring_count(t) == 0;
+}
+
+/* ---- Frames --------------------------------------------------------------- */
 
 static TW__TLS tw__team_frame *tw__team_frames;
 
@@ -49,15 +223,15 @@ const tw_team *tw__team_on_member_thread(void) {
   return tw__team_member_thread;
 }
 
-void tw__team_enter(tw__team_frame *f, const tw_team *t) {
+static void tw__team_enter(tw__team_frame *f, const tw_team *t) {
   f->team = t;
   f->prev = tw__team_frames;
   tw__team_frames = f;
 }
 
-void tw__team_leave(tw__team_frame *f) { tw__team_frames = f->prev; }
+static void tw__team_leave(tw__team_frame *f) { tw__team_frames = f->prev; }
 
-int tw__team_inside(const tw_team *t) {
+static int tw__team_inside(const tw_team *t) {
   const tw__team_frame *f;
   for (f = tw__team_frames; f != NULL; f = f->prev)
     if (f->team == t) return 1;
@@ -66,7 +240,7 @@ int tw__team_inside(const tw_team *t) {
 
 /* ---- Coordinator-only helpers ------------------------------------------- */
 
-void tw__team_publish(tw_team *t) {
+static void tw__team_publish(tw_team *t) {
   atomic_store_explicit(&t->st_idle, t->idle_n, memory_order_relaxed);
   atomic_store_explicit(&t->st_busy, t->busy_n, memory_order_relaxed);
   /* Release: a statistics reader who sees this count sees the ring as it
@@ -205,7 +379,7 @@ static void tw__team_backlog_push(tw_team *t, tw__task *task, int front) {
 }
 
 /* The oldest backlogged task, or NULL (coordinator only). */
-tw__task *tw__team_backlog_pop(tw_team *t) {
+static tw__task *tw__team_backlog_pop(tw_team *t) {
   tw__item *it = t->front_head;
   tw__task *task;
   if (it != NULL) {
@@ -256,7 +430,7 @@ static void tw__team_reap(tw_team *t) {
  * worker could not be made (no memory for the record, or what the creator
  * reported), with it 0 when create_worker said "no more".
  */
-tw__member *tw__team_create_member(tw_team *t) {
+static tw__member *tw__team_create_member(tw_team *t) {
   tw__member *m = t->spare;
   tw_worker *w;
   if (t->retired != NULL) tw__team_reap(t);
@@ -294,7 +468,6 @@ static void tw__team_maybe_finish(tw_team *t) {
   /* The joiner may free t from here on: nothing below touches it. */
   uv_mutex_unlock(&t->mutex);
 }
-
 
 /* The steps and hops, each with its drop (tw__item_ops). */
 static void tw__team_coordinate(tw__item *it);
@@ -354,7 +527,7 @@ static int tw__team_dispatch(tw_team *t, tw__task *task, int refuse) {
  * Twisted's _quitIdlers(n), n < 0 meaning all. The debt of workers to quit
  * later is clamped to the busy count: only busy workers can ever pay it.
  */
-void tw__team_quit_idlers(tw_team *t, int n) {
+static void tw__team_quit_idlers(tw_team *t, int n) {
   size_t i, count = n < 0 ? t->idle_n + t->busy_n : (size_t)n;
   for (i = 0; i < count; i++) {
     tw__member *m = tw__team_idle_pop(t);
@@ -368,7 +541,7 @@ void tw__team_quit_idlers(tw_team *t, int n) {
 }
 
 /* Twisted's _recycleWorker: the backlog before quitting or shrinking. */
-void tw__team_recycle(tw_team *t, tw__member *m) {
+static void tw__team_recycle(tw_team *t, tw__member *m) {
   tw__task *next;
   tw__team_idle_push(t, m);
   if ((next = tw__team_backlog_pop(t)) != NULL) {
@@ -418,7 +591,7 @@ static void tw__team_fail_backlog(tw_team *t, int err) {
 }
 
 /* The end of a coordinator step (t may be freed after this). */
-void tw__team_step_end(tw_team *t, tw__team_frame *f) {
+static void tw__team_step_end(tw_team *t, tw__team_frame *f) {
   if (t->create_err != 0) {
     int err = t->create_err;
     t->create_err = 0;
@@ -433,7 +606,6 @@ void tw__team_step_end(tw_team *t, tw__team_frame *f) {
 }
 
 /* ---- The task's three hops ----------------------------------------------- */
-
 
 static void tw__team_send_back(tw_team *t, tw__task *task) {
   int rc;
@@ -469,7 +641,6 @@ static void tw__team_coordinate_dropped(tw__item *it) {
   tw__team_step_done(t);
 }
 
-
 /*
  * Twisted's idleAndPending when the backlog is not empty, without the trip
  * through the coordinator: the worker that just finished takes the oldest
@@ -480,7 +651,8 @@ static void tw__team_coordinate_dropped(tw__item *it) {
  * have run the step at once too (any other may be stepped by hand and
  * observed in between), only for twuv's own workers (whose do cannot fail
  * for want of memory), and only while the ring's head is the oldest item.
- * The worker stays busy, so the team cannot finish meanwhile. 1 if done.
+ * The worker stays busy, so the team cannot finish meanwhile. The task
+ * taken (the worker's now), or NULL.
  */
 static tw__task *tw__team_take_next(tw_team *t, tw__member *m) {
   if (!t->direct || m->cls == NULL ||
@@ -614,7 +786,7 @@ static void tw__team_refused_dropped(tw__item *it) {
 
 /* ---- Accepting external steps --------------------------------------------- */
 
-int tw__team_accept(tw_team *t) {
+static int tw__team_accept(tw_team *t) {
   return tw__gate_enter(&t->state);
 }
 
@@ -623,7 +795,7 @@ int tw__team_accept(tw_team *t) {
  * coordinator out of memory). If that was the last step a quitting team
  * waited for, someone must still run the finish check.
  */
-void tw__team_unaccept(tw_team *t) {
+static void tw__team_unaccept(tw_team *t) {
   size_t s = tw__gate_sub(&t->state, TW__GATE_ONE);
   int expected = 0;
   int rc;
@@ -638,6 +810,224 @@ void tw__team_unaccept(tw_team *t) {
                  "team cannot finish",
                  tw_err_name(rc));
   }
+}
+
+/* ---- grow, shrink, quit, join, free ------------------------------------ */
+
+static void tw__team_grow_step(tw__item *it);
+static void tw__team_shrink_step(tw__item *it);
+static void tw__team_step_dropped(tw__item *it);
+static void tw__team_quit_step(tw__item *it);
+static void tw__team_check_step(tw__item *it);
+static void tw__team_serve_step(tw__item *it);
+static void tw__team_serve_dropped(tw__item *it);
+static void tw__team_nothing(tw__item *it);
+
+static const tw__item_ops tw__team_grow_ops = {tw__team_grow_step,
+                                               tw__team_step_dropped};
+static const tw__item_ops tw__team_shrink_ops = {tw__team_shrink_step,
+                                                 tw__team_step_dropped};
+static const tw__item_ops tw__team_quit_ops = {tw__team_quit_step,
+                                               tw__team_nothing};
+static const tw__item_ops tw__team_check_ops = {tw__team_check_step,
+                                                tw__team_nothing};
+static const tw__item_ops tw__team_serve_ops = {tw__team_serve_step,
+                                                tw__team_serve_dropped};
+
+static void tw__team_grow_step(tw__item *it) {
+  tw__team_step *s = TW__CONTAINER_OF(it, tw__team_step, item);
+  tw_team *t = s->team;
+  int i, n = s->n;
+  tw__team_frame f;
+  tw__free(s);
+  tw__team_enter(&f, t);
+  /* Twisted would grow and then quit the new workers at once. */
+  for (i = 0; i < n && !t->should_quit; i++) {
+    tw__member *m = tw__team_create_member(t);
+    if (m == NULL) break;
+    tw__team_recycle(t, m);
+  }
+  tw__team_step_done(t);
+  tw__team_step_end(t, &f);
+}
+
+static void tw__team_shrink_step(tw__item *it) {
+  tw__team_step *s = TW__CONTAINER_OF(it, tw__team_step, item);
+  tw_team *t = s->team;
+  int n = s->n;
+  tw__team_frame f;
+  tw__free(s);
+  tw__team_enter(&f, t);
+  if (!t->should_quit) tw__team_quit_idlers(t, n);
+  tw__team_step_done(t);
+  tw__team_step_end(t, &f);
+}
+
+static void tw__team_step_dropped(tw__item *it) {
+  tw__team_step *s = TW__CONTAINER_OF(it, tw__team_step, item);
+  tw_team *t = s->team;
+  tw__free(s);
+  tw__team_step_done(t);
+}
+
+static void tw__team_quit_step(tw__item *it) {
+  tw_team *t = TW__CONTAINER_OF(it, tw_team, quit_step);
+  tw__team_frame f;
+  tw__team_enter(&f, t);
+  t->should_quit = 1;
+  tw__team_quit_idlers(t, -1);
+  tw__team_step_end(t, &f);
+}
+
+static void tw__team_check_step(tw__item *it) {
+  tw_team *t = TW__CONTAINER_OF(it, tw_team, check_step);
+  tw__team_frame f;
+  atomic_store_explicit(&t->check_queued, 0, memory_order_release);
+  tw__team_enter(&f, t);
+  tw__team_step_end(t, &f);
+}
+
+static void tw__team_nothing(tw__item *it) { (void)it; }
+
+/*
+ * A backlog with no worker gets one (which then serves it, and takes the
+ * rest from the ring), or fails if none can be made (tw__team_step_end).
+ * Not counted in state: after quit it finds should_quit and does nothing,
+ * and the team's free waits for its coordinator before freeing t.
+ */
+static void tw__team_serve_step(tw__item *it) {
+  tw_team *t = TW__CONTAINER_OF(it, tw_team, serve_step);
+  tw__team_frame f;
+  atomic_store_explicit(&t->serve_queued, 0, memory_order_release);
+  tw__team_enter(&f, t);
+  if (!t->should_quit && !t->finished && t->idle_n + t->busy_n == 0 &&
+      !tw__team_backlog_empty(t)) {
+    tw__member *m = tw__team_create_member(t);
+    if (m != NULL) tw__team_recycle(t, m);
+  }
+  tw__team_step_end(t, &f);
+}
+
+static void tw__team_serve_dropped(tw__item *it) {
+  tw_team *t = TW__CONTAINER_OF(it, tw_team, serve_step);
+  atomic_store_explicit(&t->serve_queued, 0, memory_order_release);
+}
+
+int tw__team_serve(tw_team *t) {
+  int expected = 0, rc;
+  if (!atomic_compare_exchange_strong(&t->serve_queued, &expected, 1))
+    return 0; /* queued already, and not yet begun */
+  rc = tw__team_submit(t, &t->serve_step);
+  if (rc != 0) atomic_store(&t->serve_queued, 0);
+  /* Quit: there is nothing to serve any more. */
+  return rc == TW_EALREADYQUIT ? 0 : rc;
+}
+
+/*
+ * For a create_worker (in the coordinator) that returns NULL because a
+ * worker could not be made, not because of a limit: the error, so that
+ * the team can fail work that no worker is left to run instead of keeping
+ * it in a backlog for ever (pool()'s creator; a user's create_worker
+ * cannot say, and its NULL means "no more workers", as in Twisted).
+ */
+static void tw__team_create_failed(tw_team *t, int err) { t->create_err = err; }
+
+static int tw__team_submit_step(tw_team *t, const tw__item_ops *ops,
+                                int n) {
+  tw__team_step *s;
+  int rc;
+  if (t == NULL) return TW_EINVAL;
+  s = tw__malloc(sizeof(*s));
+  if (s == NULL) return TW_ENOMEM;
+  s->item.ops = ops;
+  s->team = t;
+  s->n = n;
+  rc = tw__team_accept(t);
+  if (rc != 0) {
+    tw__free(s);
+    return rc;
+  }
+  rc = tw__team_submit(t, &s->item);
+  if (rc != 0) {
+    tw__free(s);
+    tw__team_unaccept(t);
+  }
+  return rc;
+}
+
+static int tw__team_quit(tw_worker *wk) {
+  tw_team *t = (tw_team *)wk;
+  int rc = tw__gate_shut(&t->state);
+  if (rc != 0) return rc;
+  rc = tw__team_submit(t, &t->quit_step);
+  /* A foreign coordinator out of memory: stay unquit, let them retry. */
+  if (rc != 0) tw__gate_reopen(&t->state);
+  return rc;
+}
+
+int tw_team_join(tw_team *t) {
+  tw__member *m, *next;
+  if (t == NULL) return TW_EINVAL;
+  if (tw__team_inside(t)) return TW_EDEADLK;
+  if (!tw__gate_is_closed(&t->state)) return TW_EINVAL;
+  uv_mutex_lock(&t->mutex);
+  while (!t->done || t->join_state == 1) uv_cond_wait(&t->cond, &t->mutex);
+  if (t->join_state == 2) {
+    uv_mutex_unlock(&t->mutex);
+    return 0;
+  }
+  t->join_state = 1;
+  uv_mutex_unlock(&t->mutex);
+  /* Finished: every worker is retired (idle ones too, by quit_idlers) and
+   * idle; each free joins a thread that may still be leaving its last
+   * step, and the coordinator's free waits for its drainer likewise. */
+  for (m = t->retired; m != NULL; m = next) {
+    next = m->next;
+    (void)tw_worker_free(m->worker);
+    tw__free_lines(m);
+  }
+  for (m = t->idle; m != NULL; m = next) {
+    next = m->next;
+    (void)tw_worker_free(m->worker);
+    tw__free_lines(m);
+  }
+  t->retired = t->idle = NULL;
+  t->idle_n = t->busy_n = 0;
+  tw__free_lines(t->spare);
+  t->spare = NULL;
+  /* A do racing with join may still try a serial coordinator inline (and
+   * find it quit): that one is freed with the team. */
+  if (!t->direct) {
+    (void)tw_worker_free(t->coordinator);
+    t->coordinator = NULL;
+  }
+  tw__team_publish(t);
+  uv_mutex_lock(&t->mutex);
+  t->join_state = 2;
+  uv_cond_broadcast(&t->cond);
+  uv_mutex_unlock(&t->mutex);
+  return 0;
+}
+
+static int tw__team_destroy(tw_worker *wk) {
+  tw_team *t = (tw_team *)wk;
+  tw__task *task;
+  int rc;
+  if (tw__team_inside(t)) return TW_EDEADLK;
+  rc = tw__team_quit(wk);
+  if (rc != 0 && rc != TW_EALREADYQUIT) return rc;
+  (void)tw_team_join(t);
+  /* A backlog left with no worker to serve it (Twisted abandons it). */
+  while ((task = tw__team_backlog_pop(t)) != NULL) {
+    if (task->arg_free != NULL) task->arg_free(task->arg);
+    tw__team_task_release(task);
+  }
+  if (t->coordinator != NULL) (void)tw_worker_free(t->coordinator);
+  if (t->ctx_free != NULL) t->ctx_free(t->ctx);
+  uv_cond_destroy(&t->cond);
+  uv_mutex_destroy(&t->mutex);
+  tw__free_lines(t);
+  return 0;
 }
 
 /* ---- The team as a worker --------------------------------------------------- */
@@ -712,7 +1102,186 @@ int tw__team_do_room(tw_worker *wk, tw__task_room *room, tw_call_fn fn,
                           arg_free);
 }
 
-const tw_worker_vtable tw__team_vtable = {tw__team_do_work, tw__team_quit,
-                                          tw__team_destroy};
+static const tw_worker_vtable tw__team_vtable = {
+    tw__team_do_work, tw__team_quit, tw__team_destroy};
 
 int tw__is_team(const tw_worker *w) { return w->vtable == &tw__team_vtable; }
+
+/* ---- Public team functions ---------------------------------------------- */
+
+/* A team whose create ctx is released by ctx_free when the team is freed
+ * (pool()'s). */
+static int tw__team_new_ex(tw_team **out, tw_worker *coordinator,
+                    tw_team_create_fn create_worker,
+                    tw_team_log_fn log_exception, void *ctx,
+                    tw_free_fn ctx_free) {
+  tw_team *t;
+  int rc;
+  if (out == NULL || coordinator == NULL || coordinator->vtable == NULL ||
+      coordinator->vtable->do_work == NULL ||
+      coordinator->vtable->quit == NULL ||
+      coordinator->vtable->destroy == NULL || create_worker == NULL)
+    return TW_EINVAL;
+  if (coordinator->vtable == &tw__team_vtable ||
+      coordinator->vtable == &tw__uv_worker_vtable)
+    return TW_EINVAL; /* not exclusive */
+  t = tw__calloc_lines(sizeof(*t));
+  if (t == NULL) return TW_ENOMEM;
+  rc = uv_mutex_init(&t->mutex);
+  if (rc != 0) {
+    tw__free_lines(t);
+    return rc;
+  }
+  rc = uv_cond_init(&t->cond);
+  if (rc != 0) {
+    uv_mutex_destroy(&t->mutex);
+    tw__free_lines(t);
+    return rc;
+  }
+  t->base.vtable = &tw__team_vtable;
+  t->coordinator = coordinator;
+  t->create_worker = create_worker;
+  t->log_exception = log_exception;
+  t->ctx = ctx;
+  t->ctx_free = ctx_free;
+  t->coord_cls = tw__worker_class_of(coordinator);
+  t->direct = t->coord_cls == &tw__serial_worker_class;
+  atomic_init(&t->ring_head, 0);
+  atomic_init(&t->ring_tail, 0);
+  atomic_init(&t->front_busy, 0);
+  atomic_init(&t->refill_wanted, 0);
+  atomic_init(&t->state, 0);
+  atomic_init(&t->check_queued, 0);
+  atomic_init(&t->serve_queued, 0);
+  atomic_init(&t->st_idle, 0);
+  atomic_init(&t->st_busy, 0);
+  atomic_init(&t->st_backlog, 0);
+  atomic_init(&t->st_created, 0);
+  atomic_init(&t->st_seq, 0);
+  t->quit_step.ops = &tw__team_quit_ops;
+  t->check_step.ops = &tw__team_check_ops;
+  t->serve_step.ops = &tw__team_serve_ops;
+  *out = t;
+  return 0;
+}
+
+int tw_team_new(tw_team **out, tw_worker *coordinator,
+                tw_team_create_fn create_worker, tw_team_log_fn log_exception,
+                void *ctx) {
+  return tw__team_new_ex(out, coordinator, create_worker, log_exception, ctx,
+                         NULL);
+}
+
+tw_worker *tw_team_worker(tw_team *team) {
+  return team == NULL ? NULL : &team->base;
+}
+
+int tw_team_grow(tw_team *team, int n) {
+  if (n <= 0) return TW_EINVAL;
+  return tw__team_submit_step(team, &tw__team_grow_ops, n);
+}
+
+int tw_team_shrink(tw_team *team, int n) {
+  if (n <= 0) return TW_EINVAL;
+  return tw__team_submit_step(team, &tw__team_shrink_ops, n);
+}
+
+int tw_team_shrink_all(tw_team *team) {
+  return tw__team_submit_step(team, &tw__team_shrink_ops, -1);
+}
+
+int tw_team_statistics(const tw_team *team, tw_team_stats *out) {
+  /* C11 atomic loads take non-const pointers; nothing is written. */
+  tw_team *t = (tw_team *)team;
+  if (t == NULL || out == NULL) return TW_EINVAL;
+  out->idle = atomic_load_explicit(&t->st_idle, memory_order_relaxed);
+  out->busy = atomic_load_explicit(&t->st_busy, memory_order_relaxed);
+  for (;;) {
+    unsigned seq = atomic_load_explicit(&t->st_seq, memory_order_acquire);
+    if (seq & 1) {
+      sched_yield(); /* a refill is under way: a few hundred stores */
+      continue;
+    }
+    out->backlog =
+        atomic_load_explicit(&t->st_backlog, memory_order_acquire) +
+        tw__ring_count(t);
+    /* No fence needed: the loads above are acquires, so this one stays
+     * after them, and if they saw any store of the refill, its odd count
+     * happened before this read. */
+    if (atomic_load_explicit(&t->st_seq, memory_order_acquire) == seq) break;
+  }
+  out->created = atomic_load_explicit(&t->st_created, memory_order_relaxed);
+  return 0;
+}
+
+/* Coordinator-exact worker count (idle + busy), for create_worker. */
+static size_t tw__team_worker_count(const tw_team *team) {
+  return team->idle_n + team->busy_n;
+}
+
+/* ---- pool() ------------------------------------------------------------------ */
+
+typedef struct tw__pool {
+  tw_pool_limit_fn limit;
+  void *ctx;
+  tw_team *team;
+  unsigned long next_id;
+  char prefix[TW__THREAD_NAME_MAX];
+} tw__pool;
+
+/* Twisted's limitedWorkerCreator, in the coordinator. */
+static tw_worker *tw__pool_create(void *ctx) {
+  tw__pool *p = ctx;
+  char name[TW__THREAD_NAME_MAX];
+  unsigned long id;
+  int digits, keep, rc;
+  tw_worker *w;
+  if (tw__team_worker_count(p->team) >= p->limit(p->ctx)) return NULL;
+  id = ++p->next_id;
+  /* Keep the number whole: trim the prefix to fit 15 characters. */
+  digits = snprintf(NULL, 0, "%lu", id);
+  keep = (int)sizeof(name) - 2 - digits;
+  if (keep < 0) keep = 0;
+  snprintf(name, sizeof(name), "%.*s-%lu", keep, p->prefix, id);
+  rc = tw_thread_worker_new(&w, name);
+  if (rc != 0) {
+    /* Not "no more workers": work with no thread left to run it fails
+     * with rc rather than wait for ever (tw__team_step_end); a later do
+     * tries again. */
+    tw_log(TW_LOG_WARN, NULL, "pool: could not start a worker thread: %s",
+           tw_strerror(rc));
+    tw__team_create_failed(p->team, rc);
+    return NULL;
+  }
+  return w;
+}
+
+int tw_pool_new(tw_team **out, tw_pool_limit_fn current_limit, void *ctx,
+                const char *name) {
+  tw__pool *p;
+  tw_worker *coordinator;
+  tw_team *team;
+  int rc;
+  if (out == NULL || current_limit == NULL) return TW_EINVAL;
+  p = tw__calloc_lines(sizeof(*p));
+  if (p == NULL) return TW_ENOMEM;
+  p->limit = current_limit;
+  p->ctx = ctx;
+  snprintf(p->prefix, sizeof(p->prefix), "%s",
+           name != NULL ? name : "tw-worker");
+  rc = tw_serial_worker_new(&coordinator);
+  if (rc != 0) {
+    tw__free_lines(p);
+    return rc;
+  }
+  rc = tw__team_new_ex(&team, coordinator, tw__pool_create, NULL, p,
+                       tw__free_lines);
+  if (rc != 0) {
+    (void)tw_worker_free(coordinator);
+    tw__free_lines(p);
+    return rc;
+  }
+  p->team = team;
+  *out = team;
+  return 0;
+}

@@ -1,6 +1,6 @@
 /*
  * lib/worker-internal.h - what the worker sources (worker.c, serial.c,
- * team.c, team-admin.c, uvworker.c) share. Not installed.
+ * team.c, uvworker.c) and the thread pool share. Not installed.
  *
  * twuv's own workers carry work as intrusive items (tw__item): the team
  * embeds one in each task and reuses it for every hop (coordinator, worker,
@@ -63,7 +63,6 @@ extern const tw__worker_class tw__thread_worker_class;
 extern const tw__worker_class tw__lock_worker_class;
 extern const tw__worker_class tw__memory_worker_class;
 extern const tw__worker_class tw__serial_worker_class;
-extern const tw_worker_vtable tw__team_vtable;
 extern const tw_worker_vtable tw__uv_worker_vtable;
 
 /*
@@ -239,26 +238,5 @@ static inline int tw__quit_set(tw__quit *q) {
              ? 0
              : TW_EALREADYQUIT;
 }
-
-/*
- * The team's pool support (team-admin.c): a team whose create ctx is released by
- * ctx_free when the team is freed.
- */
-int tw__team_new_ex(tw_team **out, tw_worker *coordinator,
-                    tw_team_create_fn create_worker,
-                    tw_team_log_fn log_exception, void *ctx,
-                    tw_free_fn ctx_free);
-
-/* Coordinator-exact worker count (idle + busy), for create_worker. */
-size_t tw__team_worker_count(const tw_team *team);
-
-/*
- * For a create_worker (in the coordinator) that returns NULL because a
- * worker could not be made, not because of a limit: the error, so that
- * the team can fail work that no worker is left to run instead of keeping
- * it in a backlog for ever (pool()'s creator; a user's create_worker
- * cannot say, and its NULL means "no more workers", as in Twisted).
- */
-void tw__team_create_failed(tw_team *team, int err);
 
 #endif
