@@ -1112,9 +1112,9 @@ int tw__is_team(const tw_worker *w) { return w->vtable == &tw__team_vtable; }
 /* A team whose create ctx is released by ctx_free when the team is freed
  * (pool()'s). */
 static int tw__team_new_ex(tw_team **out, tw_worker *coordinator,
-                    tw_team_create_fn create_worker,
-                    tw_team_log_fn log_exception, void *ctx,
-                    tw_free_fn ctx_free) {
+                           tw_team_create_fn create_worker,
+                           tw_team_log_fn log_exception, void *ctx,
+                           tw_free_fn ctx_free) {
   tw_team *t;
   int rc;
   if (out == NULL || coordinator == NULL || coordinator->vtable == NULL ||
@@ -1128,16 +1128,9 @@ static int tw__team_new_ex(tw_team **out, tw_worker *coordinator,
   t = tw__calloc_lines(sizeof(*t));
   if (t == NULL) return TW_ENOMEM;
   rc = uv_mutex_init(&t->mutex);
-  if (rc != 0) {
-    tw__free_lines(t);
-    return rc;
-  }
+  if (rc != 0) goto fail_mutex;
   rc = uv_cond_init(&t->cond);
-  if (rc != 0) {
-    uv_mutex_destroy(&t->mutex);
-    tw__free_lines(t);
-    return rc;
-  }
+  if (rc != 0) goto fail_cond;
   t->base.vtable = &tw__team_vtable;
   t->coordinator = coordinator;
   t->create_worker = create_worker;
@@ -1163,6 +1156,11 @@ static int tw__team_new_ex(tw_team **out, tw_worker *coordinator,
   t->serve_step.ops = &tw__team_serve_ops;
   *out = t;
   return 0;
+fail_cond:
+  uv_mutex_destroy(&t->mutex);
+fail_mutex:
+  tw__free_lines(t);
+  return rc;
 }
 
 int tw_team_new(tw_team **out, tw_worker *coordinator,
@@ -1270,18 +1268,16 @@ int tw_pool_new(tw_team **out, tw_pool_limit_fn current_limit, void *ctx,
   snprintf(p->prefix, sizeof(p->prefix), "%s",
            name != NULL ? name : "tw-worker");
   rc = tw_serial_worker_new(&coordinator);
-  if (rc != 0) {
-    tw__free_lines(p);
-    return rc;
-  }
+  if (rc != 0) goto fail_coordinator;
   rc = tw__team_new_ex(&team, coordinator, tw__pool_create, NULL, p,
                        tw__free_lines);
-  if (rc != 0) {
-    (void)tw_worker_free(coordinator);
-    tw__free_lines(p);
-    return rc;
-  }
+  if (rc != 0) goto fail_team;
   p->team = team;
   *out = team;
   return 0;
+fail_team:
+  (void)tw_worker_free(coordinator);
+fail_coordinator:
+  tw__free_lines(p);
+  return rc;
 }

@@ -602,14 +602,14 @@ int tw_threadpool_new_custom(tw_threadpool **out, int min_threads,
   if (rc != 0) return rc;
   rc = create_team(&team, tw__tp_limit, tp, tp->name, ctx);
   if (rc == 0 && team == NULL) rc = TW_EINVAL;
-  if (rc != 0) {
-    tw__tp_destroy(tp);
-    return rc;
-  }
+  if (rc != 0) goto fail_team;
   tp->team = team;
   tp->worker = tw_team_worker(team);
   *out = tp;
   return 0;
+fail_team:
+  tw__tp_destroy(tp);
+  return rc;
 }
 
 int tw_threadpool_new(tw_threadpool **out, int min_threads, int max_threads,
@@ -627,12 +627,12 @@ int tw_threadpool_new_uv(tw_threadpool **out, struct uv_loop_s *loop) {
   tp->uv = 1;
   tp->loop_thread = uv_thread_self();
   rc = tw_uv_worker_new(&tp->worker, loop);
-  if (rc != 0) {
-    tw__tp_destroy(tp);
-    return rc;
-  }
+  if (rc != 0) goto fail_worker;
   *out = tp;
   return 0;
+fail_worker:
+  tw__tp_destroy(tp);
+  return rc;
 }
 
 /* ---- start, adjust_poolsize --------------------------------------------------- */

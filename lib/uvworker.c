@@ -165,10 +165,10 @@ int tw_uv_worker_new(tw_worker **out, struct uv_loop_s *loop) {
   atomic_init(&w->queued, 0);
   atomic_init(&w->state, 0);
   rc = uv_async_init(loop, &w->async, tw__uv_async_cb);
-  if (rc != 0) {
-    tw__free(w);
-    return rc;
-  }
+  if (rc != 0) goto fail_async;
   *out = &w->base;
   return 0;
+fail_async:
+  tw__free(w);
+  return rc;
 }

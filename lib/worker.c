@@ -367,10 +367,7 @@ static int tw__thread_worker_create(tw_worker **out, const char *name,
   atomic_init(&w->finished, 0);
   tw__mpsc_init(&w->q);
   rc = uv_sem_init(&w->sem, 0);
-  if (rc != 0) {
-    tw__free_lines(w);
-    return rc;
-  }
+  if (rc != 0) goto fail_sem;
   if (starter != NULL) {
     w->custom = 1;
     w->starter = *starter;
@@ -383,13 +380,14 @@ static int tw__thread_worker_create(tw_worker **out, const char *name,
                atomic_fetch_add(&tw__thread_worker_ids, 1) + 1);
     rc = uv_thread_create(&w->tid, tw__thread_body, w);
   }
-  if (rc != 0) {
-    uv_sem_destroy(&w->sem);
-    tw__free_lines(w);
-    return rc;
-  }
+  if (rc != 0) goto fail_thread;
   *out = &w->base;
   return 0;
+fail_thread:
+  uv_sem_destroy(&w->sem);
+fail_sem:
+  tw__free_lines(w);
+  return rc;
 }
 
 int tw_thread_worker_new(tw_worker **out, const char *name) {
@@ -551,16 +549,16 @@ int tw_lock_worker_new(tw_worker **out) {
   w = tw__lock_alloc();
   if (w == NULL) return TW_ENOMEM;
   rc = uv_mutex_init(&w->mutex);
-  if (rc != 0) {
-    tw__free(w);
-    return rc;
-  }
+  if (rc != 0) goto fail_mutex;
   w->own_mutex = 1;
   w->acquire = tw__mutex_acquire;
   w->release = tw__mutex_release;
   w->lock = &w->mutex;
   *out = &w->base;
   return 0;
+fail_mutex:
+  tw__free(w);
+  return rc;
 }
 
 int tw_lock_worker_new_custom(tw_worker **out, tw_call_fn acquire,
@@ -674,11 +672,11 @@ int tw_memory_worker_new(tw_worker **out) {
   w = tw__calloc(1, sizeof(*w));
   if (w == NULL) return TW_ENOMEM;
   rc = uv_mutex_init(&w->mutex);
-  if (rc != 0) {
-    tw__free(w);
-    return rc;
-  }
+  if (rc != 0) goto fail_mutex;
   w->base.vtable = &tw__memory_worker_class.vtable;
   *out = &w->base;
   return 0;
+fail_mutex:
+  tw__free(w);
+  return rc;
 }
