@@ -135,9 +135,24 @@ struct tw_team {
   /* Statistics, published by the coordinator for lock-free readers. */
   /* st_backlog: the backlog outside the ring. */
   _Atomic size_t st_idle, st_busy, st_backlog, st_created;
-  /* Odd while the coordinator moves tasks from overflow (st_backlog) into
-   * the ring (counted live): a reader who saw it change reads again, or it
-   * could count the moved tasks twice. */
+  /*
+   * The one seqlock, and all it does: keep tw_team_statistics' backlog (and
+   * so the thread pool's `queued`) from counting a task twice. The backlog
+   * is st_backlog (front and overflow, published by the coordinator) plus
+   * the ring, counted live (workers take from it without the coordinator).
+   * A refill moves tasks from overflow into the ring: a reader between the
+   * ring's new tail and the new st_backlog would see them in both. st_seq
+   * is odd during a refill; the reader (tw_team_statistics) retries until
+   * it read both figures within one even value. Writer: only
+   * tw__team_backlog_refill, two stores per refill of up to 256 tasks, none
+   * per item. The alternatives cost more where it matters: one backlog
+   * counter would take a locked decrement from every worker that takes a
+   * task from the ring (the hot path); lowering st_backlog before the move
+   * would only swap the double count for a miss (tasks counted nowhere).
+   * Kept: exact, and costs nothing per item.
+   * Tested by tests/test_team.c's
+   * statistics_never_count_a_backlogged_item_twice.
+   */
   _Atomic unsigned st_seq;
 
   tw__item quit_step;  /* Twisted's startFinishing */
