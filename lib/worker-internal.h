@@ -156,13 +156,6 @@ const tw__worker_class *tw__worker_class_of(const tw_worker *w);
  */
 int tw__worker_do_item(tw_worker *w, tw__item *item);
 
-/*
- * The do_work of the intrusive classes: wrap fn/arg/arg_free in an
- * allocated item and pass it to do_item.
- */
-int tw__class_do_work(tw_worker *w, tw_call_fn fn, void *arg,
-                      tw_free_fn arg_free);
-
 /* Log (and release) the failure pending on this thread, if any. */
 void tw__work_log_pending(const char *why);
 
@@ -176,12 +169,9 @@ tw_failure **tw__work_failure_slot(void);
 /* Log and clear *slot (which must not be NULL). */
 void tw__work_log_slot(tw_failure **slot, const char *why);
 
-/*
- * Thread names: at most 15 characters plus the NUL where the platform has
- * them. Names the calling thread; does nothing where unsupported.
- */
+/* Thread names: at most 15 characters plus the NUL where the platform
+ * has them. */
 #define TW__THREAD_NAME_MAX 16
-void tw__thread_set_name(const char *name);
 
 /*
  * Run work without mixing up failures - the one way every worker does it:

@@ -117,8 +117,12 @@ static tw__plain_item *tw__plain_new(tw_call_fn fn, void *arg,
   return p;
 }
 
-int tw__class_do_work(tw_worker *w, tw_call_fn fn, void *arg,
-                      tw_free_fn arg_free) {
+/*
+ * The do_work of the intrusive classes: wrap fn/arg/arg_free in an
+ * allocated item and pass it to do_item.
+ */
+static int tw__class_do_work(tw_worker *w, tw_call_fn fn, void *arg,
+                             tw_free_fn arg_free) {
   const tw__worker_class *cls = tw__worker_class_of(w);
   tw__plain_item *p;
   int rc;
@@ -178,7 +182,8 @@ int tw__worker_do_item(tw_worker *w, tw__item *item) {
   return rc;
 }
 
-void tw__thread_set_name(const char *name) {
+/* Name the calling thread; does nothing where unsupported. */
+static void tw__thread_set_name(const char *name) {
 #if defined(__linux__)
   char buf[TW__THREAD_NAME_MAX];
   snprintf(buf, sizeof(buf), "%s", name);
