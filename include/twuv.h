@@ -20,5 +20,6 @@
 #include "twuv/reactor.h"
 #include "twuv/threadpool.h"
 #include "twuv/threads.h"
+#include "twuv/resolve.h"
 
 #endif /* TWUV_H */

@@ -1,9 +1,10 @@
 /*
- * lib/reactor-events.c - system event triggers (Twisted's _ThreePhaseEvent
- * and the reactor's add/remove/fireSystemEvent), and the lifetime of the
- * reactor's libuv handles.
+ * lib/reactor-events.c - system event triggers: Twisted's _ThreePhaseEvent
+ * and the reactor's add/remove/fireSystemEvent, callWhenRunning, and the
+ * before-phase Deferreds an event waits for. (The reactor's libuv handles,
+ * and its startup and shutdown themselves, are reactor.c's.)
  */
-#include "reactor-internal.h"
+#include "reactor-struct.h"
 
 #include <string.h>
 

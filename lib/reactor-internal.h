@@ -1,23 +1,27 @@
 /*
- * lib/reactor-internal.h - the reactor's state, shared by reactor.c (loop,
- * run/stop, call_from_thread) and reactor-events.c (system event triggers,
- * handle lifetime). The threads module reaches the reactor through it too.
+ * lib/reactor-internal.h - what the rest of the library may ask of a
+ * reactor. The layout of struct tw_reactor is the reactor's own
+ * (lib/reactor-struct.h, included by reactor.c, reactor-events.c and
+ * reactor-children.c only): other modules go through these functions and
+ * the public ones in reactor.h.
+ *
+ *   call_from_thread with the caller's node    threads.c (job results)
+ *   gone, flags, the pool slot                 threads.c (the reactor's pool)
+ *   children: add / park / done                threads.c (pool, blocked
+ *                                              callers, foreign jobs),
+ *                                              resolve.c (lookups); next the
+ *                                              networking layer's transports
+ *                                              and ports
  */
 #ifndef TWUV_REACTOR_INTERNAL_H
 #define TWUV_REACTOR_INTERNAL_H
 
-#include <stdatomic.h>
-#include <pthread.h>
-#include <uv.h>
+#include <twuv/reactor.h>
+#include <twuv/threadpool.h>
 
-#include "tnode.h"
-#include "clock-internal.h"
-#include "internal.h"
 #include "mpsc.h"
 
-/* call_from_thread queue word: count of accepted calls + closed flag. */
-#define TW__QUEUE_CLOSED (UINT64_C(1) << 63)
-#define TW__QUEUE_COUNT (TW__QUEUE_CLOSED - 1)
+/* ---- call_from_thread with the caller's memory ---------------------------- */
 
 /* One call_from_thread call; carved from the producer's slab (tnode.h),
  * or embedded in the caller's object (ext). */
@@ -38,143 +42,133 @@ int tw__reactor_call_from_thread_node(tw_reactor *r, tw__call_node *call,
                                       tw_call_fn fn, void *arg,
                                       tw_free_fn arg_free);
 
-/*
- * A thread blocked in the reactor's name (tw_blocking_call_from_thread).
- * The reactor releases every waiter - calls release(w) under its waiter
- * lock - as soon as it stops running (stop requested, crash, free).
- */
-typedef struct tw__reactor_waiter {
-  struct tw__reactor_waiter *next;
-  struct tw__reactor_waiter **pprev;
-  void (*release)(struct tw__reactor_waiter *w);
-} tw__reactor_waiter;
+/* ---- state other modules need --------------------------------------------- */
 
 /*
- * Cleanup that must run on the loop thread but arrives from another thread
- * after the reactor stopped for good (its call_from_thread queue is closed):
- * parked here, run by tw_reactor_free. Embedded in the object it cleans up,
- * so parking never allocates.
+ * 1 when work submitted now could never come back: the reactor stopped for
+ * good (past the "during shutdown" crash of a stop: its pool is being or
+ * has been joined and it cannot run again), its call_from_thread queue is
+ * closed, or tw_reactor_free is under way. Loop thread.
  */
-typedef struct tw__reactor_parked {
-  struct tw__reactor_parked *next;
-  tw_call_fn fn;
-  void *arg;
-} tw__reactor_parked;
+int tw__reactor_gone(const tw_reactor *r);
 
-typedef struct tw__trigger tw__trigger;
-typedef struct tw__event tw__event;
+/* The flags r was created with (TW_REACTOR_*). Any thread. */
+unsigned tw__reactor_flags(const tw_reactor *r);
 
-struct tw_reactor {
-  /* The thread that created the reactor: its loop thread for life, set once
-   * before the reactor is handed to anyone, so read without atomics. Kept
-   * with the loop-thread state, off the producers' cache line: every
-   * loop-only call compares it. */
-  uv_thread_t loop_thread;
-  uv_loop_t *loop;
-  uv_loop_t *own_loop; /* allocated by us, or NULL (hosted) */
-  unsigned flags;
+/*
+ * The reactor's thread pool slot (threads.c creates, starts, stops and
+ * frees the pool; the reactor only keeps the pointer). NULL when there is
+ * none. Loop thread.
+ */
+tw_threadpool *tw__reactor_pool(const tw_reactor *r);
+void tw__reactor_set_pool(tw_reactor *r, tw_threadpool *tp);
 
-  /* Cross-thread queue: any thread pushes, the loop thread drains. Padded
-   * away from the loop-thread state around it to avoid false sharing
-   * (padding, not _Alignas: the struct comes from malloc, which promises
-   * no more than 16-byte alignment). */
-  char pad_before[64];
-  _Atomic uint64_t queued;
-  tw__mpsc queue;
-  char pad_after[64];
+/* ---- children ----------------------------------------------------------------
+ *
+ * Everything the reactor owns or must wait for before its memory can go
+ * registers here, in one list (the shape of libuv's handle queue walked by
+ * uv_walk + uv_close, or nng's reaper): a tw__child embedded in the owning
+ * object, with an ops table whose close the reactor calls, and
+ * tw__reactor_child_done - the "closed" callback - once the close has
+ * completed, synchronously or later (a uv_close callback). docs/design.md,
+ * "Reactor children", has the whole story.
+ *
+ * Walks go from the newest child to the oldest (destructor order: what was
+ * made later, often by or on top of an older child - a job on the pool, a
+ * connection on a port - closes first).
+ */
 
-  uv_async_t async;
-  uv_timer_t timer;
-  uv_check_t check;
-  uv_idle_t idle;
-  uv_signal_t sigint;
-  uv_signal_t sigterm;
-  int open_handles; /* closes still to complete */
-
-  tw_clock clock;
-  double armed_deadline; /* the timer's deadline, NaN when not armed */
-
-  /* Twisted's ReactorBase state (loop thread only). */
-  int started;        /* _started */
-  int running;        /* running */
-  int stopped;        /* _stopped */
-  int just_stopped;   /* _justStopped */
-  int started_before; /* _startedBefore */
-
-  int in_run;         /* inside tw_reactor_run's uv_run */
-  int in_iterate;     /* inside an iteration (its callbacks) */
-  int manual_iterate; /* inside tw_reactor_iterate */
-  int closing;        /* tw_reactor_free under way */
-  int draining;       /* running queued thread calls */
-  int need_really_start; /* crash could not re-add the startup trigger */
-  int close_pending;  /* the queue must close once the drain ends */
-  int queue_closed;   /* queued has TW__QUEUE_CLOSED (read here instead:
-                         that word's line is the producers') */
-
-  tw__event *events;
-  uint64_t next_trigger_id;
-
-  /* Threads blocked in tw_blocking_call_from_thread (threads.c). */
-  uv_mutex_t waiters_lock;
-  uv_cond_t waiters_gone;
-  tw__reactor_waiter *waiters;
-  int waiters_inside; /* threads inside tw__reactor_enter/leave_blocking */
-  int live;           /* blocking calls allowed: from creation (they wait
-                         for the first run) until stop, crash or free;
-                         again when a crashed reactor runs */
-  tw__reactor_parked *parked; /* under waiters_lock */
-
-  /* Work in flight that will call back into the reactor from another
-   * thread (defer_to_thread_pool jobs on a pool the reactor does not own):
-   * free refuses with TW_EBUSY until it is done. */
-  _Atomic long busy_refs;
-
-  /* The reactor's thread pool (threads.c), created on first use. */
-  tw_threadpool *pool;
-  tw_trigger_id pool_start_id;
-  void (*pool_free)(tw_reactor *r); /* frees pool at reactor free */
+/* Why close is called. */
+enum {
+  /* The reactor stopped running: tw_reactor_stop (when the stop is
+   * requested), tw_reactor_crash (once for both: the stop's own crash
+   * tells nobody again). Only children flagged TW__CHILD_HALT are told; a
+   * child may hear it again after the reactor ran again (crash, run,
+   * stop). */
+  TW__CLOSE_HALT = 1,
+  /* tw_reactor_free: every child; the last close a child gets. */
+  TW__CLOSE_FREE = 2
 };
 
-/*
- * 1 on the reactor's loop thread. Inline and cheap (pthread_self and a
- * compare, ~5 instructions; 12 through the clock's check hook), so every
- * build checks: measured with callgrind on bench_call_later, the
- * out-of-line check through libuv cost ~27 instructions per check (~5% of a
- * call_later + cancel; now ~2%, within the benchmarks' noise).
- */
-_Static_assert(sizeof(uv_thread_t) == sizeof(pthread_t),
-               "uv_thread_t is pthread_t on POSIX");
-static inline int tw__reactor_on_loop_thread(const tw_reactor *r) {
-  return pthread_equal(pthread_self(), r->loop_thread);
+/* Flags the owner sets before adding the child (tw__child_init). */
+enum {
+  /* Closed on halt (above), and refused by tw__reactor_child_add while the
+   * reactor is halted (TW_ESHUTDOWN): threads blocked on the reactor. */
+  TW__CHILD_HALT = 1u << 0,
+  /* Busy: completes on its own, elsewhere (a libuv request, work on a pool
+   * the reactor does not own), and cannot be hurried. tw_reactor_free
+   * refuses with TW_EBUSY while a busy child is registered, before it
+   * changes anything - as uv_loop_close refuses with UV_EBUSY while
+   * requests are active. tw__reactor_child_park clears it. */
+  TW__CHILD_BUSY = 1u << 1,
+  /* Finishes closing from a callback of the reactor's loop (a uv_close
+   * callback, a request's callback): tw_reactor_free runs its own loop
+   * until such children are done; on a hosted loop, the reactor's memory
+   * goes with the last of them, after free returned (as it goes with the
+   * close callbacks of its own handles). */
+  TW__CHILD_ON_LOOP = 1u << 2,
+  TW__CHILD_OWNER_FLAGS = (1u << 3) - 1
+};
+
+typedef struct tw__child tw__child;
+
+typedef struct tw__child_ops {
+  /*
+   * Start closing c; why is TW__CLOSE_HALT or TW__CLOSE_FREE. On the loop
+   * thread, without any reactor lock held: it may join threads, uv_close
+   * handles, run user callbacks. Once the close has completed - inside
+   * close, or later from a callback - the owner calls
+   * tw__reactor_child_done(r, c) and may then free c. Until then the reactor
+   * keeps c pinned: a done from another thread waits for close to return.
+   * Called at most once with TW__CLOSE_FREE; a child still registered may
+   * get TW__CLOSE_HALT more than once.
+   */
+  void (*close)(tw__child *c, int why);
+} tw__child_ops;
+
+/* Embedded in the owner; fields are the reactor's once added. 32 bytes:
+ * a defer_to_thread job carries one in its 440-byte node. */
+struct tw__child {
+  tw__child *next, *prev;
+  const tw__child_ops *ops;
+  unsigned flags; /* the owner's TW__CHILD_* above, and the registry's */
+};
+
+_Static_assert(sizeof(tw__child) <= 4 * sizeof(void *),
+               "a child is four words");
+
+static inline void tw__child_init(tw__child *c, const tw__child_ops *ops,
+                                  unsigned flags) {
+  c->next = c->prev = NULL;
+  c->ops = ops;
+  c->flags = flags & TW__CHILD_OWNER_FLAGS;
 }
 
 /*
- * The guard of every loop-thread-only function: return err when called off
- * the loop thread. In every build (it used to need -Dthread_checks).
+ * Register c with r. TW_ESHUTDOWN once tw_reactor_free is under way, and
+ * for a TW__CHILD_HALT child while the reactor is halted (stopped or
+ * crashed; it is live from creation, waiting for the first run, and again
+ * while a crashed reactor runs). Any thread.
  */
-#define TW__LOOP_ONLY(r, err)                                  \
-  do {                                                         \
-    if (TW__UNLIKELY(!tw__reactor_on_loop_thread(r))) return (err); \
-  } while (0)
-void tw__reactor_shutdown_done(tw_reactor *r);
+int tw__reactor_child_add(tw_reactor *r, tw__child *c);
 
 /*
- * Blocking callers: enter registers w (TW_ESHUTDOWN once the reactor was
- * stopped, crashed or is being freed; before the first run it is accepted
- * and waits); leave unregisters it if still registered. A thread between the
- * two keeps tw_reactor_free waiting, so a released waiter may still touch
- * the reactor until it leaves. Any thread.
+ * c holds something only the loop thread may release (a result the
+ * reactor's queue refused: it closed): keep it for tw_reactor_free, whose
+ * close(TW__CLOSE_FREE) hands it over. c may be registered (it stops being
+ * busy) or not (it is added; never refused - the caller's work is held by
+ * a registered child, so free has not finished). Any thread.
  */
-int tw__reactor_enter_blocking(tw_reactor *r, tw__reactor_waiter *w);
-void tw__reactor_leave_blocking(tw_reactor *r, tw__reactor_waiter *w);
+void tw__reactor_child_park(tw_reactor *r, tw__child *c);
 
-/* Park p (fn, arg set by the caller) for tw_reactor_free. Any thread. */
-void tw__reactor_park(tw_reactor *r, tw__reactor_parked *p);
+/*
+ * c finished closing (or has nothing left the reactor must wait for):
+ * unregister it. After this the owner may free c, and - from another
+ * thread - must not touch the reactor again. Any thread.
+ */
+void tw__reactor_child_done(tw_reactor *r, tw__child *c);
 
-/* reactor-events.c */
-int tw__reactor_add_internal_trigger(tw_reactor *r, tw_phase phase,
-                                     const char *event_type, tw_result_fn fn);
-void tw__reactor_fire(tw_reactor *r, const char *event_type);
-void tw__reactor_destroy_events(tw_reactor *r);
+/* For white-box tests: calls counted in the call_from_thread queue. */
+uint64_t tw__reactor_calls_queued(tw_reactor *r);
 
 #endif

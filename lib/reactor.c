@@ -12,7 +12,7 @@
  *   idle   started only when the next iteration must not block in poll
  *          (queued thread calls left over, a pending stop, a fired timer)
  */
-#include "reactor-internal.h"
+#include "reactor-struct.h"
 
 #include <math.h>
 #include <sched.h>
@@ -239,71 +239,6 @@ static void tw__reactor_quiesce_queue(tw_reactor *r) {
     sched_yield();
 }
 
-/* ---- blocking callers --------------------------------------------------- */
-
-int tw__reactor_enter_blocking(tw_reactor *r, tw__reactor_waiter *w) {
-  uv_mutex_lock(&r->waiters_lock);
-  if (!r->live) {
-    uv_mutex_unlock(&r->waiters_lock);
-    return TW_ESHUTDOWN;
-  }
-  w->next = r->waiters;
-  w->pprev = &r->waiters;
-  if (r->waiters != NULL) r->waiters->pprev = &w->next;
-  r->waiters = w;
-  r->waiters_inside++;
-  uv_mutex_unlock(&r->waiters_lock);
-  return 0;
-}
-
-static void tw__waiter_unlink(tw__reactor_waiter *w) {
-  if (w->pprev == NULL) return;
-  *w->pprev = w->next;
-  if (w->next != NULL) w->next->pprev = w->pprev;
-  w->next = NULL;
-  w->pprev = NULL;
-}
-
-void tw__reactor_leave_blocking(tw_reactor *r, tw__reactor_waiter *w) {
-  uv_mutex_lock(&r->waiters_lock);
-  tw__waiter_unlink(w);
-  /* After this the waiter's thread must not touch r: free may proceed. */
-  if (--r->waiters_inside == 0) uv_cond_broadcast(&r->waiters_gone);
-  uv_mutex_unlock(&r->waiters_lock);
-}
-
-void tw__reactor_park(tw_reactor *r, tw__reactor_parked *p) {
-  uv_mutex_lock(&r->waiters_lock);
-  p->next = r->parked;
-  r->parked = p;
-  uv_mutex_unlock(&r->waiters_lock);
-}
-
-static void tw__reactor_run_parked(tw_reactor *r) {
-  tw__reactor_parked *p;
-  uv_mutex_lock(&r->waiters_lock);
-  p = r->parked;
-  r->parked = NULL;
-  uv_mutex_unlock(&r->waiters_lock);
-  while (p != NULL) {
-    tw__reactor_parked *next = p->next; /* fn may free p */
-    p->fn(p->arg);
-    p = next;
-  }
-}
-
-/* The reactor stops running: refuse new blocking calls, release the rest. */
-static void tw__reactor_release_waiters(tw_reactor *r) {
-  uv_mutex_lock(&r->waiters_lock);
-  r->live = 0;
-  while (r->waiters != NULL) {
-    tw__reactor_waiter *w = r->waiters;
-    tw__waiter_unlink(w);
-    w->release(w);
-  }
-  uv_mutex_unlock(&r->waiters_lock);
-}
-
 /* ---- the iteration -------------------------------------------------------- */
 
 /* Twisted's runUntilCurrent. */
@@ -340,9 +275,7 @@ static void tw__reactor_check_cb(uv_check_t *h) {
 static tw_result tw__really_start_running(void *arg) {
   tw_reactor *r = arg;
   r->running = 1;
-  uv_mutex_lock(&r->waiters_lock);
-  r->live = 1;
-  uv_mutex_unlock(&r->waiters_lock);
+  tw__reactor_children_live(r);
   if (r->flags & TW_REACTOR_SIGNALS) {
     uv_signal_start(&r->sigint, tw__reactor_signal_cb, SIGINT);
     uv_signal_start(&r->sigterm, tw__reactor_signal_cb, SIGTERM);
@@ -366,7 +299,7 @@ static int tw__reactor_add_really_start(tw_reactor *r) {
 static void tw__reactor_do_crash(tw_reactor *r) {
   r->started = 0;
   r->running = 0;
-  tw__reactor_release_waiters(r);
+  tw__reactor_children_halt(r);
   uv_unref((uv_handle_t *)&r->async);
   if (r->flags & TW_REACTOR_SIGNALS) {
     uv_signal_stop(&r->sigint);
@@ -452,7 +385,7 @@ int tw_reactor_stop(tw_reactor *r) {
   r->started_before = 1;
   /* Shutdown starts: threads blocked on the reactor get TW_ESHUTDOWN now
    * rather than a result that may never come. */
-  tw__reactor_release_waiters(r);
+  tw__reactor_children_halt(r);
   tw__reactor_wake(r);
   return 0;
 }
@@ -512,6 +445,18 @@ int tw_reactor_iterate(tw_reactor *r, double delay) {
   return 0;
 }
 
+/* ---- for other modules (reactor-internal.h) -------------------------------- */
+
+int tw__reactor_gone(const tw_reactor *r) {
+  return (r->started_before && !r->started) || r->queue_closed || r->closing;
+}
+
+unsigned tw__reactor_flags(const tw_reactor *r) { return r->flags; }
+
+tw_threadpool *tw__reactor_pool(const tw_reactor *r) { return r->pool; }
+
+void tw__reactor_set_pool(tw_reactor *r, tw_threadpool *tp) { r->pool = tp; }
+
 /* ---- time API -------------------------------------------------------------- */
 
 tw_clock *tw_reactor_clock(tw_reactor *r) { return r ? &r->clock : NULL; }
@@ -536,9 +481,16 @@ int tw_reactor_call_later(tw_reactor *r, double delay, tw_call_fn fn,
 
 /* ---- handles ------------------------------------------------------------ */
 
+void tw__reactor_maybe_release(tw_reactor *r) {
+  if (r->open_handles > 0 || r->children != NULL) return;
+  tw__reactor_children_destroy(r);
+  tw__free(r);
+}
+
 static void tw__handle_closed(uv_handle_t *h) {
   tw_reactor *r = h->data;
-  if (--r->open_handles == 0 && r->own_loop == NULL) tw__free(r);
+  if (--r->open_handles == 0 && r->own_loop == NULL)
+    tw__reactor_maybe_release(r);
 }
 
 static void tw__open(tw_reactor *r, uv_handle_t *h) {
@@ -573,18 +525,15 @@ static void tw__close(uv_handle_t *h) {
   if (h->data != NULL && !uv_is_closing(h)) uv_close(h, tw__handle_closed);
 }
 
+/*
+ * Close the reactor's handles; its memory (and our loop's) goes once their
+ * close callbacks ran - here on our loop, from the host's loop otherwise -
+ * and its children are done (tw__reactor_maybe_release).
+ */
 static void tw__reactor_close_handles(tw_reactor *r) {
   uv_loop_t *own = r->own_loop;
   int err;
   r->closing = 1;
-  if (r->open_handles == 0) {
-    if (own != NULL) {
-      uv_loop_close(own);
-      tw__free(own);
-    }
-    tw__free(r);
-    return;
-  }
   tw__close((uv_handle_t *)&r->async);
   tw__close((uv_handle_t *)&r->timer);
   tw__close((uv_handle_t *)&r->check);
@@ -593,7 +542,11 @@ static void tw__reactor_close_handles(tw_reactor *r) {
     tw__close((uv_handle_t *)&r->sigint);
     tw__close((uv_handle_t *)&r->sigterm);
   }
-  if (own == NULL) return; /* the host's loop runs the close callbacks */
+  if (own == NULL) {
+    /* The host's loop runs the close callbacks. */
+    tw__reactor_maybe_release(r);
+    return;
+  }
   while (r->open_handles > 0) uv_run(own, UV_RUN_NOWAIT);
   err = uv_loop_close(own);
   if (err == 0) {
@@ -606,7 +559,7 @@ static void tw__reactor_close_handles(tw_reactor *r) {
                "loop (%s); the loop is not freed",
                tw_err_name(err));
   }
-  tw__free(r);
+  tw__reactor_maybe_release(r);
 }
 
 /* ---- creation and destruction ------------------------------------------------ */
@@ -619,17 +572,24 @@ static void tw__default_init(void) {
   if (uv_mutex_init(&tw__default_mutex) != 0) abort();
 }
 
+/*
+ * One unwinding ladder (libuv's style): each label undoes one step and
+ * falls through to the ones before it. The handles are the exception that
+ * cannot fall through: once one is open, its close callback owns the
+ * memory (tw__reactor_close_handles frees r, and our loop, now or from the
+ * host's loop).
+ */
 int tw_reactor_new(tw_reactor **out, struct uv_loop_s *loop, unsigned flags) {
   tw_reactor *r;
   int err;
   if (out == NULL) return TW_EINVAL;
   *out = NULL;
   if (flags & ~(TW_REACTOR_SIGNALS | TW_REACTOR_UV_POOL)) return TW_EINVAL;
+  err = TW_ENOMEM;
   r = tw__calloc(1, sizeof(*r));
-  if (r == NULL) return TW_ENOMEM;
+  if (r == NULL) goto fail;
   r->flags = flags;
   if (loop == NULL) {
-    err = TW_ENOMEM;
     r->own_loop = tw__malloc(sizeof(*r->own_loop));
     if (r->own_loop == NULL) goto fail_reactor;
     if ((err = uv_loop_init(r->own_loop)) != 0) goto fail_loop_memory;
@@ -643,39 +603,33 @@ int tw_reactor_new(tw_reactor **out, struct uv_loop_s *loop, unsigned flags) {
   atomic_init(&r->queued, 0);
   tw__set_loop_thread(r);
   r->next_trigger_id = 1;
-  atomic_init(&r->busy_refs, 0);
-  if ((err = uv_mutex_init(&r->waiters_lock)) != 0) goto fail_loop;
-  if ((err = uv_cond_init(&r->waiters_gone)) != 0) goto fail_mutex;
   /* Blocking calls made before the first run wait for it, as Twisted's
-   * blockingCallFromThread does (its callFromThread queues until run). */
-  r->live = 1;
-
+   * blockingCallFromThread does (its callFromThread queues until run):
+   * the reactor is not halted (calloc). */
+  if ((err = tw__reactor_children_init(r)) != 0) goto fail_loop;
   /* Twisted's __init__ triggers, in its order. */
-  err = tw__reactor_add_really_start(r);
-  if (err == 0)
-    err = tw__reactor_add_internal_trigger(r, TW_PHASE_DURING, "shutdown",
-                                           tw__reactor_shutdown_crash);
-  if (err == 0) err = tw__reactor_init_handles(r);
-  if (err != 0) {
-    /* Closes whatever was opened; frees r (and our loop) now, or - on a
-     * hosted loop with handles opened - from their close callbacks. */
-    tw__reactor_destroy_events(r);
-    uv_cond_destroy(&r->waiters_gone);
-    uv_mutex_destroy(&r->waiters_lock);
-    tw__reactor_close_handles(r);
-    return err;
-  }
+  if ((err = tw__reactor_add_really_start(r)) != 0) goto fail_triggers;
+  if ((err = tw__reactor_add_internal_trigger(r, TW_PHASE_DURING, "shutdown",
+                                              tw__reactor_shutdown_crash)) != 0)
+    goto fail_triggers;
+  if ((err = tw__reactor_init_handles(r)) != 0) goto fail_handles;
   *out = r;
   return 0;
 
-fail_mutex:
-  uv_mutex_destroy(&r->waiters_lock);
+fail_handles:
+  tw__reactor_destroy_events(r);
+  tw__reactor_close_handles(r);
+  return err;
+fail_triggers:
+  tw__reactor_destroy_events(r);
+  tw__reactor_children_destroy(r);
 fail_loop:
   if (r->own_loop != NULL) uv_loop_close(r->own_loop);
 fail_loop_memory:
   tw__free(r->own_loop);
 fail_reactor:
   tw__free(r);
+fail:
   return err;
 }
 
@@ -698,10 +652,10 @@ int tw_reactor_free(tw_reactor *r) {
   if (r->closing || r->in_run || r->in_iterate || r->manual_iterate ||
       r->started)
     return TW_EBUSY;
-  /* Jobs on a pool we do not own (and lookups in flight) would call back
-   * into freed memory. Checked before anything changes. */
-  if (atomic_load_explicit(&r->busy_refs, memory_order_acquire) > 0)
-    return TW_EBUSY;
+  /* Busy children (jobs on a pool we do not own, lookups in flight) would
+   * call back into freed memory. Checked before anything changes; from here
+   * on children are refused. */
+  if (tw__reactor_children_close(r) != 0) return TW_EBUSY;
   /* From here on the reactor is going away: run/iterate/free and new
    * triggers are refused, and so is call_later (TW_ESHUTDOWN, as clock.h
    * says) - also from the arg_frees below that run before the clock's own
@@ -713,21 +667,18 @@ int tw_reactor_free(tw_reactor *r) {
   if (tw__default_reactor == r) tw__default_reactor = NULL;
   uv_mutex_unlock(&tw__default_mutex);
 
-  /* Released blocking callers may still be on their way out. */
-  tw__reactor_release_waiters(r);
-  uv_mutex_lock(&r->waiters_lock);
-  while (r->waiters_inside > 0) uv_cond_wait(&r->waiters_gone, &r->waiters_lock);
-  uv_mutex_unlock(&r->waiters_lock);
-  /* A pool that never ran joins here; its jobs hand their results back
-   * through the queue or the parked list, both handled below. */
-  if (r->pool_free != NULL) r->pool_free(r);
+  /* No more thread calls: those queued are dropped (their arg_free runs:
+   * a job's tells its Deferred the result is lost). */
   tw__reactor_close_queue(r);
+  /* Then the children, newest first: blocked callers are released (and
+   * waited for), the pool is joined (results its jobs hand back now are
+   * refused by the queue and parked: handed over by another pass), parked
+   * results are handed over. */
+  (void)tw__reactor_children_free(r);
   tw__reactor_quiesce_queue(r);
-  tw__reactor_run_parked(r);
   tw__reactor_destroy_events(r);
   tw__clock_destroy(&r->clock);
-  uv_cond_destroy(&r->waiters_gone);
-  uv_mutex_destroy(&r->waiters_lock);
-  tw__reactor_close_handles(r); /* frees r once every close callback ran */
+  /* Frees r once every close callback ran and every child is done. */
+  tw__reactor_close_handles(r);
   return 0;
 }

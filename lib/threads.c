@@ -1,14 +1,15 @@
 /*
  * lib/threads.c - the reactor's thread pool, defer_to_thread,
- * call_multiple_in_thread, blocking_call_from_thread and resolve
- * (threads.h).
+ * call_multiple_in_thread and blocking_call_from_thread (threads.h).
  *
  * Everything that crosses threads goes through the two thread-safe doors:
  * tw_threadpool_call_in_thread_with_callback (loop -> pool) and
  * tw_reactor_call_from_thread (pool -> loop), or their forms with the
  * caller's memory for defer_to_thread's jobs (tw__threadpool_submit_ext,
  * tw__reactor_call_from_thread_node). Deferreds are only ever touched on
- * the loop thread.
+ * the loop thread. The reactor is reached through reactor-internal.h only:
+ * its pool, blocked callers and results it must hand over at free are its
+ * children (docs/design.md, "Reactor children").
  */
 #include "defer-internal.h"
 #include "reactor-internal.h"
@@ -17,23 +18,30 @@
 
 #include <math.h>
 #include <string.h>
-
-/*
- * Stopped for good: past the "during shutdown" crash of a stop (the pool is
- * being or has been joined, and the reactor cannot run again), or its queue
- * to the loop is closed. Work submitted now could never come back.
- */
-static int tw__reactor_gone(tw_reactor *r) {
-  return (r->started_before && !r->started) || r->queue_closed;
-}
+#include <uv.h>
 
 /* ---- the reactor's pool --------------------------------------------------- */
+
+/*
+ * The reactor's pool, as one of its children: stopped by its own "during
+ * shutdown" trigger (Twisted's _stopThreadPool, added when the pool is
+ * made, so that it runs among the other during-shutdown triggers where
+ * Twisted's does), or by tw_reactor_free (close) if the reactor never got
+ * that far.
+ */
+typedef struct tw__pool_child {
+  tw__child child; /* first */
+  tw_reactor *r;
+  tw_threadpool *tp;
+  tw_trigger_id start_id; /* the "after startup" start, until it ran */
+  tw_trigger_id stop_id;  /* the "during shutdown" stop, until it ran */
+} tw__pool_child;
 
 /* Only the reactor stops and frees its pool, on its loop thread (the one
  * driving the loop now: for a uv pool, not necessarily the one it was
  * made on). */
 static int tw__reactor_owns_pool(void *r) {
-  return tw__reactor_on_loop_thread(r);
+  return tw_reactor_in_loop_thread(r);
 }
 
 static int tw__pool_releasing(void *r) {
@@ -42,75 +50,107 @@ static int tw__pool_releasing(void *r) {
 }
 
 static tw_result tw__pool_start(void *arg) {
-  tw_reactor *r = arg;
-  r->pool_start_id = 0;
-  if (r->pool != NULL) (void)tw_threadpool_start(r->pool);
+  tw__pool_child *rp = arg;
+  rp->start_id = 0;
+  (void)tw_threadpool_start(rp->tp);
   return tw_result_none();
 }
 
-/* Forget the pool, then stop it (joining its threads) and free it. */
-static void tw__pool_release(tw_reactor *r) {
-  tw_threadpool *tp = r->pool;
-  if (tp == NULL) return;
-  if (r->pool_start_id != 0) {
-    (void)tw_reactor_remove_system_event_trigger(r, r->pool_start_id);
-    r->pool_start_id = 0;
-  }
-  r->pool = NULL;
-  r->pool_free = NULL;
+/* Forget the pool, stop it (joining its threads), free it; the child is
+ * done. */
+static void tw__pool_release(tw__pool_child *rp) {
+  tw_reactor *r = rp->r;
+  tw_threadpool *tp = rp->tp;
+  /* Neither trigger may run with rp gone (the one running now was taken
+   * off its list already: TW_ENOENT). */
+  if (rp->start_id != 0)
+    (void)tw_reactor_remove_system_event_trigger(r, rp->start_id);
+  if (rp->stop_id != 0)
+    (void)tw_reactor_remove_system_event_trigger(r, rp->stop_id);
+  tw__reactor_set_pool(r, NULL);
   /* Ours to free from here (the loop thread, unless the caller broke
    * that rule: even then, leaving its threads running would be worse). */
   tw__threadpool_own(tp, tw__pool_releasing, r);
-  /* Finished jobs queue their results to the loop meanwhile; the shutdown
-   * (or free) that called us hands those to their cleanup path. */
+  /* Finished jobs hand their results to the loop meanwhile: queued (the
+   * shutdown's queue closes after this trigger), or parked once the queue
+   * is closed (free): either way their cleanup path runs. */
   (void)tw_threadpool_free(tp);
+  tw__reactor_child_done(r, &rp->child);
+  tw__free(rp);
 }
 
 /* Twisted's _stopThreadPool, a "during shutdown" trigger. */
 static tw_result tw__pool_stop(void *arg) {
-  tw__pool_release(arg);
+  tw__pool_child *rp = arg;
+  rp->stop_id = 0;
+  tw__pool_release(rp);
   return tw_result_none();
 }
 
+/* The reactor is being freed before its shutdown stopped the pool. */
+static void tw__pool_close(tw__child *c, int why) {
+  (void)why; /* TW__CLOSE_FREE: not a TW__CHILD_HALT child */
+  tw__pool_release((tw__pool_child *)c);
+}
+
+static const tw__child_ops tw__pool_ops = {tw__pool_close};
+
 tw_threadpool *tw_reactor_get_thread_pool(tw_reactor *r) {
+  tw__pool_child *rp;
   tw_threadpool *tp;
-  tw_trigger_id start_id = 0;
   int err;
   if (r == NULL) return NULL;
-  TW__LOOP_ONLY(r, NULL);
-  if (r->pool != NULL) return r->pool;
+  if (!tw_reactor_in_loop_thread(r)) return NULL;
+  tp = tw__reactor_pool(r);
+  if (tp != NULL) return tp;
   if (tw__reactor_gone(r)) return NULL;
-  err = (r->flags & TW_REACTOR_UV_POOL) ? tw_threadpool_new_uv(&tp, r->loop)
-                                        : tw_threadpool_new(&tp, 0, 10, "tw-pool");
-  if (err != 0) return NULL;
+  rp = tw__malloc(sizeof(*rp));
+  if (rp == NULL) return NULL;
+  tw__child_init(&rp->child, &tw__pool_ops, 0);
+  rp->r = r;
+  rp->start_id = 0;
+  rp->stop_id = 0;
+  err = (tw__reactor_flags(r) & TW_REACTOR_UV_POOL)
+            ? tw_threadpool_new_uv(&tp, tw_reactor_loop(r))
+            : tw_threadpool_new(&tp, 0, 10, "tw-pool");
+  if (err != 0) goto fail_child;
+  rp->tp = tp;
   tw__threadpool_own(tp, tw__reactor_owns_pool, r);
   /* The stop trigger first: if the start cannot be arranged, nothing is
    * left half-registered. */
-  if (tw__reactor_add_internal_trigger(r, TW_PHASE_DURING, "shutdown",
-                                       tw__pool_stop) != 0) {
-    tw_threadpool_free(tp);
-    return NULL;
-  }
-  if (r->running) {
+  if (tw_reactor_add_system_event_trigger(r, TW_PHASE_DURING, "shutdown",
+                                          tw__pool_stop, rp, NULL,
+                                          &rp->stop_id) != 0)
+    goto fail_pool;
+  if (tw_reactor_running(r) == 1) {
     (void)tw_threadpool_start(tp);
   } else if (tw_reactor_add_system_event_trigger(r, TW_PHASE_AFTER, "startup",
-                                                 tw__pool_start, r, NULL,
-                                                 &start_id) != 0) {
-    /* The stop trigger stays; with no pool it does nothing. */
-    tw_threadpool_free(tp);
-    return NULL;
+                                                 tw__pool_start, rp, NULL,
+                                                 &rp->start_id) != 0) {
+    goto fail_stop;
   }
-  r->pool = tp;
-  r->pool_start_id = start_id;
-  r->pool_free = tw__pool_release;
+  /* Not closing (gone says so): accepted. */
+  if (tw__reactor_child_add(r, &rp->child) != 0) goto fail_start;
+  tw__reactor_set_pool(r, tp);
   return tp;
+
+fail_start:
+  if (rp->start_id != 0)
+    (void)tw_reactor_remove_system_event_trigger(r, rp->start_id);
+fail_stop:
+  (void)tw_reactor_remove_system_event_trigger(r, rp->stop_id);
+fail_pool:
+  tw_threadpool_free(tp);
+fail_child:
+  tw__free(rp);
+  return NULL;
 }
 
 int tw_reactor_call_in_thread(tw_reactor *r, tw_call_fn fn, void *arg,
                               tw_free_fn arg_free) {
   tw_threadpool *tp;
   if (r == NULL || fn == NULL) return TW_EINVAL;
-  TW__LOOP_ONLY(r, TW_EWRONGTHREAD);
+  if (!tw_reactor_in_loop_thread(r)) return TW_EWRONGTHREAD;
   if (tw__reactor_gone(r)) return TW_ESHUTDOWN;
   tp = tw_reactor_get_thread_pool(r);
   if (tp == NULL) return TW_ENOMEM;
@@ -121,7 +161,7 @@ int tw_reactor_suggest_thread_pool_size(tw_reactor *r, int size) {
   tw_threadpool *tp;
   /* -1 would mean "keep" to adjust_poolsize. */
   if (r == NULL || size < 0) return TW_EINVAL;
-  TW__LOOP_ONLY(r, TW_EWRONGTHREAD);
+  if (!tw_reactor_in_loop_thread(r)) return TW_EWRONGTHREAD;
   if (tw__reactor_gone(r)) return TW_ESHUTDOWN;
   tp = tw_reactor_get_thread_pool(r);
   if (tp == NULL) return TW_ENOMEM;
@@ -154,7 +194,7 @@ typedef struct tw__job {
       tw_result result;
       _Atomic int state;
       int ran;     /* fn started (pool side only) */
-      int foreign; /* on a pool the reactor does not own: in busy_refs
+      int foreign; /* on a pool the reactor does not own: a busy child
                       until the job has handed itself back to the loop */
     };
     char pool_lines[4 * 64 - 8]; /* a node starts 8 bytes into a line */
@@ -163,8 +203,10 @@ typedef struct tw__job {
    * while a pool thread may be running the job. */
   tw__deferred_box box; /* the job holds one reference, dropped by finish */
   int delivered;        /* result handed on */
-  /* Written by the pool thread only when the loop refused the result. */
-  tw__reactor_parked park;
+  /* A child of the reactor (under its lock): a foreign job from submission
+   * (busy: free waits) until its result is queued to the loop; any job
+   * whose result the loop refused (parked: free hands it over). */
+  tw__child child;
 } tw__job;
 
 _Static_assert(sizeof(tw__job) <= TW__TNODE_JOB_SIZE, "a job fits its node");
@@ -230,27 +272,36 @@ static void tw__job_finish(void *arg) {
   tw_deferred_unref(tw__box_deferred(&job->box));
 }
 
+/* tw_reactor_free, on the loop thread: the result the queue refused. */
+static void tw__job_close(tw__child *c, int why) {
+  tw__job *job = TW__CONTAINER_OF(c, tw__job, child);
+  (void)why; /* TW__CLOSE_FREE: not a TW__CHILD_HALT child */
+  tw__reactor_child_done(job->r, c);
+  tw__job_finish(job);
+}
+
+static const tw__child_ops tw__job_ops = {tw__job_close};
+
 /* Pool thread (or the thread dropping unrun work): hand the result over. */
 static void tw__job_on_result(tw_result result, void *ctx) {
   tw__job *job = ctx;
-  tw_reactor *r = job->r;
-  int foreign = job->foreign, err;
+  int err;
   if (!job->ran && job->arg_free != NULL) job->arg_free(job->arg);
   job->result = result;
   /* The loop refuses only once stopped for good; then the job's cleanup
-   * runs there when the queue closes (already closed: see below). */
-  err = tw__reactor_call_from_thread_node(r, &job->call, tw__job_deliver, job,
-                                          tw__job_finish);
+   * runs there when the queue closes (already closed: see below). The
+   * job's memory stays ours until we return (the pool's hold). */
+  err = tw__reactor_call_from_thread_node(job->r, &job->call, tw__job_deliver,
+                                          job, tw__job_finish);
   if (err != 0) {
-    /* Only the loop thread may release the Deferred: park the job for
-     * tw_reactor_free, which runs on that thread. */
-    job->park.fn = tw__job_finish;
-    job->park.arg = job;
-    tw__reactor_park(job->r, &job->park);
+    /* Only the loop thread may release the Deferred: park the job with the
+     * reactor, whose free runs on that thread (tw__job_close). */
+    tw__reactor_child_park(job->r, &job->child);
+  } else if (job->foreign) {
+    /* Queued: the reactor deals with the job from here, and free need not
+     * wait for it. This thread's last access to the reactor. */
+    tw__reactor_child_done(job->r, &job->child);
   }
-  /* Handed back (queued to the loop or parked): tw_reactor_free deals with
-   * the job from here, so this is this thread's last access to r. */
-  if (foreign) atomic_fetch_sub_explicit(&r->busy_refs, 1, memory_order_release);
 }
 
 /* Loop thread: Deferred.cancel() on a defer_to_thread Deferred. */
@@ -272,7 +323,7 @@ int tw_defer_to_thread_pool(tw_reactor *r, tw_threadpool *tp, tw_result_fn fn,
   int err;
   if (out != NULL) *out = NULL;
   if (r == NULL || tp == NULL || fn == NULL || out == NULL) return TW_EINVAL;
-  TW__LOOP_ONLY(r, TW_EWRONGTHREAD);
+  if (!tw_reactor_in_loop_thread(r)) return TW_EWRONGTHREAD;
   if (tw__reactor_gone(r)) return TW_ESHUTDOWN;
   job = tw__tnode_get_kind(TW__TNODE_JOB);
   if (job == NULL) return TW_ENOMEM;
@@ -287,23 +338,31 @@ int tw_defer_to_thread_pool(tw_reactor *r, tw_threadpool *tp, tw_result_fn fn,
   atomic_init(&job->state, TW__JOB_QUEUED);
   job->ran = 0;
   job->delivered = 0;
-  job->foreign = tp != r->pool;
-  if (job->foreign)
-    atomic_fetch_add_explicit(&r->busy_refs, 1, memory_order_relaxed);
+  job->foreign = tp != tw__reactor_pool(r);
+  /* A foreign job is a busy child until it has handed its result back: a
+   * pool the reactor does not own may finish it after the reactor is gone
+   * (free refuses meanwhile). The reactor's own pool is a child itself,
+   * joined before the reactor goes: its jobs need no registration (which
+   * costs a lock on each side). */
+  tw__child_init(&job->child, &tw__job_ops,
+                 job->foreign ? TW__CHILD_BUSY : 0);
+  if (job->foreign && (err = tw__reactor_child_add(r, &job->child)) != 0)
+    goto fail;
   err = tw__threadpool_submit_ext(tp, &job->tp, !job->foreign, tw__job_run,
                                   job, tw__job_on_result, job);
-  if (err != 0) {
-    if (job->foreign)
-      atomic_fetch_sub_explicit(&r->busy_refs, 1, memory_order_relaxed);
-    /* The pool took nothing: its hold goes now. The Deferred, unfired and
-     * never reachable by anyone, drops nothing as it goes. */
-    tw__tnode_put(job);
-    tw_deferred_unref(d);
-    tw_deferred_unref(d);
-    return err;
-  }
+  if (err != 0) goto fail_child;
   *out = d;
   return 0;
+
+fail_child:
+  if (job->foreign) tw__reactor_child_done(job->r, &job->child);
+fail:
+  /* The pool took nothing: its hold goes now. The Deferred, unfired and
+   * never reachable by anyone, drops nothing as it goes. */
+  tw__tnode_put(job);
+  tw_deferred_unref(d);
+  tw_deferred_unref(d);
+  return err;
 }
 
 int tw_defer_to_thread(tw_reactor *r, tw_result_fn fn, void *arg,
@@ -311,7 +370,7 @@ int tw_defer_to_thread(tw_reactor *r, tw_result_fn fn, void *arg,
   tw_threadpool *tp;
   if (out != NULL) *out = NULL;
   if (r == NULL || fn == NULL || out == NULL) return TW_EINVAL;
-  TW__LOOP_ONLY(r, TW_EWRONGTHREAD);
+  if (!tw_reactor_in_loop_thread(r)) return TW_EWRONGTHREAD;
   if (tw__reactor_gone(r)) return TW_ESHUTDOWN;
   tp = tw_reactor_get_thread_pool(r);
   if (tp == NULL) return TW_ENOMEM;
@@ -380,7 +439,7 @@ enum {
 };
 
 typedef struct tw__blocking {
-  tw__reactor_waiter waiter; /* first: the reactor's list */
+  tw__child child; /* first: a child of the reactor while we wait */
   uv_mutex_t mutex;
   uv_cond_t cond;
   int state;            /* under mutex */
@@ -406,9 +465,12 @@ static void tw__bc_unref(tw__blocking *b) {
   tw__free(b);
 }
 
-/* Reactor (under its waiter lock): it stopped running. */
-static void tw__bc_release(tw__reactor_waiter *w) {
-  tw__blocking *b = (tw__blocking *)w;
+/* Reactor: it stopped running (halt: stop, crash) or is being freed. The
+ * caller's thread leaves (tw__reactor_child_done) when it wakes; b stays
+ * valid meanwhile (the reactor pins it). */
+static void tw__bc_release(tw__child *c, int why) {
+  tw__blocking *b = (tw__blocking *)c;
+  (void)why;
   uv_mutex_lock(&b->mutex);
   if (b->state == TW__BC_PENDING) {
     b->state = TW__BC_SHUTDOWN;
@@ -433,6 +495,8 @@ static tw_result tw__bc_deliver(tw_result result, void *arg) {
   tw_result_release(result); /* nobody waits for it any more */
   return tw_result_none();
 }
+
+static const tw__child_ops tw__bc_ops = {tw__bc_release};
 
 static void tw__bc_unref_cb(void *arg) { tw__bc_unref(arg); }
 
@@ -499,18 +563,11 @@ int tw_blocking_call_from_thread(tw_reactor *r, tw_result_fn fn, void *arg,
   if (tw_reactor_in_loop_thread(r)) return TW_EDEADLK;
   b = tw__malloc(sizeof(*b));
   if (b == NULL) return TW_ENOMEM;
-  if (uv_mutex_init(&b->mutex) != 0) {
-    tw__free(b);
-    return TW_ENOMEM;
-  }
-  if (uv_cond_init(&b->cond) != 0) {
-    uv_mutex_destroy(&b->mutex);
-    tw__free(b);
-    return TW_ENOMEM;
-  }
-  b->waiter.release = tw__bc_release;
-  b->waiter.next = NULL;
-  b->waiter.pprev = NULL;
+  /* libuv's own code when these fail (they do not allocate here: on
+   * POSIX, EAGAIN or a resource limit, not memory). */
+  if ((err = uv_mutex_init(&b->mutex)) != 0) goto fail_memory;
+  if ((err = uv_cond_init(&b->cond)) != 0) goto fail_mutex;
+  tw__child_init(&b->child, &tw__bc_ops, TW__CHILD_HALT);
   b->state = TW__BC_PENDING;
   b->refs = 2; /* ours, and the loop call's */
   b->result = tw_result_none();
@@ -524,18 +581,14 @@ int tw_blocking_call_from_thread(tw_reactor *r, tw_result_fn fn, void *arg,
     if (deadline == 0) deadline = 1; /* 0 means "no timeout" below */
   }
 
-  err = tw__reactor_enter_blocking(r, &b->waiter);
-  if (err != 0) {
-    b->refs = 1;
-    tw__bc_unref(b);
-    return err;
-  }
+  /* TW_ESHUTDOWN once the reactor was stopped, crashed or is being freed;
+   * before the first run it is accepted and waits. From here until we
+   * leave, tw_reactor_free waits for us. */
+  if ((err = tw__reactor_child_add(r, &b->child)) != 0) goto fail_refs;
   err = tw_reactor_call_from_thread(r, tw__bc_start, b, tw__bc_unref_cb);
   if (err != 0) {
-    tw__reactor_leave_blocking(r, &b->waiter);
-    b->refs = 1;
-    tw__bc_unref(b);
-    return err == TW_ENOMEM ? err : TW_ESHUTDOWN;
+    err = err == TW_ENOMEM ? err : TW_ESHUTDOWN;
+    goto fail_child;
   }
 
   uv_mutex_lock(&b->mutex);
@@ -563,7 +616,7 @@ int tw_blocking_call_from_thread(tw_reactor *r, tw_result_fn fn, void *arg,
     if (tw_reactor_call_from_thread(r, tw__bc_cancel, b, tw__bc_unref_cb) != 0)
       tw__bc_unref(b);
   }
-  tw__reactor_leave_blocking(r, &b->waiter); /* our last access to r */
+  tw__reactor_child_done(r, &b->child); /* our last access to r */
   tw__bc_unref(b);
   switch (state) {
     case TW__BC_DONE:
@@ -575,128 +628,16 @@ int tw_blocking_call_from_thread(tw_reactor *r, tw_result_fn fn, void *arg,
     default:
       return TW_ESHUTDOWN;
   }
-}
 
-/* ---- resolve ---------------------------------------------------------------- */
-
-typedef struct tw__resolve {
-  uv_getaddrinfo_t req;
-  tw_reactor *r;
-  tw_deferred *d;       /* NULL once cancelled or timed out */
-  tw_delayed_call *dc;  /* the timeout (a reference), or NULL */
-  char name[];
-} tw__resolve;
-
-static void tw__free_addrinfo(void *ai) { uv_freeaddrinfo(ai); }
-
-static void tw__resolve_stop_timer(tw__resolve *rs) {
-  if (rs->dc == NULL) return;
-  (void)tw_delayed_call_cancel(rs->dc); /* TW_EALREADYCALLED: it ran */
-  tw_delayed_call_unref(rs->dc);
-  rs->dc = NULL;
-}
-
-/* The lookup's answer no longer matters: cancelled or timed out. Not from
- * the lookup's own callback (uv_cancel on a finished request is not safe). */
-static void tw__resolve_abandon(tw__resolve *rs) {
-  /* Not started: libuv calls back with UV_EAI_CANCELED. Running: the
-   * answer is dropped when it comes. */
-  (void)uv_cancel((uv_req_t *)&rs->req);
-  tw_deferred_unref(rs->d);
-  rs->d = NULL;
-  tw__resolve_stop_timer(rs);
-}
-
-static void tw__resolved(uv_getaddrinfo_t *req, int status,
-                         struct addrinfo *res) {
-  tw__resolve *rs = req->data;
-  tw_deferred *d = rs->d;
-  if (d == NULL) { /* cancelled or timed out while it ran */
-    uv_freeaddrinfo(res);
-  } else if (status == 0) {
-    if (tw_deferred_callback(d, tw_result_value(res, tw__free_addrinfo)) != 0)
-      uv_freeaddrinfo(res);
-  } else {
-    tw_failure *f = tw_failure_new(&TW_DNS_LOOKUP_ERROR, status, "%s: %s",
-                                   rs->name, uv_strerror(status));
-    if (tw_deferred_errback(d, f) != 0) tw_failure_unref(f);
-    uv_freeaddrinfo(res);
-  }
-  tw__resolve_stop_timer(rs);
-  tw_deferred_unref(d);
-  atomic_fetch_sub_explicit(&rs->r->busy_refs, 1, memory_order_release);
-  tw__free(rs);
-}
-
-static void tw__resolve_cancel(tw_deferred *d, void *arg) {
-  tw__resolve *rs = arg;
-  (void)d;
-  tw__resolve_abandon(rs); /* the Deferred gets CancelledError now */
-}
-
-/* ThreadedResolver's timeout: DNSLookupError, the lookup abandoned. */
-static void tw__resolve_timed_out(void *arg) {
-  tw__resolve *rs = arg;
-  tw_deferred *d = tw_deferred_ref(rs->d);
-  tw_failure *f = tw_failure_new(&TW_DNS_LOOKUP_ERROR, TW_ETIMEDOUT,
-                                 "address '%s' not found: timeout error",
-                                 rs->name);
-  tw__resolve_abandon(rs);
-  if (tw_deferred_errback(d, f) != 0) tw_failure_unref(f);
-  tw_deferred_unref(d);
-}
-
-int tw_reactor_resolve(tw_reactor *r, const char *name, tw_deferred **out) {
-  /* Twisted's default: the sum of timeouts=(1, 3, 11, 45). */
-  return tw_reactor_resolve_timeout(r, name, 60.0, out);
-}
-
-int tw_reactor_resolve_timeout(tw_reactor *r, const char *name,
-                               double timeout, tw_deferred **out) {
-  static const struct addrinfo hints = {0, AF_UNSPEC, SOCK_STREAM, 0, 0,
-                                        NULL, NULL, NULL};
-  tw__resolve *rs;
-  tw_deferred *d;
-  size_t len;
-  int err;
-  if (out != NULL) *out = NULL;
-  if (r == NULL || name == NULL || out == NULL || isnan(timeout) ||
-      timeout <= 0)
-    return TW_EINVAL;
-  TW__LOOP_ONLY(r, TW_EWRONGTHREAD);
-  len = strlen(name);
-  rs = tw__malloc(sizeof(*rs) + len + 1);
-  if (rs == NULL) return TW_ENOMEM;
-  memcpy(rs->name, name, len + 1);
-  rs->dc = NULL;
-  d = tw_deferred_new(tw__resolve_cancel, rs);
-  if (d == NULL) {
-    tw__free(rs);
-    return TW_ENOMEM;
-  }
-  if (!isinf(timeout)) {
-    err = tw_reactor_call_later(r, timeout, tw__resolve_timed_out, rs, NULL,
-                                &rs->dc);
-    if (err != 0) {
-      tw_deferred_unref(d);
-      tw__free(rs);
-      return err;
-    }
-  }
-  rs->d = tw_deferred_ref(d);
-  rs->r = r;
-  rs->req.data = rs;
-  err = uv_getaddrinfo(r->loop, &rs->req, tw__resolved, rs->name, NULL,
-                       &hints);
-  if (err != 0) {
-    tw__resolve_stop_timer(rs);
-    tw_deferred_unref(d);
-    tw_deferred_unref(d);
-    tw__free(rs);
-    return err;
-  }
-  /* The request holds the loop: tw_reactor_free waits for its callback. */
-  atomic_fetch_add_explicit(&r->busy_refs, 1, memory_order_relaxed);
-  *out = d;
-  return 0;
+fail_child:
+  tw__reactor_child_done(r, &b->child);
+fail_refs:
+  b->refs = 1;
+  tw__bc_unref(b); /* destroys the cond and mutex, frees b */
+  return err;
+fail_mutex:
+  uv_mutex_destroy(&b->mutex);
+fail_memory:
+  tw__free(b);
+  return err;
 }

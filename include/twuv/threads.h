@@ -1,7 +1,8 @@
 /*
  * twuv/threads.h - the reactor's threads: IReactorThreads (the reactor's
  * thread pool, callInThread) and twisted.internet.threads (deferToThread,
- * callMultipleInThread, blockingCallFromThread), plus reactor.resolve.
+ * callMultipleInThread, blockingCallFromThread). reactor.resolve is in
+ * resolve.h.
  *
  * The rule of "Using Threads in Twisted" holds (docs/threading.md): code
  * that blocks runs on pool threads; everything that touches the reactor or
@@ -162,34 +163,6 @@ TW_EXTERN int tw_call_multiple_in_thread(tw_reactor *r,
 TW_EXTERN int tw_blocking_call_from_thread(tw_reactor *r, tw_result_fn fn,
                                            void *arg, tw_result *result,
                                            double timeout);
-
-/* ---- resolve ------------------------------------------------------------------ */
-
-/*
- * tw_reactor_resolve: reactor.resolve(name): look name up with
- * uv_getaddrinfo (on libuv's pool, as Twisted runs the blocking resolver in
- * a thread). *out fires with a struct addrinfo * list (all addresses, any
- * family; freed by the value's destructor, uv_freeaddrinfo) - Twisted
- * returns only the first IPv4 address as a string - or fails with
- * TW_DNS_LOOKUP_ERROR carrying the libuv code (UV_EAI_*). A lookup not
- * answered within 60 seconds (Twisted's default, the sum of its timeouts
- * (1, 3, 11, 45)) fails with TW_DNS_LOOKUP_ERROR, code TW_ETIMEDOUT
- * ("address 'name' not found: timeout error"), as ThreadedResolver does.
- * Cancelling, or the timeout, stops a lookup that has not started; one
- * already running is abandoned and its answer freed. Loop thread only.
- * Errors: TW_EINVAL, TW_ENOMEM, TW_EWRONGTHREAD, libuv errors.
- */
-TW_EXTERN int tw_reactor_resolve(tw_reactor *r, const char *name,
-                                 tw_deferred **out);
-
-/*
- * tw_reactor_resolve_timeout: reactor.resolve(name, timeout=(t,)): as
- * tw_reactor_resolve with a timeout of `timeout` seconds (Twisted sums its
- * tuple; pass the sum). INFINITY: no timeout. Errors as tw_reactor_resolve,
- * plus TW_EINVAL for a timeout that is NaN, zero or negative.
- */
-TW_EXTERN int tw_reactor_resolve_timeout(tw_reactor *r, const char *name,
-                                         double timeout, tw_deferred **out);
 
 #ifdef __cplusplus
 }
