@@ -563,8 +563,8 @@ int tw_blocking_call_from_thread(tw_reactor *r, tw_result_fn fn, void *arg,
   if (tw_reactor_in_loop_thread(r)) return TW_EDEADLK;
   b = tw__malloc(sizeof(*b));
   if (b == NULL) return TW_ENOMEM;
-  /* libuv's own code when these fail (they do not allocate here: on
-   * POSIX, EAGAIN or a resource limit, not memory). */
+  /* Their failure is reported with libuv's code: a mutex or condition
+   * that cannot be made is not out of memory. */
   if ((err = uv_mutex_init(&b->mutex)) != 0) goto fail_memory;
   if ((err = uv_cond_init(&b->cond)) != 0) goto fail_mutex;
   tw__child_init(&b->child, &tw__bc_ops, TW__CHILD_HALT);

@@ -31,7 +31,8 @@ extern "C" {
  * ("address 'name' not found: timeout error"), as ThreadedResolver does.
  * Cancelling, or the timeout, stops a lookup that has not started; one
  * already running is abandoned and its answer freed. Loop thread only.
- * Errors: TW_EINVAL, TW_ENOMEM, TW_EWRONGTHREAD, libuv errors.
+ * Errors: TW_EINVAL, TW_ENOMEM, TW_EWRONGTHREAD, TW_ESHUTDOWN (the reactor
+ * is being freed: from a cleanup that free runs), libuv errors.
  */
 TW_EXTERN int tw_reactor_resolve(tw_reactor *r, const char *name,
                                  tw_deferred **out);

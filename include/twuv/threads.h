@@ -157,6 +157,7 @@ TW_EXTERN int tw_call_multiple_in_thread(tw_reactor *r,
  *                 (nothing held it): no result can ever come
  *   TW_EINVAL     NULL r, fn or result; timeout negative or NaN
  *   TW_ENOMEM
+ *   libuv's code  the call's mutex or condition variable could not be made
  * Thread-safe (that is its purpose). The reactor must not be freed before
  * the call returns (tw_reactor_free waits for released callers to leave).
  */
