@@ -295,7 +295,10 @@ static void tw__job_on_result(tw_result result, void *ctx) {
                                           job, tw__job_finish);
   if (err != 0) {
     /* Only the loop thread may release the Deferred: park the job with the
-     * reactor, whose free runs on that thread (tw__job_close). */
+     * reactor, whose free runs on that thread (tw__job_close). A job on
+     * the reactor's own pool gets its child only now: the loop thread
+     * does not touch that line per job. */
+    if (!job->foreign) tw__child_init(&job->child, &tw__job_ops, 0);
     tw__reactor_child_park(job->r, &job->child);
   } else if (job->foreign) {
     /* Queued: the reactor deals with the job from here, and free need not
@@ -344,10 +347,10 @@ int tw_defer_to_thread_pool(tw_reactor *r, tw_threadpool *tp, tw_result_fn fn,
    * (free refuses meanwhile). The reactor's own pool is a child itself,
    * joined before the reactor goes: its jobs need no registration (which
    * costs a lock on each side). */
-  tw__child_init(&job->child, &tw__job_ops,
-                 job->foreign ? TW__CHILD_BUSY : 0);
-  if (job->foreign && (err = tw__reactor_child_add(r, &job->child)) != 0)
-    goto fail;
+  if (job->foreign) {
+    tw__child_init(&job->child, &tw__job_ops, TW__CHILD_BUSY);
+    if ((err = tw__reactor_child_add(r, &job->child)) != 0) goto fail;
+  }
   err = tw__threadpool_submit_ext(tp, &job->tp, !job->foreign, tw__job_run,
                                   job, tw__job_on_result, job);
   if (err != 0) goto fail_child;
