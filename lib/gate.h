@@ -12,7 +12,7 @@
  *
  * Used by: the thread pool (submit, team and jobs gates), the team (its
  * accepted external steps and QUIT), the thread worker and the uv worker
- * (accepted items and QUIT).
+ * (accepted items and QUIT), the reactor's call_from_thread queue.
  */
 #ifndef TWUV_LIB_GATE_H
 #define TWUV_LIB_GATE_H
@@ -40,6 +40,24 @@ static inline int tw__gate_enter_ex(tw__gate *g, size_t one, size_t clear,
     if (s & TW__GATE_CLOSED) return TW_EALREADYQUIT;
   } while (!atomic_compare_exchange_weak_explicit(
       g, &s, (s + one) & ~clear, memory_order_acq_rel, memory_order_relaxed));
+  if (old != NULL) *old = s;
+  return 0;
+}
+
+/*
+ * Count one user in with a single fetch_add, and take it back out if the
+ * gate was closed: 0 (with *old, if not NULL, the word before) or
+ * TW_EALREADYQUIT. No CAS loop, so it never retries under contention - for
+ * hot paths with many producers (the reactor's call_from_thread). The cost:
+ * a refused user is counted for a moment, so a closer waiting for the count
+ * to drop sees it briefly (it must wait for those undos too).
+ */
+static inline int tw__gate_enter_add(tw__gate *g, size_t *old) {
+  size_t s = atomic_fetch_add_explicit(g, TW__GATE_ONE, memory_order_acq_rel);
+  if (s & TW__GATE_CLOSED) {
+    atomic_fetch_sub_explicit(g, TW__GATE_ONE, memory_order_acq_rel);
+    return TW_EALREADYQUIT;
+  }
   if (old != NULL) *old = s;
   return 0;
 }

@@ -217,6 +217,5 @@ int tw__reactor_children_free(tw_reactor *r) {
 }
 
 uint64_t tw__reactor_calls_queued(tw_reactor *r) {
-  return atomic_load_explicit(&r->queued, memory_order_acquire) &
-         TW__QUEUE_COUNT;
+  return tw__gate_users(&r->queued, TW__GATE_ONE);
 }

@@ -17,17 +17,17 @@ struct tw__trigger {
 };
 
 /* One gate per before-trigger Deferred still pending. */
-typedef struct tw__gate {
-  struct tw__gate *next;
+typedef struct tw__before_wait {
+  struct tw__before_wait *next;
   tw_reactor *r; /* NULL once the reactor is gone */
   tw__event *ev;
-} tw__gate;
+} tw__before_wait;
 
 struct tw__event {
   tw__event *next;
   tw__trigger *head[3];
   tw__trigger **tail[3];
-  tw__gate *gates;  /* pending before-phase Deferreds */
+  tw__before_wait *gates;  /* pending before-phase Deferreds */
   int in_before;    /* running the before phase: gates only count down */
   char name[];
 };
@@ -158,8 +158,8 @@ int tw_reactor_call_when_running(tw_reactor *r, tw_result_fn fn, void *arg,
 
 static void tw__event_continue(tw_reactor *r, tw__event *ev);
 
-static void tw__gate_unlink(tw__gate *g) {
-  tw__gate **link;
+static void tw__before_wait_unlink(tw__before_wait *g) {
+  tw__before_wait **link;
   if (g->r == NULL) return;
   for (link = &g->ev->gates; *link != NULL; link = &(*link)->next) {
     if (*link == g) {
@@ -170,12 +170,12 @@ static void tw__gate_unlink(tw__gate *g) {
 }
 
 /* A before-trigger's Deferred fired (either way): pass its result on. */
-static tw_result tw__gate_fired(tw_result result, void *arg) {
-  tw__gate *g = arg;
+static tw_result tw__before_wait_fired(tw_result result, void *arg) {
+  tw__before_wait *g = arg;
   tw_reactor *r = g->r;
   tw__event *ev = g->ev;
   if (r == NULL) return result;
-  tw__gate_unlink(g);
+  tw__before_wait_unlink(g);
   g->r = NULL;
   /* Twisted leaves the before-Deferred's result alone: a failure stays
    * unhandled and is reported when that Deferred goes away. */
@@ -185,14 +185,14 @@ static tw_result tw__gate_fired(tw_result result, void *arg) {
   return result;
 }
 
-static void tw__gate_free(void *arg) {
-  tw__gate *g = arg;
+static void tw__before_wait_free(void *arg) {
+  tw__before_wait *g = arg;
   tw_reactor *r = g->r;
   tw__event *ev = g->ev;
   if (r != NULL) {
     /* Dropped unfired (nothing held it): it can never release the event.
      * Twisted would wait for ever; go on, and say why. */
-    tw__gate_unlink(g);
+    tw__before_wait_unlink(g);
     g->r = NULL;
     tw__log_at(TW_LOG_WARN, NULL, NULL, 0,
                "a Deferred returned by a before-%s trigger was freed "
@@ -210,7 +210,7 @@ static void tw__gate_free(void *arg) {
 static void tw__trigger_result(tw_reactor *r, tw__event *ev, int phase,
                                tw_result res) {
   tw_deferred *d;
-  tw__gate *g;
+  tw__before_wait *g;
   if (res.kind == TW_RESULT_FAILURE) {
     tw__log_at(TW_LOG_ERROR, res.u.failure, NULL, 0,
                "While calling system event trigger handler");
@@ -235,9 +235,9 @@ static void tw__trigger_result(tw_reactor *r, tw__event *ev, int phase,
   g->ev = ev;
   g->next = ev->gates;
   ev->gates = g;
-  if (tw_deferred_add_callbacks_full(d, tw__gate_fired, tw__gate_fired, g,
-                                     tw__gate_free) != 0) {
-    tw__gate_unlink(g);
+  if (tw_deferred_add_callbacks_full(d, tw__before_wait_fired, tw__before_wait_fired, g,
+                                     tw__before_wait_free) != 0) {
+    tw__before_wait_unlink(g);
     tw__free(g);
     tw__log_at(TW_LOG_ERROR, &tw__failure_oom, NULL, 0,
                "cannot wait for a before-trigger Deferred");
@@ -294,7 +294,7 @@ void tw__reactor_destroy_events(tw_reactor *r) {
     }
     /* Pending gates stay with their Deferreds; make them inert. */
     while (ev->gates != NULL) {
-      tw__gate *g = ev->gates;
+      tw__before_wait *g = ev->gates;
       ev->gates = g->next;
       g->r = NULL;
     }

@@ -20,13 +20,11 @@
 
 #include "tnode.h"
 #include "clock-internal.h"
+#include "gate.h"
 #include "internal.h"
 #include "mpsc.h"
 #include "reactor-internal.h"
 
-/* call_from_thread queue word: count of accepted calls + closed flag. */
-#define TW__QUEUE_CLOSED (UINT64_C(1) << 63)
-#define TW__QUEUE_COUNT (TW__QUEUE_CLOSED - 1)
 
 /* A walk of the children in progress (reactor-children.c); on the loop
  * thread's stack, linked while it runs so that a child done meanwhile can
@@ -55,10 +53,10 @@ struct tw_reactor {
    * away from the loop-thread state around it to avoid false sharing
    * (padding, not _Alignas: the struct comes from malloc, which promises
    * no more than 16-byte alignment). */
-  char pad_before[64];
-  _Atomic uint64_t queued;
+  char pad_before[TW__LINE];
+  tw__gate queued; /* calls accepted and not yet taken (gate.h) */
   tw__mpsc queue;
-  char pad_after[64];
+  char pad_after[TW__LINE];
 
   uv_async_t async;
   uv_timer_t timer;
@@ -85,7 +83,7 @@ struct tw_reactor {
   int draining;       /* running queued thread calls */
   int need_really_start; /* crash could not re-add the startup trigger */
   int close_pending;  /* the queue must close once the drain ends */
-  int queue_closed;   /* queued has TW__QUEUE_CLOSED (read here instead:
+  int queue_closed;   /* queued is closed (read here instead:
                          that word's line is the producers') */
 
   tw__event *events;

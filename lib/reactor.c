@@ -126,7 +126,7 @@ _Static_assert(sizeof(tw__call_node) <= TW__TNODE_SIZE,
 static int tw__reactor_push_call(tw_reactor *r, tw__call_node *call,
                                  tw_call_fn fn, void *arg,
                                  tw_free_fn arg_free, int ext) {
-  uint64_t prev;
+  size_t prev;
   call->fn = fn;
   call->arg = arg;
   call->arg_free = arg_free;
@@ -139,14 +139,10 @@ static int tw__reactor_push_call(tw_reactor *r, tw__call_node *call,
    * producer touches the reactor any more - which is what makes closing (and
    * freeing, and uv_async_send on libuv 1.44, which aborts after close) safe.
    */
-  prev = atomic_fetch_add_explicit(&r->queued, 1, memory_order_acq_rel);
-  if (prev & TW__QUEUE_CLOSED) {
-    atomic_fetch_sub_explicit(&r->queued, 1, memory_order_acq_rel);
-    return TW_ESHUTDOWN;
-  }
+  if (tw__gate_enter_add(&r->queued, &prev) != 0) return TW_ESHUTDOWN;
   /* Wake only on empty -> non-empty; sent before the push so that the push
    * is the producer's last access to the reactor. */
-  if ((prev & TW__QUEUE_COUNT) == 0) uv_async_send(&r->async);
+  if (prev / TW__GATE_ONE == 0) uv_async_send(&r->async);
   tw__mpsc_push(&r->queue, &call->link);
   return 0;
 }
@@ -170,8 +166,8 @@ int tw__reactor_call_from_thread_node(tw_reactor *r, tw__call_node *call,
 }
 
 /* Run (run != 0) or discard the n oldest queued calls. */
-static void tw__reactor_take_calls(tw_reactor *r, uint64_t n, int run) {
-  uint64_t i;
+static void tw__reactor_take_calls(tw_reactor *r, size_t n, int run) {
+  size_t i;
   for (i = 0; i < n; i++) {
     tw__call_node *call =
         TW__CONTAINER_OF(tw__mpsc_pop_wait(&r->queue), tw__call_node, link);
@@ -188,15 +184,15 @@ static void tw__reactor_take_calls(tw_reactor *r, uint64_t n, int run) {
 
 /* Step 1 of an iteration: the calls queued before it, FIFO. */
 static int tw__reactor_drain(tw_reactor *r) {
-  uint64_t v = atomic_load_explicit(&r->queued, memory_order_acquire);
-  uint64_t n = v & TW__QUEUE_COUNT, prev;
+  size_t v = atomic_load_explicit(&r->queued, memory_order_acquire);
+  size_t n = v / TW__GATE_ONE, prev;
   /* Closed: whatever the count says now is refused callers on their way
    * out; nothing of theirs will ever be pushed. */
-  if (n == 0 || (v & TW__QUEUE_CLOSED)) return 0;
+  if (n == 0 || (v & TW__GATE_CLOSED)) return 0;
   r->draining = 1;
   tw__reactor_take_calls(r, n, 1);
   r->draining = 0;
-  prev = atomic_fetch_sub_explicit(&r->queued, n, memory_order_acq_rel);
+  prev = tw__gate_sub(&r->queued, n * TW__GATE_ONE);
   /* A call above finished the shutdown: close now that our n are off the
    * books (closing mid-drain would count calls already taken). */
   if (r->close_pending) {
@@ -205,7 +201,7 @@ static int tw__reactor_drain(tw_reactor *r) {
     return 0;
   }
   /* Calls queued meanwhile saw a non-zero count and sent no wake-up. */
-  return (prev & TW__QUEUE_COUNT) > n;
+  return prev / TW__GATE_ONE > n;
 }
 
 /*
@@ -217,26 +213,22 @@ static int tw__reactor_drain(tw_reactor *r) {
  * never stored over, which would lose a refused producer's undo.
  */
 static void tw__reactor_close_queue(tw_reactor *r) {
-  uint64_t prev, n;
+  size_t prev, n;
   if (r->draining) {
     r->close_pending = 1;
     return;
   }
   r->queue_closed = 1;
-  prev = atomic_fetch_or_explicit(&r->queued, TW__QUEUE_CLOSED,
-                                  memory_order_acq_rel);
-  if (prev & TW__QUEUE_CLOSED) return;
-  n = prev & TW__QUEUE_COUNT;
+  if (tw__gate_shut_ex(&r->queued, 0, &prev) != 0) return;
+  n = prev / TW__GATE_ONE;
   tw__reactor_take_calls(r, n, 0);
-  atomic_fetch_sub_explicit(&r->queued, n, memory_order_acq_rel);
+  (void)tw__gate_sub(&r->queued, n * TW__GATE_ONE);
 }
 
 /* Before the memory goes: wait for refused producers to finish their undo
  * (a few instructions each), their last access to the reactor. */
 static void tw__reactor_quiesce_queue(tw_reactor *r) {
-  while (atomic_load_explicit(&r->queued, memory_order_acquire) &
-         TW__QUEUE_COUNT)
-    sched_yield();
+  while (tw__gate_users(&r->queued, TW__GATE_ONE) != 0) sched_yield();
 }
 
 /* ---- the iteration -------------------------------------------------------- */
@@ -600,7 +592,7 @@ int tw_reactor_new(tw_reactor **out, struct uv_loop_s *loop, unsigned flags) {
   r->armed_deadline = NAN;
   r->stopped = 1; /* Twisted's class attribute _stopped = True */
   tw__mpsc_init(&r->queue);
-  atomic_init(&r->queued, 0);
+  atomic_init(&r->queued, 0); /* open, empty */
   tw__set_loop_thread(r);
   r->next_trigger_id = 1;
   /* Blocking calls made before the first run wait for it, as Twisted's
