@@ -118,7 +118,10 @@ void tw__transport_write_closed(tw_transport *t);
  * callbacks when bytes leave the buffer (a write completed): a pull
  * producer, or a streaming producer we paused, is resumed when the buffer
  * is empty after a write (doWrite). protocol.c itself applies the pause
- * rule after every write. */
+ * rule after every write, and ignores calls made from inside writev. A
+ * kind whose writev sends everything at once must still report the empty
+ * buffer from a later loop callback (Twisted's doWrite runs from the
+ * reactor): a pull producer waits for that report. */
 void tw__transport_buffer_changed(tw_transport *t);
 
 /* The connection is gone: the producer, if still registered, is stopped
