@@ -11,6 +11,7 @@
  * test_pullProducer, test_writeNotReentrant, greetings), the loopback
  * being the pump here with a manual clock for callLater.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -1487,4 +1488,53 @@ TWT_TEST(testing, pump_eof_closes) {
   cr_assert_eq(s.reason_type, &TW_CONNECTION_DONE);
   cr_assert_eq(c.reason_type, &TW_CONNECTION_DONE);
   tw_iopump_free(pump);
+}
+
+/* ---- threads ------------------------------------------------------------------------ */
+
+typedef struct foreign {
+  tw_string_transport *st;
+  tw_iopump *pump;
+  tw_protocol *p;
+  int rc[9];
+} foreign;
+
+static void *foreign_thread(void *arg) {
+  foreign *f = arg;
+  rec other;
+  rec_init(&other);
+  f->rc[0] = tw_string_transport_connect(f->st, &other.base);
+  f->rc[1] = tw_string_transport_clear(f->st);
+  f->rc[2] = tw_string_transport_receive(f->st, "x", 1);
+  f->rc[3] = tw_string_transport_eof(f->st);
+  f->rc[4] = tw_string_transport_lose(f->st, NULL);
+  f->rc[5] = tw_testing_feed(f->p, "x", 1, 1);
+  f->rc[6] = tw_iopump_pump(f->pump);
+  f->rc[7] = tw_iopump_flush(f->pump);
+  f->rc[8] = tw_transport_write(tw_iopump_client_transport(f->pump), "x", 1);
+  return NULL;
+}
+
+/* The doubles belong to the thread that made them. */
+TWT_TEST(testing, doubles_wrong_thread) {
+  foreign f;
+  rec r, s, c;
+  pthread_t th;
+  int i;
+  rec_init(&r);
+  rec_init(&s);
+  rec_init(&c);
+  f.st = new_st(0);
+  tw_string_transport_connect(f.st, &r.base);
+  tw_transport_write(T(f.st), "kept", 4);
+  f.p = &r.base;
+  f.pump = pump_of(&s, &c, 0);
+  cr_assert_eq(pthread_create(&th, NULL, foreign_thread, &f), 0);
+  cr_assert_eq(pthread_join(th, NULL), 0);
+  for (i = 0; i < 9; i++) cr_assert_eq(f.rc[i], TW_EWRONGTHREAD, "call %d", i);
+  assert_value(f.st, "kept");
+  cr_assert_eq(r.n + r.lost + r.read_lost, 0);
+  assert_pending(f.pump, 1, "");
+  tw_iopump_free(f.pump);
+  tw_string_transport_free(f.st);
 }
