@@ -505,8 +505,10 @@ int tw_iopump_connected_server_and_client(tw_iopump **out,
   }
   rc = tw_iopump_connect(out, s, c, greet);
   if (rc == TW_EINVAL || rc == TW_ENOMEM) {
+    /* Nothing was called on them: give them back (once, should a factory
+     * have returned one protocol for both). */
     if (c->dealloc != NULL) c->dealloc(c);
-    if (s->dealloc != NULL) s->dealloc(s);
+    if (s != c && s->dealloc != NULL) s->dealloc(s);
   }
   return rc;
 }

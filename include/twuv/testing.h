@@ -174,9 +174,12 @@ TW_EXTERN int tw_testing_feed(tw_protocol *p, const void *data, size_t len,
                               size_t chunk);
 
 /*
- * A check run after each feeding: p is the protocol (still attached, not
- * yet told connection_lost unless it closed), st its string transport.
- * Return 0 when the protocol did the right thing, anything else to stop.
+ * A check run after each feeding: p is the protocol, still attached - or
+ * NULL when its connection_lost was delivered already (it closed, with
+ * TW_STRING_TRANSPORT_WITH_DISCONNECTION; a factory-made one is freed) -
+ * and st its string transport (tw_string_transport_lost says whether it
+ * closed). Return 0 when the protocol did the right thing, anything else
+ * to stop.
  */
 typedef int (*tw_testing_check_fn)(tw_protocol *p, tw_string_transport *st,
                                    size_t chunk, void *arg);
@@ -225,16 +228,17 @@ TW_EXTERN int tw_iopump_connect(tw_iopump **out, tw_protocol *server,
  * factories: builds the server's protocol with server_f (address: the
  * client's) and the client's with client_f (address: the server's), then
  * as tw_iopump_connect. Errors as tw_iopump_connect, and TW_ECANCELLED
- * when a factory refused (NULL protocol; the other one, if built, is
- * given connection_lost-free dealloc, nothing was called on it).
+ * when a factory refused (returned NULL). On TW_ECANCELLED, TW_EINVAL and
+ * TW_ENOMEM nothing was called on the protocols built, and those with a
+ * dealloc (tw_factory_for_protocol's) are deallocated.
  */
 TW_EXTERN int tw_iopump_connected_server_and_client(tw_iopump **out,
                                                     tw_factory *server_f,
                                                     tw_factory *client_f,
                                                     int greet);
 
-/* The two protocols (NULL once that side's protocol was deallocated) and
- * transports. */
+/* The two protocols (NULL once that side's connection_lost was
+ * delivered) and transports (valid until tw_iopump_free). */
 TW_EXTERN tw_protocol *tw_iopump_server(tw_iopump *pump);
 TW_EXTERN tw_protocol *tw_iopump_client(tw_iopump *pump);
 TW_EXTERN tw_transport *tw_iopump_server_transport(tw_iopump *pump);
