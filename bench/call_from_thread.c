@@ -31,7 +31,7 @@ static void tw_work(void *arg) {
   if (++done == N) tw_reactor_crash(reactor);
 }
 
-static void tw_producer(void *arg) {
+static void tw_producer_thread(void *arg) {
   long i, n = N / P;
   (void)arg;
   uv_barrier_wait(&start_barrier);
@@ -47,7 +47,7 @@ static double run_twuv(void) {
   done = 0;
   if (tw_reactor_new(&reactor, NULL, 0) != 0) abort();
   uv_barrier_init(&start_barrier, (unsigned)P + 1);
-  for (i = 0; i < P; i++) uv_thread_create(&t[i], tw_producer, NULL);
+  for (i = 0; i < P; i++) uv_thread_create(&t[i], tw_producer_thread, NULL);
   uv_barrier_wait(&start_barrier);
   t0 = bench_now();
   tw_reactor_run(reactor);

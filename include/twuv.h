@@ -21,5 +21,6 @@
 #include "twuv/threadpool.h"
 #include "twuv/threads.h"
 #include "twuv/resolve.h"
+#include "twuv/protocol.h"
 
 #endif /* TWUV_H */

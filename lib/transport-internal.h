@@ -28,7 +28,10 @@ typedef struct tw__transport_ops {
   /* 1 when the caller may use the transport from this thread. NULL: any. */
   int (*on_loop_thread)(tw_transport *t);
   /* Send, in order; the kind copies what it cannot send now. n >= 1, every
-   * piece non-empty. Called only while not disconnecting. */
+   * piece non-empty. Called while connected and not lost, aborted or
+   * write-closed - also after lose (Twisted keeps taking writes while it
+   * flushes, and a producer that holds a lose_connection keeps writing
+   * until it unregisters): the kind sends them before it closes. */
   int (*writev)(tw_transport *t, const tw_iovec *bufs, size_t n);
   /* Begin a clean close once the buffer drains (producer rules already
    * applied by protocol.c: called when no producer holds the close). */
@@ -49,47 +52,81 @@ typedef struct tw__transport_ops {
   size_t (*buffered)(tw_transport *t);
 } tw__transport_ops;
 
-/* The common part, first in every kind's struct. Fields are protocol.c's
- * (and the kind's own code, through the functions below). */
+/* The common part, first in every kind's struct. Fields are protocol.c's;
+ * a kind may read them (connected, disconnecting, lost) but writes none. */
 struct tw_transport {
   const tw__transport_ops *ops;
-  tw_protocol *protocol;
+  tw_protocol *protocol; /* NULL after dealloc */
   tw_producer *producer;
+  /* The reason to deliver instead of the kind's (a failure data_received
+   * or a producer returned, ConnectionDone after an EOF), owned. */
+  tw_failure *reason;
+  /* A loss the kind reported while a callback or op was running: delivered
+   * when the outermost one returns (owned). */
+  tw_failure *pending_lost;
+  unsigned depth;                   /* callbacks/ops running on t */
   unsigned producer_streaming : 1;
-  unsigned producer_paused : 1;    /* we paused it (buffer over the limit) */
-  unsigned disconnecting : 1;      /* lose or abort called, or lost */
+  unsigned producer_paused : 1;     /* we paused it (buffer over the limit) */
+  unsigned disconnecting : 1;       /* lose or abort called, or lost */
   unsigned lose_waits_producer : 1; /* lose_connection held by a producer */
-  unsigned connected : 1;
-  unsigned lost : 1;               /* connection_lost delivered */
-  unsigned in_call : 1;            /* inside a protocol callback we made */
+  unsigned connected : 1;           /* connection_made called */
+  unsigned lost : 1;                /* connection_lost delivered */
+  unsigned in_call : 1;             /* inside a protocol callback we made */
+  unsigned aborting : 1;            /* abort called (writes dropped) */
+  unsigned write_closing : 1;       /* lose_write called */
+  unsigned write_closed : 1;        /* write side shut (writes dropped) */
+  unsigned read_closed : 1;         /* read_connection_lost delivered */
+  unsigned lose_sent : 1;           /* ops->lose called */
+  unsigned drain_wanted : 1;        /* written since the buffer was empty */
+  unsigned in_write : 1;            /* inside tw_transport_write* */
 };
 
 /* A kind's set-up: ops, and the protocol it will serve (may be NULL until
  * tw__transport_make_connection). */
 void tw__transport_init(tw_transport *t, const tw__transport_ops *ops);
 
+/* Release what protocol.c holds for t (reasons kept for a loss never
+ * delivered): call it when the kind frees t. */
+void tw__transport_dispose(tw_transport *t);
+
 /* makeConnection: set p->transport, connected, call connection_made. */
 void tw__transport_make_connection(tw_transport *t, tw_protocol *p);
 
 /* Deliver bytes to the protocol (data_received); a failure it returns
- * aborts the connection with that reason. */
+ * aborts the connection (ops->abort) with that reason. Bytes are dropped
+ * once disconnecting (Twisted stops reading at loseConnection). */
 void tw__transport_data(tw_transport *t, const char *data, size_t len);
 
 /* The peer closed its side (EOF): half-closeable protocols get
- * read_connection_lost, others a clean close (ConnectionDone). */
+ * read_connection_lost, others a clean close at once: protocol.c calls
+ * ops->abort and the loss the kind then reports is delivered as
+ * ConnectionDone (tcp.py readConnectionLost -> connectionLost). */
 void tw__transport_eof(tw_transport *t);
 
 /* The write side is shut down (after lose_write): write_connection_lost. */
 void tw__transport_write_closed(tw_transport *t);
 
-/* The buffered count changed: apply the producer rules. */
+/* The buffered count changed: apply the producer rules. Call it from loop
+ * callbacks when bytes leave the buffer (a write completed): a pull
+ * producer, or a streaming producer we paused, is resumed when the buffer
+ * is empty after a write (doWrite). protocol.c itself applies the pause
+ * rule after every write. */
 void tw__transport_buffer_changed(tw_transport *t);
 
 /* The connection is gone: the producer, if still registered, is stopped
- * and forgotten (FileDescriptor.connectionLost), then the protocol gets
- * connection_lost(reason) (borrowed), then dealloc. Exactly once; later
- * calls do nothing. (Check the order against Twisted 22.4's abstract.py
- * and tcp.py and keep this comment true.) */
+ * and forgotten (FileDescriptor.connectionLost, which tcp.py's
+ * Connection.connectionLost runs first), then the protocol gets
+ * connection_lost(reason) (borrowed; t->reason replaces it when set), then
+ * dealloc, and t->protocol is NULL. Exactly once; later calls do nothing.
+ * Reported while a callback or op runs on t (depth > 0), it is kept and
+ * delivered when the outermost returns: never re-entrant. reason NULL means
+ * ConnectionDone. The kind learns that delivery happened from t->lost. */
 void tw__transport_lost(tw_transport *t, tw_failure *reason);
+
+/* The reasons, new references: ConnectionDone, ConnectionLost(code),
+ * ConnectionAborted, with Twisted's messages. */
+tw_failure *tw__connection_done(void);
+tw_failure *tw__connection_lost(int code);
+tw_failure *tw__connection_aborted(void);
 
 #endif /* TWUV_TRANSPORT_INTERNAL_H */

@@ -7,10 +7,11 @@
  * The rule: one code per meaning. A TW_E* code that means what a libuv code
  * means IS that libuv code - TW_EINVAL == UV_EINVAL, TW_ENOMEM == UV_ENOMEM,
  * TW_ETIMEDOUT == UV_ETIMEDOUT, TW_ECANCELLED == UV_ECANCELED, TW_EBUSY ==
- * UV_EBUSY, TW_ENOTSUP == UV_ENOTSUP - so an error from libuv and the same
- * error from twuv compare equal. On POSIX libuv's codes are negated errno
- * values, so these are defined from <errno.h> (this header never needs
- * <uv.h>; the library checks each against its UV_ twin when it is built).
+ * UV_EBUSY, TW_ENOTSUP == UV_ENOTSUP, TW_ENOTCONN == UV_ENOTCONN - so an
+ * error from libuv and the same error from twuv compare equal. On POSIX
+ * libuv's codes are negated errno values, so these are defined from
+ * <errno.h> (this header never needs <uv.h>; the library checks each
+ * against its UV_ twin when it is built).
  * The TW_ names stay: they are the documented API. Because the values are
  * equal, a switch may not have both a TW_ and a UV_ label for one of them.
  *
@@ -41,7 +42,8 @@
 #include "common.h"
 
 #if !defined(EINVAL) || !defined(ENOMEM) || !defined(ETIMEDOUT) || \
-    !defined(ECANCELED) || !defined(EBUSY) || !defined(ENOTSUP)
+    !defined(ECANCELED) || !defined(EBUSY) || !defined(ENOTSUP) || \
+    !defined(ENOTCONN)
 #error "twuv/error.h needs the POSIX errno values of <errno.h>"
 #endif
 
@@ -66,7 +68,8 @@ extern "C" {
   XX(ETIMEDOUT, TW__ERR(ETIMEDOUT), "connection timed out")                  \
   XX(ECANCELLED, TW__ERR(ECANCELED), "operation canceled")                   \
   XX(EBUSY, TW__ERR(EBUSY), "resource busy or locked")                       \
-  XX(ENOTSUP, TW__ERR(ENOTSUP), "operation not supported on socket")
+  XX(ENOTSUP, TW__ERR(ENOTSUP), "operation not supported on socket")         \
+  XX(ENOTCONN, TW__ERR(ENOTCONN), "socket is not connected")
 
 #define TW_ERRNO_OWN_MAP(XX)                                                 \
   XX(EALREADYCALLED, -7003, "already called")                                \
