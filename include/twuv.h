@@ -22,5 +22,6 @@
 #include "twuv/threads.h"
 #include "twuv/resolve.h"
 #include "twuv/protocol.h"
+#include "twuv/net.h"
 
 #endif /* TWUV_H */
