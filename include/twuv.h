@@ -22,6 +22,7 @@
 #include "twuv/threads.h"
 #include "twuv/resolve.h"
 #include "twuv/protocol.h"
+#include "twuv/testing.h"
 #include "twuv/net.h"
 
 #endif /* TWUV_H */

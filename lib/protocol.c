@@ -368,9 +368,10 @@ void tw__transport_lost(tw_transport *t, tw_failure *reason) {
 }
 
 void tw__transport_make_connection(tw_transport *t, tw_protocol *p) {
-  if (t == NULL || p == NULL || t->lost || t->protocol != NULL) return;
-  t->protocol = p;
+  if (t == NULL || t->lost || t->protocol != NULL) return;
   t->connected = 1;
+  if (p == NULL) return; /* connected, the protocol comes later */
+  t->protocol = p;
   p->transport = t;
   p->connected = 1;
   if (p->ops != NULL && p->ops->connection_made != NULL)
@@ -452,11 +453,13 @@ static int check(tw_transport *t) {
   return 0;
 }
 
-/* Twisted's write drops bytes when not connected, after the write side is
- * shut, and (abortConnection replaces doWrite) after an abort. */
+/* Writes are dropped when not connected, after an abort (tcp.py's
+ * abortConnection replaces doWrite), once the close is under way (the
+ * kind's lose was called: while a producer holds the close, its writes are
+ * still taken) and once the write side is being shut. */
 static int write_dropped(tw_transport *t) {
-  return !t->connected || t->lost || t->aborting || t->write_closed ||
-         t->pending_lost != NULL;
+  return !t->connected || t->lost || t->aborting || t->lose_sent ||
+         t->write_closing || t->write_closed || t->pending_lost != NULL;
 }
 
 static int do_writev(tw_transport *t, const tw_iovec *bufs, size_t n) {
@@ -614,7 +617,7 @@ static int reading_op(tw_transport *t, int (*op)(tw_transport *)) {
   int rc = check(t);
   if (rc != 0) return rc;
   if (op == NULL) return TW_ENOTSUP;
-  if (t->lost || t->disconnecting) return 0; /* reading already stopped */
+  if (t->lost) return 0; /* a dead transport: harmless */
   enter(t);
   rc = op(t);
   leave(t);
@@ -631,9 +634,17 @@ int tw_transport_resume_producing(tw_transport *t) {
                                                    : NULL);
 }
 
-/* FileDescriptor.stopProducing is loseConnection. */
+/* FileDescriptor.stopProducing is loseConnection (unless the kind says
+ * otherwise: the string transport only records it, as Twisted's). */
 int tw_transport_stop_producing(tw_transport *t) {
-  return tw_transport_lose_connection(t);
+  int rc = check(t);
+  if (rc != 0) return rc;
+  if (t->ops->stop_producing == NULL) return tw_transport_lose_connection(t);
+  if (t->lost) return 0;
+  enter(t);
+  rc = t->ops->stop_producing(t);
+  leave(t);
+  return rc;
 }
 
 int tw_transport_register_producer(tw_transport *t, tw_producer *p,

@@ -28,10 +28,10 @@ typedef struct tw__transport_ops {
   /* 1 when the caller may use the transport from this thread. NULL: any. */
   int (*on_loop_thread)(tw_transport *t);
   /* Send, in order; the kind copies what it cannot send now. n >= 1, every
-   * piece non-empty. Called while connected and not lost, aborted or
-   * write-closed - also after lose (Twisted keeps taking writes while it
-   * flushes, and a producer that holds a lose_connection keeps writing
-   * until it unregisters): the kind sends them before it closes. */
+   * piece non-empty. Called while connected and before lose, abort and
+   * lose_write were sent to the kind (a lose_connection held by a producer
+   * is not sent yet: the producer's writes are taken until it
+   * unregisters); later writes are dropped by protocol.c (TW_ENOTCONN). */
   int (*writev)(tw_transport *t, const tw_iovec *bufs, size_t n);
   /* Begin a clean close once the buffer drains (producer rules already
    * applied by protocol.c: called when no producer holds the close). */
@@ -45,9 +45,15 @@ typedef struct tw__transport_ops {
   /* opt: 0 nodelay, 1 keepalive; get returns 1/0. */
   int (*set_tcp_option)(tw_transport *t, int opt, int enabled);
   int (*get_tcp_option)(tw_transport *t, int opt);
-  /* Reading: stop / start (the transport as a push producer). */
+  /* Reading: stop / start (the transport as a push producer). Called
+   * until the loss is delivered, also while disconnecting: a kind ignores
+   * them then (FileDescriptor's resumeProducing does nothing while
+   * disconnecting). */
   int (*pause_reading)(tw_transport *t);
   int (*resume_reading)(tw_transport *t);
+  /* stop_producing on the transport. NULL (every real kind): it is
+   * lose_connection, as FileDescriptor's. */
+  int (*stop_producing)(tw_transport *t);
   /* Bytes buffered, not yet taken by the kernel (or the peer). */
   size_t (*buffered)(tw_transport *t);
 } tw__transport_ops;
@@ -89,7 +95,9 @@ void tw__transport_init(tw_transport *t, const tw__transport_ops *ops);
  * delivered): call it when the kind frees t. */
 void tw__transport_dispose(tw_transport *t);
 
-/* makeConnection: set p->transport, connected, call connection_made. */
+/* makeConnection: set p->transport, connected, call connection_made.
+ * p NULL: only mark t connected (a test double that exists before its
+ * protocol); a later call with the protocol attaches it. */
 void tw__transport_make_connection(tw_transport *t, tw_protocol *p);
 
 /* Deliver bytes to the protocol (data_received); a failure it returns

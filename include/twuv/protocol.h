@@ -309,18 +309,24 @@ typedef struct tw_iovec {
  * tw_transport_write: send len bytes, in order after everything written
  * before. Returns at once: the bytes the kernel does not take now are
  * copied (data is not kept after the call); small writes made in one loop
- * turn are coalesced. A write after the connection is lost or being lost
- * (lose_connection, abort) is dropped, as in Twisted, but reported:
- * returns 0, or TW_ENOTCONN (= UV_ENOTCONN) when dropped, TW_EINVAL (t NULL,
- * data NULL with len > 0), TW_ENOMEM (nothing written), TW_EWRONGTHREAD.
- * len 0 does nothing.
+ * turn are coalesced. A write before connection_made, after the
+ * connection is lost, after abort_connection or
+ * lose_write_connection, or after lose_connection has begun the close is
+ * dropped, as in Twisted, but reported (while a registered producer holds
+ * a lose_connection back, writes are still taken: the producer finishes
+ * its work, then unregisters). Returns 0, or TW_ENOTCONN (= UV_ENOTCONN)
+ * when dropped, TW_EINVAL (t NULL, data NULL with len > 0), TW_ENOMEM
+ * (nothing written), TW_ENOTSUP (the transport cannot write),
+ * TW_EWRONGTHREAD. len 0 does nothing (after the argument checks).
  */
 TW_EXTERN int tw_transport_write(tw_transport *t, const void *data,
                                  size_t len);
 
 /*
  * tw_transport_write_sequence: writeSequence - the n pieces as one
- * vectored write (writev), in order. Errors as tw_transport_write.
+ * vectored write (writev), in order; empty pieces are skipped. Errors as
+ * tw_transport_write (TW_EINVAL also for bufs NULL with n > 0, or a piece
+ * with base NULL and len > 0: then nothing is written).
  */
 TW_EXTERN int tw_transport_write_sequence(tw_transport *t,
                                           const tw_iovec *bufs, size_t n);
@@ -329,8 +335,8 @@ TW_EXTERN int tw_transport_write_sequence(tw_transport *t,
  * tw_transport_lose_connection: close after everything buffered is sent
  * (then connection_lost(ConnectionDone)). With a producer registered, the
  * close waits for it to be unregistered, as Twisted documents. Calls after
- * the first, and calls on a lost connection, do nothing. Returns 0,
- * TW_EINVAL, TW_EWRONGTHREAD.
+ * the first, calls before connection_made, and calls on a lost
+ * connection, do nothing. Returns 0, TW_EINVAL, TW_ENOTSUP, TW_EWRONGTHREAD.
  */
 TW_EXTERN int tw_transport_lose_connection(tw_transport *t);
 
@@ -338,8 +344,9 @@ TW_EXTERN int tw_transport_lose_connection(tw_transport *t);
  * tw_transport_abort_connection: close at once, discarding what is
  * buffered (TCP: a RST); connection_lost(ConnectionAborted) follows from
  * the loop, never from inside this call. An abort after a
- * lose_connection still aborts; a second abort, and a lose after an
- * abort, do nothing. Returns 0, TW_EINVAL, TW_EWRONGTHREAD.
+ * lose_connection still aborts (also one held by a producer); a second
+ * abort, and a lose after an abort, do nothing. Returns 0, TW_EINVAL,
+ * TW_ENOTSUP, TW_EWRONGTHREAD.
  */
 TW_EXTERN int tw_transport_abort_connection(tw_transport *t);
 
@@ -375,8 +382,10 @@ TW_EXTERN int tw_transport_get_tcp_keepalive(tw_transport *t);
 /*
  * The transport as a push producer: pause_producing stops reading (no
  * data_received until resumed), resume_producing starts again,
- * stop_producing drops the connection (as loseConnection). Returns 0,
- * TW_EINVAL, TW_EWRONGTHREAD.
+ * stop_producing drops the connection (as loseConnection). On a lost
+ * connection they do nothing. Returns 0, TW_EINVAL, TW_ENOTSUP,
+ * TW_EWRONGTHREAD (and for testing.h's string transport, its
+ * RuntimeErrors: see there).
  */
 TW_EXTERN int tw_transport_pause_producing(tw_transport *t);
 TW_EXTERN int tw_transport_resume_producing(tw_transport *t);
@@ -386,8 +395,12 @@ TW_EXTERN int tw_transport_stop_producing(tw_transport *t);
  * tw_transport_register_producer: IConsumer.registerProducer: streaming 1
  * for a push producer (paused above TW_TRANSPORT_BUFFER_SIZE buffered
  * bytes, resumed when the buffer is empty), 0 for a pull producer
- * (resume_producing each time the buffer empties, and once now). The
- * producer must stay valid until unregistered or stopped. Registering on
+ * (resume_producing each time the buffer empties after a write, and once
+ * now). A streaming producer is paused once when the buffer goes over
+ * the limit (Twisted repeats pauseProducing on every write while over it)
+ * and resumed once it is empty. The producer must stay valid until
+ * unregistered or stopped: when the connection is lost it gets
+ * stop_producing and is forgotten, before connection_lost. Registering on
  * a lost connection calls stop_producing at once and returns 0, as
  * Twisted. Returns 0, TW_EINVAL, TW_EBUSY (a producer is registered:
  * Twisted's RuntimeError), TW_EWRONGTHREAD.
