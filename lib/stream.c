@@ -515,6 +515,8 @@ static int tw__stream_resume_reading(tw_transport *t) {
   int err;
   s->paused = 0;
   if (!s->made) return 0; /* tw__stream_start reads */
+  /* FileDescriptor.resumeProducing does nothing while disconnecting. */
+  if (s->base.disconnecting) return 0;
   err = tw__stream_start_reading(s);
   if (err != 0) tw__stream_close(s, tw__connection_lost(err), 0);
   return 0;
@@ -525,10 +527,16 @@ static size_t tw__stream_buffered(tw_transport *t) {
 }
 
 static const tw__transport_ops tw__stream_ops = {
-    tw__stream_on_loop,        tw__stream_writev,
-    tw__stream_lose,           tw__stream_abort,
-    tw__stream_lose_write,     tw__stream_get_peer,
-    tw__stream_get_host,       tw__stream_set_tcp_option,
-    tw__stream_get_tcp_option, tw__stream_pause_reading,
-    tw__stream_resume_reading, tw__stream_buffered,
+    .on_loop_thread = tw__stream_on_loop,
+    .writev = tw__stream_writev,
+    .lose = tw__stream_lose,
+    .abort = tw__stream_abort,
+    .lose_write = tw__stream_lose_write,
+    .get_peer = tw__stream_get_peer,
+    .get_host = tw__stream_get_host,
+    .set_tcp_option = tw__stream_set_tcp_option,
+    .get_tcp_option = tw__stream_get_tcp_option,
+    .pause_reading = tw__stream_pause_reading,
+    .resume_reading = tw__stream_resume_reading,
+    .buffered = tw__stream_buffered,
 };
