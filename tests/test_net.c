@@ -9,10 +9,13 @@
  * mkdtemp directory; port 0; numeric hosts only; every loop bounded in
  * iterations and time (spin); no sleeps; per-test leak checks (TWT_TEST).
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
@@ -925,4 +928,51 @@ TWT_TEST(net, write_from_another_thread_via_call_from_thread) {
   cr_assert(got);
   cr_assert_eq(memcmp(srv[0].recv, "from a thread", 13), 0);
   teardown(r);
+}
+
+/* ---- connect timeout --------------------------------------------------------------- */
+
+/* The connect timeout (error.TimeoutError): a listener with a backlog of 0
+ * that never accepts; Linux drops the SYNs once its queue is full, so some
+ * of the attempts never complete and time out. */
+TWT_TEST(net, connect_timeout_fails_with_timeout_error) {
+  tw_reactor *r = setup();
+  struct sockaddr_in sin;
+  socklen_t len = sizeof(sin);
+  int fd = socket(AF_INET, SOCK_STREAM, 0), i, n = 4, done = 0;
+  tw_connector *c[4];
+  cr_assert_geq(fd, 0);
+  memset(&sin, 0, sizeof(sin));
+  sin.sin_family = AF_INET;
+  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  cr_assert_eq(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+  cr_assert_eq(listen(fd, 0), 0);
+  cr_assert_eq(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+  for (i = 0; i < n; i++)
+    cr_assert_eq(tw_connect_tcp(&c[i], r, "127.0.0.1", ntohs(sin.sin_port),
+                                &CF, 0.3, NULL),
+                 0);
+  {
+    uint64_t end = uv_hrtime() + 10000000000ull;
+    for (i = 0; i < 20000 && !done && uv_hrtime() < end; i++) {
+      tw_reactor_iterate(r, 0.05);
+      done = ncli + failed == n;
+    }
+  }
+  close(fd);
+  cr_assert(done, "made %d failed %d", ncli, failed);
+  cr_assert_geq(failed, 1);
+  cr_assert_eq(failed_type, &TW_NET_TIMEOUT_ERROR);
+  cr_assert(tw_error_type_is(failed_type, &TW_USER_ERROR));
+  teardown(r);
+}
+
+TWT_TEST(net, stop_listening_twice_is_einval) {
+  tw_reactor *r = setup();
+  tw_listening_port *p;
+  listen_local(r, &p, "127.0.0.1");
+  cr_assert_eq(tw_listening_port_stop(p, NULL), 0);
+  cr_assert_eq(tw_listening_port_stop(p, NULL), TW_EINVAL);
+  teardown(r);
+  cr_assert_eq(stopped, 1);
 }
