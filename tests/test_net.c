@@ -420,6 +420,30 @@ TWT_TEST(net, refused_build_protocol_closes_accepted_socket) {
   teardown(r);
 }
 
+/* The client's factory refuses: the connection closes, and the factory
+ * hears client_connection_lost(ConnectionDone), as Twisted's client. */
+static tw_protocol *refuse(tw_factory *f, const tw_address *a) {
+  (void)f;
+  (void)a;
+  return NULL;
+}
+
+TWT_TEST(net, client_factory_refusing_closes_the_connection) {
+  static const tw_factory_ops refusing = {refuse, NULL, NULL, f_connecting,
+                                          f_failed, f_client_lost};
+  tw_reactor *r = setup();
+  tw_listening_port *p;
+  tw_connector *c;
+  int port = listen_local(r, &p, "127.0.0.1");
+  tw_factory_init(&CF, &refusing);
+  cr_assert_eq(tw_connect_tcp(&c, r, "127.0.0.1", port, &CF, 5, NULL), 0);
+  cr_assert(spin(r, &client_lost));
+  cr_assert_eq(client_lost_type, &TW_CONNECTION_DONE);
+  cr_assert_eq(failed, 0);
+  cr_assert(spin(r, &srv_lost));
+  teardown(r);
+}
+
 /* ---- AbortConnectionMixin ---------------------------------------------------------- */
 
 static void abort_case(int twice, int then_lose, int lose_first) {
@@ -838,10 +862,15 @@ static void give_up(void *arg) {
 
 /* Twisted's disconnectAll: tw_reactor_stop closes ports and connections;
  * connection_lost(ConnectionLost) is delivered before run returns. */
+static int stop_port;
 static void stop_when_connected(void *arg) {
   tw_reactor *r = arg;
-  if (cli[0].made && srv[0].made)
+  tw_connector *c;
+  if (cli[0].made && srv[0].made) {
+    /* and an attempt still in progress when the shutdown comes */
+    tw_connect_tcp(&c, r, "127.0.0.1", stop_port, &CF, 5, NULL);
     tw_reactor_stop(r);
+  }
   else
     tw_reactor_call_later(r, 0.001, stop_when_connected, r, NULL, NULL);
 }
@@ -851,6 +880,7 @@ TWT_TEST(net, reactor_stop_disconnects_all) {
   tw_listening_port *p;
   int port = listen_local(r, &p, "127.0.0.1");
   int timed_out = 0;
+  stop_port = port;
   connect_local(r, "127.0.0.1", port);
   tw_reactor_call_later(r, 0, stop_when_connected, r, NULL, NULL);
   tw_reactor_call_later(r, 10, give_up, &timed_out, NULL, NULL);
@@ -863,6 +893,8 @@ TWT_TEST(net, reactor_stop_disconnects_all) {
   cr_assert_eq(cli[0].lost_type, &TW_CONNECTION_LOST);
   cr_assert_eq(client_lost, 1);
   cr_assert_eq(stopped, 1);
+  cr_assert_eq(failed, 1);
+  cr_assert_eq(failed_type, &TW_CONNECT_ERROR);
   teardown(r);
 }
 
