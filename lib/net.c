@@ -74,7 +74,16 @@ static void tw__port_accept(uv_stream_t *server, int status) {
   /* Accept errors (EMFILE: libuv's uv__emfile_trick already accepted and
    * closed one) leave the port listening, as Twisted's doRead does. */
   if (status < 0 || p->stopping) return;
-  if (tw__stream_new(&s, p->r, p->tcp) != 0) return;
+  err = tw__stream_new(&s, p->r, p->tcp);
+  if (err != 0) {
+    /* No handle to accept into: libuv stops watching the port until the
+     * next uv_accept, so the port is dead from here - say so. */
+    tw__log_at(TW_LOG_ERROR, NULL, NULL, 0,
+               "listening port: cannot accept a connection (%s); the port "
+               "stops accepting",
+               tw_err_name(err));
+    return;
+  }
   err = uv_accept(server, &s->h.stream);
   if (err != 0) {
     tw__stream_close(s, NULL, 0);
