@@ -23,5 +23,6 @@
 #include "twuv/resolve.h"
 #include "twuv/protocol.h"
 #include "twuv/testing.h"
+#include "twuv/net.h"
 
 #endif /* TWUV_H */

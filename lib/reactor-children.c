@@ -138,8 +138,9 @@ static int tw__children_walk(tw_reactor *r, int why) {
     w.next = c->prev;
     /* Pinned: an outer walk is inside its close. */
     if (c->flags & TW__CHILD_PINNED) continue;
-    if (why == TW__CLOSE_HALT ? !(c->flags & TW__CHILD_HALT)
-                              : (c->flags & TW__CHILD_FREED) != 0)
+    if (why == TW__CLOSE_HALT       ? !(c->flags & TW__CHILD_HALT)
+        : why == TW__CLOSE_SHUTDOWN ? !(c->flags & TW__CHILD_SHUTDOWN)
+                                    : (c->flags & TW__CHILD_FREED) != 0)
       continue;
     if (why == TW__CLOSE_FREE) c->flags |= TW__CHILD_FREED;
     c->flags |= TW__CHILD_PINNED;
@@ -169,6 +170,10 @@ void tw__reactor_children_halt(tw_reactor *r) {
   /* Halted already (a stop's crash, after the stop): no halt child came
    * since - they are refused - and those there were told. */
   if (!was) tw__children_walk(r, TW__CLOSE_HALT);
+}
+
+void tw__reactor_children_shutdown(tw_reactor *r) {
+  (void)tw__children_walk(r, TW__CLOSE_SHUTDOWN);
 }
 
 void tw__reactor_children_live(tw_reactor *r) {

@@ -87,7 +87,13 @@ enum {
    * stop). */
   TW__CLOSE_HALT = 1,
   /* tw_reactor_free: every child; the last close a child gets. */
-  TW__CLOSE_FREE = 2
+  TW__CLOSE_FREE = 2,
+  /* The "shutdown" event's during phase, right after the reactor's own
+   * crash (Twisted's disconnectAll): children flagged TW__CHILD_SHUTDOWN -
+   * connections, listening ports, connection attempts - close then, while
+   * the loop still runs their close callbacks before tw_reactor_run
+   * returns. Told once per shutdown. */
+  TW__CLOSE_SHUTDOWN = 3
 };
 
 /* Flags the owner sets before adding the child (tw__child_init). */
@@ -107,7 +113,9 @@ enum {
    * goes with the last of them, after free returned (as it goes with the
    * close callbacks of its own handles). */
   TW__CHILD_ON_LOOP = 1u << 2,
-  TW__CHILD_OWNER_FLAGS = (1u << 3) - 1
+  /* Closed by the reactor's disconnectAll (TW__CLOSE_SHUTDOWN, above). */
+  TW__CHILD_SHUTDOWN = 1u << 3,
+  TW__CHILD_OWNER_FLAGS = (1u << 4) - 1
 };
 
 typedef struct tw__child tw__child;
@@ -167,6 +175,37 @@ void tw__reactor_child_park(tw_reactor *r, tw__child *c);
  * thread - must not touch the reactor again. Any thread.
  */
 void tw__reactor_child_done(tw_reactor *r, tw__child *c);
+
+/* ---- what the networking layer borrows from the reactor ------------------ */
+
+/*
+ * The reactor's read buffer, TW__READ_BUFFER_SIZE bytes (allocated on first
+ * use, freed with the reactor), or NULL when it cannot be allocated. Every
+ * stream of the reactor reads into it: libuv calls alloc then read for one
+ * stream at a time on the loop thread, and data_received borrows the bytes
+ * for its call only, so one buffer serves them all (Twisted also reads at
+ * most 64 KiB per recv, tcp.py). A malloc per read cost throughput in
+ * networking-reference.md's scratch echo test (42-108 MiB/s against
+ * 343-365 with a shared buffer). Loop thread.
+ */
+#define TW__READ_BUFFER_SIZE 65536
+char *tw__reactor_read_buffer(tw_reactor *r);
+
+/*
+ * Flush nodes: work to run once before the loop next waits for I/O (a
+ * uv_prepare handle, started only while a node is queued, unreferenced).
+ * The streams queue one when they have coalesced bytes to hand to libuv.
+ * Nodes run in the order queued; a node is queued at most once (queueing it
+ * again does nothing); fn may queue nodes again (they run on the next
+ * turn). Loop thread.
+ */
+typedef struct tw__flush_node tw__flush_node;
+struct tw__flush_node {
+  tw__flush_node *next, *prev; /* the reactor's; NULL when not queued */
+  void (*fn)(tw__flush_node *n);
+};
+void tw__reactor_flush_add(tw_reactor *r, tw__flush_node *n);
+void tw__reactor_flush_remove(tw_reactor *r, tw__flush_node *n);
 
 /* For white-box tests: calls counted in the call_from_thread queue. */
 uint64_t tw__reactor_calls_queued(tw_reactor *r);

@@ -64,7 +64,13 @@ struct tw_reactor {
   uv_idle_t idle;
   uv_signal_t sigint;
   uv_signal_t sigterm;
+  uv_prepare_t prepare; /* runs the flush nodes (networking) */
   int open_handles; /* closes still to complete */
+
+  /* The networking layer's (reactor-internal.h): the shared read buffer
+   * and the flush nodes queued for the prepare phase. */
+  char *read_buf;
+  tw__flush_node *flush_head, *flush_tail;
 
   tw_clock clock;
   double armed_deadline; /* the timer's deadline, NaN when not armed */
@@ -143,6 +149,8 @@ int tw__reactor_children_init(tw_reactor *r);
 void tw__reactor_children_destroy(tw_reactor *r);
 /* stop, crash: refuse TW__CHILD_HALT adds, close those registered. */
 void tw__reactor_children_halt(tw_reactor *r);
+/* the shutdown event's disconnectAll: close TW__CHILD_SHUTDOWN children. */
+void tw__reactor_children_shutdown(tw_reactor *r);
 /* really start: accept TW__CHILD_HALT adds again. */
 void tw__reactor_children_live(tw_reactor *r);
 /* free, before anything changes: TW_EBUSY while a busy child is

@@ -307,6 +307,15 @@ static tw_result tw__reactor_shutdown_crash(void *arg) {
   return tw_result_none();
 }
 
+/* The reactor's second during-shutdown trigger, right after the crash
+ * (Twisted's ("during", "shutdown", disconnectAll)): connections, ports and
+ * connection attempts close; their close callbacks still run on this loop
+ * iteration, before run returns. */
+static tw_result tw__reactor_disconnect_all(void *arg) {
+  tw__reactor_children_shutdown(arg);
+  return tw_result_none();
+}
+
 /* After the shutdown event completed: stopped for good. */
 void tw__reactor_shutdown_done(tw_reactor *r) {
   /* The event ran without the reactor's own crash trigger: a "shutdown"
@@ -476,6 +485,7 @@ int tw_reactor_call_later(tw_reactor *r, double delay, tw_call_fn fn,
 void tw__reactor_maybe_release(tw_reactor *r) {
   if (r->open_handles > 0 || r->children != NULL) return;
   tw__reactor_children_destroy(r);
+  tw__free(r->read_buf);
   tw__free(r);
 }
 
@@ -491,6 +501,51 @@ static void tw__open(tw_reactor *r, uv_handle_t *h) {
   r->open_handles++;
 }
 
+/* ---- what the networking layer borrows ------------------------------------ */
+
+char *tw__reactor_read_buffer(tw_reactor *r) {
+  if (r->read_buf == NULL) r->read_buf = tw__malloc(TW__READ_BUFFER_SIZE);
+  return r->read_buf;
+}
+
+static void tw__reactor_prepare_cb(uv_prepare_t *h) {
+  tw_reactor *r = h->data;
+  /* Only the nodes queued now: one a fn queues again waits for the next
+   * turn (its own flush may have met a full socket). */
+  tw__flush_node *last = r->flush_tail, *n;
+  while ((n = r->flush_head) != NULL) {
+    tw__reactor_flush_remove(r, n);
+    n->fn(n);
+    if (n == last) break;
+  }
+  if (r->flush_head == NULL) uv_prepare_stop(&r->prepare);
+}
+
+void tw__reactor_flush_add(tw_reactor *r, tw__flush_node *n) {
+  if (n->prev != NULL || r->flush_head == n) return; /* queued */
+  n->next = NULL;
+  n->prev = r->flush_tail;
+  if (r->flush_tail != NULL)
+    r->flush_tail->next = n;
+  else
+    r->flush_head = n;
+  r->flush_tail = n;
+  if (!r->closing) uv_prepare_start(&r->prepare, tw__reactor_prepare_cb);
+}
+
+void tw__reactor_flush_remove(tw_reactor *r, tw__flush_node *n) {
+  if (n->prev == NULL && r->flush_head != n) return; /* not queued */
+  if (n->prev != NULL)
+    n->prev->next = n->next;
+  else
+    r->flush_head = n->next;
+  if (n->next != NULL)
+    n->next->prev = n->prev;
+  else
+    r->flush_tail = n->prev;
+  n->next = n->prev = NULL;
+}
+
 static int tw__reactor_init_handles(tw_reactor *r) {
   int err = uv_async_init(r->loop, &r->async, tw__reactor_async_cb);
   if (err != 0) return err;
@@ -502,6 +557,8 @@ static int tw__reactor_init_handles(tw_reactor *r) {
   uv_check_start(&r->check, tw__reactor_check_cb);
   uv_idle_init(r->loop, &r->idle);
   tw__open(r, (uv_handle_t *)&r->idle);
+  uv_prepare_init(r->loop, &r->prepare);
+  tw__open(r, (uv_handle_t *)&r->prepare);
   if (r->flags & TW_REACTOR_SIGNALS) {
     err = uv_signal_init(r->loop, &r->sigint);
     if (err == 0) {
@@ -530,6 +587,7 @@ static void tw__reactor_close_handles(tw_reactor *r) {
   tw__close((uv_handle_t *)&r->timer);
   tw__close((uv_handle_t *)&r->check);
   tw__close((uv_handle_t *)&r->idle);
+  tw__close((uv_handle_t *)&r->prepare);
   if (r->flags & TW_REACTOR_SIGNALS) {
     tw__close((uv_handle_t *)&r->sigint);
     tw__close((uv_handle_t *)&r->sigterm);
@@ -555,6 +613,33 @@ static void tw__reactor_close_handles(tw_reactor *r) {
 }
 
 /* ---- creation and destruction ------------------------------------------------ */
+
+/*
+ * SIGPIPE is ignored when the first reactor is made, if its disposition is
+ * still the default: libuv writes with write/writev, which raise SIGPIPE
+ * when the peer is gone (libuv leaves the signal to the application:
+ * joyent/libuv #1254), and the default action kills the process - a scratch
+ * libuv echo server died of it when a client went away mid-stream
+ * (networking-reference.md). Python ignores SIGPIPE at start-up, so a
+ * Twisted program never sees it either; here the write fails with EPIPE and
+ * the connection is lost with that code. A handler the program installed
+ * itself is left alone. Done at reactor creation rather than at the first
+ * socket, so that a raw libuv handle on the reactor's loop is covered too
+ * (docs/networking.md).
+ */
+static void tw__ignore_sigpipe_once(void) {
+  struct sigaction sa;
+  if (sigaction(SIGPIPE, NULL, &sa) != 0) return;
+  if (!(sa.sa_flags & SA_SIGINFO) && sa.sa_handler == SIG_DFL) {
+    sa.sa_handler = SIG_IGN;
+    (void)sigaction(SIGPIPE, &sa, NULL);
+  }
+}
+
+static void tw__ignore_sigpipe(void) {
+  static uv_once_t once = UV_ONCE_INIT;
+  uv_once(&once, tw__ignore_sigpipe_once);
+}
 
 static uv_once_t tw__default_once = UV_ONCE_INIT;
 static uv_mutex_t tw__default_mutex;
@@ -604,6 +689,10 @@ int tw_reactor_new(tw_reactor **out, struct uv_loop_s *loop, unsigned flags) {
   if ((err = tw__reactor_add_internal_trigger(r, TW_PHASE_DURING, "shutdown",
                                               tw__reactor_shutdown_crash)) != 0)
     goto fail_triggers;
+  if ((err = tw__reactor_add_internal_trigger(r, TW_PHASE_DURING, "shutdown",
+                                              tw__reactor_disconnect_all)) != 0)
+    goto fail_triggers;
+  tw__ignore_sigpipe();
   if ((err = tw__reactor_init_handles(r)) != 0) goto fail_handles;
   *out = r;
   return 0;

@@ -1,0 +1,1010 @@
+/*
+ * tests/test_net.c - TCP and UNIX connections over loopback (net.h and the
+ * stream transport): ports of twisted/internet/test/test_tcp.py,
+ * connectionmixins.py and test_unix.py where they map (names in
+ * snake_case), plus twuv's own: bad input, reactor shutdown and free,
+ * writes from another thread.
+ *
+ * Rules (docs/notes: network tests): 127.0.0.1, ::1 or a UNIX path in a
+ * mkdtemp directory; port 0; numeric hosts only; every loop bounded in
+ * iterations and time (spin); no sleeps; per-test leak checks (TWT_TEST).
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "twtest.h"
+
+TWT_SUITE(net);
+
+/* ---- harness ---------------------------------------------------------------- */
+
+/* Iterate r until *flag is non-zero: at most 20000 iterations and 10 s. */
+static int spin(tw_reactor *r, const int *flag) {
+  uint64_t end = uv_hrtime() + 10ull * 1000000000ull;
+  int i;
+  for (i = 0; i < 20000 && !*flag && uv_hrtime() < end; i++)
+    cr_assert_eq(tw_reactor_iterate(r, 0.05), 0);
+  return *flag != 0;
+}
+
+#define MAXP 8
+#define RECV_MAX (4 << 20)
+
+/* A protocol that records what happens to it. */
+typedef struct rec {
+  tw_protocol base;
+  int made, lost, lost_in_call, read_lost, write_lost;
+  const tw_error_type *lost_type;
+  int lost_code;
+  char *recv;
+  size_t nrecv;
+  /* behaviour */
+  int echo;
+  int lose_on_made, abort_on_made, abort_twice, abort_then_lose,
+      lose_then_abort;
+  int fail_on_data;
+  int lose_after_bytes; /* > 0: lose once that many bytes came */
+  int write_in_lost;    /* writes in connection_lost: dropped */
+  int write_in_lost_rc, write_seq_in_lost_rc;
+  const char *send_on_made;
+  int in_call;
+} rec;
+
+static rec srv[MAXP], cli[MAXP];
+static int nsrv, ncli;
+static int srv_lost, cli_lost;
+
+static void rec_made(tw_protocol *p) {
+  rec *x = (rec *)p;
+  x->made = 1;
+  x->in_call = 1;
+  if (x->send_on_made != NULL)
+    tw_transport_write(p->transport, x->send_on_made, strlen(x->send_on_made));
+  if (x->lose_on_made) tw_transport_lose_connection(p->transport);
+  if (x->abort_on_made) {
+    tw_transport_abort_connection(p->transport);
+    if (x->abort_twice) tw_transport_abort_connection(p->transport);
+    if (x->abort_then_lose) tw_transport_lose_connection(p->transport);
+  }
+  if (x->lose_then_abort) {
+    tw_transport_lose_connection(p->transport);
+    tw_transport_abort_connection(p->transport);
+  }
+  x->in_call = 0;
+}
+
+static tw_failure *rec_data(tw_protocol *p, const char *data, size_t len) {
+  rec *x = (rec *)p;
+  if (x->recv == NULL) x->recv = malloc(RECV_MAX);
+  if (x->nrecv + len <= RECV_MAX) memcpy(x->recv + x->nrecv, data, len);
+  x->nrecv += len;
+  if (x->fail_on_data)
+    return tw_failure_new(&TW_VALUE_ERROR, 0, "data_received raised");
+  if (x->echo) tw_transport_write(p->transport, data, len);
+  if (x->lose_after_bytes > 0 && x->nrecv >= (size_t)x->lose_after_bytes)
+    tw_transport_lose_connection(p->transport);
+  return NULL;
+}
+
+static void rec_lost(tw_protocol *p, tw_failure *reason) {
+  rec *x = (rec *)p;
+  x->lost++;
+  x->lost_in_call = x->in_call;
+  x->lost_type = tw_failure_type(reason);
+  x->lost_code = tw_failure_code(reason);
+  if (x->write_in_lost) {
+    tw_iovec v = {"x", 1};
+    x->write_in_lost_rc = tw_transport_write(p->transport, "x", 1);
+    x->write_seq_in_lost_rc = tw_transport_write_sequence(p->transport, &v, 1);
+  }
+  if (x >= srv && x < srv + MAXP) srv_lost++;
+  if (x >= cli && x < cli + MAXP) cli_lost++;
+}
+
+static void rec_read_lost(tw_protocol *p) { ((rec *)p)->read_lost++; }
+static void rec_write_lost(tw_protocol *p) { ((rec *)p)->write_lost++; }
+
+static const tw_protocol_ops rec_ops = {rec_made, rec_data, rec_lost, NULL,
+                                        NULL};
+
+/* Template settings for the next protocols built. */
+static rec srv_tpl, cli_tpl;
+static const tw_protocol_ops *srv_ops = &rec_ops, *cli_ops = &rec_ops;
+static int refuse_server;
+static tw_address built_addr;
+
+static tw_protocol *build_srv(tw_factory *f, const tw_address *a) {
+  rec *x;
+  (void)f;
+  built_addr = *a;
+  if (refuse_server || nsrv == MAXP) return NULL;
+  x = &srv[nsrv++];
+  *x = srv_tpl;
+  tw_protocol_init(&x->base, srv_ops);
+  return &x->base;
+}
+
+static tw_protocol *build_cli(tw_factory *f, const tw_address *a) {
+  rec *x;
+  (void)f;
+  (void)a;
+  if (ncli == MAXP) return NULL;
+  x = &cli[ncli++];
+  *x = cli_tpl;
+  tw_protocol_init(&x->base, cli_ops);
+  return &x->base;
+}
+
+static int started, stopped, failed, client_lost, connecting;
+static const tw_error_type *failed_type, *client_lost_type;
+static int failed_code;
+
+static void f_start(tw_factory *f) { (void)f; started++; }
+static void f_stop(tw_factory *f) { (void)f; stopped++; }
+static void f_connecting(tw_factory *f, tw_connector *c) {
+  (void)f;
+  (void)c;
+  connecting++;
+}
+static void f_failed(tw_factory *f, tw_connector *c, tw_failure *reason) {
+  (void)f;
+  (void)c;
+  failed++;
+  failed_type = tw_failure_type(reason);
+  failed_code = tw_failure_code(reason);
+}
+static void f_client_lost(tw_factory *f, tw_connector *c, tw_failure *reason) {
+  (void)f;
+  (void)c;
+  client_lost++;
+  client_lost_type = tw_failure_type(reason);
+}
+
+static const tw_factory_ops srv_fops = {build_srv, f_start, f_stop, NULL, NULL,
+                                        NULL};
+static const tw_factory_ops cli_fops = {build_cli,     NULL,     NULL,
+                                        f_connecting,  f_failed, f_client_lost};
+static tw_factory SF, CF;
+
+static tw_reactor *setup(void) {
+  memset(srv, 0, sizeof(srv));
+  memset(cli, 0, sizeof(cli));
+  memset(&srv_tpl, 0, sizeof(srv_tpl));
+  memset(&cli_tpl, 0, sizeof(cli_tpl));
+  tw_factory_init(&SF, &srv_fops);
+  tw_factory_init(&CF, &cli_fops);
+  return twt_new_reactor(0);
+}
+
+static void teardown(tw_reactor *r) {
+  int i;
+  twt_free_reactor(r);
+  for (i = 0; i < MAXP; i++) {
+    free(srv[i].recv);
+    free(cli[i].recv);
+  }
+}
+
+/* Listen on 127.0.0.1 (or ::1), port 0; the port number. */
+static int listen_local(tw_reactor *r, tw_listening_port **p, const char *ip) {
+  tw_address a;
+  cr_assert_eq(tw_listen_tcp(p, r, 0, &SF, 0, ip), 0);
+  cr_assert_eq(tw_listening_port_get_host(*p, &a), 0);
+  cr_assert_gt(a.port, 0);
+  return a.port;
+}
+
+static tw_connector *connect_local(tw_reactor *r, const char *ip, int port) {
+  tw_connector *c;
+  cr_assert_eq(tw_connect_tcp(&c, r, ip, port, &CF, 5.0, NULL), 0);
+  return c;
+}
+
+/* ---- listening ---------------------------------------------------------------- */
+
+/* TCPPortTestsMixin.test_getHostIPv4-like, and stopListening's Deferred. */
+static tw_result note_fired(tw_result res, void *arg) {
+  *(int *)arg = 1;
+  return res;
+}
+
+TWT_TEST(net, listen_port0_get_host_and_stop) {
+  tw_reactor *r = setup();
+  tw_listening_port *p;
+  tw_deferred *d;
+  tw_address a;
+  int fired = 0;
+  cr_assert_eq(tw_listen_tcp(&p, r, 0, &SF, 0, "127.0.0.1"), 0);
+  cr_assert_eq(started, 1);
+  cr_assert_eq(tw_listening_port_get_host(p, &a), 0);
+  cr_assert_eq(a.family, TW_ADDRESS_IPV4);
+  cr_assert_eq(a.type, TW_ADDRESS_TCP);
+  cr_assert_str_eq(a.host, "127.0.0.1");
+  cr_assert(a.port > 0 && a.port <= 65535);
+  cr_assert_eq(tw_listening_port_stop(p, &d), 0);
+  cr_assert_eq(tw_deferred_add_both(d, note_fired, &fired), 0);
+  cr_assert(spin(r, &fired));
+  cr_assert_eq(stopped, 1);
+  tw_deferred_unref(d);
+  teardown(r);
+}
+
+TWT_TEST(net, listen_default_interface_is_ipv4_any) {
+  tw_reactor *r = setup();
+  tw_listening_port *p;
+  tw_address a;
+  cr_assert_eq(tw_listen_tcp(&p, r, 0, &SF, 0, NULL), 0);
+  tw_listening_port_get_host(p, &a);
+  cr_assert_str_eq(a.host, "0.0.0.0");
+  cr_assert_eq(a.family, TW_ADDRESS_IPV4);
+  teardown(r); /* free stops the port */
+  cr_assert_eq(stopped, 1);
+}
+
+/* CannotBindTests.test_cannotBind: the port is taken. */
+TWT_TEST(net, cannot_bind_port_in_use) {
+  tw_reactor *r = setup();
+  tw_listening_port *p, *q = (tw_listening_port *)&q;
+  int port = listen_local(r, &p, "127.0.0.1");
+  cr_assert_eq(tw_listen_tcp(&q, r, port, &SF, 0, "127.0.0.1"), UV_EADDRINUSE);
+  cr_assert_null(q);
+  cr_assert_eq(started, 1); /* only the first started the factory */
+  teardown(r);
+  cr_assert_eq(stopped, 1);
+}
+
+TWT_TEST(net, bad_input_gets_codes_and_leaks_nothing) {
+  tw_reactor *r = setup();
+  tw_listening_port *p = (tw_listening_port *)&p;
+  tw_connector *c = (tw_connector *)&c;
+  char longpath[300];
+  tw_address a;
+  memset(longpath, 'a', sizeof(longpath) - 1);
+  longpath[0] = '/';
+  longpath[sizeof(longpath) - 1] = '\0';
+  cr_assert_eq(tw_listen_tcp(NULL, r, 0, &SF, 0, NULL), TW_EINVAL);
+  cr_assert_eq(tw_listen_tcp(&p, NULL, 0, &SF, 0, NULL), TW_EINVAL);
+  cr_assert_null(p);
+  cr_assert_eq(tw_listen_tcp(&p, r, 0, NULL, 0, NULL), TW_EINVAL);
+  cr_assert_eq(tw_listen_tcp(&p, r, -1, &SF, 0, NULL), TW_EINVAL);
+  cr_assert_eq(tw_listen_tcp(&p, r, 65536, &SF, 0, NULL), TW_EINVAL);
+  cr_assert_eq(tw_listen_tcp(&p, r, 0, &SF, 0, "localhost"), TW_EINVAL);
+  cr_assert_eq(tw_listen_unix(&p, r, longpath, &SF, 0, 0), TW_EINVAL);
+  cr_assert_eq(tw_listen_unix(&p, r, "", &SF, 0, 0), TW_EINVAL);
+  cr_assert_eq(tw_listen_unix(&p, r, NULL, &SF, 0, 0), TW_EINVAL);
+  cr_assert_eq(tw_listen_unix(&p, r, "/tmp/x", &SF, 0, 010000), TW_EINVAL);
+  cr_assert_eq(tw_listening_port_get_host(NULL, &a), TW_EINVAL);
+  cr_assert_eq(tw_listening_port_stop(NULL, NULL), TW_EINVAL);
+  cr_assert_eq(tw_connect_tcp(&c, r, "127.0.0.1", 70000, &CF, 0, NULL),
+               TW_EINVAL);
+  cr_assert_null(c);
+  cr_assert_eq(tw_connect_tcp(&c, r, NULL, 1, &CF, 0, NULL), TW_EINVAL);
+  cr_assert_eq(tw_connect_tcp(&c, r, "", 1, &CF, 0, NULL), TW_EINVAL);
+  cr_assert_eq(tw_connect_tcp(&c, r, "127.0.0.1", 1, NULL, 0, NULL),
+               TW_EINVAL);
+  cr_assert_eq(tw_connect_tcp(NULL, r, "127.0.0.1", 1, &CF, 0, NULL),
+               TW_EINVAL);
+  memset(&a, 0, sizeof(a));
+  a.family = TW_ADDRESS_IPV4;
+  strcpy(a.host, "not an address");
+  cr_assert_eq(tw_connect_tcp(&c, r, "127.0.0.1", 1, &CF, 0, &a), TW_EINVAL);
+  cr_assert_eq(tw_connect_unix(&c, r, longpath, &CF, 0), TW_EINVAL);
+  cr_assert_eq(tw_connect_unix(&c, r, "", &CF, 0), TW_EINVAL);
+  cr_assert_eq(tw_connector_connect(NULL), TW_EINVAL);
+  cr_assert_eq(tw_connector_stop_connecting(NULL), TW_EINVAL);
+  cr_assert_eq(tw_connector_disconnect(NULL), TW_EINVAL);
+  cr_assert_eq(tw_connector_get_destination(NULL, &a), TW_EINVAL);
+  cr_assert_eq(tw_connector_free(NULL), TW_EINVAL);
+  cr_assert_eq(started + connecting + failed, 0);
+  teardown(r);
+}
+
+/* ---- connections ---------------------------------------------------------------- */
+
+/* Echo: data both ways, a clean close, both sides lose with
+ * ConnectionDone; client_connection_lost after the protocol's. */
+TWT_TEST(net, echo_round_trip_and_clean_close) {
+  tw_reactor *r = setup();
+  tw_listening_port *p;
+  int port = listen_local(r, &p, "127.0.0.1");
+  srv_tpl.echo = 1;
+  cli_tpl.send_on_made = "hello, world";
+  cli_tpl.lose_after_bytes = 12;
+  connect_local(r, "127.0.0.1", port);
+  cr_assert_eq(connecting, 1);
+  cr_assert(spin(r, &srv_lost));
+  cr_assert(spin(r, &cli_lost));
+  cr_assert_eq(cli[0].nrecv, 12);
+  cr_assert_eq(memcmp(cli[0].recv, "hello, world", 12), 0);
+  cr_assert_eq(srv[0].nrecv, 12);
+  cr_assert_eq(cli[0].lost_type, &TW_CONNECTION_DONE);
+  cr_assert_eq(srv[0].lost_type, &TW_CONNECTION_DONE);
+  cr_assert_eq(client_lost, 1);
+  cr_assert_eq(client_lost_type, &TW_CONNECTION_DONE);
+  cr_assert_eq(built_addr.family, TW_ADDRESS_IPV4);
+  teardown(r);
+}
+
+/* TCPPortTestsMixin: getHost/getPeer agree on both ends, IPv4 and IPv6. */
+static void addresses_agree(const char *ip, int family) {
+  tw_reactor *r = setup();
+  tw_listening_port *p;
+  tw_address sh, sp, ch, cp, dest;
+  tw_connector *c;
+  int port = listen_local(r, &p, ip);
+  c = connect_local(r, ip, port);
+  cr_assert(spin(r, &cli[0].made));
+  cr_assert(spin(r, &srv[0].made));
+  cr_assert_eq(tw_transport_get_host(srv[0].base.transport, &sh), 0);
+  cr_assert_eq(tw_transport_get_peer(srv[0].base.transport, &sp), 0);
+  cr_assert_eq(tw_transport_get_host(cli[0].base.transport, &ch), 0);
+  cr_assert_eq(tw_transport_get_peer(cli[0].base.transport, &cp), 0);
+  cr_assert_eq(sh.family, family);
+  cr_assert_str_eq(sh.host, ip);
+  cr_assert_eq(sh.port, port);
+  cr_assert(tw_address_equal(&sh, &cp));
+  cr_assert(tw_address_equal(&sp, &ch));
+  cr_assert(tw_address_equal(&built_addr, &sp));
+  cr_assert_eq(tw_connector_get_destination(c, &dest), 0);
+  cr_assert_str_eq(dest.host, ip);
+  cr_assert_eq(dest.port, port);
+  cr_assert_eq(dest.family, family);
+  teardown(r);
+  cr_assert_eq(srv[0].lost_type, &TW_CONNECTION_LOST);
+  cr_assert_eq(cli[0].lost_type, &TW_CONNECTION_LOST);
+}
+
+TWT_TEST(net, get_host_get_peer_ipv4) { addresses_agree("127.0.0.1", TW_ADDRESS_IPV4); }
+TWT_TEST(net, get_host_get_peer_ipv6) { addresses_agree("::1", TW_ADDRESS_IPV6); }
+
+/* connectionmixins: test_connectionRefused-like. */
+TWT_TEST(net, connection_refused) {
+  tw_reactor *r = setup();
+  tw_listening_port *p;
+  int port = listen_local(r, &p, "127.0.0.1");
+  int fired = 0;
+  tw_deferred *d;
+  tw_listening_port_stop(p, &d);
+  tw_deferred_add_both(d, note_fired, &fired);
+  cr_assert(spin(r, &fired));
+  tw_deferred_unref(d);
+  connect_local(r, "127.0.0.1", port);
+  cr_assert(spin(r, &failed));
+  cr_assert_eq(failed_type, &TW_NET_CONNECTION_REFUSED_ERROR);
+  cr_assert(tw_error_type_is(failed_type, &TW_CONNECT_ERROR));
+  cr_assert_eq(failed_code, UV_ECONNREFUSED);
+  cr_assert_eq(ncli, 0);
+  teardown(r);
+}
+
+/* stopConnecting before the connect completed: UserError, from the loop. */
+TWT_TEST(net, stop_connecting_fails_with_user_error) {
+  tw_reactor *r = setup();
+  tw_listening_port *p;
+  int port = listen_local(r, &p, "127.0.0.1");
+  tw_connector *c = connect_local(r, "127.0.0.1", port);
+  cr_assert_eq(tw_connector_stop_connecting(c), 0);
+  cr_assert_eq(failed, 0); /* not from inside the call */
+  cr_assert_eq(tw_connector_stop_connecting(c), TW_ENOTCONN);
+  cr_assert(spin(r, &failed));
+  cr_assert_eq(failed_type, &TW_USER_ERROR);
+  cr_assert_eq(tw_connector_stop_connecting(c), TW_ENOTCONN);
+  /* and it can connect again */
+  cr_assert_eq(tw_connector_connect(c), 0);
+  cr_assert_eq(tw_connector_connect(c), TW_EBUSY);
+  cr_assert(spin(r, &cli[0].made));
+  cr_assert_eq(tw_connector_free(c), 0);
+  cr_assert(spin(r, &client_lost));
+  teardown(r);
+}
+
+/* The server's factory refuses: the accepted socket is closed. */
+TWT_TEST(net, refused_build_protocol_closes_accepted_socket) {
+  tw_reactor *r = setup();
+  tw_listening_port *p;
+  int port = listen_local(r, &p, "127.0.0.1");
+  refuse_server = 1;
+  connect_local(r, "127.0.0.1", port);
+  cr_assert(spin(r, &cli_lost));
+  cr_assert_eq(nsrv, 0);
+  cr_assert(cli[0].lost_type == &TW_CONNECTION_DONE ||
+            cli[0].lost_type == &TW_CONNECTION_LOST);
+  teardown(r);
+}
+
+/* The client's factory refuses: the connection closes, and the factory
+ * hears client_connection_lost(ConnectionDone), as Twisted's client. */
+static tw_protocol *refuse(tw_factory *f, const tw_address *a) {
+  (void)f;
+  (void)a;
+  return NULL;
+}
+
+TWT_TEST(net, client_factory_refusing_closes_the_connection) {
+  static const tw_factory_ops refusing = {refuse, NULL, NULL, f_connecting,
+                                          f_failed, f_client_lost};
+  tw_reactor *r = setup();
+  tw_listening_port *p;
+  tw_connector *c;
+  int port = listen_local(r, &p, "127.0.0.1");
+  tw_factory_init(&CF, &refusing);
+  cr_assert_eq(tw_connect_tcp(&c, r, "127.0.0.1", port, &CF, 5, NULL), 0);
+  cr_assert(spin(r, &client_lost));
+  cr_assert_eq(client_lost_type, &TW_CONNECTION_DONE);
+  cr_assert_eq(failed, 0);
+  cr_assert(spin(r, &srv_lost));
+  teardown(r);
+}
+
+/* ---- AbortConnectionMixin ---------------------------------------------------------- */
+
+static void abort_case(int twice, int then_lose, int lose_first) {
+  tw_reactor *r = setup();
+  tw_listening_port *p;
+  int port = listen_local(r, &p, "127.0.0.1");
+  if (lose_first)
+    cli_tpl.lose_then_abort = 1;
+  else
+    cli_tpl.abort_on_made = 1;
+  cli_tpl.abort_twice = twice;
+  cli_tpl.abort_then_lose = then_lose;
+  connect_local(r, "127.0.0.1", port);
+  cr_assert(spin(r, &cli_lost));
+  cr_assert(spin(r, &srv_lost));
+  cr_assert_eq(cli[0].lost, 1);
+  cr_assert_eq(cli[0].lost_in_call, 0);
+  cr_assert_eq(cli[0].lost_type, &TW_CONNECTION_ABORTED);
+  /* the server sees the RST */
+  cr_assert(tw_error_type_is(srv[0].lost_type, &TW_CONNECTION_LOST),
+            "server lost with %s",
+            srv[0].lost_type ? srv[0].lost_type->name : "?");
+  teardown(r);
+}
+
+TWT_TEST(net, abort_connection) { abort_case(0, 0, 0); }
+TWT_TEST(net, abort_connection_twice) { abort_case(1, 0, 0); }
+TWT_TEST(net, abort_connection_then_lose_connection) { abort_case(0, 1, 0); }
+TWT_TEST(net, lose_connection_then_abort_connection) { abort_case(0, 0, 1); }
+
+/* A failure returned by data_received is the reason (Twisted: the
+ * exception dataReceived raised). */
+TWT_TEST(net, data_received_failure_is_the_reason) {
+  tw_reactor *r = setup();
+  tw_listening_port *p;
+  int port = listen_local(r, &p, "127.0.0.1");
+  srv_tpl.fail_on_data = 1;
+  cli_tpl.send_on_made = "x";
+  connect_local(r, "127.0.0.1", port);
+  cr_assert(spin(r, &srv_lost));
+  cr_assert_eq(srv[0].lost_type, &TW_VALUE_ERROR);
+  cr_assert(spin(r, &cli_lost));
+  teardown(r);
+}
+
+/* test_writeAfterDisconnect: writes in connection_lost are dropped. */
+TWT_TEST(net, write_after_disconnect_is_dropped) {
+  tw_reactor *r = setup();
+  tw_listening_port *p;
+  int port = listen_local(r, &p, "127.0.0.1");
+  cli_tpl.lose_on_made = 1;
+  cli_tpl.write_in_lost = 1;
+  connect_local(r, "127.0.0.1", port);
+  cr_assert(spin(r, &cli_lost));
+  cr_assert_eq(cli[0].write_in_lost_rc, TW_ENOTCONN);
+  cr_assert_eq(cli[0].write_seq_in_lost_rc, TW_ENOTCONN);
+  cr_assert(spin(r, &srv_lost));
+  cr_assert_eq(srv[0].nrecv, 0);
+  teardown(r);
+}
+
+/* Writes made after lose_connection in the same callback still go out
+ * (Twisted flushes on the next doWrite). */
+TWT_TEST(net, lose_connection_sends_what_is_buffered) {
+  tw_reactor *r = setup();
+  tw_listening_port *p;
+  int port = listen_local(r, &p, "127.0.0.1");
+  cli_tpl.send_on_made = "before";
+  cli_tpl.lose_on_made = 1;
+  connect_local(r, "127.0.0.1", port);
+  cr_assert(spin(r, &srv_lost));
+  cr_assert_eq(srv[0].nrecv, 6);
+  cr_assert_eq(srv[0].lost_type, &TW_CONNECTION_DONE);
+  teardown(r);
+}
+
+/* LargeBufferTests-like: 4 MiB in one write, all of it arrives in order. */
+TWT_TEST(net, large_write_arrives_whole) {
+  tw_reactor *r = setup();
+  tw_listening_port *p;
+  int port = listen_local(r, &p, "127.0.0.1");
+  size_t n = RECV_MAX, i;
+  char *big = malloc(n);
+  for (i = 0; i < n; i++) big[i] = (char)(i * 7 + 3);
+  srv_tpl.lose_after_bytes = (int)n;
+  connect_local(r, "127.0.0.1", port);
+  cr_assert(spin(r, &cli[0].made));
+  cr_assert_eq(tw_transport_write(cli[0].base.transport, big, n), 0);
+  cr_assert_gt(tw_transport_buffered(cli[0].base.transport), 0);
+  cr_assert(spin(r, &srv_lost));
+  cr_assert_eq(srv[0].nrecv, n);
+  cr_assert_eq(memcmp(srv[0].recv, big, n), 0);
+  free(big);
+  teardown(r);
+}
+
+/* Many small writes in one callback, then a write_sequence: order kept. */
+TWT_TEST(net, small_writes_and_write_sequence_keep_order) {
+  tw_reactor *r = setup();
+  tw_listening_port *p;
+  int port = listen_local(r, &p, "127.0.0.1");
+  char expect[2000 * 4 + 64];
+  size_t k = 0;
+  int i;
+  tw_iovec v[3] = {{"seq", 3}, {"uen", 3}, {"ce", 2}};
+  connect_local(r, "127.0.0.1", port);
+  cr_assert(spin(r, &cli[0].made));
+  for (i = 0; i < 2000; i++) {
+    char b[5];
+    snprintf(b, sizeof(b), "%04d", i);
+    cr_assert_eq(tw_transport_write(cli[0].base.transport, b, 4), 0);
+    memcpy(expect + k, b, 4);
+    k += 4;
+  }
+  cr_assert_eq(tw_transport_write_sequence(cli[0].base.transport, v, 3), 0);
+  memcpy(expect + k, "sequence", 9);
+  k += 8;
+  srv_tpl.lose_after_bytes = 0;
+  cr_assert(spin(r, &srv[0].made));
+  {
+    int got = 0;
+    uint64_t end = uv_hrtime() + 10000000000ull;
+    for (i = 0; i < 20000 && !got && uv_hrtime() < end; i++) {
+      tw_reactor_iterate(r, 0.05);
+      got = srv[0].nrecv >= k;
+    }
+    cr_assert(got);
+  }
+  cr_assert_eq(memcmp(srv[0].recv, expect, k), 0);
+  teardown(r);
+}
+
+/* TCPConnectionTestsBuilder.test_stopStartReading: a paused transport
+ * delivers nothing; resumed, everything. */
+TWT_TEST(net, stop_start_reading) {
+  tw_reactor *r = setup();
+  tw_listening_port *p;
+  int port = listen_local(r, &p, "127.0.0.1");
+  int i;
+  connect_local(r, "127.0.0.1", port);
+  cr_assert(spin(r, &srv[0].made));
+  cr_assert(spin(r, &cli[0].made));
+  cr_assert_eq(tw_transport_pause_producing(srv[0].base.transport), 0);
+  tw_transport_write(cli[0].base.transport, "paused", 6);
+  for (i = 0; i < 50; i++) tw_reactor_iterate(r, 0.001);
+  cr_assert_eq(srv[0].nrecv, 0);
+  cr_assert_eq(tw_transport_resume_producing(srv[0].base.transport), 0);
+  {
+    int got = 0;
+    for (i = 0; i < 20000 && !got; i++) {
+      tw_reactor_iterate(r, 0.05);
+      got = srv[0].nrecv == 6;
+    }
+    cr_assert(got);
+  }
+  teardown(r);
+}
+
+/* ---- producers ---------------------------------------------------------------------- */
+
+typedef struct prod {
+  tw_producer base;
+  tw_transport *t;
+  int pauses, resumes, stops, pull;
+  size_t written, limit;
+} prod;
+
+static tw_failure *prod_pause(tw_producer *p) {
+  ((prod *)p)->pauses++;
+  return NULL;
+}
+static tw_failure *prod_stop(tw_producer *p) {
+  ((prod *)p)->stops++;
+  return NULL;
+}
+/* A pull producer: one 16 KiB chunk per resume until limit, then
+ * unregister and lose. */
+static tw_failure *prod_resume(tw_producer *p) {
+  prod *x = (prod *)p;
+  static char chunk[16384];
+  x->resumes++;
+  if (!x->pull) return NULL;
+  if (x->written >= x->limit) {
+    tw_transport_unregister_producer(x->t);
+    tw_transport_lose_connection(x->t);
+    return NULL;
+  }
+  tw_transport_write(x->t, chunk, sizeof(chunk));
+  x->written += sizeof(chunk);
+  return NULL;
+}
+static const tw_producer_ops prod_ops = {prod_pause, prod_resume, prod_stop};
+
+/* WriteSequenceTestsMixin / test_writeSequenceWithoutProducer-like: a
+ * non-streaming producer is resumed each time the buffer empties. */
+TWT_TEST(net, pull_producer_resumed_until_done) {
+  tw_reactor *r = setup();
+  tw_listening_port *p;
+  int port = listen_local(r, &p, "127.0.0.1");
+  prod x;
+  memset(&x, 0, sizeof(x));
+  x.base.ops = &prod_ops;
+  x.limit = 1 << 20;
+  x.pull = 1;
+  connect_local(r, "127.0.0.1", port);
+  cr_assert(spin(r, &cli[0].made));
+  x.t = cli[0].base.transport;
+  cr_assert_eq(tw_transport_register_producer(x.t, &x.base, 0), 0);
+  cr_assert_eq(tw_transport_register_producer(x.t, &x.base, 0), TW_EBUSY);
+  cr_assert(spin(r, &srv_lost), "resumes %d written %zu received %zu",
+            x.resumes, x.written, srv[0].nrecv);
+  cr_assert_eq(srv[0].nrecv, x.limit);
+  cr_assert_gt(x.resumes, (int)(x.limit / 16384));
+  teardown(r);
+}
+
+/* A streaming producer is paused when more than 64 KiB is buffered (the
+ * peer does not read) and resumed once the buffer is empty. */
+TWT_TEST(net, streaming_producer_paused_and_resumed) {
+  tw_reactor *r = setup();
+  tw_listening_port *p;
+  int port = listen_local(r, &p, "127.0.0.1");
+  prod x;
+  static char chunk[65536];
+  int i;
+  memset(&x, 0, sizeof(x));
+  x.base.ops = &prod_ops;
+  connect_local(r, "127.0.0.1", port);
+  cr_assert(spin(r, &srv[0].made));
+  cr_assert(spin(r, &cli[0].made));
+  tw_transport_pause_producing(srv[0].base.transport);
+  x.t = cli[0].base.transport;
+  cr_assert_eq(tw_transport_register_producer(x.t, &x.base, 1), 0);
+  /* Fill the socket buffers until the transport keeps bytes. */
+  for (i = 0; i < 4096 && x.pauses == 0; i++) {
+    tw_transport_write(x.t, chunk, sizeof(chunk));
+    tw_reactor_iterate(r, 0);
+  }
+  cr_assert_eq(x.pauses, 1);
+  cr_assert_eq(x.resumes, 0);
+  tw_transport_resume_producing(srv[0].base.transport);
+  cr_assert(spin(r, &x.resumes));
+  cr_assert_eq(tw_transport_buffered(x.t), 0);
+  tw_transport_unregister_producer(x.t);
+  tw_transport_lose_connection(x.t);
+  cr_assert(spin(r, &cli_lost));
+  cr_assert_eq(x.stops, 0);
+  teardown(r);
+}
+
+/* test_disconnectWhileProducing: lose_connection waits for the producer
+ * to be unregistered. */
+TWT_TEST(net, disconnect_while_producing) {
+  tw_reactor *r = setup();
+  tw_listening_port *p;
+  int port = listen_local(r, &p, "127.0.0.1");
+  prod x;
+  int i;
+  memset(&x, 0, sizeof(x));
+  x.base.ops = &prod_ops;
+  connect_local(r, "127.0.0.1", port);
+  cr_assert(spin(r, &cli[0].made));
+  x.t = cli[0].base.transport;
+  x.limit = (size_t)-1;
+  cr_assert_eq(tw_transport_register_producer(x.t, &x.base, 1), 0);
+  cr_assert_eq(tw_transport_lose_connection(x.t), 0);
+  for (i = 0; i < 50; i++) tw_reactor_iterate(r, 0.001);
+  cr_assert_eq(cli_lost, 0);
+  cr_assert_eq(tw_transport_unregister_producer(x.t), 0);
+  cr_assert(spin(r, &cli_lost));
+  cr_assert_eq(cli[0].lost_type, &TW_CONNECTION_DONE);
+  teardown(r);
+}
+
+/* ---- half-close -------------------------------------------------------------------- */
+
+/* HalfCloseTests-like: the client shuts its write side; the half-closeable
+ * server hears read_connection_lost, answers and closes; the client gets
+ * write_connection_lost and the answer. */
+static void srv_answer_on_read_lost(tw_protocol *p) {
+  rec_read_lost(p);
+  tw_transport_write(p->transport, "bye", 3);
+  tw_transport_lose_connection(p->transport);
+}
+static const tw_protocol_ops srv_half_ops = {rec_made, rec_data, rec_lost,
+                                             srv_answer_on_read_lost,
+                                             rec_write_lost};
+
+/* The client, its write side shut, closes when the server's side ends
+ * (a half-closeable protocol must: interfaces.py IHalfCloseableProtocol). */
+static void cli_close_on_read_lost(tw_protocol *p) {
+  rec_read_lost(p);
+  tw_transport_lose_connection(p->transport);
+}
+static const tw_protocol_ops cli_half_ops = {rec_made, rec_data, rec_lost,
+                                             cli_close_on_read_lost,
+                                             rec_write_lost};
+
+TWT_TEST(net, half_close) {
+  tw_reactor *r = setup();
+  tw_listening_port *p;
+  int port = listen_local(r, &p, "127.0.0.1");
+  srv_ops = &srv_half_ops;
+  cli_ops = &cli_half_ops;
+  connect_local(r, "127.0.0.1", port);
+  cr_assert(spin(r, &cli[0].made));
+  tw_transport_write(cli[0].base.transport, "hi", 2);
+  cr_assert_eq(tw_transport_lose_write_connection(cli[0].base.transport), 0);
+  cr_assert(spin(r, &cli[0].write_lost));
+  cr_assert(spin(r, &srv_lost));
+  cr_assert(spin(r, &cli_lost));
+  cr_assert_eq(srv[0].read_lost, 1);
+  cr_assert_eq(srv[0].nrecv, 2);
+  cr_assert_eq(cli[0].nrecv, 3);
+  cr_assert_eq(memcmp(cli[0].recv, "bye", 3), 0);
+  cr_assert_eq(cli[0].read_lost, 1);
+  cr_assert_eq(cli[0].lost_type, &TW_CONNECTION_DONE);
+  srv_ops = cli_ops = &rec_ops;
+  teardown(r);
+}
+
+/* ---- options ----------------------------------------------------------------------- */
+
+TWT_TEST(net, tcp_nodelay_and_keepalive) {
+  tw_reactor *r = setup();
+  tw_listening_port *p;
+  int port = listen_local(r, &p, "127.0.0.1");
+  tw_transport *t;
+  connect_local(r, "127.0.0.1", port);
+  cr_assert(spin(r, &cli[0].made));
+  t = cli[0].base.transport;
+  cr_assert_eq(tw_transport_get_tcp_nodelay(t), 0);
+  cr_assert_eq(tw_transport_set_tcp_nodelay(t, 1), 0);
+  cr_assert_eq(tw_transport_get_tcp_nodelay(t), 1);
+  cr_assert_eq(tw_transport_get_tcp_keepalive(t), 0);
+  cr_assert_eq(tw_transport_set_tcp_keepalive(t, 1), 0);
+  cr_assert_eq(tw_transport_get_tcp_keepalive(t), 1);
+  cr_assert_eq(tw_transport_set_tcp_keepalive(t, 0), 0);
+  cr_assert_eq(tw_transport_get_tcp_keepalive(t), 0);
+  teardown(r);
+}
+
+/* ---- UNIX --------------------------------------------------------------------------- */
+
+static char tmpdir[64];
+
+static const char *sock_path(void) {
+  static char path[128];
+  strcpy(tmpdir, "/tmp/twuv-net-XXXXXX");
+  cr_assert_not_null(mkdtemp(tmpdir));
+  snprintf(path, sizeof(path), "%s/s", tmpdir);
+  return path;
+}
+
+TWT_TEST(net, unix_echo_mode_and_addresses) {
+  tw_reactor *r = setup();
+  tw_listening_port *p;
+  tw_connector *c;
+  tw_address a;
+  struct stat st;
+  const char *path = sock_path();
+  tw_deferred *d;
+  int fired = 0;
+  cr_assert_eq(tw_listen_unix(&p, r, path, &SF, 0, 0600), 0);
+  cr_assert_eq(stat(path, &st), 0);
+  cr_assert_eq(st.st_mode & 0777, 0600);
+  cr_assert_eq(tw_listening_port_get_host(p, &a), 0);
+  cr_assert_eq(a.family, TW_ADDRESS_UNIX);
+  cr_assert_str_eq(a.name, path);
+  /* the file exists: a second listen is refused (no wantPID) */
+  {
+    tw_listening_port *q;
+    cr_assert_eq(tw_listen_unix(&q, r, path, &SF, 0, 0), UV_EADDRINUSE);
+  }
+  srv_tpl.echo = 1;
+  cli_tpl.send_on_made = "unix";
+  cli_tpl.lose_after_bytes = 4;
+  cr_assert_eq(tw_connect_unix(&c, r, path, &CF, 5.0), 0);
+  cr_assert(spin(r, &cli[0].made));
+  cr_assert_eq(tw_transport_get_peer(cli[0].base.transport, &a), 0);
+  cr_assert_str_eq(a.name, path);
+  cr_assert_eq(tw_transport_get_host(srv[0].base.transport, &a), 0);
+  cr_assert_str_eq(a.name, path);
+  cr_assert_eq(tw_transport_set_tcp_nodelay(cli[0].base.transport, 1),
+               TW_ENOTSUP);
+  cr_assert(spin(r, &cli_lost));
+  cr_assert_eq(cli[0].lost_type, &TW_CONNECTION_DONE);
+  cr_assert_eq(cli[0].nrecv, 4);
+  cr_assert_eq(tw_listening_port_stop(p, &d), 0);
+  tw_deferred_add_both(d, note_fired, &fired);
+  cr_assert(spin(r, &fired));
+  tw_deferred_unref(d);
+  cr_assert_neq(stat(path, &st), 0); /* removed at stop */
+  teardown(r);
+  rmdir(tmpdir);
+}
+
+TWT_TEST(net, unix_connect_missing_file_fails) {
+  tw_reactor *r = setup();
+  tw_connector *c;
+  const char *path = sock_path();
+  cr_assert_eq(tw_connect_unix(&c, r, path, &CF, 5.0), 0);
+  cr_assert(spin(r, &failed));
+  cr_assert(tw_error_type_is(failed_type, &TW_CONNECT_ERROR));
+  cr_assert_eq(failed_code, UV_ENOENT);
+  teardown(r);
+  rmdir(tmpdir);
+}
+
+/* ---- the reactor closes what it owns --------------------------------------------- */
+
+static void stop_now(void *arg) { tw_reactor_stop(arg); }
+static void give_up(void *arg) {
+  *(int *)arg = 1;
+}
+
+/* Twisted's disconnectAll: tw_reactor_stop closes ports and connections;
+ * connection_lost(ConnectionLost) is delivered before run returns. */
+static int stop_port;
+static void stop_when_connected(void *arg) {
+  tw_reactor *r = arg;
+  tw_connector *c;
+  if (cli[0].made && srv[0].made) {
+    /* and an attempt still in progress when the shutdown comes */
+    tw_connect_tcp(&c, r, "127.0.0.1", stop_port, &CF, 5, NULL);
+    tw_reactor_stop(r);
+  }
+  else
+    tw_reactor_call_later(r, 0.001, stop_when_connected, r, NULL, NULL);
+}
+
+TWT_TEST(net, reactor_stop_disconnects_all) {
+  tw_reactor *r = setup();
+  tw_listening_port *p;
+  int port = listen_local(r, &p, "127.0.0.1");
+  int timed_out = 0;
+  stop_port = port;
+  connect_local(r, "127.0.0.1", port);
+  tw_reactor_call_later(r, 0, stop_when_connected, r, NULL, NULL);
+  tw_reactor_call_later(r, 10, give_up, &timed_out, NULL, NULL);
+  tw_reactor_call_later(r, 10, stop_now, r, NULL, NULL);
+  twt_run(r);
+  cr_assert_eq(timed_out, 0);
+  cr_assert_eq(srv_lost, 1);
+  cr_assert_eq(cli_lost, 1);
+  cr_assert_eq(srv[0].lost_type, &TW_CONNECTION_LOST);
+  cr_assert_eq(cli[0].lost_type, &TW_CONNECTION_LOST);
+  cr_assert_eq(client_lost, 1);
+  cr_assert_eq(stopped, 1);
+  cr_assert_eq(failed, 1);
+  cr_assert_eq(failed_type, &TW_CONNECT_ERROR);
+  teardown(r);
+}
+
+/* Free without a run: everything still open is closed, nothing leaks. */
+TWT_TEST(net, reactor_free_closes_everything) {
+  tw_reactor *r = setup();
+  tw_listening_port *p;
+  int port = listen_local(r, &p, "127.0.0.1");
+  connect_local(r, "127.0.0.1", port);
+  cr_assert(spin(r, &srv[0].made));
+  cr_assert(spin(r, &cli[0].made));
+  /* and an attempt in progress */
+  connect_local(r, "127.0.0.1", port);
+  teardown(r);
+  cr_assert_eq(srv_lost, 1);
+  cr_assert_eq(cli_lost, 1);
+  cr_assert_eq(stopped, 1);
+  cr_assert_eq(failed, 1); /* the attempt: ConnectError */
+  cr_assert(tw_error_type_is(failed_type, &TW_CONNECT_ERROR));
+}
+
+/* ---- threads ------------------------------------------------------------------------- */
+
+typedef struct thread_write {
+  tw_reactor *r;
+  tw_transport *t;
+  int rc;
+} thread_write;
+
+static void write_on_loop(void *arg) {
+  thread_write *w = arg;
+  tw_transport_write(w->t, "from a thread", 13);
+}
+
+static void *writer_thread(void *arg) {
+  thread_write *w = arg;
+  /* directly: refused */
+  w->rc = tw_transport_write(w->t, "no", 2);
+  /* through the loop: the way */
+  tw_reactor_call_from_thread(w->r, write_on_loop, w, NULL);
+  return NULL;
+}
+
+TWT_TEST(net, write_from_another_thread_via_call_from_thread) {
+  tw_reactor *r = setup();
+  tw_listening_port *p;
+  int port = listen_local(r, &p, "127.0.0.1");
+  thread_write w;
+  pthread_t th;
+  int got = 0, i;
+  connect_local(r, "127.0.0.1", port);
+  cr_assert(spin(r, &cli[0].made));
+  w.r = r;
+  w.t = cli[0].base.transport;
+  w.rc = 0;
+  cr_assert_eq(pthread_create(&th, NULL, writer_thread, &w), 0);
+  pthread_join(th, NULL);
+  cr_assert_eq(w.rc, TW_EWRONGTHREAD);
+  for (i = 0; i < 20000 && !got; i++) {
+    tw_reactor_iterate(r, 0.05);
+    got = srv[0].nrecv == 13;
+  }
+  cr_assert(got);
+  cr_assert_eq(memcmp(srv[0].recv, "from a thread", 13), 0);
+  teardown(r);
+}
+
+/* ---- connect timeout --------------------------------------------------------------- */
+
+/* The connect timeout (error.TimeoutError): a listener with a backlog of 0
+ * that never accepts; Linux drops the SYNs once its queue is full, so some
+ * of the attempts never complete and time out. */
+TWT_TEST(net, connect_timeout_fails_with_timeout_error) {
+  tw_reactor *r = setup();
+  struct sockaddr_in sin;
+  socklen_t len = sizeof(sin);
+  int fd = socket(AF_INET, SOCK_STREAM, 0), i, n = 4, done = 0;
+  tw_connector *c[4];
+  cr_assert_geq(fd, 0);
+  memset(&sin, 0, sizeof(sin));
+  sin.sin_family = AF_INET;
+  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  cr_assert_eq(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+  cr_assert_eq(listen(fd, 0), 0);
+  cr_assert_eq(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+  for (i = 0; i < n; i++)
+    cr_assert_eq(tw_connect_tcp(&c[i], r, "127.0.0.1", ntohs(sin.sin_port),
+                                &CF, 0.3, NULL),
+                 0);
+  {
+    uint64_t end = uv_hrtime() + 10000000000ull;
+    for (i = 0; i < 20000 && !done && uv_hrtime() < end; i++) {
+      tw_reactor_iterate(r, 0.05);
+      done = ncli + failed == n;
+    }
+  }
+  close(fd);
+  cr_assert(done, "made %d failed %d", ncli, failed);
+  cr_assert_geq(failed, 1);
+  cr_assert_eq(failed_type, &TW_NET_TIMEOUT_ERROR);
+  cr_assert(tw_error_type_is(failed_type, &TW_USER_ERROR));
+  teardown(r);
+}
+
+TWT_TEST(net, stop_listening_twice_is_einval) {
+  tw_reactor *r = setup();
+  tw_listening_port *p;
+  listen_local(r, &p, "127.0.0.1");
+  cr_assert_eq(tw_listening_port_stop(p, NULL), 0);
+  cr_assert_eq(tw_listening_port_stop(p, NULL), TW_EINVAL);
+  teardown(r);
+  cr_assert_eq(stopped, 1);
+}
