@@ -24,5 +24,6 @@
 #include "twuv/protocol.h"
 #include "twuv/testing.h"
 #include "twuv/net.h"
+#include "twuv/endpoints.h" /* endpoints (issue 14) */
 
 #endif /* TWUV_H */
