@@ -17,7 +17,11 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
 
 #include "twtest.h"
 
@@ -834,4 +838,642 @@ TWT_TEST(endpoints, differential_against_twisted) {
   fclose(in);
   free_reactor();
   cr_assert(cases > 1000, "only %ld cases in %s", cases, path);
+}
+
+/* ==== endpoints over loopback ==========================================================
+ *
+ * Ports of WrappingFactoryTests and ClientEndpointTestCaseMixin /
+ * ServerEndpointTestCaseMixin (TCP4EndpointsTests, TCP6EndpointsTests,
+ * UNIXEndpointsTests) and ConnectProtocolTests, on real sockets instead of
+ * Twisted's MemoryReactor: the same observable contract.
+ */
+
+/* Iterate until *flag: at most 20000 iterations and 10 s (then fail). */
+static int spin(const int *flag) {
+  uint64_t end = uv_hrtime() + 10ull * 1000000000ull;
+  int i;
+  for (i = 0; i < 20000 && !*flag && uv_hrtime() < end; i++)
+    cr_assert_eq(tw_reactor_iterate(R, 0.05), 0);
+  return *flag != 0;
+}
+
+typedef struct peer {
+  tw_protocol base;
+  int made, lost, read_lost, dealloced;
+  const tw_error_type *lost_type;
+  char recv[64];
+  size_t nrecv;
+  const char *send_on_made;
+  int lose_after; /* lose once this many bytes came */
+  int half_close_on_made;
+} peer;
+
+static peer srv[4], cli[4];
+static int nsrv, ncli, srv_lost, cli_lost, cli_read_lost;
+
+static void peer_made(tw_protocol *p) {
+  peer *x = (peer *)p;
+  x->made = 1;
+  if (x->send_on_made != NULL)
+    tw_transport_write(p->transport, x->send_on_made, strlen(x->send_on_made));
+  if (x->half_close_on_made) tw_transport_lose_write_connection(p->transport);
+}
+
+static tw_failure *peer_data(tw_protocol *p, const char *data, size_t len) {
+  peer *x = (peer *)p;
+  if (x->nrecv + len < sizeof x->recv) memcpy(x->recv + x->nrecv, data, len);
+  x->nrecv += len;
+  if (x->lose_after > 0 && x->nrecv >= (size_t)x->lose_after)
+    tw_transport_lose_connection(p->transport);
+  return NULL;
+}
+
+static void peer_lost(tw_protocol *p, tw_failure *reason) {
+  peer *x = (peer *)p;
+  x->lost++;
+  x->lost_type = tw_failure_type(reason);
+  if (x >= srv && x < srv + 4) srv_lost++;
+  if (x >= cli && x < cli + 4) cli_lost++;
+}
+
+static void peer_read_lost(tw_protocol *p) {
+  ((peer *)p)->read_lost++;
+  cli_read_lost++;
+  tw_transport_lose_connection(p->transport);
+}
+
+static void peer_dealloc(tw_protocol *p) { ((peer *)p)->dealloced++; }
+
+static const tw_protocol_ops peer_ops = {peer_made, peer_data, peer_lost, NULL,
+                                         NULL};
+static const tw_protocol_ops half_ops = {peer_made, peer_data, peer_lost,
+                                         peer_read_lost, NULL};
+
+static peer srv_tpl, cli_tpl;
+static const tw_protocol_ops *cli_ops = &peer_ops;
+static int refuse_client, started_n, stopped_n;
+
+static tw_protocol *build_srv(tw_factory *f, const tw_address *a) {
+  peer *x;
+  (void)f, (void)a;
+  if (nsrv == 4) return NULL;
+  x = &srv[nsrv++];
+  *x = srv_tpl;
+  tw_protocol_init(&x->base, &peer_ops);
+  return &x->base;
+}
+
+static tw_protocol *build_cli(tw_factory *f, const tw_address *a) {
+  peer *x;
+  (void)f, (void)a;
+  if (refuse_client || ncli == 4) return NULL;
+  x = &cli[ncli++];
+  *x = cli_tpl;
+  tw_protocol_init(&x->base, cli_ops);
+  x->base.dealloc = peer_dealloc;
+  return &x->base;
+}
+
+static void count_start(tw_factory *f) {
+  (void)f;
+  started_n++;
+}
+static void count_stop(tw_factory *f) {
+  (void)f;
+  stopped_n++;
+}
+
+static const tw_factory_ops srv_fops = {build_srv, NULL, NULL, NULL, NULL,
+                                        NULL};
+static const tw_factory_ops cli_fops = {build_cli, count_start, count_stop,
+                                        NULL, NULL, NULL};
+static tw_factory SF, CF;
+
+static void net_setup(void) {
+  setup_reactor();
+  memset(srv, 0, sizeof srv);
+  memset(cli, 0, sizeof cli);
+  nsrv = ncli = srv_lost = cli_lost = cli_read_lost = 0;
+  started_n = stopped_n = refuse_client = 0;
+  memset(&srv_tpl, 0, sizeof srv_tpl);
+  memset(&cli_tpl, 0, sizeof cli_tpl);
+  cli_ops = &peer_ops;
+  tw_factory_init(&SF, &srv_fops);
+  tw_factory_init(&CF, &cli_fops);
+}
+
+/* What a Deferred fired with, recorded by a callback pair. */
+typedef struct outcome {
+  int fired;
+  int ok;
+  void *value;
+  const tw_error_type *type;
+  int code;
+  char message[256];
+  tw_address addr; /* ConnectingCancelledError's payload */
+  int made_at_fire; /* the protocol's connection_made had run */
+} outcome;
+
+static tw_result on_result(tw_result r, void *arg) {
+  outcome *o = arg;
+  o->fired = 1;
+  if (r.kind == TW_RESULT_FAILURE) {
+    const tw_address *a = tw_failure_payload(r.u.failure);
+    o->type = tw_failure_type(r.u.failure);
+    o->code = tw_failure_code(r.u.failure);
+    snprintf(o->message, sizeof o->message, "%s",
+             tw_failure_message(r.u.failure));
+    if (o->type == &TW_CONNECTING_CANCELLED_ERROR && a != NULL) o->addr = *a;
+    tw_result_release(r);
+    return tw_result_none();
+  }
+  o->ok = 1;
+  o->value = r.u.value;
+  if (o->value != NULL && o->value != (void *)1)
+    o->made_at_fire = ((tw_protocol *)o->value)->connected;
+  return r;
+}
+
+static void watch(tw_deferred *d, outcome *o) {
+  memset(o, 0, sizeof *o);
+  cr_assert_eq(tw_deferred_add_both(d, on_result, o), 0);
+}
+
+/* Listen with ep on SF; the port's address into *host. */
+static tw_listening_port *listen_on(tw_endpoint *ep, tw_address *host) {
+  tw_deferred *d;
+  outcome o;
+  cr_assert_eq(tw_endpoint_listen(ep, &SF, &d), 0);
+  watch(d, &o);
+  cr_assert_eq(o.fired, 1, "listen fires before it returns");
+  cr_assert_eq(o.ok, 1, "listen failed: %s", o.message);
+  tw_deferred_unref(d);
+  if (host != NULL)
+    cr_assert_eq(tw_listening_port_get_host(o.value, host), 0);
+  return o.value;
+}
+
+static void stop_port(tw_listening_port *p) {
+  tw_deferred *d;
+  outcome o;
+  cr_assert_eq(tw_listening_port_stop(p, &d), 0);
+  watch(d, &o);
+  cr_assert(spin(&o.fired));
+  tw_deferred_unref(d);
+}
+
+static tw_endpoint *tcp_client_to(const tw_address *a) {
+  char desc[128];
+  snprintf(desc, sizeof desc, "tcp:127.0.0.1:%d:timeout=5", a->port);
+  return client(desc);
+}
+
+TWT_TEST(endpoints, test_endpoint_listen_success) {
+  tw_address a;
+  net_setup();
+  tw_endpoint *ep = server("tcp:0:interface=127.0.0.1");
+  tw_listening_port *p = listen_on(ep, &a);
+  tw_endpoint_free(ep); /* the port does not need it */
+  cr_assert_eq(a.family, TW_ADDRESS_IPV4);
+  cr_assert_str_eq(a.host, "127.0.0.1");
+  cr_assert(a.port > 0);
+  stop_port(p);
+  free_reactor();
+}
+
+TWT_TEST(endpoints, test_endpoint_listen_failure) {
+  tw_address a;
+  tw_deferred *d;
+  outcome o;
+  char want[128];
+  net_setup();
+  tw_endpoint *ep = server("tcp:0:interface=127.0.0.1");
+  tw_listening_port *p = listen_on(ep, &a);
+  tw_endpoint_free(ep);
+  cr_assert_eq(tw_tcp4_server_endpoint_new(&ep, R, a.port, 0, "127.0.0.1"), 0);
+  cr_assert_eq(tw_endpoint_listen(ep, &SF, &d), 0);
+  watch(d, &o);
+  cr_assert_eq(o.fired, 1);
+  cr_assert_eq(o.type, &TW_CANNOT_LISTEN_ERROR);
+  cr_assert_eq(o.code, UV_EADDRINUSE);
+  snprintf(want, sizeof want,
+           "Couldn't listen on 127.0.0.1:%d: address already in use.", a.port);
+  cr_assert_str_eq(o.message, want);
+  tw_deferred_unref(d);
+  tw_endpoint_free(ep);
+  stop_port(p);
+  free_reactor();
+}
+
+/* test_endpointConnectSuccess + _WrappingProtocol: the protocol's
+ * connection_made runs before the Deferred fires with it; data, loss and
+ * dealloc reach it through the wrapper; doStart/doStop pass through. */
+TWT_TEST(endpoints, test_endpoint_connect_success) {
+  tw_address a;
+  tw_deferred *d;
+  outcome o;
+  net_setup();
+  tw_endpoint *sep = server("tcp:0:interface=127.0.0.1");
+  tw_listening_port *p = listen_on(sep, &a);
+  tw_endpoint *cep = tcp_client_to(&a);
+  srv_tpl.send_on_made = "hello";
+  cli_tpl.lose_after = 5;
+  cr_assert_eq(tw_endpoint_connect(cep, &CF, &d), 0);
+  tw_endpoint_free(cep); /* the attempt does not need it */
+  watch(d, &o);
+  cr_assert_eq(o.fired, 0, "fires from the loop");
+  cr_assert_eq(started_n, 1);
+  cr_assert(spin(&o.fired));
+  cr_assert_eq(o.ok, 1, "%s: %s", o.type ? o.type->name : "-", o.message);
+  cr_assert_eq(o.value, &cli[0].base);
+  cr_assert_eq(o.made_at_fire, 1);
+  cr_assert_eq(cli[0].made, 1);
+  cr_assert_eq(cli[0].base.factory, &CF);
+  cr_assert_not_null(cli[0].base.transport);
+  tw_deferred_unref(d);
+  cr_assert(spin(&cli_lost));
+  cr_assert_eq(cli[0].nrecv, 5);
+  cr_assert_eq(memcmp(cli[0].recv, "hello", 5), 0);
+  cr_assert_eq(cli[0].lost_type, &TW_CONNECTION_DONE);
+  cr_assert_eq(cli[0].dealloced, 1);
+  cr_assert_eq(cli[0].base.connected, 0);
+  cr_assert(spin(&stopped_n));
+  cr_assert_eq(started_n, 1);
+  cr_assert(spin(&srv_lost));
+  stop_port(p);
+  tw_endpoint_free(sep);
+  free_reactor();
+}
+
+/* test_endpointConnectFailure: the Deferred fails with the reason the
+ * connector gave (nothing listens: ConnectionRefusedError). */
+TWT_TEST(endpoints, test_endpoint_connect_failure) {
+  tw_address a;
+  tw_deferred *d;
+  outcome o;
+  net_setup();
+  tw_endpoint *sep = server("tcp:0:interface=127.0.0.1");
+  tw_listening_port *p = listen_on(sep, &a);
+  stop_port(p); /* now nothing listens there */
+  tw_endpoint *cep = tcp_client_to(&a);
+  cr_assert_eq(tw_endpoint_connect(cep, &CF, &d), 0);
+  watch(d, &o);
+  cr_assert(spin(&o.fired));
+  cr_assert_eq(o.ok, 0);
+  cr_assert_eq(o.type, &TW_NET_CONNECTION_REFUSED_ERROR, "%s",
+               o.type ? o.type->name : "-");
+  cr_assert_eq(o.code, UV_ECONNREFUSED);
+  cr_assert_eq(ncli, 0);
+  cr_assert(spin(&stopped_n));
+  tw_deferred_unref(d);
+  tw_endpoint_free(cep);
+  tw_endpoint_free(sep);
+  free_reactor();
+}
+
+/* test_endpointConnectingCancelled: cancelling before the connection is
+ * made fails the Deferred with ConnectingCancelledError(destination) and
+ * abandons the attempt: no protocol is built. */
+TWT_TEST(endpoints, test_endpoint_connecting_cancelled) {
+  tw_address a;
+  tw_deferred *d;
+  outcome o;
+  net_setup();
+  tw_endpoint *sep = server("tcp:0:interface=127.0.0.1");
+  tw_listening_port *p = listen_on(sep, &a);
+  tw_endpoint *cep = tcp_client_to(&a);
+  cr_assert_eq(tw_endpoint_connect(cep, &CF, &d), 0);
+  watch(d, &o);
+  cr_assert_eq(o.fired, 0);
+  cr_assert_eq(tw_deferred_cancel(d), 0);
+  cr_assert_eq(o.fired, 1);
+  cr_assert_eq(o.type, &TW_CONNECTING_CANCELLED_ERROR);
+  cr_assert_eq(o.addr.family, TW_ADDRESS_IPV4);
+  cr_assert_str_eq(o.addr.host, "127.0.0.1");
+  cr_assert_eq(o.addr.port, a.port);
+  {
+    char want[128];
+    snprintf(want, sizeof want,
+             "IPv4Address(type='TCP', host='127.0.0.1', port=%d)", a.port);
+    cr_assert_str_eq(o.message, want);
+  }
+  cr_assert(spin(&stopped_n)); /* the attempt ended: doStop */
+  cr_assert_eq(ncli, 0, "no protocol after a cancel");
+  cr_assert_eq(tw_deferred_cancel(d), 0); /* fired: nothing */
+  tw_deferred_unref(d);
+  tw_endpoint_free(cep);
+  stop_port(p);
+  tw_endpoint_free(sep);
+  free_reactor();
+}
+
+/* Cancelling after the connection is made does nothing (the Deferred has
+ * fired); the connection goes on. */
+TWT_TEST(endpoints, cancel_after_connect_does_nothing) {
+  tw_address a;
+  tw_deferred *d;
+  outcome o;
+  net_setup();
+  tw_endpoint *sep = server("tcp:0:interface=127.0.0.1");
+  tw_listening_port *p = listen_on(sep, &a);
+  tw_endpoint *cep = tcp_client_to(&a);
+  cr_assert_eq(tw_endpoint_connect(cep, &CF, &d), 0);
+  watch(d, &o);
+  cr_assert(spin(&o.fired));
+  cr_assert_eq(o.ok, 1);
+  cr_assert_eq(tw_deferred_cancel(d), 0);
+  cr_assert_eq(cli[0].lost, 0);
+  tw_transport_lose_connection(cli[0].base.transport);
+  cr_assert(spin(&cli_lost));
+  cr_assert(spin(&stopped_n));
+  tw_deferred_unref(d);
+  tw_endpoint_free(cep);
+  stop_port(p);
+  tw_endpoint_free(sep);
+  free_reactor();
+}
+
+/* test_failedBuildProtocol / test_buildNoneProtocol: a factory that
+ * builds nothing fails the Deferred with NoProtocol. */
+TWT_TEST(endpoints, test_build_none_protocol) {
+  tw_address a;
+  tw_deferred *d;
+  outcome o;
+  net_setup();
+  tw_endpoint *sep = server("tcp:0:interface=127.0.0.1");
+  tw_listening_port *p = listen_on(sep, &a);
+  tw_endpoint *cep = tcp_client_to(&a);
+  refuse_client = 1;
+  cr_assert_eq(tw_endpoint_connect(cep, &CF, &d), 0);
+  watch(d, &o);
+  cr_assert(spin(&o.fired));
+  cr_assert_eq(o.type, &TW_NO_PROTOCOL);
+  cr_assert(spin(&stopped_n));
+  tw_deferred_unref(d);
+  tw_endpoint_free(cep);
+  stop_port(p);
+  tw_endpoint_free(sep);
+  free_reactor();
+}
+
+/* ConnectProtocolTests.test_connectProtocolCreatesFactory: the Deferred
+ * fires with the protocol given. */
+TWT_TEST(endpoints, test_connect_protocol) {
+  tw_address a;
+  tw_deferred *d;
+  outcome o;
+  peer mine;
+  net_setup();
+  tw_endpoint *sep = server("tcp:0:interface=127.0.0.1");
+  tw_listening_port *p = listen_on(sep, &a);
+  tw_endpoint *cep = tcp_client_to(&a);
+  memset(&mine, 0, sizeof mine);
+  tw_protocol_init(&mine.base, &peer_ops);
+  mine.send_on_made = "ping";
+  cr_assert_eq(tw_connect_protocol(cep, &mine.base, &d), 0);
+  watch(d, &o);
+  cr_assert(spin(&o.fired));
+  cr_assert_eq(o.value, &mine.base);
+  cr_assert_eq(o.made_at_fire, 1);
+  cr_assert_null(mine.base.factory);
+  srv_tpl.lose_after = 0;
+  cr_assert(spin(&nsrv));
+  tw_transport_lose_connection(mine.base.transport);
+  cr_assert(spin(&mine.lost));
+  cr_assert(spin(&srv_lost));
+  cr_assert_eq(srv[0].nrecv, 4);
+  tw_deferred_unref(d);
+  tw_endpoint_free(cep);
+  stop_port(p);
+  tw_endpoint_free(sep);
+  free_reactor();
+}
+
+/* _WrappingProtocol provides IHalfCloseableProtocol when the wrapped one
+ * does: the peer's half-close reaches read_connection_lost. */
+TWT_TEST(endpoints, test_wrapping_protocol_half_closeable) {
+  tw_address a;
+  tw_deferred *d;
+  outcome o;
+  net_setup();
+  tw_endpoint *sep = server("tcp:0:interface=127.0.0.1");
+  tw_listening_port *p = listen_on(sep, &a);
+  tw_endpoint *cep = tcp_client_to(&a);
+  srv_tpl.half_close_on_made = 1;
+  cli_ops = &half_ops;
+  cr_assert_eq(tw_endpoint_connect(cep, &CF, &d), 0);
+  watch(d, &o);
+  cr_assert(spin(&cli_read_lost));
+  cr_assert(spin(&cli_lost)); /* read_lost loses the connection */
+  cr_assert_eq(cli[0].read_lost, 1);
+  cr_assert(spin(&stopped_n));
+  tw_deferred_unref(d);
+  tw_endpoint_free(cep);
+  cr_assert(spin(&srv_lost));
+  stop_port(p);
+  tw_endpoint_free(sep);
+  free_reactor();
+}
+
+static char tmpdir[64];
+
+TWT_TEST(endpoints, unix_endpoints) {
+  char desc[160], path[128];
+  tw_address a;
+  tw_deferred *d;
+  outcome o;
+  struct stat st;
+  net_setup();
+  strcpy(tmpdir, "/tmp/twuv-ep-XXXXXX");
+  cr_assert_not_null(mkdtemp(tmpdir));
+  snprintf(path, sizeof path, "%s/s", tmpdir);
+  snprintf(desc, sizeof desc, "unix:%s:mode=600", path);
+  tw_endpoint *sep = server(desc);
+  tw_listening_port *p = listen_on(sep, &a);
+  cr_assert_eq(a.family, TW_ADDRESS_UNIX);
+  cr_assert_str_eq(a.name, path);
+  cr_assert_eq(stat(path, &st), 0);
+  cr_assert_eq(st.st_mode & 0777, 0600);
+  snprintf(desc, sizeof desc, "unix:path=%s:timeout=5", path);
+  tw_endpoint *cep = client(desc);
+  srv_tpl.send_on_made = "unix";
+  cli_tpl.lose_after = 4;
+  cr_assert_eq(tw_endpoint_connect(cep, &CF, &d), 0);
+  watch(d, &o);
+  cr_assert(spin(&o.fired));
+  cr_assert_eq(o.ok, 1);
+  cr_assert(spin(&cli_lost));
+  cr_assert_eq(memcmp(cli[0].recv, "unix", 4), 0);
+  tw_deferred_unref(d);
+  /* Listening again on the file: CannotListenError naming the path. */
+  cr_assert_eq(tw_endpoint_listen(sep, &SF, &d), 0);
+  watch(d, &o);
+  cr_assert_eq(o.type, &TW_CANNOT_LISTEN_ERROR);
+  cr_assert(strstr(o.message, path) != NULL);
+  tw_deferred_unref(d);
+  stop_port(p);
+  /* The file is gone: connecting fails with the connector's reason. */
+  cr_assert_eq(tw_endpoint_connect(cep, &CF, &d), 0);
+  watch(d, &o);
+  cr_assert(spin(&o.fired));
+  cr_assert(tw_error_type_is(o.type, &TW_CONNECT_ERROR));
+  cr_assert_eq(o.code, UV_ENOENT);
+  tw_deferred_unref(d);
+  tw_endpoint_free(cep);
+  tw_endpoint_free(sep);
+  cr_assert(spin(&srv_lost));
+  free_reactor();
+  rmdir(tmpdir);
+}
+
+TWT_TEST(endpoints, tcp6_endpoints) {
+  tw_address a;
+  tw_deferred *d;
+  outcome o;
+  tw_endpoint *sep, *cep;
+  net_setup();
+  sep = server("tcp6:0:interface=\\:\\:1");
+  cr_assert_eq(tw_endpoint_listen(sep, &SF, &d), 0);
+  watch(d, &o);
+  if (!o.ok) { /* no IPv6 loopback on this machine */
+    tw_deferred_unref(d);
+    tw_endpoint_free(sep);
+    free_reactor();
+    cr_skip_test("cannot listen on ::1: %s", o.message);
+  }
+  tw_deferred_unref(d);
+  cr_assert_eq(tw_listening_port_get_host(o.value, &a), 0);
+  cr_assert_eq(a.family, TW_ADDRESS_IPV6);
+  tw_listening_port *p = o.value;
+  cr_assert_eq(tw_tcp6_client_endpoint_new(&cep, R, "::1", a.port, 5, NULL), 0);
+  cli_tpl.send_on_made = "six";
+  srv_tpl.lose_after = 3;
+  cr_assert_eq(tw_endpoint_connect(cep, &CF, &d), 0);
+  watch(d, &o);
+  cr_assert(spin(&o.fired));
+  cr_assert_eq(o.ok, 1);
+  cr_assert(spin(&cli_lost));
+  cr_assert_eq(srv[0].nrecv, 3);
+  tw_deferred_unref(d);
+  tw_endpoint_free(cep);
+  stop_port(p);
+  tw_endpoint_free(sep);
+  free_reactor();
+}
+
+/* ---- twuv: wrong kind, wrong thread, a custom kind, reactor free --------------------- */
+
+typedef struct thread_call {
+  tw_endpoint *ep;
+  int listen_rc, connect_rc, proto_rc;
+} thread_call;
+
+static void *other_thread(void *arg) {
+  thread_call *t = arg;
+  tw_deferred *d = NULL;
+  tw_protocol p;
+  tw_protocol_init(&p, &peer_ops);
+  t->listen_rc = tw_endpoint_listen(t->ep, &SF, &d);
+  t->connect_rc = tw_endpoint_connect(t->ep, &CF, &d);
+  t->proto_rc = tw_connect_protocol(t->ep, &p, &d);
+  return NULL;
+}
+
+TWT_TEST(endpoints, wrong_kind_and_thread) {
+  tw_deferred *d = NULL;
+  tw_protocol pr;
+  pthread_t th;
+  thread_call t;
+  net_setup();
+  tw_protocol_init(&pr, &peer_ops);
+  tw_endpoint *sep = server("tcp:0:interface=127.0.0.1");
+  tw_endpoint *cep = client("tcp:127.0.0.1:1");
+  cr_assert_eq(tw_endpoint_listen(cep, &SF, &d), TW_EINVAL);
+  cr_assert_eq(tw_endpoint_connect(sep, &CF, &d), TW_EINVAL);
+  cr_assert_eq(tw_connect_protocol(sep, &pr, &d), TW_EINVAL);
+  cr_assert_eq(tw_endpoint_listen(NULL, &SF, &d), TW_EINVAL);
+  cr_assert_eq(tw_endpoint_listen(sep, NULL, &d), TW_EINVAL);
+  cr_assert_eq(tw_endpoint_listen(sep, &SF, NULL), TW_EINVAL);
+  cr_assert_eq(tw_endpoint_connect(cep, NULL, &d), TW_EINVAL);
+  cr_assert_eq(tw_connect_protocol(cep, NULL, &d), TW_EINVAL);
+  cr_assert_null(d);
+  t.ep = sep;
+  cr_assert_eq(pthread_create(&th, NULL, other_thread, &t), 0);
+  pthread_join(th, NULL);
+  cr_assert_eq(t.listen_rc, TW_EWRONGTHREAD);
+  t.ep = cep;
+  cr_assert_eq(pthread_create(&th, NULL, other_thread, &t), 0);
+  pthread_join(th, NULL);
+  cr_assert_eq(t.connect_rc, TW_EWRONGTHREAD);
+  cr_assert_eq(t.proto_rc, TW_EWRONGTHREAD);
+  tw_endpoint_free(sep);
+  tw_endpoint_free(cep);
+  free_reactor();
+}
+
+/* A library's kind whose connect uses a built-in endpoint (as a TLS
+ * wrapper would): tw_connect_protocol gives it a one-shot factory. */
+static int custom_connect(tw_endpoint *ep, tw_factory *f, tw_deferred **out) {
+  return tw_endpoint_connect(tw_endpoint_data(ep), f, out);
+}
+static const tw_endpoint_ops custom_ops = {NULL, custom_connect, NULL};
+
+TWT_TEST(endpoints, custom_kind_connect_protocol) {
+  tw_address a;
+  tw_deferred *d;
+  outcome o;
+  peer mine;
+  tw_endpoint *ep;
+  net_setup();
+  tw_endpoint *sep = server("tcp:0:interface=127.0.0.1");
+  tw_listening_port *p = listen_on(sep, &a);
+  tw_endpoint *inner = tcp_client_to(&a);
+  cr_assert_eq(tw_endpoint_new(&ep, R, &custom_ops, inner), 0);
+  cr_assert_eq(tw_endpoint_listen(ep, &SF, &d), TW_EINVAL); /* no listen */
+  memset(&mine, 0, sizeof mine);
+  tw_protocol_init(&mine.base, &peer_ops);
+  cr_assert_eq(tw_connect_protocol(ep, &mine.base, &d), 0);
+  watch(d, &o);
+  cr_assert(spin(&o.fired));
+  cr_assert_eq(o.value, &mine.base);
+  tw_transport_lose_connection(mine.base.transport);
+  cr_assert(spin(&mine.lost));
+  tw_deferred_unref(d);
+  /* Failing: the one-shot factory still goes (leak check). */
+  stop_port(p);
+  memset(&mine, 0, sizeof mine);
+  tw_protocol_init(&mine.base, &peer_ops);
+  cr_assert_eq(tw_connect_protocol(ep, &mine.base, &d), 0);
+  watch(d, &o);
+  cr_assert(spin(&o.fired));
+  cr_assert_eq(o.ok, 0);
+  tw_deferred_unref(d);
+  cr_assert(spin(&srv_lost));
+  /* Let the connector's end run (its factory's stop) before freeing. */
+  for (int i = 0; i < 3; i++) tw_reactor_iterate(R, 0);
+  tw_endpoint_free(ep);
+  tw_endpoint_free(inner);
+  tw_endpoint_free(sep);
+  free_reactor();
+}
+
+/* tw_reactor_free with an attempt in flight: the Deferred fails (the
+ * connector's ConnectError), everything is freed. */
+TWT_TEST(endpoints, reactor_free_ends_an_attempt) {
+  tw_address a;
+  tw_deferred *d;
+  outcome o;
+  net_setup();
+  tw_endpoint *sep = server("tcp:0:interface=127.0.0.1");
+  (void)listen_on(sep, &a);
+  tw_endpoint *cep = tcp_client_to(&a);
+  cr_assert_eq(tw_endpoint_connect(cep, &CF, &d), 0);
+  watch(d, &o);
+  tw_endpoint_free(cep);
+  tw_endpoint_free(sep);
+  free_reactor();
+  cr_assert_eq(o.fired, 1);
+  cr_assert(o.ok || tw_error_type_is(o.type, &TW_CONNECT_ERROR));
+  cr_assert_eq(stopped_n, 1);
+  tw_deferred_unref(d);
 }

@@ -58,9 +58,10 @@ typedef struct tw_endpoint tw_endpoint;
 /*
  * error.ConnectingCancelledError(address): tw_endpoint_connect's Deferred
  * was cancelled before the connection was made. The failure's payload is a
- * const tw_address * (the destination; family TW_ADDRESS_NONE when it is
- * not known yet, e.g. while a TCP6 name is being resolved); its message is
- * the address as tw_address_format writes it, as str() of Twisted's.
+ * const tw_address * (the destination, as the connector's
+ * get_destination; NULL out of memory), its code TW_ECANCELLED, its
+ * message the address as tw_address_format writes it (str() of Twisted's
+ * exception).
  */
 TW_EXTERN extern const tw_error_type TW_CONNECTING_CANCELLED_ERROR;
 /* error.NoProtocol: the factory's build_protocol returned NULL. */
@@ -133,11 +134,14 @@ TW_EXTERN int tw_unix_server_endpoint_new(tw_endpoint **out, tw_reactor *r,
  * timeout, bindAddress). host: a name (resolved by tw_connect_tcp) or a
  * numeric address; port 0..65535; timeout in seconds, <= 0 means
  * TW_CONNECT_TIMEOUT; bind_address NULL or a numeric IPv4/IPv6 address
- * (copied). Returns 0, TW_EINVAL (NULLs, empty host, port out of range,
- * timeout NaN, bind_address of another family), TW_ENOMEM. Any thread.
+ * (copied; its port is used too). Returns 0, TW_EINVAL (NULLs, empty
+ * host, port out of range, timeout NaN, bind_address not an IPv4/IPv6
+ * numeric address), TW_ENOMEM. Any thread.
  * tw_tcp6_client_endpoint_new: TCP6ClientEndpoint: host is an IPv6 literal,
  * or a name resolved with tw_reactor_resolve whose first IPv6 address is
- * used (no IPv6 address: TW_DNS_LOOKUP_ERROR).
+ * used (none: the Deferred fails with TW_DNS_LOOKUP_ERROR). Cancelling
+ * while the name is resolved fails it with CancelledError, as Twisted's
+ * (its lookup is a deferToThread).
  */
 TW_EXTERN int tw_tcp4_client_endpoint_new(tw_endpoint **out, tw_reactor *r,
                                           const char *host, int port,
@@ -160,8 +164,11 @@ TW_EXTERN int tw_unix_client_endpoint_new(tw_endpoint **out, tw_reactor *r,
  * its prefix, e.g. TLS over TCP). listen / connect have
  * tw_endpoint_listen's / _connect's contract: on 0, *out is a Deferred the
  * caller owns; either may be NULL (the endpoint does not do that: the call
- * returns TW_EINVAL). destroy, if not NULL, runs once from tw_endpoint_free
- * with data. ops must outlive the endpoint.
+ * returns TW_EINVAL). connect counts the factory in and out with
+ * tw_factory_do_start / _do_stop around its use, as every transport does
+ * (tw_connect_protocol's one-shot factory is freed by its stop, or when the
+ * Deferred fires if it was never started). destroy, if not NULL, runs once
+ * from tw_endpoint_free with data. ops must outlive the endpoint.
  */
 typedef struct tw_endpoint_ops {
   int (*listen)(tw_endpoint *ep, tw_factory *f, tw_deferred **out);
