@@ -755,7 +755,7 @@ static size_t unhex(const char *h, char *out, size_t cap) {
 
 static void diff_line(char *line) {
   static char d[TW_ENDPOINT_DESCRIPTION_MAX * 2 + 8];
-  char side[4], dhex[2 * sizeof d], res[4], a[64], b[512];
+  char side[4], dhex[2 * sizeof d], res[4], a[64];
   tw_endpoint *ep = NULL;
   tw_failure *why = NULL;
   int rc;
@@ -814,7 +814,6 @@ static void diff_line(char *line) {
     }
     tw_endpoint_free(ep);
   }
-  (void)b;
 }
 
 TWT_TEST(endpoints, differential_against_twisted) {
