@@ -1476,3 +1476,96 @@ TWT_TEST(endpoints, reactor_free_ends_an_attempt) {
   cr_assert_eq(stopped_n, 1);
   tw_deferred_unref(d);
 }
+
+/* test_wrappingProtocolNotHalfCloseable: the wrapper of a protocol that is
+ * not half-closeable is not either: the peer's half-close ends the
+ * connection (ConnectionDone), no read_connection_lost. */
+TWT_TEST(endpoints, test_wrapping_protocol_not_half_closeable) {
+  tw_address a;
+  tw_deferred *d;
+  outcome o;
+  net_setup();
+  tw_endpoint *sep = server("tcp:0:interface=127.0.0.1");
+  tw_listening_port *p = listen_on(sep, &a);
+  tw_endpoint *cep = tcp_client_to(&a);
+  srv_tpl.half_close_on_made = 1;
+  cr_assert_eq(tw_endpoint_connect(cep, &CF, &d), 0);
+  watch(d, &o);
+  cr_assert(spin(&cli_lost));
+  cr_assert_eq(cli[0].read_lost, 0);
+  cr_assert_eq(cli[0].lost_type, &TW_CONNECTION_DONE);
+  cr_assert(spin(&stopped_n));
+  tw_deferred_unref(d);
+  tw_endpoint_free(cep);
+  cr_assert(spin(&srv_lost));
+  stop_port(p);
+  tw_endpoint_free(sep);
+  free_reactor();
+}
+
+static int write_lost_n;
+static void peer_write_lost(tw_protocol *p) {
+  (void)p;
+  write_lost_n++;
+}
+static const tw_protocol_ops half_write_ops = {
+    peer_made, peer_data, peer_lost, peer_read_lost, peer_write_lost};
+
+/* test_wrappedProtocolWriteConnectionLost: loseWriteConnection's
+ * write_connection_lost reaches the wrapped protocol; the server sees the
+ * EOF, and closes. */
+TWT_TEST(endpoints, test_wrapped_protocol_write_connection_lost) {
+  tw_address a;
+  tw_deferred *d;
+  outcome o;
+  net_setup();
+  write_lost_n = 0;
+  tw_endpoint *sep = server("tcp:0:interface=127.0.0.1");
+  tw_listening_port *p = listen_on(sep, &a);
+  tw_endpoint *cep = tcp_client_to(&a);
+  cli_tpl.half_close_on_made = 1;
+  cli_ops = &half_write_ops;
+  cr_assert_eq(tw_endpoint_connect(cep, &CF, &d), 0);
+  watch(d, &o);
+  cr_assert(spin(&write_lost_n));
+  cr_assert(spin(&srv_lost));
+  cr_assert(spin(&cli_lost));
+  cr_assert(spin(&stopped_n));
+  tw_deferred_unref(d);
+  tw_endpoint_free(cep);
+  stop_port(p);
+  tw_endpoint_free(sep);
+  free_reactor();
+}
+
+/* test_endpointConnectNonDefaultArgs: timeout and bindAddress reach the
+ * connection (bound to 127.0.0.1, port picked by the kernel). */
+TWT_TEST(endpoints, test_endpoint_connect_non_default_args) {
+  tw_address a, host;
+  tw_deferred *d;
+  outcome o;
+  char desc[128];
+  net_setup();
+  tw_endpoint *sep = server("tcp:0:interface=127.0.0.1:backlog=3");
+  tw_listening_port *p = listen_on(sep, &a);
+  snprintf(desc, sizeof desc, "tcp:host=127.0.0.1:port=%d:timeout=9:"
+                              "bindAddress=127.0.0.1", a.port);
+  tw_endpoint *cep = client(desc);
+  cr_assert_eq(info(cep).timeout, 9.0);
+  cr_assert_eq(tw_endpoint_connect(cep, &CF, &d), 0);
+  watch(d, &o);
+  cr_assert(spin(&o.fired));
+  cr_assert_eq(o.ok, 1);
+  cr_assert_eq(tw_transport_get_host(cli[0].base.transport, &host), 0);
+  cr_assert_str_eq(host.host, "127.0.0.1");
+  cr_assert(host.port > 0);
+  tw_transport_lose_connection(cli[0].base.transport);
+  cr_assert(spin(&cli_lost));
+  cr_assert(spin(&stopped_n));
+  tw_deferred_unref(d);
+  tw_endpoint_free(cep);
+  cr_assert(spin(&srv_lost));
+  stop_port(p);
+  tw_endpoint_free(sep);
+  free_reactor();
+}
