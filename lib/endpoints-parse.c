@@ -178,7 +178,7 @@ static int tw__ep_range(const char *what, const char *value, long long v,
  * Twisted's tokenizer: ':' ends an argument; '=' splits the first one of an
  * argument into name and value (after it only ':' is an operator, so '='
  * in a value is literal); a backslash takes the next character as it is.
- * One walk counts (out == NULL), a second fills the args.
+ * One walk counts (pool == NULL), a second fills the args.
  */
 typedef struct tw__ep_seg {
   const char *s1, *s2; /* s2 NULL: positional */
@@ -726,6 +726,7 @@ static int tw__ep_plugin(tw_endpoint_parser_fn fn, void *arg,
   tw_endpoint *ep = NULL;
   tw_failure *why = NULL;
   int rc = fn(&ep, r, a, arg, &why);
+  if (rc > 0) rc = TW_EINVAL; /* codes are negative */
   if (rc == 0 && ep != NULL) {
     tw_failure_unref(why);
     *out = ep;
