@@ -280,13 +280,14 @@ TW_EXTERN int tw_connect_protocol(tw_endpoint *ep, tw_protocol *p,
  * new failure (the caller unrefs it) whose type is the exception Twisted
  * raises and whose message names the problem:
  *   TW_EINVAL  ValueError ("Unknown endpoint type: 'ftl'", "port: invalid
- *              literal for int() with base 10: 'x'", "port 70000 out of
- *              range 0-65535"), TypeError ("tcp: unexpected keyword argument
- *              'foo'", "tcp: missing argument 'port'", "tcp: takes at most
- *              3 positional arguments (4 given)", "tcp: got multiple values
- *              for argument 'port'"), RuntimeError (a description that ends
- *              in a lone backslash: Twisted's tokenizer raises
- *              StopIteration), also for out, r or description NULL;
+ *              literal for int() with base 10: 'x'", "port '70000' out of
+ *              range 0-65535"; also for out, r or description NULL),
+ *              TypeError ("tcp: got an unexpected keyword argument 'foo'",
+ *              "tcp: missing required argument 'port'", "tcp: takes at
+ *              most 3 positional arguments (4 given)", "tcp: got multiple
+ *              values for argument 'port'"), RuntimeError (a description
+ *              that ends in a lone backslash: Twisted's tokenizer raises
+ *              StopIteration);
  *   TW_ENOMEM  MemoryError;
  *   or what a registered parser returned.
  * Any thread.
