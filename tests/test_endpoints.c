@@ -19,6 +19,9 @@
 #include <stdlib.h>
 #include <pthread.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
@@ -1110,10 +1113,21 @@ TWT_TEST(endpoints, test_endpoint_connect_failure) {
   tw_address a;
   tw_deferred *d;
   outcome o;
+  struct sockaddr_in sin;
+  socklen_t len = sizeof sin;
+  int fd;
   net_setup();
-  tw_endpoint *sep = server("tcp:0:interface=127.0.0.1");
-  tw_listening_port *p = listen_on(sep, &a);
-  stop_port(p); /* now nothing listens there */
+  /* A port bound and not listening: refused, and held (no other process
+   * on the machine can start listening there meanwhile). */
+  fd = socket(AF_INET, SOCK_STREAM, 0);
+  cr_assert(fd >= 0);
+  memset(&sin, 0, sizeof sin);
+  sin.sin_family = AF_INET;
+  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  cr_assert_eq(bind(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+  cr_assert_eq(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+  memset(&a, 0, sizeof a);
+  a.port = ntohs(sin.sin_port);
   tw_endpoint *cep = tcp_client_to(&a);
   cr_assert_eq(tw_endpoint_connect(cep, &CF, &d), 0);
   watch(d, &o);
@@ -1126,7 +1140,7 @@ TWT_TEST(endpoints, test_endpoint_connect_failure) {
   cr_assert(spin(&stopped_n));
   tw_deferred_unref(d);
   tw_endpoint_free(cep);
-  tw_endpoint_free(sep);
+  close(fd);
   free_reactor();
 }
 
