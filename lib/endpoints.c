@@ -473,7 +473,16 @@ static void tw__ep_cancel(tw_deferred *d, void *arg) {
   f = tw_failure_new_payload(&TW_CONNECTING_CANCELLED_ERROR, TW_ECANCELLED,
                              dest, tw__free, "%s", text);
   tw__ep_fire(cx, NULL, f);
-  if (cx->c != NULL) (void)tw_connector_stop_connecting(cx->c);
+  if (cx->inner != NULL) {
+    /* Cancelled from inside the protocol's connection_made (the Deferred
+     * fires after it): the connection is there and nobody wants it any
+     * more. Twisted's stopConnecting raises NotConnectingError there and
+     * the wrapper's callback AlreadyCalledError, which drops it; here it
+     * is aborted (connection_lost(ConnectionAborted) follows). */
+    (void)tw_transport_abort_connection(cx->proto.transport);
+  } else if (cx->c != NULL) {
+    (void)tw_connector_stop_connecting(cx->c);
+  }
 }
 
 /* connectTCP/connectUNIX with a wrapping factory for f (or p). */

@@ -1581,3 +1581,39 @@ TWT_TEST(endpoints, test_endpoint_connect_non_default_args) {
   tw_endpoint_free(sep);
   free_reactor();
 }
+
+/* Cancelling from inside the protocol's connection_made (before the
+ * Deferred fires): the Deferred fails with ConnectingCancelledError and
+ * the connection is aborted. */
+static tw_deferred *cancel_me;
+static void cancel_made(tw_protocol *p) {
+  peer_made(p);
+  cr_assert_eq(tw_deferred_cancel(cancel_me), 0);
+}
+static const tw_protocol_ops cancel_ops = {cancel_made, peer_data, peer_lost,
+                                           NULL, NULL};
+
+TWT_TEST(endpoints, cancel_inside_connection_made_aborts) {
+  tw_address a;
+  outcome o;
+  net_setup();
+  tw_endpoint *sep = server("tcp:0:interface=127.0.0.1");
+  tw_listening_port *p = listen_on(sep, &a);
+  tw_endpoint *cep = tcp_client_to(&a);
+  cli_ops = &cancel_ops;
+  cr_assert_eq(tw_endpoint_connect(cep, &CF, &cancel_me), 0);
+  watch(cancel_me, &o);
+  cr_assert(spin(&o.fired));
+  cr_assert_eq(o.type, &TW_CONNECTING_CANCELLED_ERROR);
+  cr_assert_eq(cli[0].made, 1);
+  cr_assert(spin(&cli_lost));
+  cr_assert_eq(cli[0].lost_type, &TW_CONNECTION_ABORTED);
+  cr_assert_eq(cli[0].dealloced, 1);
+  cr_assert(spin(&stopped_n));
+  tw_deferred_unref(cancel_me);
+  tw_endpoint_free(cep);
+  cr_assert(spin(&srv_lost));
+  stop_port(p);
+  tw_endpoint_free(sep);
+  free_reactor();
+}

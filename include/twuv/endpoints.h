@@ -230,7 +230,8 @@ TW_EXTERN int tw_endpoint_listen(tw_endpoint *ep, tw_factory *f,
  * (TW_NO_PROTOCOL) when the factory's build_protocol returns NULL, or with
  * ConnectingCancelledError when cancelled before the connection is made
  * (tw_deferred_cancel: the attempt is abandoned - connector
- * stopConnecting). The factory's start_factory / stop_factory run around
+ * stopConnecting; cancelled from inside the protocol's connection_made,
+ * the new connection is aborted). The factory's start_factory / stop_factory run around
  * the attempt (doStart/doStop pass through), and the protocol's callbacks
  * are its own (a half-closeable protocol stays half-closeable). The
  * factory must outlive the connection.
