@@ -459,13 +459,16 @@ static int check(tw_transport *t) {
   return 0;
 }
 
-/* Writes are dropped when not connected, after an abort (tcp.py's
- * abortConnection replaces doWrite), once the close is under way (the
- * kind's lose was called: while a producer holds the close, its writes are
- * still taken) and once the write side is being shut. */
+/* Writes are dropped when not connected, once the loss is known (also
+ * one waiting to be delivered), after an abort (tcp.py's abortConnection
+ * replaces doWrite) and once the write side is being shut. A write after
+ * lose_connection goes to the kind, which decides as Twisted's transport
+ * of that kind does: FileDescriptor.write still sends it (the close waits
+ * for the flush), iosim's FakeTransport drops it, StringTransport keeps
+ * it. */
 static int write_dropped(tw_transport *t) {
-  return !t->connected || t->lost || t->aborting || t->lose_sent ||
-         t->write_closing || t->write_closed || t->pending_lost != NULL;
+  return !t->connected || t->lost || t->aborting || t->write_closing ||
+         t->write_closed || t->pending_lost != NULL;
 }
 
 static int do_writev(tw_transport *t, const tw_iovec *bufs, size_t n) {

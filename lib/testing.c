@@ -91,6 +91,8 @@ static int st_on_thread(tw_transport *t) {
   return pthread_equal(st_of(t)->owner, pthread_self()) != 0;
 }
 
+/* StringTransport.write appends, also after loseConnection (protocol.c
+ * drops writes after an abort and once the loss is delivered). */
 static int st_writev(tw_transport *t, const tw_iovec *bufs, size_t n) {
   return bytes_append(&st_of(t)->out, bufs, n);
 }
@@ -377,7 +379,11 @@ static int fs_on_thread(tw_transport *t) {
   return pthread_equal(fs_of(t)->pump->owner, pthread_self()) != 0;
 }
 
+/* iosim's FakeTransport.write: "if self.disconnecting: return" - once
+ * lose_connection reached the fake (not while a producer holds it back),
+ * writes are dropped, reported as TW_ENOTCONN. */
 static int fs_writev(tw_transport *t, const tw_iovec *bufs, size_t n) {
+  if (fs_of(t)->closing) return TW_ENOTCONN;
   return bytes_append(&fs_of(t)->out, bufs, n);
 }
 

@@ -28,10 +28,16 @@ typedef struct tw__transport_ops {
   /* 1 when the caller may use the transport from this thread. NULL: any. */
   int (*on_loop_thread)(tw_transport *t);
   /* Send, in order; the kind copies what it cannot send now. n >= 1, every
-   * piece non-empty. Called while connected and before lose, abort and
-   * lose_write were sent to the kind (a lose_connection held by a producer
-   * is not sent yet: the producer's writes are taken until it
-   * unregisters); later writes are dropped by protocol.c (TW_ENOTCONN). */
+   * piece non-empty. Called while connected, before abort and lose_write
+   * were sent to the kind and before the loss (protocol.c drops those
+   * writes with TW_ENOTCONN) - and also after lose: what a write after
+   * lose_connection does is the kind's, as in Twisted, where it differs
+   * per transport: a socket (FileDescriptor.write) sends it and its close
+   * waits for it to drain, iosim's FakeTransport drops it (return
+   * TW_ENOTCONN, nothing kept), StringTransport keeps it. A kind that is
+   * closing and can no longer send returns TW_ENOTCONN. (A lose_connection
+   * held by a producer is not sent to the kind until it unregisters:
+   * every kind takes the producer's writes meanwhile.) */
   int (*writev)(tw_transport *t, const tw_iovec *bufs, size_t n);
   /* Begin a clean close once the buffer drains (producer rules already
    * applied by protocol.c: called when no producer holds the close). */

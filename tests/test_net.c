@@ -55,6 +55,9 @@ typedef struct rec {
   int write_in_lost;    /* writes in connection_lost: dropped */
   int write_in_lost_rc, write_seq_in_lost_rc;
   const char *send_on_made;
+  const char *send_after_lose; /* written after lose_on_made's lose */
+  int after_lose_rc, after_lose_seq_rc;
+  char last[16]; /* the last bytes received (also past RECV_MAX) */
   int in_call;
 } rec;
 
@@ -69,6 +72,12 @@ static void rec_made(tw_protocol *p) {
   if (x->send_on_made != NULL)
     tw_transport_write(p->transport, x->send_on_made, strlen(x->send_on_made));
   if (x->lose_on_made) tw_transport_lose_connection(p->transport);
+  if (x->send_after_lose != NULL) {
+    tw_iovec v[2] = {{"-", 1}, {"seq", 3}};
+    x->after_lose_rc = tw_transport_write(p->transport, x->send_after_lose,
+                                          strlen(x->send_after_lose));
+    x->after_lose_seq_rc = tw_transport_write_sequence(p->transport, v, 2);
+  }
   if (x->abort_on_made) {
     tw_transport_abort_connection(p->transport);
     if (x->abort_twice) tw_transport_abort_connection(p->transport);
@@ -86,6 +95,12 @@ static tw_failure *rec_data(tw_protocol *p, const char *data, size_t len) {
   if (x->recv == NULL) x->recv = malloc(RECV_MAX);
   if (x->nrecv + len <= RECV_MAX) memcpy(x->recv + x->nrecv, data, len);
   x->nrecv += len;
+  if (len >= sizeof(x->last)) {
+    memcpy(x->last, data + len - sizeof(x->last), sizeof(x->last));
+  } else {
+    memmove(x->last, x->last + len, sizeof(x->last) - len);
+    memcpy(x->last + sizeof(x->last) - len, data, len);
+  }
   if (x->fail_on_data)
     return tw_failure_new(&TW_VALUE_ERROR, 0, "data_received raised");
   if (x->echo) tw_transport_write(p->transport, data, len);
@@ -517,6 +532,70 @@ TWT_TEST(net, lose_connection_sends_what_is_buffered) {
   cr_assert(spin(r, &srv_lost));
   cr_assert_eq(srv[0].nrecv, 6);
   cr_assert_eq(srv[0].lost_type, &TW_CONNECTION_DONE);
+  teardown(r);
+}
+
+/* Writes made after lose_connection are sent, as Twisted's
+ * FileDescriptor.write sends them (it drops only when not connected or
+ * after loseWriteConnection; the close waits for the flush): checked
+ * against Twisted 22.4 over loopback - write(b"before"),
+ * loseConnection(), write(b"after"), writeSequence([b"-", b"seq"]) in
+ * connectionMade; the server gets b"beforeafter-seq", ConnectionDone. */
+TWT_TEST(net, write_after_lose_connection_is_sent) {
+  tw_reactor *r = setup();
+  tw_listening_port *p;
+  int port = listen_local(r, &p, "127.0.0.1");
+  cli_tpl.send_on_made = "before";
+  cli_tpl.lose_on_made = 1;
+  cli_tpl.send_after_lose = "after";
+  connect_local(r, "127.0.0.1", port);
+  cr_assert(spin(r, &srv_lost));
+  cr_assert_eq(cli[0].after_lose_rc, 0);
+  cr_assert_eq(cli[0].after_lose_seq_rc, 0);
+  cr_assert_eq(srv[0].nrecv, 15);
+  cr_assert_eq(memcmp(srv[0].recv, "beforeafter-seq", 15), 0);
+  cr_assert_eq(srv[0].lost_type, &TW_CONNECTION_DONE);
+  cr_assert(spin(r, &cli_lost));
+  cr_assert_eq(cli[0].lost_type, &TW_CONNECTION_DONE);
+  teardown(r);
+}
+
+/* The same from a later loop turn, while the close waits for a backlog
+ * to drain (the peer stopped reading): the late bytes are sent after the
+ * backlog, and only then the connection closes. */
+TWT_TEST(net, write_after_lose_connection_while_draining_is_sent) {
+  tw_reactor *r = setup();
+  tw_listening_port *p;
+  int port = listen_local(r, &p, "127.0.0.1");
+  static char chunk[65536];
+  tw_transport *t;
+  size_t total = 0;
+  int i;
+  memset(chunk, 'x', sizeof(chunk));
+  connect_local(r, "127.0.0.1", port);
+  cr_assert(spin(r, &srv[0].made));
+  cr_assert(spin(r, &cli[0].made));
+  t = cli[0].base.transport;
+  cr_assert_eq(tw_transport_pause_producing(srv[0].base.transport), 0);
+  /* Fill the socket buffers until the transport keeps a backlog. */
+  for (i = 0; i < 4096 && tw_transport_buffered(t) <= sizeof(chunk); i++) {
+    cr_assert_eq(tw_transport_write(t, chunk, sizeof(chunk)), 0);
+    total += sizeof(chunk);
+    tw_reactor_iterate(r, 0);
+  }
+  cr_assert_gt(tw_transport_buffered(t), sizeof(chunk));
+  cr_assert_eq(tw_transport_lose_connection(t), 0);
+  for (i = 0; i < 5; i++) tw_reactor_iterate(r, 0);
+  cr_assert_eq(cli_lost, 0);
+  cr_assert_eq(tw_transport_write(t, "late", 4), 0);
+  total += 4;
+  cr_assert_eq(tw_transport_resume_producing(srv[0].base.transport), 0);
+  cr_assert(spin(r, &srv_lost));
+  cr_assert_eq(srv[0].nrecv, total);
+  cr_assert_eq(memcmp(srv[0].last + sizeof(srv[0].last) - 5, "xlate", 5), 0);
+  cr_assert_eq(srv[0].lost_type, &TW_CONNECTION_DONE);
+  cr_assert(spin(r, &cli_lost));
+  cr_assert_eq(cli[0].lost_type, &TW_CONNECTION_DONE);
   teardown(r);
 }
 

@@ -744,6 +744,24 @@ TWT_TEST(testing, producer_failure_aborts) {
   tw_string_transport_free(st);
 }
 
+/* StringTransport.write appends after loseConnection (checked against
+ * Twisted 22.4: write(b"a"), loseConnection(), write(b"b") -> value()
+ * b"ab"); writes are dropped only once the loss is delivered. */
+TWT_TEST(testing, string_write_after_lose_connection_is_kept) {
+  tw_string_transport *st = new_st(0);
+  tw_iovec v[2] = {{"c", 1}, {"d", 1}};
+  cr_assert_eq(tw_transport_write(T(st), "a", 1), 0);
+  cr_assert_eq(tw_transport_lose_connection(T(st)), 0);
+  cr_assert_eq(tw_transport_disconnecting(T(st)), 1);
+  cr_assert_eq(tw_transport_write(T(st), "b", 1), 0);
+  cr_assert_eq(tw_transport_write_sequence(T(st), v, 2), 0);
+  assert_value(st, "abcd");
+  cr_assert_eq(tw_string_transport_lose(st, NULL), 0);
+  cr_assert_eq(tw_transport_write(T(st), "e", 1), TW_ENOTCONN);
+  assert_value(st, "abcd");
+  tw_string_transport_free(st);
+}
+
 TWT_TEST(testing, writes_dropped_after_abort) {
   tw_string_transport *st = new_st(0);
   cr_assert_eq(tw_transport_write(T(st), "a", 1), 0);
@@ -946,7 +964,14 @@ TWT_TEST(testing, fake_write_after_close) {
   cr_assert_eq(tw_transport_write(ct, "before", 6), 0);
   cr_assert_eq(tw_transport_lose_connection(ct), 0);
   cr_assert_eq(tw_transport_write(ct, "after", 5), TW_ENOTCONN);
+  {
+    tw_iovec v[2] = {{"a", 1}, {"b", 1}};
+    cr_assert_eq(tw_transport_write_sequence(ct, v, 2), TW_ENOTCONN);
+  }
   assert_pending(pump, 1, "before");
+  cr_assert_eq(tw_iopump_flush(pump), 1);
+  cr_assert_str_eq(s.got, "before");
+  cr_assert_eq(c.lost, 1);
   tw_iopump_free(pump);
 }
 

@@ -310,14 +310,18 @@ typedef struct tw_iovec {
  * before. Returns at once: the bytes the kernel does not take now are
  * copied (data is not kept after the call); small writes made in one loop
  * turn are coalesced. A write before connection_made, after the
- * connection is lost, after abort_connection or
- * lose_write_connection, or after lose_connection has begun the close is
- * dropped, as in Twisted, but reported (while a registered producer holds
- * a lose_connection back, writes are still taken: the producer finishes
- * its work, then unregisters). Returns 0, or TW_ENOTCONN (= UV_ENOTCONN)
- * when dropped, TW_EINVAL (t NULL, data NULL with len > 0), TW_ENOMEM
- * (nothing written), TW_ENOTSUP (the transport cannot write),
- * TW_EWRONGTHREAD. len 0 does nothing (after the argument checks).
+ * connection is lost (also inside connection_lost), after
+ * abort_connection or after lose_write_connection is dropped, as in
+ * Twisted, but reported. A write after lose_connection does what
+ * Twisted's transport of that kind does: a TCP or UNIX connection sends
+ * it (FileDescriptor.write: the close waits until it is sent), testing.h's
+ * pump drops it (iosim's FakeTransport), the string transport keeps it;
+ * while a registered producer holds a lose_connection back, every kind
+ * takes the writes (the producer finishes its work, then unregisters).
+ * Returns 0, or TW_ENOTCONN (= UV_ENOTCONN) when dropped, TW_EINVAL (t
+ * NULL, data NULL with len > 0), TW_ENOMEM (nothing written), TW_ENOTSUP
+ * (the transport cannot write), TW_EWRONGTHREAD. len 0 does nothing
+ * (after the argument checks).
  */
 TW_EXTERN int tw_transport_write(tw_transport *t, const void *data,
                                  size_t len);

@@ -7,7 +7,7 @@
  * They are transports like the real ones: every tw_transport_* call works
  * on them with the same shared rules (protocol.h: producers paused above
  * TW_TRANSPORT_BUFFER_SIZE and resumed when the buffer empties,
- * lose_connection waiting for a producer, writes dropped after the close,
+ * lose_connection waiting for a producer, writes dropped after the loss,
  * connection_lost exactly once and never from inside the protocol's own
  * call, dealloc after it). Nothing here needs a reactor or a socket: a
  * protocol that uses timers can be given a manual clock
@@ -21,9 +21,12 @@
  * transports' rules):
  *   - registering a pull (non-streaming) producer calls its
  *     resume_producing once at once, as FileDescriptor does;
- *   - a write after abort_connection, or after lose_connection has closed
- *     (not while a producer holds it), is dropped and returns TW_ENOTCONN
- *     (Twisted's StringTransport keeps it, iosim drops it);
+ *   - a write after abort_connection, or once connection_lost was
+ *     delivered, is dropped and returns TW_ENOTCONN (Twisted's
+ *     StringTransport keeps it). A write after lose_connection is kept by
+ *     the string transport (as StringTransport) and dropped by the pump's
+ *     fake transports, TW_ENOTCONN (as iosim's FakeTransport) - except
+ *     while a producer holds the lose_connection back, when both take it;
  *   - with TW_STRING_TRANSPORT_BUFFERED, value() is the send buffer: a
  *     streaming producer is paused when it holds more than
  *     TW_TRANSPORT_BUFFER_SIZE bytes, and clear() empties it ("the peer
