@@ -355,6 +355,11 @@ static void deliver_lost(tw_transport *t, tw_failure *given) {
     if (p->ops != NULL && p->ops->connection_lost != NULL)
       PROTOCOL_CALL(t, p->ops->connection_lost(p, reason));
     t->protocol = NULL;
+    /* Twisted keeps self.transport; here the kind may free t right after
+     * (a stream does), so a protocol kept beyond connection_lost would
+     * hold a dangling pointer: it gets NULL, on which every tw_transport_*
+     * call is a harmless TW_EINVAL (protocol.h). */
+    p->transport = NULL;
     if (p->dealloc != NULL) p->dealloc(p);
   }
   tw_failure_unref(own);

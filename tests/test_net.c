@@ -58,6 +58,10 @@ typedef struct rec {
   const char *send_after_lose; /* written after lose_on_made's lose */
   int after_lose_rc, after_lose_seq_rc;
   char last[16]; /* the last bytes received (also past RECV_MAX) */
+  /* in connection_lost: p->transport, and getHost/getPeer on it */
+  tw_transport *transport_in_lost;
+  int host_in_lost_rc, peer_in_lost_rc;
+  tw_address host_in_lost, peer_in_lost;
   int in_call;
 } rec;
 
@@ -115,6 +119,9 @@ static void rec_lost(tw_protocol *p, tw_failure *reason) {
   x->lost_in_call = x->in_call;
   x->lost_type = tw_failure_type(reason);
   x->lost_code = tw_failure_code(reason);
+  x->transport_in_lost = p->transport;
+  x->host_in_lost_rc = tw_transport_get_host(p->transport, &x->host_in_lost);
+  x->peer_in_lost_rc = tw_transport_get_peer(p->transport, &x->peer_in_lost);
   if (x->write_in_lost) {
     tw_iovec v = {"x", 1};
     x->write_in_lost_rc = tw_transport_write(p->transport, "x", 1);
@@ -206,6 +213,17 @@ static void teardown(tw_reactor *r) {
     free(srv[i].recv);
     free(cli[i].recv);
   }
+}
+
+/* A UNIX socket path in a fresh mkdtemp directory (rmdir(tmpdir) after). */
+static char tmpdir[64];
+
+static const char *sock_path(void) {
+  static char path[128];
+  strcpy(tmpdir, "/tmp/twuv-net-XXXXXX");
+  cr_assert_not_null(mkdtemp(tmpdir));
+  snprintf(path, sizeof(path), "%s/s", tmpdir);
+  return path;
 }
 
 /* Listen on 127.0.0.1 (or ::1), port 0; the port number. */
@@ -379,6 +397,56 @@ static void addresses_agree(const char *ip, int family) {
 
 TWT_TEST(net, get_host_get_peer_ipv4) { addresses_agree("127.0.0.1", TW_ADDRESS_IPV4); }
 TWT_TEST(net, get_host_get_peer_ipv6) { addresses_agree("::1", TW_ADDRESS_IPV6); }
+
+/* Inside connection_lost p->transport is set and getHost/getPeer answer
+ * (Twisted programs log the peer there); once connection_lost returned,
+ * p->transport is NULL (the stream's memory is gone: twuv's deliberate
+ * difference from Twisted, which keeps self.transport), and calls on it
+ * are TW_EINVAL. */
+static void transport_after_lost(int unix_socket) {
+  tw_reactor *r = setup();
+  tw_listening_port *p;
+  tw_transport *st, *ct;
+  tw_address sh, sp, a;
+  const char *path = NULL;
+  if (unix_socket) {
+    path = sock_path();
+    cr_assert_eq(tw_listen_unix(&p, r, path, &SF, 0, 0), 0);
+    cr_assert_eq(tw_connect_unix(&(tw_connector *){NULL}, r, path, &CF, 5.0),
+                 0);
+  } else {
+    int port = listen_local(r, &p, "127.0.0.1");
+    connect_local(r, "127.0.0.1", port);
+  }
+  cr_assert(spin(r, &srv[0].made));
+  cr_assert(spin(r, &cli[0].made));
+  st = srv[0].base.transport;
+  ct = cli[0].base.transport;
+  cr_assert_eq(tw_transport_get_host(st, &sh), 0);
+  cr_assert_eq(tw_transport_get_peer(st, &sp), 0);
+  cr_assert_eq(tw_transport_lose_connection(ct), 0);
+  cr_assert(spin(r, &srv_lost));
+  cr_assert(spin(r, &cli_lost));
+  cr_assert_eq(srv[0].transport_in_lost, st);
+  cr_assert_eq(cli[0].transport_in_lost, ct);
+  cr_assert_eq(srv[0].host_in_lost_rc, 0);
+  cr_assert_eq(srv[0].peer_in_lost_rc, 0);
+  cr_assert(tw_address_equal(&srv[0].host_in_lost, &sh));
+  cr_assert(tw_address_equal(&srv[0].peer_in_lost, &sp));
+  cr_assert(tw_address_equal(&cli[0].peer_in_lost, &sh));
+  cr_assert(tw_address_equal(&cli[0].host_in_lost, &sp));
+  cr_assert_null(srv[0].base.transport);
+  cr_assert_null(cli[0].base.transport);
+  cr_assert_eq(srv[0].base.connected, 0);
+  cr_assert_eq(tw_transport_write(cli[0].base.transport, "x", 1), TW_EINVAL);
+  cr_assert_eq(tw_transport_get_peer(cli[0].base.transport, &a), TW_EINVAL);
+  teardown(r);
+  if (unix_socket) rmdir(tmpdir);
+}
+
+TWT_TEST(net, transport_null_after_connection_lost_tcp) {
+  transport_after_lost(0);
+}
 
 /* connectionmixins: test_connectionRefused-like. */
 TWT_TEST(net, connection_refused) {
@@ -867,16 +935,6 @@ TWT_TEST(net, tcp_nodelay_and_keepalive) {
 
 /* ---- UNIX --------------------------------------------------------------------------- */
 
-static char tmpdir[64];
-
-static const char *sock_path(void) {
-  static char path[128];
-  strcpy(tmpdir, "/tmp/twuv-net-XXXXXX");
-  cr_assert_not_null(mkdtemp(tmpdir));
-  snprintf(path, sizeof(path), "%s/s", tmpdir);
-  return path;
-}
-
 TWT_TEST(net, unix_echo_mode_and_addresses) {
   tw_reactor *r = setup();
   tw_listening_port *p;
@@ -918,6 +976,10 @@ TWT_TEST(net, unix_echo_mode_and_addresses) {
   cr_assert_neq(stat(path, &st), 0); /* removed at stop */
   teardown(r);
   rmdir(tmpdir);
+}
+
+TWT_TEST(net, transport_null_after_connection_lost_unix) {
+  transport_after_lost(1);
 }
 
 TWT_TEST(net, unix_connect_missing_file_fails) {

@@ -37,6 +37,7 @@ typedef struct rec {
   tw_failure *fail_with;   /* returned by data_received (once) */
   int *order;              /* shared event counter */
   int lost_at;             /* *order when connection_lost came */
+  tw_transport *transport_in_lost; /* p->transport during connection_lost */
 } rec;
 
 static void rec_made(tw_protocol *p) {
@@ -71,6 +72,7 @@ static void rec_lost(tw_protocol *p, tw_failure *reason) {
   r->lost++;
   if (r->in_callback) r->lost_inside = 1;
   cr_assert_eq(p->connected, 0);
+  r->transport_in_lost = p->transport;
   r->reason_type = tw_failure_type(reason);
   snprintf(r->reason_msg, sizeof r->reason_msg, "%s",
            tw_failure_message(reason));
@@ -762,6 +764,35 @@ TWT_TEST(testing, string_write_after_lose_connection_is_kept) {
   tw_string_transport_free(st);
 }
 
+/* p->transport stays set during connection_lost, and is NULL once it
+ * returned (twuv's deliberate difference from Twisted, which keeps
+ * self.transport: the transport's memory may go right after, and every
+ * tw_transport_* call on NULL is a harmless TW_EINVAL). */
+TWT_TEST(testing, string_transport_null_after_connection_lost) {
+  tw_string_transport *st = new_st(TW_STRING_TRANSPORT_WITH_DISCONNECTION);
+  tw_address a;
+  rec r;
+  rec_init(&r);
+  cr_assert_eq(tw_string_transport_connect(st, &r.base), 0);
+  cr_assert_eq(tw_transport_lose_connection(T(st)), 0);
+  cr_assert_eq(r.lost, 1);
+  cr_assert_eq(r.transport_in_lost, T(st));
+  cr_assert_null(r.base.transport);
+  cr_assert_eq(r.base.connected, 0);
+  cr_assert_eq(tw_transport_write(r.base.transport, "x", 1), TW_EINVAL);
+  cr_assert_eq(tw_transport_lose_connection(r.base.transport), TW_EINVAL);
+  cr_assert_eq(tw_transport_get_peer(r.base.transport, &a), TW_EINVAL);
+  cr_assert_eq(tw_transport_connected(r.base.transport), 0);
+  tw_string_transport_free(st);
+  /* and a protocol still attached when the transport is freed */
+  st = new_st(0);
+  rec_init(&r);
+  cr_assert_eq(tw_string_transport_connect(st, &r.base), 0);
+  tw_string_transport_free(st);
+  cr_assert_eq(r.lost, 1);
+  cr_assert_null(r.base.transport);
+}
+
 TWT_TEST(testing, writes_dropped_after_abort) {
   tw_string_transport *st = new_st(0);
   cr_assert_eq(tw_transport_write(T(st), "a", 1), 0);
@@ -972,6 +1003,28 @@ TWT_TEST(testing, fake_write_after_close) {
   cr_assert_eq(tw_iopump_flush(pump), 1);
   cr_assert_str_eq(s.got, "before");
   cr_assert_eq(c.lost, 1);
+  tw_iopump_free(pump);
+}
+
+/* p->transport is NULL once connection_lost returned, on the pump too. */
+TWT_TEST(testing, pump_transport_null_after_connection_lost) {
+  rec s, c;
+  tw_iopump *pump;
+  tw_transport *st, *ct;
+  rec_init(&s);
+  rec_init(&c);
+  pump = pump_of(&s, &c, 1);
+  st = tw_iopump_server_transport(pump);
+  ct = tw_iopump_client_transport(pump);
+  cr_assert_eq(tw_transport_lose_connection(ct), 0);
+  cr_assert_eq(tw_iopump_flush(pump), 1);
+  cr_assert_eq(s.lost, 1);
+  cr_assert_eq(c.lost, 1);
+  cr_assert_eq(s.transport_in_lost, st);
+  cr_assert_eq(c.transport_in_lost, ct);
+  cr_assert_null(s.base.transport);
+  cr_assert_null(c.base.transport);
+  cr_assert_eq(tw_transport_write(c.base.transport, "x", 1), TW_EINVAL);
   tw_iopump_free(pump);
 }
 

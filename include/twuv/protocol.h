@@ -35,9 +35,10 @@
  *                            lose_connection, abort_connection, ...): such a
  *                            call that ends the connection has it delivered
  *                            from the loop afterwards, as Twisted does
- * After connection_lost returns, the transport never touches the protocol
- * again, and p->dealloc (if not NULL) is called: a protocol may also free
- * itself inside connection_lost when dealloc is NULL.
+ * After connection_lost returns, the transport sets p->transport to NULL,
+ * then calls p->dealloc (if not NULL), and never touches the protocol
+ * again. A protocol that frees itself does it in dealloc, not inside
+ * connection_lost (the transport still writes p->transport after it).
  *
  * Reasons (failures, borrowed for the call; tw_failure_ref to keep one):
  *   TW_CONNECTION_DONE       clean close (ours or the peer's)
@@ -177,16 +178,22 @@ typedef struct tw_protocol_ops {
  */
 struct tw_protocol {
   const tw_protocol_ops *ops;
-  /* self.transport: set before connection_made, left as it is after
-   * connection_lost (a dead transport: calls on it are harmless, writes
-   * are dropped) until the protocol is freed. */
+  /* self.transport: set before connection_made, still set (and its
+   * get_peer/get_host answering) during connection_lost, NULL once
+   * connection_lost has returned. A deliberate difference from Twisted,
+   * which keeps self.transport: a connection's memory is freed right after
+   * connection_lost, and in C a kept pointer would be a use after free;
+   * every tw_transport_* call on NULL returns TW_EINVAL (or 0 for the
+   * yes/no and count calls) and does nothing. */
   tw_transport *transport;
   /* self.factory: set by the factory that built the protocol, or NULL. */
   tw_factory *factory;
   /* self.connected: 1 from connection_made until connection_lost. */
   int connected;
-  /* Called after connection_lost with the protocol, if not NULL: set by a
-   * factory that allocated it (tw_factory_for_protocol), or by the user. */
+  /* Called after connection_lost with the protocol (p->transport already
+   * NULL), if not NULL: set by a factory that allocated it
+   * (tw_factory_for_protocol), or by the user - the place for a protocol
+   * to free itself. */
   void (*dealloc)(tw_protocol *p);
   void *data; /* the user's, never touched by twuv */
 };
