@@ -295,8 +295,17 @@ static void leave(tw_transport *t) {
     leave(t);                         \
   } while (0)
 
-/* Abort with a reason of the user's (owned): the first reason wins. */
-static void abort_with(tw_transport *t, tw_failure *reason) {
+/*
+ * Close at once with a reason of ours or the user's (owned; the first
+ * reason wins): a failure data_received or a producer returned, an EOF on
+ * a protocol that is not half-closeable. Twisted runs connectionLost(
+ * reason) at once (posixbase _disconnectSelectable) and closes the socket
+ * orderly (tcp.py _closeSocket(orderly=True): only ConnectionAborted sets
+ * SO_LINGER for a RST): the unsent bytes are dropped, but the peer reads
+ * EOF. The kind's close_now does that; a kind without it aborts.
+ */
+static void close_with(tw_transport *t, tw_failure *reason) {
+  int (*op)(tw_transport *);
   if (t->lost) {
     tw_failure_unref(reason);
     return;
@@ -305,17 +314,19 @@ static void abort_with(tw_transport *t, tw_failure *reason) {
     t->reason = reason;
   else
     tw_failure_unref(reason);
-  if (!t->aborting && t->ops->abort != NULL) {
+  op = t->ops->close_now != NULL ? t->ops->close_now : t->ops->abort;
+  if (!t->aborting && op != NULL) {
     t->aborting = 1;
     t->disconnecting = 1;
     t->lose_waits_producer = 0;
     enter(t);
-    t->ops->abort(t);
+    op(t);
     leave(t);
   }
 }
 
-/* One producer callback. A failure it returns aborts the connection. */
+/* One producer callback. A failure it returns closes the connection at
+ * once with it as the reason (close_with). */
 typedef enum { PROD_PAUSE, PROD_RESUME, PROD_STOP } prod_call;
 
 static void producer_call(tw_transport *t, tw_producer *p, prod_call which) {
@@ -329,7 +340,7 @@ static void producer_call(tw_transport *t, tw_producer *p, prod_call which) {
   }
   if (fn == NULL) return;
   PROTOCOL_CALL(t, f = fn(p));
-  if (f != NULL) abort_with(t, f);
+  if (f != NULL) close_with(t, f);
 }
 
 static void deliver_lost(tw_transport *t, tw_failure *given) {
@@ -396,7 +407,7 @@ void tw__transport_data(tw_transport *t, const char *data, size_t len) {
   p = t->protocol;
   if (p == NULL || p->ops == NULL || p->ops->data_received == NULL) return;
   PROTOCOL_CALL(t, f = p->ops->data_received(p, data, len));
-  if (f != NULL) abort_with(t, f);
+  if (f != NULL) close_with(t, f);
 }
 
 void tw__transport_eof(tw_transport *t) {
@@ -411,7 +422,7 @@ void tw__transport_eof(tw_transport *t) {
   }
   /* Not half-closeable: a clean close now, reason ConnectionDone. */
   t->read_closed = 1;
-  abort_with(t, tw__connection_done());
+  close_with(t, tw__connection_done());
 }
 
 void tw__transport_write_closed(tw_transport *t) {

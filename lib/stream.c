@@ -425,6 +425,18 @@ static int tw__stream_abort(tw_transport *t) {
   return 0;
 }
 
+/* protocol.c's close after a failure of the user's: the buffer goes, the
+ * socket is closed without SO_LINGER (the peer reads EOF; Linux still
+ * sends a RST if bytes the peer sent are left unread, as for Twisted's
+ * close). The reason protocol.c keeps (the failure) is the stream's too,
+ * so that a connector's client_connection_lost gets it, as Twisted's. */
+static int tw__stream_close_now(tw_transport *t) {
+  tw__stream *s = tw__stream_of(t);
+  s->pend_len = 0;
+  tw__stream_close(s, t->reason != NULL ? tw_failure_ref(t->reason) : NULL, 0);
+  return 0;
+}
+
 static void tw__stream_shut(uv_shutdown_t *req, int status) {
   tw__stream *s = req->handle->data;
   tw__free(req);
@@ -531,6 +543,7 @@ static const tw__transport_ops tw__stream_ops = {
     .writev = tw__stream_writev,
     .lose = tw__stream_lose,
     .abort = tw__stream_abort,
+    .close_now = tw__stream_close_now,
     .lose_write = tw__stream_lose_write,
     .get_peer = tw__stream_get_peer,
     .get_host = tw__stream_get_host,

@@ -409,6 +409,16 @@ static int fs_abort(tw_transport *t) {
   return 0;
 }
 
+/* protocol.c's close after a failure of the user's: this side's unsent
+ * bytes are dropped, and the close crosses the pump as a clean one (the
+ * peer gets ConnectionDone), as over TCP. */
+static int fs_close_now(tw_transport *t) {
+  fake_side *s = fs_of(t);
+  s->closing = 1;
+  bytes_clear(&s->out);
+  return 0;
+}
+
 static int fs_lose_write(tw_transport *t) {
   fs_of(t)->write_shut = 1;
   return 0;
@@ -453,6 +463,7 @@ static const tw__transport_ops fake_ops = {
     .writev = fs_writev,
     .lose = fs_lose,
     .abort = fs_abort,
+    .close_now = fs_close_now,
     .lose_write = fs_lose_write,
     .get_peer = fs_get_peer,
     .get_host = fs_get_host,

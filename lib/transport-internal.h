@@ -45,6 +45,12 @@ typedef struct tw__transport_ops {
   /* Close now, discarding the buffer; connection_lost(ConnectionAborted)
    * later, from the loop. */
   int (*abort)(tw_transport *t);
+  /* Close now, discarding the buffer, but orderly (TCP: a FIN, not a
+   * RST): protocol.c's close after a failure of the user's (data_received
+   * or a producer returned one) or an EOF, with t->reason already set to
+   * the failure (a kind may pass it on, e.g. to a connector); connection_
+   * lost later, from the loop, with t->reason. NULL: abort is used. */
+  int (*close_now)(tw_transport *t);
   int (*lose_write)(tw_transport *t);
   int (*get_peer)(tw_transport *t, tw_address *out);
   int (*get_host)(tw_transport *t, tw_address *out);
@@ -84,7 +90,8 @@ struct tw_transport {
   unsigned connected : 1;           /* connection_made called */
   unsigned lost : 1;                /* connection_lost delivered */
   unsigned in_call : 1;             /* inside a protocol callback we made */
-  unsigned aborting : 1;            /* abort called (writes dropped) */
+  unsigned aborting : 1;            /* abort or close_now called (writes
+                                       dropped) */
   unsigned write_closing : 1;       /* lose_write called */
   unsigned write_closed : 1;        /* write side shut (writes dropped) */
   unsigned read_closed : 1;         /* read_connection_lost delivered */
@@ -107,14 +114,16 @@ void tw__transport_dispose(tw_transport *t);
 void tw__transport_make_connection(tw_transport *t, tw_protocol *p);
 
 /* Deliver bytes to the protocol (data_received); a failure it returns
- * aborts the connection (ops->abort) with that reason. Bytes are dropped
- * once disconnecting (Twisted stops reading at loseConnection). */
+ * closes the connection at once (ops->close_now, else ops->abort) with
+ * that reason. Bytes are dropped once disconnecting (Twisted stops reading
+ * at loseConnection). */
 void tw__transport_data(tw_transport *t, const char *data, size_t len);
 
 /* The peer closed its side (EOF): half-closeable protocols get
  * read_connection_lost, others a clean close at once: protocol.c calls
- * ops->abort and the loss the kind then reports is delivered as
- * ConnectionDone (tcp.py readConnectionLost -> connectionLost). */
+ * ops->close_now (else ops->abort) and the loss the kind then reports is
+ * delivered as ConnectionDone (tcp.py readConnectionLost ->
+ * connectionLost). */
 void tw__transport_eof(tw_transport *t);
 
 /* The write side is shut down (after lose_write): write_connection_lost. */

@@ -51,6 +51,7 @@ typedef struct rec {
   int lose_on_made, abort_on_made, abort_twice, abort_then_lose,
       lose_then_abort;
   int fail_on_data;
+  const char *send_before_fail; /* written in data_received before failing */
   int lose_after_bytes; /* > 0: lose once that many bytes came */
   int write_in_lost;    /* writes in connection_lost: dropped */
   int write_in_lost_rc, write_seq_in_lost_rc;
@@ -105,8 +106,12 @@ static tw_failure *rec_data(tw_protocol *p, const char *data, size_t len) {
     memmove(x->last, x->last + len, sizeof(x->last) - len);
     memcpy(x->last + sizeof(x->last) - len, data, len);
   }
-  if (x->fail_on_data)
+  if (x->fail_on_data) {
+    if (x->send_before_fail != NULL)
+      tw_transport_write(p->transport, x->send_before_fail,
+                         strlen(x->send_before_fail));
     return tw_failure_new(&TW_VALUE_ERROR, 0, "data_received raised");
+  }
   if (x->echo) tw_transport_write(p->transport, data, len);
   if (x->lose_after_bytes > 0 && x->nrecv >= (size_t)x->lose_after_bytes)
     tw_transport_lose_connection(p->transport);
@@ -558,17 +563,51 @@ TWT_TEST(net, abort_connection_then_lose_connection) { abort_case(0, 1, 0); }
 TWT_TEST(net, lose_connection_then_abort_connection) { abort_case(0, 0, 1); }
 
 /* A failure returned by data_received is the reason (Twisted: the
- * exception dataReceived raised). */
+ * exception dataReceived raised), and the close is orderly, as Twisted's
+ * (_disconnectSelectable -> Connection.connectionLost -> _closeSocket(
+ * orderly=True), SO_LINGER only for ConnectionAborted): what was buffered
+ * is dropped (the small reply waits for the flush and never leaves), but
+ * the peer reads EOF (ConnectionDone), not a RST (ConnectionLost,
+ * ECONNRESET). */
 TWT_TEST(net, data_received_failure_is_the_reason) {
   tw_reactor *r = setup();
   tw_listening_port *p;
   int port = listen_local(r, &p, "127.0.0.1");
   srv_tpl.fail_on_data = 1;
+  srv_tpl.send_before_fail = "dropped";
   cli_tpl.send_on_made = "x";
   connect_local(r, "127.0.0.1", port);
   cr_assert(spin(r, &srv_lost));
   cr_assert_eq(srv[0].lost_type, &TW_VALUE_ERROR);
+  cr_assert_eq(srv[0].lost_in_call, 0);
   cr_assert(spin(r, &cli_lost));
+  cr_assert_eq(cli[0].lost_type, &TW_CONNECTION_DONE, "client lost with %s %s",
+               cli[0].lost_type ? cli[0].lost_type->name : "?",
+               tw_err_name(cli[0].lost_code));
+  cr_assert_eq(cli[0].lost_code, 0);
+  cr_assert_eq(cli[0].nrecv, 0);
+  cr_assert_eq(client_lost_type, &TW_CONNECTION_DONE);
+  teardown(r);
+}
+
+/* The same on the client side: its factory's client_connection_lost gets
+ * the same failure (Twisted's Client.connectionLost passes its reason to
+ * the connector), and the server reads EOF. */
+TWT_TEST(net, client_data_received_failure_reaches_the_factory) {
+  tw_reactor *r = setup();
+  tw_listening_port *p;
+  int port = listen_local(r, &p, "127.0.0.1");
+  cli_tpl.fail_on_data = 1;
+  srv_tpl.send_on_made = "x";
+  connect_local(r, "127.0.0.1", port);
+  cr_assert(spin(r, &cli_lost));
+  cr_assert_eq(cli[0].lost_type, &TW_VALUE_ERROR);
+  cr_assert(spin(r, &client_lost));
+  cr_assert_eq(client_lost_type, &TW_VALUE_ERROR);
+  cr_assert(spin(r, &srv_lost));
+  cr_assert_eq(srv[0].lost_type, &TW_CONNECTION_DONE, "server lost with %s %s",
+               srv[0].lost_type ? srv[0].lost_type->name : "?",
+               tw_err_name(srv[0].lost_code));
   teardown(r);
 }
 

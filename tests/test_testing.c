@@ -1006,6 +1006,29 @@ TWT_TEST(testing, fake_write_after_close) {
   tw_iopump_free(pump);
 }
 
+/* data_received's failure over the pump: that side's unsent bytes are
+ * dropped and it gets the failure; the other side sees a clean close
+ * (ConnectionDone), as over TCP, where the close is orderly. */
+TWT_TEST(testing, pump_data_received_failure_closes_cleanly) {
+  rec s, c;
+  tw_iopump *pump;
+  rec_init(&s);
+  rec_init(&c);
+  s.reply = "dropped";
+  s.fail_with = tw_failure_new(&TW_VALUE_ERROR, 0, "bad frame");
+  pump = pump_of(&s, &c, 1);
+  cr_assert_eq(tw_transport_write(tw_iopump_client_transport(pump), "x", 1),
+               0);
+  cr_assert_eq(tw_iopump_flush(pump), 1);
+  cr_assert_eq(s.lost, 1);
+  cr_assert_eq(s.reason_type, &TW_VALUE_ERROR);
+  cr_assert_str_eq(s.reason_msg, "bad frame");
+  cr_assert_eq(c.lost, 1);
+  cr_assert_eq(c.reason_type, &TW_CONNECTION_DONE);
+  cr_assert_eq(c.n, 0);
+  tw_iopump_free(pump);
+}
+
 /* p->transport is NULL once connection_lost returned, on the pump too. */
 TWT_TEST(testing, pump_transport_null_after_connection_lost) {
   rec s, c;

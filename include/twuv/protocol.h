@@ -153,7 +153,10 @@ typedef struct tw_protocol_ops {
    * dataReceived: data is borrowed for the call (the transport reads into
    * one buffer per reactor and reuses it: copy what you keep). Return NULL,
    * or a failure (ownership passes to the transport) to drop the connection
-   * with it as connection_lost's reason - Twisted's "the protocol raised".
+   * with it as connection_lost's reason - Twisted's "the protocol raised":
+   * what is buffered is dropped, no more data comes, and the close is
+   * orderly (TCP: the peer reads EOF, not a RST - only abort_connection
+   * resets), connection_lost from the loop.
    * The chunking is arbitrary: a protocol must accept any split of the
    * stream, down to one byte at a time (testing.h feeds it that way).
    */
@@ -286,8 +289,9 @@ TW_EXTERN tw_protocol *tw_factory_build_protocol(tw_factory *f,
  * resume; a pull (non-streaming) producer gets resume_producing each time
  * the consumer wants more; both get stop_producing once, when the consumer
  * goes away. A callback may return a failure (ownership passes): the
- * transport then aborts the connection with it as the reason, as Twisted
- * does when resumeProducing raises.
+ * transport then closes the connection at once with it as the reason, as
+ * Twisted does when resumeProducing raises (what is buffered is dropped;
+ * the close is orderly, as for data_received's failure).
  */
 typedef struct tw_producer_ops {
   tw_failure *(*pause_producing)(tw_producer *p);

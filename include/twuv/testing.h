@@ -33,7 +33,11 @@
  *     took everything"), resuming a paused or pull producer;
  *   - the pump's abort discards the aborting side's unsent bytes, and the
  *     two sides get ConnectionAborted and ConnectionLost (ECONNRESET) as
- *     over TCP (iosim treats abort as loseConnection).
+ *     over TCP (iosim treats abort as loseConnection); a failure returned
+ *     by data_received (or a producer) also discards that side's unsent
+ *     bytes, and the other side gets a clean close (ConnectionDone), as
+ *     over TCP. On the string transport such a failure aborts (.disconnected
+ *     becomes 1: the test sees that the protocol dropped the connection).
  */
 #ifndef TWUV_TESTING_H
 #define TWUV_TESTING_H
