@@ -13,8 +13,9 @@
  *   twisted  bench/echo_twisted.py on Debian's python3 (Twisted 22.4), when
  *            it is there
  *
- * Each server runs in a child process of its own (so that its memory can
- * be read from /proc and the load generator keeps the other core); the
+ * Each server runs in a child process of its own, a fresh image (so that
+ * its memory can be read from /proc and the load generator keeps the
+ * other core); the
  * load generator is a libuv loop in this process. Modes (libuv's
  * benchmark-ping-pongs.c, -pump.c and -pound.c are the models of method):
  *
@@ -28,13 +29,14 @@
  *                time: connections/s
  *   idle         10,000 open connections (each echoed one byte, so the
  *                server has accepted and set each up): the server's
- *                resident memory per connection
+ *                resident memory per connection, on a fresh server process
  *
  * Rounds alternate the servers (the order rotates each round); printed:
  * median and range per server and mode, and the ratios twuv/libuv and
  * twuv/twisted (for idle: bytes per connection, lower is better).
  *
- * Usage: bench_echo [rounds]   (default 3; TWUV_BENCH_SCALE scales counts)
+ * Usage: bench_echo [rounds]   (default 3; TWUV_BENCH_SCALE scales counts;
+ *        bench_echo --serve twuv|libuv FD is a server, run by itself)
  */
 #include <errno.h>
 #include <signal.h>
@@ -261,8 +263,18 @@ static void server_start(server *s, int kind) {
   if (s->pid < 0) die("fork", errno);
   if (s->pid == 0) {
     close(fds[0]);
-    if (kind == SRV_TWUV) _exit(serve_twuv(fds[1]));
-    if (kind == SRV_LIBUV) _exit(serve_libuv(fds[1]));
+    if (kind == SRV_TWUV || kind == SRV_LIBUV) {
+      /* A fresh image (this program again, "--serve"), not the forked
+       * copy: a forked child inherits the load generator's heap, and the
+       * free chunks in it - already resident, so already counted - would
+       * take the server's allocations without its RSS growing (the raw
+       * libuv server measured 0-1 B per idle connection that way). */
+      char fd[16];
+      snprintf(fd, sizeof(fd), "%d", fds[1]);
+      execl("/proc/self/exe", "bench_echo", "--serve", srv_name[kind], fd,
+            (char *)NULL);
+      _exit(127);
+    }
     dup2(fds[1], 1);
     close(fds[1]);
     execl("/usr/bin/python3", "python3", twisted_script, (char *)NULL);
@@ -574,9 +586,16 @@ static void print_mode(int m, int rounds, int nsrv) {
 }
 
 int main(int argc, char **argv) {
-  int rounds = argc > 1 ? atoi(argv[1]) : bench_rounds(3);
-  int nsrv, r, k, m, i;
+  int rounds, nsrv, r, k, m, i;
   struct rlimit rl;
+  /* A server (server_start): bench_echo --serve twuv|libuv FD. */
+  if (argc == 4 && strcmp(argv[1], "--serve") == 0) {
+    signal(SIGPIPE, SIG_IGN);
+    if (strcmp(argv[2], srv_name[SRV_TWUV]) == 0)
+      return serve_twuv(atoi(argv[3]));
+    return serve_libuv(atoi(argv[3]));
+  }
+  rounds = argc > 1 ? atoi(argv[1]) : bench_rounds(3);
   if (rounds < 1) rounds = 1;
   if (rounds > MAX_ROUNDS) rounds = MAX_ROUNDS;
   signal(SIGPIPE, SIG_IGN);
@@ -608,6 +627,14 @@ int main(int argc, char **argv) {
       k = (i + r) % nsrv;
       server_start(&s, k);
       for (m = 0; m < NMODE; m++) {
+        if (m == M_IDLE) {
+          /* Idle on a fresh server: the heap the earlier modes grew and
+           * freed (pump's 64 KiB tails) would take the idle connections
+           * without RSS growing (the raw libuv server measured 0 B/conn
+           * after pump on a 1-round run). */
+          server_stop(&s);
+          server_start(&s, k);
+        }
         result[k][m][r] = run_mode(&s, m);
         if (m == M_PP1) {
           qsort(lat, (size_t)nlat, sizeof(double), bench_cmp_double);
