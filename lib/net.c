@@ -171,7 +171,7 @@ int tw_listen_tcp(tw_listening_port **out, tw_reactor *r, int port,
   }
   len = (int)sizeof(ss);
   if (uv_tcp_getsockname(&p->h.tcp, (struct sockaddr *)&ss, &len) == 0)
-    tw__sockaddr_address(&ss, &p->host);
+    tw__sockaddr_address((const struct sockaddr *)&ss, &p->host);
   *out = p;
   return 0;
 }

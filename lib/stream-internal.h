@@ -14,6 +14,7 @@
 #ifndef TWUV_STREAM_INTERNAL_H
 #define TWUV_STREAM_INTERNAL_H
 
+#include <netinet/in.h>
 #include <twuv/net.h>
 #include <twuv/protocol.h>
 #include <uv.h>
@@ -32,16 +33,26 @@ typedef struct tw__stream_owner_ops {
   void (*closed)(tw__stream *s, void *owner, int made, tw_failure *reason);
 } tw__stream_owner_ops;
 
+/* An IPv4 or IPv6 socket address as the kernel gave it (28 bytes; the
+ * tw_address, 176 bytes, is made when asked). sa_family AF_UNSPEC: none. */
+typedef union tw__inaddr {
+  struct sockaddr sa;
+  struct sockaddr_in in4;
+  struct sockaddr_in6 in6;
+} tw__inaddr;
+
+/*
+ * One connection. Memory matters here (an idle connection's cost is
+ * this struct, the protocol and libuv's handle inside it): the handle
+ * comes last and a TCP stream is allocated without the bytes a uv_pipe_t
+ * needs beyond a uv_tcp_t (tw__stream_new), and the addresses are kept
+ * compact (TCP: two sockaddrs; UNIX: the paths, allocated, NULL when
+ * unnamed). The size budget and its numbers are in stream.c.
+ */
 struct tw__stream {
   tw_transport base; /* first: the transport kind's common part */
   tw__child child;   /* registered from tw__stream_start */
   tw__flush_node flush;
-  union {
-    uv_handle_t handle;
-    uv_stream_t stream;
-    uv_tcp_t tcp;
-    uv_pipe_t pipe;
-  } h;
   tw_reactor *r;
   const tw__stream_owner_ops *owner_ops; /* NULL: none (server side) */
   void *owner;
@@ -49,9 +60,18 @@ struct tw__stream {
    * the unsent tails (stream.c, "Writing"). */
   char *pend;
   size_t pend_len, pend_cap;
-  size_t inflight;    /* uv_write requests not yet called back */
   tw_failure *reason; /* why it closes; NULL: ConnectionDone */
-  tw_address host, peer;
+  /* getHost/getPeer, read once connected and kept after the close (so
+   * that connection_lost can still log them). */
+  union {
+    struct {
+      tw__inaddr host, peer;
+    } in;
+    struct {
+      char *host, *peer; /* owned; NULL: unnamed (UNIXAddress(None)) */
+    } un;
+  } addr;
+  unsigned inflight; /* uv_write requests not yet called back */
   unsigned is_tcp : 1;
   unsigned made : 1;        /* connected (accepted / connect succeeded) */
   unsigned registered : 1;  /* a reactor child */
@@ -62,6 +82,13 @@ struct tw__stream {
   unsigned lose_pending : 1;
   unsigned shutdown_pending : 1; /* lose_write: shut down once drained */
   unsigned shutdown_started : 1;
+  /* Last: a TCP stream is allocated up to the end of h.tcp only. */
+  union {
+    uv_handle_t handle;
+    uv_stream_t stream;
+    uv_tcp_t tcp;
+    uv_pipe_t pipe;
+  } h;
 };
 
 /* A new stream on r (TCP when tcp, else UNIX), handle initialised (its
@@ -69,12 +96,8 @@ struct tw__stream {
  * or libuv's code. */
 int tw__stream_new(tw__stream **out, tw_reactor *r, int tcp);
 
-/* An IPv4/IPv6 sockaddr as a TCP tw_address. */
-struct sockaddr_storage;
-void tw__sockaddr_address(const struct sockaddr_storage *ss, tw_address *a);
-
-/* Fill host and peer from the socket (after accept / connect). */
-void tw__stream_read_addresses(tw__stream *s);
+/* An IPv4/IPv6 sockaddr as a TCP tw_address (family NONE for others). */
+void tw__sockaddr_address(const struct sockaddr *sa, tw_address *a);
 
 /*
  * Connected: register as a reactor child, build the protocol with f (NULL
