@@ -376,8 +376,9 @@ TW_EXTERN int tw_transport_lose_write_connection(tw_transport *t);
 
 /*
  * tw_transport_get_peer / tw_transport_get_host: getPeer/getHost into
- * *out. Still answer after the connection is lost (the last known
- * address). Returns 0, TW_EINVAL, TW_EWRONGTHREAD.
+ * *out. Still answer once the connection is lost, inside connection_lost
+ * (the connection's addresses, read when it was made; p->transport is
+ * NULL after it). Returns 0, TW_EINVAL, TW_EWRONGTHREAD.
  */
 TW_EXTERN int tw_transport_get_peer(tw_transport *t, tw_address *out);
 TW_EXTERN int tw_transport_get_host(tw_transport *t, tw_address *out);
