@@ -363,14 +363,15 @@ static tw_failure *tw__ep_proto_data(tw_protocol *p, const char *data,
 static void tw__ep_proto_lost(tw_protocol *p, tw_failure *reason) {
   tw__ep_connect *cx = tw__ep_of_proto(p);
   tw_protocol *in = cx->inner;
-  /* Read before the call: a protocol without dealloc may free itself in
-   * its connection_lost (protocol.h). */
-  void (*dealloc)(tw_protocol *) = in->dealloc;
   cx->inner = NULL;
   in->connected = 0;
   if (in->ops != NULL && in->ops->connection_lost != NULL)
     in->ops->connection_lost(in, reason);
-  if (dealloc != NULL) dealloc(in);
+  /* As protocol.c does for the protocols it serves: the transport goes
+   * once connection_lost has returned, so the caller's protocol must not
+   * keep a pointer to it (protocol.h); it is freed in dealloc. */
+  in->transport = NULL;
+  if (in->dealloc != NULL) in->dealloc(in);
 }
 
 static void tw__ep_proto_read_lost(tw_protocol *p) {

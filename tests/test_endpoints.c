@@ -1099,6 +1099,7 @@ TWT_TEST(endpoints, test_endpoint_connect_success) {
   cr_assert_eq(cli[0].lost_type, &TW_CONNECTION_DONE);
   cr_assert_eq(cli[0].dealloced, 1);
   cr_assert_eq(cli[0].base.connected, 0);
+  cr_assert_null(cli[0].base.transport, "gone once connection_lost returned");
   cr_assert(spin(&stopped_n));
   cr_assert_eq(started_n, 1);
   cr_assert(spin(&srv_lost));
