@@ -1,7 +1,9 @@
 #!/bin/sh
 # Set everything up on a fresh Debian 12 machine and run the demo: install
 # what is missing, build twuv, then run the examples ported from Twisted's
-# "Using Threads in Twisted" howto, showing their output.
+# "Using Threads in Twisted" howto and its docs/core/examples (echo and
+# simple servers, each started on a free port and talked to by its client),
+# showing their output.
 set -eu
 cd "$(dirname "$0")/.."
 . ./scripts/deps.sh
