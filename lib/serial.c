@@ -86,16 +86,14 @@ typedef struct tw__serial_worker {
   tw_worker base; /* read by every submitter */
   /* written by every submitter and the combiner: a line of its own (the
    * worker's memory is line-aligned, tw__calloc_lines) */
-  char pad_before[TW__LINE - sizeof(tw_worker)];
-  _Atomic uintptr_t state;
-  char pad_after[TW__LINE - sizeof(uintptr_t)];
+  TW__LINE_ALIGNED _Atomic uintptr_t state;
   /* The combiner's (handed from one to the next by state's CAS). */
-  uintptr_t head;                    /* the next ticket to run */
-  tw__item *mine_first, *mine_last;  /* re-entrant items, FIFO */
+  TW__LINE_ALIGNED uintptr_t head; /* the next ticket to run */
+  TW__FIFO(tw__item) mine;         /* re-entrant items */
   uv_mutex_t mutex;
   uv_cond_t cond;
   int done;
-  _Alignas(TW__LINE) tw__serial_slot ring[TW__S_CAP];
+  TW__LINE_ALIGNED tw__serial_slot ring[TW__S_CAP];
 } tw__serial_worker;
 
 /* The serial workers being drained by this thread, innermost first. */
@@ -178,9 +176,9 @@ static void tw__serial_run_fn(tw_call_fn fn, void *arg, tw_free_fn arg_free,
 /* Run the combiner's re-entrant items (and the ones they add), FIFO. */
 static void tw__serial_run_mine(tw__serial_worker *w, tw_failure **failure) {
   tw__item *it;
-  while ((it = w->mine_first) != NULL) {
-    w->mine_first = it->next;
-    if (w->mine_first == NULL) w->mine_last = NULL;
+  for (;;) {
+    TW__FIFO_POP(&w->mine, it, next);
+    if (it == NULL) break;
     tw__item_run(it);
     if (*failure != NULL) tw__work_log_slot(failure, tw__serial_why);
   }
@@ -316,8 +314,7 @@ static void tw__serial_own(tw__serial_worker *w, tw_call_fn fn, void *arg,
   tw__serial_frame frame;
   tw_failure **failure = tw__work_failure_slot();
   /* A failure the caller has not collected yet is not ours to log. */
-  tw_failure *outer = *failure;
-  *failure = NULL;
+  tw_failure *outer = tw__work_stash(failure);
   frame.w = w;
   frame.prev = tw__serial_frames;
   tw__serial_frames = &frame;
@@ -326,26 +323,21 @@ static void tw__serial_own(tw__serial_worker *w, tw_call_fn fn, void *arg,
     /* Nothing claimed or queued meanwhile (the usual case without
      * contention): one CAS hands the worker back. */
     uintptr_t idle = (w->head << 2) | TW__S_LOCKED;
-    if (w->mine_first != NULL ||
+    if (!TW__FIFO_EMPTY(&w->mine) ||
         !atomic_compare_exchange_strong_explicit(
             &w->state, &idle, idle & ~TW__S_LOCKED, memory_order_acq_rel,
             memory_order_relaxed))
       tw__serial_drain(w, failure);
   }
   tw__serial_frames = frame.prev;
-  *failure = outer;
+  tw__work_unstash(failure, outer);
 }
 
 /* A re-entrant do: queue it on the combiner's own list. */
 static int tw__serial_add_mine(tw__serial_worker *w, tw__item *it) {
   if (atomic_load_explicit(&w->state, memory_order_relaxed) & TW__S_QUIT)
     return TW_EALREADYQUIT;
-  it->next = NULL;
-  if (w->mine_last != NULL)
-    w->mine_last->next = it;
-  else
-    w->mine_first = it;
-  w->mine_last = it;
+  TW__FIFO_PUSH(&w->mine, it, next);
   return 0;
 }
 
