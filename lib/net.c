@@ -24,12 +24,7 @@
 
 struct tw_listening_port {
   tw__child child;
-  union {
-    uv_handle_t handle;
-    uv_stream_t stream;
-    uv_tcp_t tcp;
-    uv_pipe_t pipe;
-  } h;
+  tw__uv_stream h;
   tw_reactor *r;
   tw_factory *f;
   tw_deferred *stop_d; /* stopListening's, or NULL */

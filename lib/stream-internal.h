@@ -49,6 +49,15 @@ typedef union tw__inaddr {
  * compact (TCP: two sockaddrs; UNIX: the paths, allocated, NULL when
  * unnamed). The size budget and its numbers are in stream.c.
  */
+/* A libuv stream handle of either kind (a connection's, a listening
+ * port's), seen as whichever libuv type a call needs. */
+typedef union tw__uv_stream {
+  uv_handle_t handle;
+  uv_stream_t stream;
+  uv_tcp_t tcp;
+  uv_pipe_t pipe;
+} tw__uv_stream;
+
 struct tw__stream {
   tw_transport base; /* first: the transport kind's common part */
   tw__child child;   /* registered from tw__stream_start */
@@ -83,12 +92,7 @@ struct tw__stream {
   unsigned shutdown_pending : 1; /* lose_write: shut down once drained */
   unsigned shutdown_started : 1;
   /* Last: a TCP stream is allocated up to the end of h.tcp only. */
-  union {
-    uv_handle_t handle;
-    uv_stream_t stream;
-    uv_tcp_t tcp;
-    uv_pipe_t pipe;
-  } h;
+  tw__uv_stream h;
 };
 
 /* A new stream on r (TCP when tcp, else UNIX), handle initialised (its
