@@ -84,7 +84,9 @@ static void free_reactor(void) {
   R = NULL;
 }
 
-/* ==== ParserTests (endpoints._parseServer) ===================================== */
+/* ==== ParserTests (endpoints._parseServer) =====================================
+ * These only parse descriptions (Twisted's own ParserTests use port 80 too):
+ * nothing here binds a socket; tests that listen use port 0. */
 
 TWT_TEST(endpoints, test_simple_tcp) {
   setup_reactor();
