@@ -67,8 +67,14 @@ static void tw__port_accept(uv_stream_t *server, int status) {
   tw__stream *s;
   int err;
   /* Accept errors (EMFILE: libuv's uv__emfile_trick already accepted and
-   * closed one) leave the port listening, as Twisted's doRead does. */
-  if (status < 0 || p->stopping) return;
+   * closed one) leave the port listening, as Twisted's doRead does, which
+   * logs "Could not accept new connection (EMFILE)" (log.msg: info). */
+  if (status < 0) {
+    tw__log_at(TW_LOG_INFO, NULL, NULL, 0,
+               "Could not accept new connection (%s)", tw_err_name(status));
+    return;
+  }
+  if (p->stopping) return;
   err = tw__stream_new(&s, p->r, p->tcp);
   if (err != 0) {
     /* No handle to accept into: libuv stops watching the port until the

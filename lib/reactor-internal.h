@@ -17,6 +17,7 @@
 #define TWUV_REACTOR_INTERNAL_H
 
 #include <twuv/reactor.h>
+#include <twuv/resolve.h>
 #include <twuv/threadpool.h>
 
 #include "mpsc.h"
@@ -62,6 +63,18 @@ unsigned tw__reactor_flags(const tw_reactor *r);
  */
 tw_threadpool *tw__reactor_pool(const tw_reactor *r);
 void tw__reactor_set_pool(tw_reactor *r, tw_threadpool *tp);
+
+/*
+ * The reactor's installed name resolver (resolve.c reads and replaces it;
+ * the reactor keeps it and runs arg_free when it is freed). fn NULL: none
+ * installed. Loop thread.
+ */
+typedef struct tw__resolver_hook {
+  tw_resolver_fn fn;
+  void *arg;
+  tw_free_fn arg_free;
+} tw__resolver_hook;
+tw__resolver_hook *tw__reactor_resolver(tw_reactor *r);
 
 /* ---- children ----------------------------------------------------------------
  *

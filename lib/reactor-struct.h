@@ -116,6 +116,9 @@ struct tw_reactor {
   /* The reactor's thread pool (threads.c creates and frees it; a child of
    * the reactor), NULL until first use. */
   tw_threadpool *pool;
+
+  /* The installed name resolver (resolve.c; fn NULL: uv_getaddrinfo). */
+  tw__resolver_hook resolver;
 };
 
 /*

@@ -458,6 +458,8 @@ tw_threadpool *tw__reactor_pool(const tw_reactor *r) { return r->pool; }
 
 void tw__reactor_set_pool(tw_reactor *r, tw_threadpool *tp) { r->pool = tp; }
 
+tw__resolver_hook *tw__reactor_resolver(tw_reactor *r) { return &r->resolver; }
+
 /* ---- time API -------------------------------------------------------------- */
 
 tw_clock *tw_reactor_clock(tw_reactor *r) { return r ? &r->clock : NULL; }
@@ -757,6 +759,12 @@ int tw_reactor_free(tw_reactor *r) {
    * results are handed over. */
   (void)tw__reactor_children_free(r);
   tw__reactor_quiesce_queue(r);
+  if (r->resolver.arg_free != NULL) {
+    tw_free_fn arg_free = r->resolver.arg_free;
+    r->resolver.arg_free = NULL;
+    r->resolver.fn = NULL;
+    arg_free(r->resolver.arg);
+  }
   tw__reactor_destroy_events(r);
   tw__clock_destroy(&r->clock);
   /* Frees r once every close callback ran and every child is done. */

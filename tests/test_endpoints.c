@@ -15,6 +15,7 @@
  */
 #include <math.h>
 #include <stdint.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <pthread.h>
@@ -1370,6 +1371,70 @@ TWT_TEST(endpoints, tcp6_endpoints) {
   cr_assert_eq(o.ok, 1);
   cr_assert(spin(&cli_lost));
   cr_assert_eq(srv[0].nrecv, 3);
+  tw_deferred_unref(d);
+  tw_endpoint_free(cep);
+  stop_port(p);
+  tw_endpoint_free(sep);
+  free_reactor();
+}
+
+/* A client endpoint with a host name asks the reactor's resolver
+ * (installResolver; no test asks the machine's): TCP4 for its first IPv4
+ * address, TCP6 for its first IPv6 one. */
+static void free_ai(void *ai) { freeaddrinfo(ai); }
+
+static int names_resolve(void *arg, tw_reactor *r, const char *name,
+                         double timeout, tw_deferred **out) {
+  struct addrinfo hints, *ai;
+  (void)r;
+  (void)timeout;
+  ++*(int *)arg;
+  if (strcmp(name, "v4.example") != 0 && strcmp(name, "v6.example") != 0) {
+    *out = tw_fail(tw_failure_new(&TW_DNS_LOOKUP_ERROR, 0, "no %s", name));
+    return 0;
+  }
+  memset(&hints, 0, sizeof(hints));
+  hints.ai_flags = AI_NUMERICHOST;
+  hints.ai_socktype = SOCK_STREAM;
+  if (getaddrinfo(name[1] == '4' ? "127.0.0.1" : "::1", NULL, &hints, &ai) != 0)
+    return TW_EINVAL;
+  *out = tw_succeed(ai, free_ai);
+  return 0;
+}
+
+TWT_TEST(endpoints, client_endpoints_resolve_names_with_the_reactor_resolver) {
+  tw_address a;
+  tw_deferred *d;
+  outcome o;
+  char desc[128];
+  int calls = 0;
+  net_setup();
+  cr_assert_eq(tw_reactor_install_resolver(R, names_resolve, &calls, NULL), 0);
+  tw_endpoint *sep = server("tcp:0:interface=127.0.0.1");
+  tw_listening_port *p = listen_on(sep, &a);
+  snprintf(desc, sizeof desc, "tcp:v4.example:%d:timeout=5", a.port);
+  tw_endpoint *cep = client(desc);
+  cli_tpl.send_on_made = "four";
+  srv_tpl.lose_after = 4;
+  cr_assert_eq(tw_endpoint_connect(cep, &CF, &d), 0);
+  watch(d, &o);
+  cr_assert(spin(&o.fired));
+  cr_assert_eq(o.ok, 1, "%s", o.message);
+  cr_assert_eq(calls, 1);
+  cr_assert(spin(&cli_lost));
+  cr_assert_eq(srv[0].nrecv, 4);
+  tw_deferred_unref(d);
+  tw_endpoint_free(cep);
+  /* A name the resolver does not know: the Deferred fails with its
+   * DNSLookupError. */
+  snprintf(desc, sizeof desc, "tcp:nowhere.example:%d:timeout=5", a.port);
+  cep = client(desc);
+  cr_assert_eq(tw_endpoint_connect(cep, &CF, &d), 0);
+  watch(d, &o);
+  cr_assert(spin(&o.fired));
+  cr_assert_eq(o.ok, 0);
+  cr_assert_eq(o.type, &TW_DNS_LOOKUP_ERROR);
+  cr_assert_eq(calls, 2);
   tw_deferred_unref(d);
   tw_endpoint_free(cep);
   stop_port(p);

@@ -10,11 +10,14 @@
  * iterations and time (spin); no sleeps; per-test leak checks (TWT_TEST).
  */
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -1187,4 +1190,214 @@ TWT_TEST(net, stop_listening_twice_is_einval) {
   cr_assert_eq(tw_listening_port_stop(p, NULL), TW_EINVAL);
   teardown(r);
   cr_assert_eq(stopped, 1);
+}
+
+/* ---- host names through the reactor's resolver ---------------------------------- */
+
+/* FakeResolver (internet/test/test_tcp.py): one name mapped to a numeric
+ * address; any other name fails with DNSLookupError. The machine's resolver
+ * is never asked (getaddrinfo with AI_NUMERICHOST reads no file). */
+typedef struct fake_resolver {
+  const char *name, *ip;
+  int calls, freed;
+  char last[64];
+} fake_resolver;
+
+static void free_ai(void *ai) { freeaddrinfo(ai); }
+
+static int fake_resolve(void *arg, tw_reactor *r, const char *name,
+                        double timeout, tw_deferred **out) {
+  fake_resolver *t = arg;
+  (void)r;
+  (void)timeout;
+  t->calls++;
+  snprintf(t->last, sizeof(t->last), "%s", name);
+  if (strcmp(name, t->name) == 0) {
+    struct addrinfo hints, *ai;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_flags = AI_NUMERICHOST;
+    hints.ai_socktype = SOCK_STREAM;
+    if (getaddrinfo(t->ip, NULL, &hints, &ai) != 0) return TW_EINVAL;
+    *out = tw_succeed(ai, free_ai);
+  } else {
+    *out = tw_fail(tw_failure_new(&TW_DNS_LOOKUP_ERROR, 0,
+                                  "FakeResolver couldn't find %s", name));
+  }
+  return 0;
+}
+
+static void fake_free(void *arg) { ((fake_resolver *)arg)->freed++; }
+
+/* TCPClientTestsBase.test_addresses: a client connected by name has
+ * numeric addresses: getHost is the bound address, getPeer the server's. */
+TWT_TEST(net, test_addresses) {
+  tw_reactor *r = setup();
+  tw_listening_port *p;
+  fake_resolver fr = {"some-host.example", "127.0.0.1", 0, 0, ""};
+  tw_connector *c;
+  tw_address bind_to, host, peer, srv_host;
+  int port = listen_local(r, &p, "127.0.0.1");
+  cr_assert_eq(tw_reactor_install_resolver(r, fake_resolve, &fr, fake_free), 0);
+  memset(&bind_to, 0, sizeof(bind_to));
+  bind_to.family = TW_ADDRESS_IPV4;
+  bind_to.type = TW_ADDRESS_TCP;
+  strcpy(bind_to.host, "127.0.0.1");
+  bind_to.port = 0; /* test_tcp.py finds a free port; port 0 here */
+  cr_assert_eq(tw_connect_tcp(&c, r, "some-host.example", port, &CF, 5.0,
+                              &bind_to),
+               0);
+  cr_assert(spin(r, &cli[0].made));
+  cr_assert_eq(fr.calls, 1);
+  cr_assert_str_eq(fr.last, "some-host.example");
+  cr_assert_eq(tw_transport_get_host(cli[0].base.transport, &host), 0);
+  cr_assert_eq(tw_transport_get_peer(cli[0].base.transport, &peer), 0);
+  cr_assert_eq(tw_listening_port_get_host(p, &srv_host), 0);
+  cr_assert_eq(host.family, TW_ADDRESS_IPV4);
+  cr_assert_str_eq(host.host, "127.0.0.1");
+  cr_assert_gt(host.port, 0);
+  cr_assert_str_eq(peer.host, "127.0.0.1");
+  cr_assert_eq(peer.port, srv_host.port);
+  cr_assert(tw_address_equal(&peer, &srv_host));
+  cr_assert_eq(fr.freed, 0);
+  teardown(r);
+  cr_assert_eq(fr.freed, 1); /* the reactor's free ran arg_free */
+}
+
+/* twuv: a name the resolver does not know fails the connection with its
+ * DNSLookupError (Twisted's failIfNotConnected), from the loop, after
+ * started_connecting; the factory stops. */
+TWT_TEST(net, connect_by_name_dns_lookup_error) {
+  tw_reactor *r = setup();
+  fake_resolver fr = {"known.example", "127.0.0.1", 0, 0, ""};
+  tw_connector *c;
+  cr_assert_eq(tw_reactor_install_resolver(r, fake_resolve, &fr, NULL), 0);
+  cr_assert_eq(tw_connect_tcp(&c, r, "unknown.example", 1, &CF, 5.0, NULL), 0);
+  cr_assert_eq(connecting, 1);
+  cr_assert_eq(failed, 0); /* not from inside connect */
+  cr_assert(spin(r, &failed));
+  cr_assert_eq(failed_type, &TW_DNS_LOOKUP_ERROR);
+  cr_assert_eq(fr.calls, 1);
+  cr_assert_eq(ncli, 0);
+  teardown(r);
+}
+
+/* twuv: a name that resolves to IPv6 only: connectTCP takes IPv4 addresses
+ * (gethostbyname), so it is a DNSLookupError, as Twisted's. */
+TWT_TEST(net, connect_by_name_without_ipv4_address_fails) {
+  tw_reactor *r = setup();
+  fake_resolver fr = {"six.example", "::1", 0, 0, ""};
+  tw_connector *c;
+  cr_assert_eq(tw_reactor_install_resolver(r, fake_resolve, &fr, NULL), 0);
+  cr_assert_eq(tw_connect_tcp(&c, r, "six.example", 1, &CF, 5.0, NULL), 0);
+  cr_assert(spin(r, &failed));
+  cr_assert_eq(failed_type, &TW_DNS_LOOKUP_ERROR);
+  teardown(r);
+}
+
+/* A resolver that answers later: stop_connecting while the lookup runs
+ * cancels its Deferred and fails the attempt with UserError. */
+typedef struct slow_resolver {
+  tw_deferred *d;
+  int cancelled;
+} slow_resolver;
+
+static void slow_cancel(tw_deferred *d, void *arg) {
+  (void)d;
+  ((slow_resolver *)arg)->cancelled++;
+}
+
+static int slow_resolve(void *arg, tw_reactor *r, const char *name,
+                        double timeout, tw_deferred **out) {
+  slow_resolver *s = arg;
+  (void)r;
+  (void)name;
+  (void)timeout;
+  s->d = tw_deferred_new(slow_cancel, s);
+  if (s->d == NULL) return TW_ENOMEM;
+  *out = tw_deferred_ref(s->d);
+  return 0;
+}
+
+TWT_TEST(net, stop_connecting_while_resolving) {
+  tw_reactor *r = setup();
+  slow_resolver s = {NULL, 0};
+  tw_connector *c;
+  cr_assert_eq(tw_reactor_install_resolver(r, slow_resolve, &s, NULL), 0);
+  cr_assert_eq(tw_connect_tcp(&c, r, "slow.example", 1, &CF, 5.0, NULL), 0);
+  cr_assert_not_null(s.d);
+  cr_assert_eq(tw_connector_stop_connecting(c), 0);
+  cr_assert_eq(s.cancelled, 1);
+  cr_assert(spin(r, &failed));
+  cr_assert_eq(failed_type, &TW_USER_ERROR);
+  tw_deferred_unref(s.d);
+  teardown(r);
+}
+
+/* A resolver that returns an error code: the connection fails with a
+ * DNSLookupError carrying it; one that says 0 and gives no Deferred is
+ * TW_EINVAL to tw_reactor_resolve's caller. */
+static int broken_resolve(void *arg, tw_reactor *r, const char *name,
+                          double timeout, tw_deferred **out) {
+  (void)r;
+  (void)name;
+  (void)timeout;
+  (void)out;
+  return arg != NULL ? TW_ENOMEM : 0;
+}
+
+TWT_TEST(net, resolver_errors_reach_the_factory) {
+  tw_reactor *r = setup();
+  tw_connector *c;
+  tw_deferred *d = (tw_deferred *)&d;
+  static int token;
+  cr_assert_eq(tw_reactor_install_resolver(r, broken_resolve, &token, NULL), 0);
+  cr_assert_eq(tw_connect_tcp(&c, r, "any.example", 1, &CF, 5.0, NULL), 0);
+  cr_assert(spin(r, &failed));
+  cr_assert_eq(failed_type, &TW_DNS_LOOKUP_ERROR);
+  cr_assert_eq(failed_code, TW_ENOMEM);
+  cr_assert_eq(tw_reactor_install_resolver(r, broken_resolve, NULL, NULL), 0);
+  cr_assert_eq(tw_reactor_resolve(r, "any.example", &d), TW_EINVAL);
+  cr_assert_null(d);
+  teardown(r);
+}
+
+/* ---- EMFILE --------------------------------------------------------------------- */
+
+/*
+ * test_closePeerOnEMFILE (assertPeerClosedOnEMFILE): with the process out
+ * of file descriptors when a connection comes in, the listening port
+ * closes the peer at once (libuv's reserve descriptor: closed, the
+ * connection accepted into its slot and closed, the reserve reopened) and
+ * the server never builds a protocol; the client sees its connection made
+ * and then lost (a ConnectionClosed). twuv's addition: the port still
+ * accepts once descriptors are free again.
+ */
+TWT_TEST(net, test_close_peer_on_emfile) {
+  tw_reactor *r = setup();
+  tw_listening_port *p;
+  struct rlimit old, low;
+  int port = listen_local(r, &p, "127.0.0.1");
+  int fds[512], n = 0, fd, i, top = 0;
+  connect_local(r, "127.0.0.1", port);
+  /* Exhaust: lower the soft limit to just above the highest descriptor in
+   * use (cheap, also under valgrind) and fill what is left. */
+  for (fd = 0; fd < 4096; fd++)
+    if (fcntl(fd, F_GETFD) != -1) top = fd;
+  cr_assert_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+  low = old;
+  low.rlim_cur = (rlim_t)top + 16;
+  cr_assert_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+  while (n < 512 && (fd = open("/dev/null", O_RDONLY)) >= 0) fds[n++] = fd;
+  cr_assert_lt(n, 512, "EMFILE never came");
+  cr_assert(spin(r, &cli[0].lost));
+  for (i = 0; i < n; i++) close(fds[i]);
+  cr_assert_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+  cr_assert_eq(nsrv, 0, "the server accepted: EMFILE not triggered");
+  cr_assert_eq(cli[0].made, 1);
+  cr_assert(tw_error_type_is(cli[0].lost_type, &TW_CONNECTION_CLOSED));
+  cr_assert_eq(failed, 0);
+  /* The port still listens. */
+  connect_local(r, "127.0.0.1", port);
+  cr_assert(spin(r, &srv[0].made));
+  teardown(r);
 }

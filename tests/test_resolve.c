@@ -276,3 +276,82 @@ TWT_TEST(resolve, resolve_timeout_must_be_positive) {
   free_reactor(r);
 }
 
+
+/* ---- installResolver ---------------------------------------------------------------- */
+
+typedef struct table {
+  int calls, freed;
+  double timeout;
+} table;
+
+static void free_ai(void *ai) { freeaddrinfo(ai); }
+
+static int table_resolve(void *arg, tw_reactor *r, const char *name,
+                         double timeout, tw_deferred **out) {
+  table *t = arg;
+  struct addrinfo hints, *ai;
+  (void)r;
+  t->calls++;
+  t->timeout = timeout;
+  if (strcmp(name, "twuv.example") != 0) {
+    *out = tw_fail(tw_failure_new(&TW_DNS_LOOKUP_ERROR, 0, "no %s", name));
+    return 0;
+  }
+  memset(&hints, 0, sizeof(hints));
+  hints.ai_flags = AI_NUMERICHOST;
+  if (getaddrinfo("192.0.2.7", NULL, &hints, &ai) != 0) return TW_EINVAL;
+  *out = tw_succeed(ai, free_ai);
+  return 0;
+}
+
+static void table_free(void *arg) { ((table *)arg)->freed++; }
+
+TWT_TEST(resolve, install_resolver_bad_input) {
+  tw_reactor *r = new_reactor(0);
+  table t = {0, 0, 0};
+  cr_assert_eq(tw_reactor_install_resolver(NULL, table_resolve, &t, NULL),
+               TW_EINVAL);
+  cr_assert_eq(tw_reactor_install_resolver(r, NULL, &t, NULL), TW_EINVAL);
+  cr_assert_eq(tw_reactor_install_resolver(r, NULL, NULL, table_free),
+               TW_EINVAL);
+  cr_assert_eq(t.freed, 0); /* refused: arg_free not called */
+  cr_assert_eq(tw_reactor_install_resolver(r, NULL, NULL, NULL), 0);
+  free_reactor(r);
+  cr_assert_eq(t.freed, 0);
+}
+
+/* reactor.installResolver: resolve goes through it, with the timeout; the
+ * replaced resolver's arg_free runs; NULL restores uv_getaddrinfo. */
+TWT_TEST(resolve, installed_resolver_answers_resolve) {
+  tw_reactor *r = new_reactor(0);
+  table t1 = {0, 0, 0}, t2 = {0, 0, 0};
+  resolved a, b;
+  tw_deferred *d;
+  memset(&a, 0, sizeof(a));
+  memset(&b, 0, sizeof(b));
+  cr_assert_eq(tw_reactor_install_resolver(r, table_resolve, &t1, table_free),
+               0);
+  cr_assert_eq(tw_reactor_resolve_timeout(r, "twuv.example", 7.5, &d), 0);
+  tw_deferred_add_both(d, note_resolved, &a);
+  tw_deferred_unref(d);
+  cr_assert_eq(t1.calls, 1);
+  cr_assert_eq(t1.timeout, 7.5);
+  cr_assert_eq(tw_reactor_install_resolver(r, table_resolve, &t2, table_free),
+               0);
+  cr_assert_eq(t1.freed, 1);
+  cr_assert_eq(tw_reactor_resolve(r, "nowhere.example", &d), 0);
+  tw_deferred_add_both(d, note_resolved, &b);
+  tw_deferred_unref(d);
+  cr_assert_eq(t2.calls, 1);
+  cr_assert_eq(t2.timeout, 60.0); /* Twisted's default, (1, 3, 11, 45) */
+  cr_assert_eq(tw_reactor_install_resolver(r, NULL, NULL, NULL), 0);
+  cr_assert_eq(t2.freed, 1);
+  free_reactor(r);
+  cr_assert_eq(t1.calls, 1);
+  cr_assert_eq(a.fired, 1);
+  cr_assert_eq(a.failed, 0);
+  cr_assert_eq(a.family, AF_INET);
+  cr_assert_str_eq(a.first, "192.0.2.7");
+  cr_assert_eq(b.fired, 1);
+  cr_assert(b.dns_error);
+}
