@@ -36,6 +36,9 @@
  * twuv/twisted (for idle: bytes per connection, lower is better).
  *
  * Usage: bench_echo [rounds]   (default 3; TWUV_BENCH_SCALE scales counts;
+ *        TWUV_ECHO_MODES=pingpong-10,pump-4 runs only those modes and
+ *        TWUV_ECHO_SERVERS=twuv only those servers, e.g. to profile one
+ *        under perf record (which follows the server processes);
  *        bench_echo --serve twuv|libuv FD is a server, run by itself)
  */
 #include <errno.h>
@@ -67,6 +70,19 @@ static const char *const mode_unit[NMODE] = {"rt/s", "rt/s", "MiB/s",
                                              "conn/s", "B/conn"};
 
 static pid_t server_pid; /* killed if we exit early */
+
+/* 1 when $var is unset or empty, or names name (comma-separated). */
+static int env_lists(const char *var, const char *name) {
+  const char *w = getenv(var), *p;
+  size_t n = strlen(name);
+  if (w == NULL || *w == '\0') return 1;
+  for (p = w; (p = strstr(p, name)) != NULL; p += n)
+    if ((p == w || p[-1] == ',') && (p[n] == '\0' || p[n] == ','))
+      return 1;
+  return 0;
+}
+
+static int mode_wanted(int m) { return env_lists("TWUV_ECHO_MODES", mode_name[m]); }
 
 static void kill_server(void) {
   if (server_pid > 0) kill(server_pid, SIGKILL);
@@ -625,8 +641,10 @@ int main(int argc, char **argv) {
     for (i = 0; i < nsrv; i++) {
       server s;
       k = (i + r) % nsrv;
+      if (!env_lists("TWUV_ECHO_SERVERS", srv_name[k])) continue;
       server_start(&s, k);
       for (m = 0; m < NMODE; m++) {
+        if (!mode_wanted(m)) continue;
         if (m == M_IDLE) {
           /* Idle on a fresh server: the heap the earlier modes grew and
            * freed (pump's 64 KiB tails) would take the idle connections
@@ -645,8 +663,9 @@ int main(int argc, char **argv) {
       server_stop(&s);
     }
   }
-  for (m = 0; m < NMODE; m++) print_mode(m, rounds, nsrv);
-  for (k = 0; k < nsrv; k++)
+  for (m = 0; m < NMODE; m++)
+    if (mode_wanted(m)) print_mode(m, rounds, nsrv);
+  for (k = 0; k < nsrv && mode_wanted(M_PP1); k++)
     printf("pingpong-1 latency %s: p50 %.1f us p99 %.1f us (median of rounds)\n",
            srv_name[k], bench_median(p50[k], rounds) * 1e6,
            bench_median(p99[k], rounds) * 1e6);

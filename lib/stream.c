@@ -206,11 +206,21 @@ static void tw__stream_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   *buf = uv_buf_init(b, b != NULL ? TW__READ_BUFFER_SIZE : 0);
 }
 
+static void tw__stream_flush(tw__stream *s);
+
 static void tw__stream_read(uv_stream_t *h, ssize_t nread,
                             const uv_buf_t *buf) {
   tw__stream *s = h->data;
   if (nread > 0) {
     tw__transport_data(&s->base, buf->base, (size_t)nread);
+    /* What data_received wrote leaves now, as one write, rather than
+     * before the next poll: the writes of one callback are still
+     * coalesced, and the answer is on its way while the loop reads the
+     * other connections of this poll. */
+    if (!s->closing && s->pend_len > 0) {
+      tw__reactor_flush_remove(s->r, &s->flush);
+      tw__stream_flush(s);
+    }
     return;
   }
   if (nread == 0) return; /* EAGAIN: not EOF */
