@@ -28,6 +28,7 @@ struct tw_listening_port {
   tw_reactor *r;
   tw_factory *f;
   tw_deferred *stop_d; /* stopListening's, or NULL */
+  tw_delayed_call *retry; /* an accept to try again (out of memory) */
   tw_address host;
   unsigned tcp : 1;
   unsigned started : 1;  /* the factory's do_start ran */
@@ -52,6 +53,11 @@ static void tw__port_closed(uv_handle_t *h) {
 static void tw__port_close(tw_listening_port *p) {
   if (p->stopping) return;
   p->stopping = 1;
+  if (p->retry != NULL) {
+    (void)tw_delayed_call_cancel(p->retry);
+    tw_delayed_call_unref(p->retry);
+    p->retry = NULL;
+  }
   uv_close(&p->h.handle, tw__port_closed);
 }
 
@@ -61,6 +67,18 @@ static void tw__port_child_close(tw__child *c, int why) {
 }
 
 static const tw__child_ops tw__port_child_ops = {tw__port_child_close};
+
+/* Seconds before an accept that ran out of memory is tried again. */
+#define TW__ACCEPT_RETRY 0.1
+
+static void tw__port_accept(uv_stream_t *server, int status);
+
+static void tw__port_retry(void *arg) {
+  tw_listening_port *p = arg;
+  tw_delayed_call_unref(p->retry);
+  p->retry = NULL;
+  if (!p->stopping) tw__port_accept(&p->h.stream, 0);
+}
 
 static void tw__port_accept(uv_stream_t *server, int status) {
   tw_listening_port *p = server->data;
@@ -77,8 +95,19 @@ static void tw__port_accept(uv_stream_t *server, int status) {
   if (p->stopping) return;
   err = tw__stream_new(&s, p->r, p->tcp);
   if (err != 0) {
-    /* No handle to accept into: libuv stops watching the port until the
-     * next uv_accept, so the port is dead from here - say so. */
+    /* No handle to accept into. libuv keeps the accepted socket and stops
+     * watching the port until uv_accept: try again a little later (as
+     * Twisted's doRead, which logs accept errors and keeps listening).
+     * Only if even the timer cannot be had is the port dead - say so. */
+    if (p->retry == NULL &&
+        tw_reactor_call_later(p->r, TW__ACCEPT_RETRY, tw__port_retry, p,
+                              NULL, &p->retry) == 0) {
+      tw__log_at(TW_LOG_WARN, NULL, NULL, 0,
+                 "listening port: cannot accept a connection (%s); trying "
+                 "again in %g s",
+                 tw_err_name(err), TW__ACCEPT_RETRY);
+      return;
+    }
     tw__log_at(TW_LOG_ERROR, NULL, NULL, 0,
                "listening port: cannot accept a connection (%s); the port "
                "stops accepting",

@@ -20,6 +20,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -1399,5 +1400,77 @@ TWT_TEST(net, test_close_peer_on_emfile) {
   /* The port still listens. */
   connect_local(r, "127.0.0.1", port);
   cr_assert(spin(r, &srv[0].made));
+  teardown(r);
+}
+
+/* twuv: a listening port that cannot allocate a connection for an accepted
+ * socket (out of memory) logs it and tries again later (Twisted's doRead
+ * logs accept errors and keeps listening); it used to stop accepting for
+ * good. The client is a plain socket: the failed allocation is the
+ * accept's. */
+TWT_TEST(net, accept_out_of_memory_tries_again) {
+  tw_reactor *r = setup();
+  tw_listening_port *p;
+  struct sockaddr_in sin;
+  int port = listen_local(r, &p, "127.0.0.1");
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  cr_assert_geq(fd, 0);
+  memset(&sin, 0, sizeof(sin));
+  sin.sin_family = AF_INET;
+  sin.sin_port = htons((uint16_t)port);
+  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  cr_assert_eq(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+  /* iterate(0) allocates nothing of its own (a positive delay makes a
+   * wake-up call): the next allocation is the accept's. The connection is
+   * in the backlog already, so the first poll sees it. */
+  twt_alloc_fail_nth(1);
+  {
+    int i;
+    for (i = 0; i < 1000 && twt_alloc_failed() == 0; i++)
+      cr_assert_eq(tw_reactor_iterate(r, 0), 0);
+  }
+  cr_assert_eq(twt_alloc_failed(), 1);
+  cr_assert_eq(twt_log_count_containing("trying again"), 1);
+  cr_assert_eq(srv[0].made, 0);
+  cr_assert(spin(r, &srv[0].made));
+  cr_assert_eq(nsrv, 1);
+  close(fd);
+  cr_assert(spin(r, &srv[0].lost));
+  teardown(r);
+}
+
+/* ... and a port stopped while it waits to try again cancels the retry:
+ * nothing leaks, the accepted socket is closed with the port. */
+TWT_TEST(net, stop_listening_while_accept_waits_to_retry) {
+  tw_reactor *r = setup();
+  tw_listening_port *p;
+  tw_deferred *d;
+  struct sockaddr_in sin;
+  char c;
+  int port = listen_local(r, &p, "127.0.0.1"), i, fired = 0;
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  cr_assert_geq(fd, 0);
+  memset(&sin, 0, sizeof(sin));
+  sin.sin_family = AF_INET;
+  sin.sin_port = htons((uint16_t)port);
+  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  cr_assert_eq(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+  twt_alloc_fail_nth(1);
+  for (i = 0; i < 1000 && twt_alloc_failed() == 0; i++)
+    cr_assert_eq(tw_reactor_iterate(r, 0), 0);
+  cr_assert_eq(twt_log_count_containing("trying again"), 1);
+  cr_assert_eq(tw_listening_port_stop(p, &d), 0);
+  tw_deferred_add_both(d, note_fired, &fired);
+  tw_deferred_unref(d);
+  cr_assert(spin(r, &fired));
+  cr_assert_eq(nsrv, 0);
+  /* The socket libuv had accepted is closed with the port: EOF (a receive
+   * timeout bounds the wait if it were not). */
+  {
+    struct timeval tv = {10, 0};
+    cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+  }
+  cr_assert_eq(read(fd, &c, 1), 0);
+  close(fd);
   teardown(r);
 }
