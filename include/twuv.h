@@ -25,5 +25,6 @@
 #include "twuv/testing.h"
 #include "twuv/net.h"
 #include "twuv/endpoints.h" /* endpoints (issue 14) */
+#include "twuv/udp.h"       /* UDP (issue 16) */
 
 #endif /* TWUV_H */
