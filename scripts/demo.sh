@@ -12,3 +12,6 @@ build=${TWUV_BUILD_DIR:-build}
 [ -f "$build/build.ninja" ] || meson setup "$build" >/dev/null
 ninja -C "$build" >/dev/null
 meson test -C "$build" --no-rebuild --suite examples --verbose
+# UDP (issue 16): the examples suite above includes the UDP echo pair,
+# echoserv_udp on 127.0.0.1 port 0 and echoclient_udp connected to it
+# (Twisted's echoserv_udp.py / echoclient_udp.py).
