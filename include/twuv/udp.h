@@ -121,7 +121,9 @@ struct tw_datagram_protocol {
 };
 
 /* tw_datagram_protocol_init: zero p and set its callbacks (ops must outlive
- * it). 0 or TW_EINVAL (NULL). Any thread. */
+ * it). 0 or TW_EINVAL (NULL). Any thread. The protocol must stay valid
+ * while it is on a port: until its stop_protocol has returned (the port
+ * writes p->transport and num_ports just before it). */
 TW_EXTERN int tw_datagram_protocol_init(tw_datagram_protocol *p,
                                         const tw_datagram_protocol_ops *ops);
 
