@@ -1209,3 +1209,178 @@ TWT_TEST(udp, wrong_thread) {
   stop_and_wait(r, p);
   twt_free_reactor(r);
 }
+
+/* ---- differential: the same scenarios on real Twisted --------------------------- */
+
+/*
+ * tests/twisted_udp_oracle.py runs these scenarios on Twisted 22.4 at
+ * build time (over 127.0.0.1 / ::1, port 0) and writes "<scenario> <value>"
+ * lines; here twuv runs them and every line must match. Codes are named
+ * as the exception Twisted raises for the same thing.
+ */
+static const char *as_twisted(int rc, const char *einval_name) {
+  switch (rc) {
+  case 0: return "ok";
+  case TW_EINVAL: return einval_name;
+  case UV_EMSGSIZE: return "MessageLengthError";
+  case UV_EACCES: return "PermissionError";
+  case TW_EBUSY: return "RuntimeError";
+  case UV_EADDRINUSE: return "CannotListenError";
+  default: return tw_err_name(rc);
+  }
+}
+
+static const char *join_as_twisted(int rc) {
+  return rc == 0 ? "ok" : "MulticastJoinError";
+}
+
+/* Lengths received for datagrams of the given sizes at max_packet. */
+static void received_lengths(tw_reactor *r, int max_packet, const int *sizes,
+                             int n, char *out, size_t cap) {
+  dp x;
+  tw_udp_port *p;
+  tw_address a, to;
+  static char big[65536];
+  size_t used = 0;
+  int i;
+  dp_init(&x, r);
+  cr_assert_eq(tw_listen_udp(&p, r, 0, &x.base, "127.0.0.1", max_packet), 0);
+  cr_assert_eq(tw_udp_port_get_host(p, &a), 0);
+  to = addr_of("127.0.0.1", a.port);
+  for (i = 0; i < n; i++)
+    cr_assert_eq(tw_udp_port_write(p, big, (size_t)sizes[i], &to), 0);
+  wait_packets(r, &x, n);
+  out[0] = '\0';
+  for (i = 0; i < n; i++)
+    used += (size_t)snprintf(out + used, cap - used, "%s%zu", i ? "," : "",
+                             x.len[i]);
+  stop_and_wait(r, p);
+}
+
+static void twuv_scenarios(char *out, size_t cap) {
+  tw_reactor *r = twt_new_reactor(0);
+  char v[256], lens[256], buf[16];
+  size_t used = 0;
+  dp x4, x6, xm, xs, xs2, other;
+  tw_udp_port *p4, *p6, *pm, *ps, *q;
+  tw_address a4, to;
+  int s1[] = {16, 17, 100}, s2[] = {9000}, s3[] = {65507}, s4[] = {0};
+  static char big[65508];
+#define EMIT(name, ...)                                                      \
+  do {                                                                       \
+    snprintf(v, sizeof(v), __VA_ARGS__);                                     \
+    used += (size_t)snprintf(out + used, cap - used, "%s %s\n", name, v);    \
+  } while (0)
+  received_lengths(r, 16, s1, 3, lens, sizeof(lens));
+  EMIT("truncate_16", "%s", lens);
+  received_lengths(r, 8192, s2, 1, lens, sizeof(lens));
+  EMIT("default_max", "%s", lens);
+  received_lengths(r, 65536, s3, 1, lens, sizeof(lens));
+  EMIT("largest", "%s", lens);
+  received_lengths(r, 8192, s4, 1, lens, sizeof(lens));
+  EMIT("empty", "%s", lens);
+
+  dp_init(&x4, r);
+  p4 = listen_local(r, &x4, "127.0.0.1", &a4);
+  to = addr_of("127.0.0.1", a4.port);
+  EMIT("write_too_long", "%s",
+       as_twisted(tw_udp_port_write(p4, big, 65508, &to), "?"));
+  to = addr_of("example.invalid", 1);
+  EMIT("write_hostname", "%s",
+       as_twisted(tw_udp_port_write(p4, "x", 1, &to), "InvalidAddressError"));
+  to = addr_of("::1", 1);
+  EMIT("write_v6_on_v4", "%s",
+       as_twisted(tw_udp_port_write(p4, "x", 1, &to), "InvalidAddressError"));
+  to = addr_of("<broadcast>", 1234);
+  EMIT("write_broadcast", "%s",
+       as_twisted(tw_udp_port_write(p4, "x", 1, &to), "InvalidAddressError"));
+  EMIT("broadcast_default", "%d", tw_udp_port_get_broadcast_allowed(p4));
+  EMIT("connect_hostname", "%s",
+       as_twisted(tw_udp_port_connect(p4, "example.invalid", 1),
+                  "InvalidAddressError"));
+  EMIT("connect", "%s",
+       as_twisted(tw_udp_port_connect(p4, "127.0.0.1", a4.port), "?"));
+  EMIT("connect_twice", "%s",
+       as_twisted(tw_udp_port_connect(p4, "127.0.0.1", a4.port), "?"));
+  dp_init(&other, r);
+  EMIT("listen_in_use", "%s",
+       as_twisted(tw_listen_udp(&q, r, a4.port, &other.base, "127.0.0.1", 0),
+                  "InvalidAddressError"));
+  EMIT("listen_hostname", "%s",
+       as_twisted(tw_listen_udp(&q, r, 0, &other.base, "example.com", 0),
+                  "InvalidAddressError"));
+  stop_and_wait(r, p4);
+
+  dp_init(&x6, r);
+  p6 = listen_local(r, &x6, "::1", NULL);
+  to = addr_of("127.0.0.1", 1);
+  EMIT("write_v4_on_v6", "%s",
+       as_twisted(tw_udp_port_write(p6, "x", 1, &to), "InvalidAddressError"));
+  to = addr_of("<broadcast>", 1);
+  EMIT("write_broadcast_on_v6", "%s",
+       as_twisted(tw_udp_port_write(p6, "x", 1, &to), "InvalidAddressError"));
+  stop_and_wait(r, p6);
+
+  dp_init(&xm, r);
+  cr_assert_eq(tw_listen_multicast(&pm, r, 0, &xm.base, "127.0.0.1", 0, 0), 0);
+  EMIT("ttl_default", "%d", tw_udp_port_get_ttl(pm));
+  EMIT("loopback_default", "%d", tw_udp_port_get_loopback_mode(pm));
+  cr_assert_eq(tw_udp_port_get_outgoing_interface(pm, buf, sizeof(buf)), 0);
+  EMIT("outgoing_default", "%s", buf);
+  cr_assert_eq(tw_udp_port_set_ttl(pm, 2), 0);
+  EMIT("ttl_set", "%d", tw_udp_port_get_ttl(pm));
+  cr_assert_eq(tw_udp_port_set_outgoing_interface(pm, "127.0.0.1"), 0);
+  cr_assert_eq(tw_udp_port_get_outgoing_interface(pm, buf, sizeof(buf)), 0);
+  EMIT("outgoing_set", "%s", buf);
+  EMIT("join_not_multicast", "%s",
+       join_as_twisted(tw_udp_port_join_group(pm, "127.0.0.1", "127.0.0.1")));
+  EMIT("leave_not_joined", "%s",
+       join_as_twisted(tw_udp_port_leave_group(pm, GROUP, "127.0.0.1")));
+  EMIT("join", "%s",
+       join_as_twisted(tw_udp_port_join_group(pm, GROUP, "127.0.0.1")));
+  stop_and_wait(r, pm);
+
+  dp_init(&xs, r);
+  ps = listen_local(r, &xs, "127.0.0.1", NULL);
+  stop_and_wait(r, ps);
+  EMIT("start_stop", "%s%s", xs.started == 1 ? "start" : "?",
+       xs.stopped == 1 ? ",stop" : "");
+  dp_init(&xs2, r);
+  xs2.stop_in_start = 1;
+  cr_assert_eq(tw_listen_udp(&ps, r, 0, &xs2.base, "127.0.0.1", 0), 0);
+  cr_assert(spin(r, &xs2.stopped));
+  EMIT("stop_in_start", "%s%s", xs2.started == 1 ? "start" : "?",
+       xs2.stopped_in_start ? ",stop-in-start" : ",stop");
+  used += (size_t)snprintf(out + used, cap - used, "end\n");
+#undef EMIT
+  twt_free_reactor(r);
+}
+
+TWT_TEST(udp, differential_against_twisted) {
+  const char *path = getenv("TWT_TWISTED_UDP_CASES");
+  static char want[8192], got[8192];
+  char *w, *g, *wsave = NULL, *gsave = NULL;
+  FILE *f;
+  size_t n;
+  int lines = 0;
+  if (path == NULL || path[0] == '\0')
+    cr_skip_test("no Twisted oracle (needs python3-twisted for "
+                 "/usr/bin/python3 at build time)");
+  f = fopen(path, "r");
+  cr_assert_not_null(f, "cannot open %s", path);
+  n = fread(want, 1, sizeof(want) - 1, f);
+  fclose(f);
+  want[n] = '\0';
+  twuv_scenarios(got, sizeof(got));
+  w = strtok_r(want, "\n", &wsave);
+  g = strtok_r(got, "\n", &gsave);
+  while (w != NULL || g != NULL) {
+    cr_assert_not_null(w, "twuv has more: %s", g);
+    cr_assert_not_null(g, "Twisted has more: %s", w);
+    cr_assert_str_eq(g, w, "twuv: '%s', Twisted: '%s'", g, w);
+    lines++;
+    w = strtok_r(NULL, "\n", &wsave);
+    g = strtok_r(NULL, "\n", &gsave);
+  }
+  cr_assert_gt(lines, 20);
+}
