@@ -2790,3 +2790,236 @@ TWT_TEST(net, test_addresses_unix) {
   teardown(r);
   kind_done(K_UNIX);
 }
+
+/* ==== test/test_tcp.py (the older loopback tests) =================================== */
+
+/* LoopbackTests.test_closePortInProtocolFactory: the server factory
+ * (ClosingFactory) stops listening when it builds its protocol, which
+ * closes at once; the client was made and lost with ConnectionDone. */
+TWT_TEST(net, test_close_port_in_protocol_factory) {
+  tw_reactor *r = setup();
+  tw_listening_port *p;
+  int port = listen_local(r, &p, "127.0.0.1");
+  close_port_on_build = p;
+  srv_tpl.lose_on_made = 1;
+  connect_local(r, "127.0.0.1", port);
+  cr_assert(spin(r, &client_lost));
+  cr_assert_eq(cli[0].made, 1);
+  cr_assert(spin(r, &stopped)); /* port.disconnected */
+  cr_assert_eq(client_lost_type, &TW_CONNECTION_DONE);
+  teardown(r);
+}
+
+/* LoopbackTests.test_tcpNoDelay / test_tcpKeepAlive: on both ends, off at
+ * first, then set and cleared. */
+static void tcp_option_case(int keepalive) {
+  tw_reactor *r = setup();
+  tw_listening_port *p;
+  int port = listen_local(r, &p, "127.0.0.1");
+  int (*get)(tw_transport *) =
+      keepalive ? tw_transport_get_tcp_keepalive : tw_transport_get_tcp_nodelay;
+  int (*set)(tw_transport *, int) =
+      keepalive ? tw_transport_set_tcp_keepalive : tw_transport_set_tcp_nodelay;
+  tw_transport *ends[2];
+  int i;
+  connect_local(r, "127.0.0.1", port);
+  cr_assert(spin(r, &srv[0].made));
+  cr_assert(spin(r, &cli[0].made));
+  ends[0] = srv[0].base.transport;
+  ends[1] = cli[0].base.transport;
+  for (i = 0; i < 2; i++) {
+    cr_assert_eq(get(ends[i]), 0);
+    cr_assert_eq(set(ends[i], 1), 0);
+    cr_assert_eq(get(ends[i]), 1);
+    cr_assert_eq(set(ends[i], 0), 0);
+    cr_assert_eq(get(ends[i]), 0);
+  }
+  teardown(r);
+}
+
+TWT_TEST(net, test_tcp_no_delay) { tcp_option_case(0); }
+TWT_TEST(net, test_tcp_keep_alive) { tcp_option_case(1); }
+
+/* FactoryTests.test_serverStartStop: started on the first port, stopped
+ * when the last one closed. */
+TWT_TEST(net, test_server_start_stop) {
+  tw_reactor *r = setup();
+  tw_listening_port *p1, *p2, *p3;
+  tw_deferred *d;
+  int fired = 0;
+  listen_local(r, &p1, "127.0.0.1");
+  cr_assert_eq(started, 1);
+  cr_assert_eq(stopped, 0);
+  listen_local(r, &p2, "127.0.0.1");
+  listen_local(r, &p3, "127.0.0.1");
+  cr_assert_eq(started, 1);
+  cr_assert_eq(tw_listening_port_stop(p1, NULL), 0);
+  cr_assert_eq(tw_listening_port_stop(p2, &d), 0);
+  tw_deferred_add_both(d, note_fired, &fired);
+  cr_assert(spin(r, &fired));
+  tw_deferred_unref(d);
+  cr_assert_eq(started, 1);
+  cr_assert_eq(stopped, 0);
+  fired = 0;
+  cr_assert_eq(tw_listening_port_stop(p3, &d), 0);
+  tw_deferred_add_both(d, note_fired, &fired);
+  cr_assert(spin(r, &fired));
+  tw_deferred_unref(d);
+  cr_assert_eq(started, 1);
+  cr_assert_eq(stopped, 1);
+  teardown(r);
+}
+
+/* FactoryTests.test_clientStartStop: a client factory is started when the
+ * attempt starts (before connectTCP returns) and stopped when it is over
+ * (the server, a ClosingFactory, closed). */
+TWT_TEST(net, test_client_start_stop) {
+  tw_reactor *r = setup();
+  tw_listening_port *p;
+  int port = listen_local(r, &p, "127.0.0.1");
+  close_port_on_build = p;
+  srv_tpl.lose_on_made = 1;
+  tw_factory_init(&CF, &cli_ss_fops);
+  connect_local(r, "127.0.0.1", port);
+  cr_assert_eq(cstarted, 1);
+  cr_assert(spin(r, &cstopped));
+  cr_assert_eq(cstarted, 1);
+  teardown(r);
+}
+
+/* CannotBindTests.test_clientBind: a client bound to 127.0.0.1 port 0
+ * connects; a second one bound to the first one's address cannot
+ * (ConnectBindError). */
+TWT_TEST(net, test_client_bind) {
+  tw_reactor *r = setup();
+  tw_listening_port *p;
+  tw_connector *c;
+  tw_address bind_to, used;
+  int port = listen_local(r, &p, "127.0.0.1");
+  memset(&bind_to, 0, sizeof(bind_to));
+  bind_to.family = TW_ADDRESS_IPV4;
+  bind_to.type = TW_ADDRESS_TCP;
+  strcpy(bind_to.host, "127.0.0.1");
+  cr_assert_eq(tw_connect_tcp(&c, r, "127.0.0.1", port, &CF, 5, &bind_to), 0);
+  cr_assert(spin(r, &cli[0].made));
+  cr_assert_eq(tw_transport_get_host(cli[0].base.transport, &used), 0);
+  cr_assert_str_eq(used.host, "127.0.0.1");
+  cr_assert_eq(tw_connect_tcp(&c, r, "127.0.0.1", port, &CF, 5, &used), 0);
+  cr_assert(spin(r, &failed));
+  cr_assert_eq(failed_type, &TW_CONNECT_BIND_ERROR, "failed with %s %s",
+               failed_type->name, tw_err_name(failed_code));
+  cr_assert_eq(ncli, 1);
+  teardown(r);
+}
+
+/* LocalRemoteAddressTests.test_hostAddress: the port's getHost is the
+ * client transport's getPeer. AddressTests.test_buildProtocolClient: a
+ * client factory's buildProtocol gets the server's address, which is
+ * the server transport's getHost and the client transport's getPeer. */
+static tw_address cli_built_addr;
+static tw_protocol *build_cli_saving(tw_factory *f, const tw_address *a) {
+  cli_built_addr = *a;
+  return build_cli(f, a);
+}
+static const tw_factory_ops cli_saving_fops = {build_cli_saving, NULL, NULL,
+                                               f_connecting,     f_failed,
+                                               f_client_lost};
+
+TWT_TEST(net, test_host_address) {
+  tw_reactor *r = setup();
+  tw_listening_port *p;
+  tw_address ph, cp;
+  listen_local(r, &p, "127.0.0.1");
+  cr_assert_eq(tw_listening_port_get_host(p, &ph), 0);
+  connect_local(r, "127.0.0.1", ph.port);
+  cr_assert(spin(r, &cli[0].made));
+  cr_assert_eq(tw_transport_get_peer(cli[0].base.transport, &cp), 0);
+  cr_assert(tw_address_equal(&ph, &cp));
+  teardown(r);
+}
+
+TWT_TEST(net, test_build_protocol_client) {
+  tw_reactor *r = setup();
+  tw_listening_port *p;
+  tw_address sh, cp;
+  int port = listen_local(r, &p, "127.0.0.1");
+  tw_factory_init(&CF, &cli_saving_fops);
+  connect_local(r, "127.0.0.1", port);
+  cr_assert(spin(r, &srv[0].made));
+  cr_assert(spin(r, &cli[0].made));
+  cr_assert_eq(tw_transport_get_host(srv[0].base.transport, &sh), 0);
+  cr_assert_eq(tw_transport_get_peer(cli[0].base.transport, &cp), 0);
+  cr_assert(tw_address_equal(&cli_built_addr, &sh));
+  cr_assert(tw_address_equal(&cli_built_addr, &cp));
+  teardown(r);
+}
+
+/* PauseProducingTests.test_pauseProducingInConnectionMade: a client that
+ * pauses in connectionMade reads nothing, then or a loop turn later
+ * (Twisted looks at the reactor's readers; here the server's bytes do
+ * not arrive until it resumes). */
+static void pause_on_made(tw_protocol *p) {
+  rec_made(p);
+  tw_transport_pause_producing(p->transport);
+}
+static const tw_protocol_ops pause_on_made_ops = {pause_on_made, rec_data,
+                                                  rec_lost, NULL, NULL};
+
+TWT_TEST(net, test_pause_producing_in_connection_made) {
+  tw_reactor *r = setup();
+  tw_listening_port *p;
+  int port = listen_local(r, &p, "127.0.0.1");
+  int i, got = 0;
+  cli_ops = &pause_on_made_ops;
+  srv_tpl.send_on_made = "data";
+  connect_local(r, "127.0.0.1", port);
+  cr_assert(spin(r, &srv[0].made));
+  cr_assert(spin(r, &cli[0].made));
+  for (i = 0; i < 50; i++) tw_reactor_iterate(r, 0.001);
+  cr_assert_eq(cli[0].nrecv, 0);
+  cr_assert_eq(tw_transport_resume_producing(cli[0].base.transport), 0);
+  for (i = 0; i < 20000 && !got; i++) {
+    tw_reactor_iterate(r, 0.05);
+    got = cli[0].nrecv == 4;
+  }
+  cr_assert(got);
+  teardown(r);
+}
+
+/* CallBackOrderTests.test_loseOrder: the protocol's connectionLost comes
+ * before the factory's clientConnectionLost. */
+static char order[8];
+static void order_lost(tw_protocol *p, tw_failure *reason) {
+  add_event(order, sizeof(order), 'L');
+  rec_lost(p, reason);
+}
+static void order_client_lost(tw_factory *f, tw_connector *c,
+                              tw_failure *reason) {
+  add_event(order, sizeof(order), 'C');
+  f_client_lost(f, c, reason);
+}
+static void lose_later(void *arg) {
+  tw_transport_lose_connection(((rec *)arg)->base.transport);
+}
+static void lose_later_made(tw_protocol *p) {
+  rec_made(p);
+  cr_assert_eq(tw_reactor_call_later(R, 0, lose_later, p, NULL, NULL), 0);
+}
+static const tw_protocol_ops lose_order_ops = {lose_later_made, rec_data,
+                                               order_lost, NULL, NULL};
+static const tw_factory_ops lose_order_fops = {build_cli,    NULL,
+                                               NULL,         f_connecting,
+                                               f_failed,     order_client_lost};
+
+TWT_TEST(net, test_lose_order) {
+  tw_reactor *r = setup();
+  tw_listening_port *p;
+  int port = listen_local(r, &p, "127.0.0.1");
+  cli_ops = &lose_order_ops;
+  tw_factory_init(&CF, &lose_order_fops);
+  order[0] = '\0';
+  connect_local(r, "127.0.0.1", port);
+  cr_assert(spin(r, &client_lost));
+  cr_assert_str_eq(order, "LC");
+  teardown(r);
+}
