@@ -10,7 +10,10 @@
  */
 #include "stream-internal.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -379,14 +382,34 @@ static void tw__connector_connected(uv_connect_t *req, int status) {
   (void)tw__stream_start(s, c->f);
 }
 
+/* connectTCP's bindAddress. Twisted binds a client socket without
+ * SO_REUSEADDR (only ports set it), so an address another socket holds is
+ * EADDRINUSE at bind: ConnectBindError. libuv's uv_tcp_bind always sets
+ * SO_REUSEADDR, with which Linux lets a second client bind the address a
+ * connected one holds and fails the connect (EADDRNOTAVAIL, a plain
+ * ConnectError). So the socket is made and bound here and given to libuv. */
+static int tw__connector_bind(tw_connector *c) {
+  const struct sockaddr *a = (const struct sockaddr *)&c->bind_addr;
+  socklen_t len = a->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                           : sizeof(struct sockaddr_in);
+  int fd = socket(a->sa_family, SOCK_STREAM, 0), err;
+  if (fd < 0) return uv_translate_sys_error(errno);
+  if (fcntl(fd, F_SETFD, FD_CLOEXEC) != 0 || bind(fd, a, len) != 0) {
+    err = uv_translate_sys_error(errno);
+    close(fd);
+    return err;
+  }
+  err = uv_tcp_open(&c->s->h.tcp, fd); /* makes it non-blocking */
+  if (err != 0) close(fd);
+  return err;
+}
+
 static void tw__connector_go(tw_connector *c,
                              const struct sockaddr_storage *ss) {
   int err;
   c->req.data = c;
   if (c->tcp) {
-    if (c->has_bind &&
-        (err = uv_tcp_bind(&c->s->h.tcp, (const struct sockaddr *)&c->bind_addr,
-                           0)) != 0) {
+    if (c->has_bind && (err = tw__connector_bind(c)) != 0) {
       tw__connector_fail(c, tw_failure_new(&TW_CONNECT_BIND_ERROR, err, "%s",
                                            uv_strerror(err)));
       return;

@@ -325,6 +325,14 @@ static void close_with(tw_transport *t, tw_failure *reason) {
   }
 }
 
+/* A failure the user's code returned (data_received, a producer): logged
+ * first where the kind says so (tw__transport_ops.log_user_failures), then
+ * the connection closes with it. */
+static void user_failure(tw_transport *t, tw_failure *f) {
+  if (t->ops->log_user_failures) tw_log_failure(f, NULL);
+  close_with(t, f);
+}
+
 /* One producer callback. A failure it returns closes the connection at
  * once with it as the reason (close_with). */
 typedef enum { PROD_PAUSE, PROD_RESUME, PROD_STOP } prod_call;
@@ -340,7 +348,7 @@ static void producer_call(tw_transport *t, tw_producer *p, prod_call which) {
   }
   if (fn == NULL) return;
   PROTOCOL_CALL(t, f = fn(p));
-  if (f != NULL) close_with(t, f);
+  if (f != NULL) user_failure(t, f);
 }
 
 static void deliver_lost(tw_transport *t, tw_failure *given) {
@@ -407,7 +415,7 @@ void tw__transport_data(tw_transport *t, const char *data, size_t len) {
   p = t->protocol;
   if (p == NULL || p->ops == NULL || p->ops->data_received == NULL) return;
   PROTOCOL_CALL(t, f = p->ops->data_received(p, data, len));
-  if (f != NULL) close_with(t, f);
+  if (f != NULL) user_failure(t, f);
 }
 
 void tw__transport_eof(tw_transport *t) {

@@ -657,4 +657,5 @@ static const tw__transport_ops tw__stream_ops = {
     .pause_reading = tw__stream_pause_reading,
     .resume_reading = tw__stream_resume_reading,
     .buffered = tw__stream_buffered,
+    .log_user_failures = 1,
 };

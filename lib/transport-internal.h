@@ -68,6 +68,12 @@ typedef struct tw__transport_ops {
   int (*stop_producing)(tw_transport *t);
   /* Bytes buffered, not yet taken by the kernel (or the peer). */
   size_t (*buffered)(tw_transport *t);
+  /* 1: a failure data_received or a producer returns is logged (ERROR)
+   * before the connection closes with it - a kind driven by the reactor,
+   * as Twisted's reactor logs what doRead/doWrite raised (posixbase
+   * _doReadOrWrite: log.err()). 0: not logged - the test doubles, where
+   * Twisted's exception goes back to the test that fed the data. */
+  unsigned log_user_failures;
 } tw__transport_ops;
 
 /* The common part, first in every kind's struct. Fields are protocol.c's;

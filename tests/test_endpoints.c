@@ -1233,6 +1233,48 @@ TWT_TEST(endpoints, test_build_none_protocol) {
   free_reactor();
 }
 
+/* TCPClientTestsBase.test_buildProtocolReturnsNone (internet/test/
+ * test_tcp.py, TCP4 and TCP6 builders): a client endpoint whose factory
+ * builds nothing fails its Deferred with NoProtocol, and the connection is
+ * closed gracefully: the server's protocol hears connectionLost. */
+static void build_protocol_returns_none(const char *server_desc,
+                                        const char *client_fmt) {
+  tw_address a;
+  tw_deferred *d;
+  outcome o;
+  char desc[128];
+  net_setup();
+  tw_endpoint *sep = server(server_desc);
+  tw_listening_port *p = listen_on(sep, &a);
+  snprintf(desc, sizeof desc, client_fmt, a.port);
+  tw_endpoint *cep = client(desc);
+  refuse_client = 1;
+  cr_assert_eq(tw_endpoint_connect(cep, &CF, &d), 0);
+  watch(d, &o);
+  cr_assert(spin(&o.fired));
+  cr_assert_eq(o.type, &TW_NO_PROTOCOL);
+  cr_assert(spin(&srv_lost));
+  cr_assert_eq(srv[0].made, 1);
+  cr_assert_eq(srv[0].lost, 1);
+  cr_assert(srv[0].lost_type == &TW_CONNECTION_DONE ||
+            tw_error_type_is(srv[0].lost_type, &TW_CONNECTION_LOST));
+  tw_deferred_unref(d);
+  tw_endpoint_free(cep);
+  stop_port(p);
+  tw_endpoint_free(sep);
+  free_reactor();
+}
+
+TWT_TEST(endpoints, test_build_protocol_returns_none) {
+  build_protocol_returns_none("tcp:0:interface=127.0.0.1",
+                              "tcp:127.0.0.1:%d:timeout=5");
+}
+
+TWT_TEST(endpoints, test_build_protocol_returns_none_ipv6) {
+  build_protocol_returns_none("tcp6:0:interface=\\:\\:1",
+                              "tcp:\\:\\:1:%d:timeout=5");
+}
+
 /* ConnectProtocolTests.test_connectProtocolCreatesFactory: the Deferred
  * fires with the protocol given. */
 TWT_TEST(endpoints, test_connect_protocol) {

@@ -83,7 +83,9 @@ TW_EXTERN int tw_listening_port_stop(tw_listening_port *p, tw_deferred **out);
  * tw_connect_tcp: connectTCP(host, port, factory, timeout, bindAddress).
  * host is a name or a numeric address (names go through the reactor's
  * resolver, resolve.h); timeout <= 0 means TW_CONNECT_TIMEOUT; bind_address
- * may be NULL. The factory gets started_connecting, then either
+ * may be NULL (it is bound without SO_REUSEADDR, as Twisted's client: an
+ * address in use fails the attempt with ConnectBindError(EADDRINUSE)).
+ * The factory gets started_connecting, then either
  * build_protocol + the protocol's connection_made, or
  * client_connection_failed(reason: error.ConnectionRefusedError,
  * error.TimeoutError, DNSLookupError, TCPTimedOutError, NoRouteError,

@@ -156,7 +156,10 @@ typedef struct tw_protocol_ops {
    * with it as connection_lost's reason - Twisted's "the protocol raised":
    * what is buffered is dropped, no more data comes, and the close is
    * orderly (TCP: the peer reads EOF, not a RST - only abort_connection
-   * resets), connection_lost from the loop.
+   * resets), connection_lost from the loop. On a TCP or UNIX connection
+   * the failure is also logged (an ERROR event, "Unhandled Error"), as
+   * Twisted's reactor logs what dataReceived raised; testing.h's doubles
+   * do not log it.
    * The chunking is arbitrary: a protocol must accept any split of the
    * stream, down to one byte at a time (testing.h feeds it that way).
    */
@@ -291,7 +294,7 @@ TW_EXTERN tw_protocol *tw_factory_build_protocol(tw_factory *f,
  * goes away. A callback may return a failure (ownership passes): the
  * transport then closes the connection at once with it as the reason, as
  * Twisted does when resumeProducing raises (what is buffered is dropped;
- * the close is orderly, as for data_received's failure).
+ * the close is orderly, and the failure logged, as for data_received's).
  */
 typedef struct tw_producer_ops {
   tw_failure *(*pause_producing)(tw_producer *p);
