@@ -13,6 +13,7 @@
  */
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -935,6 +936,41 @@ TWT_TEST(process, bad_input) {
   finish();
 }
 
+static void *spawn_from_thread(void *arg) {
+  static const char *const argv[] = {"x", NULL};
+  tw_transport *t = NULL;
+  intptr_t rc = tw_spawn_process(R, &P.base, PROC_HELPER, argv, NULL, NULL,
+                                 NULL, 0, NULL, &t);
+  (void)arg;
+  if (rc == 0) return (void *)(intptr_t)1;
+  rc = rc == TW_EWRONGTHREAD && t == NULL &&
+       tw_process_signal(P.t, "KILL") == TW_EWRONGTHREAD &&
+       tw_process_pid(P.t) == TW_EWRONGTHREAD &&
+       tw_transport_write(P.t, "x", 1) == TW_EWRONGTHREAD;
+  return (void *)(rc ? 0 : (intptr_t)2);
+}
+
+/* Loop thread only: another thread gets TW_EWRONGTHREAD, nothing made. */
+TWT_TEST(process, wrong_thread) {
+  pthread_t th;
+  void *res;
+  rec other;
+  setup_reactor();
+  memset(&other, 0, sizeof(other));
+  cr_assert_eq(tw_process_protocol_init(&other.base, &rec_ops), 0);
+  spawn(&other, ARGS("drain"));
+  P.t = other.t;
+  memset(&P.base, 0, sizeof(P.base));
+  cr_assert_eq(tw_process_protocol_init(&P.base, &rec_ops), 0);
+  cr_assert_eq(pthread_create(&th, NULL, spawn_from_thread, NULL), 0);
+  cr_assert_eq(pthread_join(th, &res), 0);
+  cr_assert_null(res);
+  cr_assert_eq(P.made, 0);
+  cr_assert_eq(tw_process_close_stdin(other.t), 0);
+  cr_assert(spin(R, &other.ended));
+  finish();
+}
+
 /* ---- producers on stdin ------------------------------------------------------------------ */
 
 typedef struct prod {
@@ -1052,32 +1088,46 @@ TWT_TEST(process, lose_connection_waits_for_the_producer) {
 
 static void stop_now(void *arg) { tw_reactor_stop(arg); }
 
+static int safety_fired;
+static void safety(void *arg) {
+  safety_fired = 1;
+  tw_reactor_stop(arg);
+}
+
+/* The child was left running by twuv: it is alive (or a zombie not reaped
+ * by anybody). Then kill and reap it here, bounded whatever it does. */
+static void child_was_left_alone(int pid) {
+  int status;
+  cr_assert_eq(kill(pid, 0), 0);
+  kill(pid, SIGKILL);
+  cr_assert_eq(waitpid(pid, &status, 0), pid);
+}
+
 /* Shutdown with the child running: its pipes close
  * (child_connection_lost each), process_ended(ConnectionLost) follows, no
  * process_exited; the child is not killed. */
 TWT_TEST(process, reactor_shutdown_with_child_running) {
-  int pid, status;
+  int pid;
   setup_reactor();
   spawn(&P, ARGS("drain"));
   pid = tw_process_pid(P.t);
   cr_assert_gt(pid, 0);
   cr_assert_eq(tw_reactor_call_later(R, 0, stop_now, R, NULL, NULL), 0);
+  cr_assert_eq(tw_reactor_call_later(R, 10, safety, R, NULL, NULL), 0);
   twt_run(R);
+  cr_assert_not(safety_fired);
   cr_assert_eq(P.ended, 1);
   cr_assert_eq(P.exited, 0);
   cr_assert_eq(P.nlost, 3);
   cr_assert_eq(P.ended_type, &TW_CONNECTION_LOST);
   cr_assert_not_null(strstr(P.ended_msg, "not killed"));
   cr_assert_null(P.base.transport);
-  /* Alive (reading its stdin, whose other end is closed: it will exit
-   * soon by itself; we reap it). */
-  cr_assert_eq(waitpid(pid, &status, 0), pid);
-  cr_assert(WIFEXITED(status));
+  child_was_left_alone(pid);
   finish();
 }
 
 TWT_TEST(process, reactor_free_with_child_running) {
-  int pid, status;
+  int pid;
   static const tw_child_fd fds[] = {{0, 'i', 0}, {3, 'w', 0}};
   setup_reactor();
   /* The child blocks on fd 3; its stdin is ours. */
@@ -1088,10 +1138,7 @@ TWT_TEST(process, reactor_free_with_child_running) {
   cr_assert_eq(P.ended, 1);
   cr_assert_eq(P.exited, 0);
   cr_assert_eq(P.lost[3], 1);
-  /* Not killed: fd 3's close ends it; reap it here. */
-  cr_assert_eq(waitpid(pid, &status, 0), pid);
-  cr_assert(WIFEXITED(status));
-  cr_assert_eq(WEXITSTATUS(status), 0);
+  child_was_left_alone(pid);
 }
 
 TWT_TEST(process, reactor_free_with_child_still_running_not_killed) {
@@ -1113,11 +1160,9 @@ TWT_TEST(process, reactor_free_with_child_still_running_not_killed) {
   cr_assert_eq(P.ended, 1);
   /* Still running after the reactor is gone. */
   cr_assert_eq(waitpid(pid, &status, WNOHANG), 0);
-  cr_assert_eq(kill(pid, 0), 0);
   close(keep[1]);
   close(keep[0]);
-  cr_assert_eq(waitpid(pid, &status, 0), pid);
-  cr_assert(WIFEXITED(status));
+  child_was_left_alone(pid);
 }
 
 /* ---- test_iutils.py: ProcessUtilsTests --------------------------------------------------- */
