@@ -70,7 +70,7 @@ extern "C" {
   XX(ECANCELLED, TW__ERR(ECANCELED), "operation canceled")                   \
   XX(EBUSY, TW__ERR(EBUSY), "resource busy or locked")                       \
   XX(ENOTSUP, TW__ERR(ENOTSUP), "operation not supported on socket")         \
-  XX(ENOTCONN, TW__ERR(ENOTCONN), "socket is not connected")              \
+  XX(ENOTCONN, TW__ERR(ENOTCONN), "socket is not connected")                \
   XX(ESRCH, TW__ERR(ESRCH), "no such process")
 
 #define TW_ERRNO_OWN_MAP(XX)                                                 \
