@@ -20,6 +20,7 @@ TW__SAME(TW_ECANCELLED, UV_ECANCELED);
 TW__SAME(TW_EBUSY, UV_EBUSY);
 TW__SAME(TW_ENOTSUP, UV_ENOTSUP);
 TW__SAME(TW_ENOTCONN, UV_ENOTCONN);
+TW__SAME(TW_ESRCH, UV_ESRCH);
 #undef TW__SAME
 /* ... and every own code is in the range libuv never uses. */
 #define TW__OWN_IN_RANGE(name, value, msg)                          \

@@ -366,7 +366,7 @@ static void tw__connector_closed(tw__stream *s, void *owner, int made,
 }
 
 static const tw__stream_owner_ops tw__connector_owner_ops = {
-    tw__connector_closed};
+    .closed = tw__connector_closed};
 
 static void tw__connector_connected(uv_connect_t *req, int status) {
   tw_connector *c = req->data;

@@ -31,6 +31,10 @@ typedef struct tw__stream_owner_ops {
    * connection_lost reason, delivered to the protocol first), 0 when the
    * attempt failed (reason: why). reason borrowed. */
   void (*closed)(tw__stream *s, void *owner, int made, tw_failure *reason);
+  /* Optional (NULL: not told): the stream's buffered count changed, told
+   * after protocol.c's producer rules ran on the stream (a process's stdin
+   * pipe: the producer is the process transport's, process.c). */
+  void (*buffer_changed)(tw__stream *s, void *owner);
 } tw__stream_owner_ops;
 
 /* An IPv4 or IPv6 socket address as the kernel gave it (28 bytes; the
@@ -110,6 +114,12 @@ void tw__sockaddr_address(const struct sockaddr *sa, tw_address *a);
  * address. Returns 0, or an error after which the stream is closing.
  */
 int tw__stream_start(tw__stream *s, tw_factory *f);
+
+/*
+ * tw__stream_start with a protocol the caller made (a process's pipes,
+ * process.c): register, make the connection, start reading. Same returns.
+ */
+int tw__stream_start_protocol(tw__stream *s, tw_protocol *p);
 
 /* Close (once; later calls drop reason): reason owned (NULL: ConnectionDone),
  * reset 1 for a TCP RST (abort). */

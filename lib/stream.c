@@ -163,7 +163,7 @@ static void tw__stream_closed(uv_handle_t *h) {
   s->pend = NULL;
   s->pend_len = 0;
   if (s->base.protocol != NULL) tw__transport_lost(&s->base, reason);
-  if (s->owner_ops != NULL)
+  if (s->owner_ops != NULL && s->owner_ops->closed != NULL)
     s->owner_ops->closed(s, s->owner, s->made, reason);
   tw_failure_unref(reason);
   tw__transport_dispose(&s->base);
@@ -254,9 +254,9 @@ static int tw__stream_start_reading(tw__stream *s) {
 
 /* ---- starting ---------------------------------------------------------------- */
 
-int tw__stream_start(tw__stream *s, tw_factory *f) {
-  tw_protocol *p;
-  tw_address peer;
+/* Register as a reactor child and read the addresses: the first step of
+ * both starts. 0, or an error after which the stream is closing. */
+static int tw__stream_register(tw__stream *s) {
   int err;
   tw__child_init(&s->child, &tw__stream_child_ops,
                  TW__CHILD_ON_LOOP | TW__CHILD_SHUTDOWN);
@@ -272,6 +272,23 @@ int tw__stream_start(tw__stream *s, tw_factory *f) {
     tw__stream_close(s, tw__connection_lost(err), 0);
     return err;
   }
+  return 0;
+}
+
+/* Make the connection with p and start reading. */
+static void tw__stream_connect_protocol(tw__stream *s, tw_protocol *p) {
+  int err;
+  tw__transport_make_connection(&s->base, p);
+  /* connection_made may have paused, lost or aborted the connection. */
+  err = tw__stream_start_reading(s);
+  if (err != 0) tw__stream_close(s, tw__connection_lost(err), 0);
+}
+
+int tw__stream_start(tw__stream *s, tw_factory *f) {
+  tw_protocol *p;
+  tw_address peer;
+  int err = tw__stream_register(s);
+  if (err != 0) return err;
   /* A server's factory is asked about the peer; a client's about the
    * destination, which is the peer too. */
   tw__stream_address(s, 1, &peer);
@@ -282,10 +299,14 @@ int tw__stream_start(tw__stream *s, tw_factory *f) {
     tw__stream_close(s, NULL, 0);
     return 0;
   }
-  tw__transport_make_connection(&s->base, p);
-  /* connection_made may have paused, lost or aborted the connection. */
-  err = tw__stream_start_reading(s);
-  if (err != 0) tw__stream_close(s, tw__connection_lost(err), 0);
+  tw__stream_connect_protocol(s, p);
+  return 0;
+}
+
+int tw__stream_start_protocol(tw__stream *s, tw_protocol *p) {
+  int err = tw__stream_register(s);
+  if (err != 0) return err;
+  tw__stream_connect_protocol(s, p);
   return 0;
 }
 
@@ -352,6 +373,15 @@ static int tw__stream_reserve(tw__stream *s, size_t more) {
 
 static void tw__stream_do_shutdown(tw__stream *s);
 
+/* The buffered count changed: protocol.c's producer rules, then the owner
+ * (a process forwards its stdin pipe's count to the process transport,
+ * where the user's producer is registered). */
+static void tw__stream_buffer_changed(tw__stream *s) {
+  tw__transport_buffer_changed(&s->base);
+  if (s->owner_ops != NULL && s->owner_ops->buffer_changed != NULL)
+    s->owner_ops->buffer_changed(s, s->owner);
+}
+
 /* Everything buffered went out: a pending close or shutdown proceeds. */
 static void tw__stream_drained(tw__stream *s) {
   if (s->closing || tw__stream_buffered_count(s) != 0 || s->inflight != 0)
@@ -373,7 +403,7 @@ static void tw__stream_written(uv_write_t *req, int status) {
     tw__stream_close(s, tw__connection_lost(status), 0);
     return;
   }
-  tw__transport_buffer_changed(&s->base);
+  tw__stream_buffer_changed(s);
   tw__stream_drained(s);
 }
 
@@ -404,7 +434,7 @@ static void tw__stream_flush(tw__stream *s) {
       tw__free(s->pend);
       s->pend = NULL;
       s->pend_len = s->pend_cap = 0;
-      tw__transport_buffer_changed(&s->base);
+      tw__stream_buffer_changed(s);
       tw__stream_drained(s);
       return;
     }
@@ -430,7 +460,7 @@ static void tw__stream_flush(tw__stream *s) {
   }
   s->inflight++;
   /* Written at once: the count went down (and a lose may proceed). */
-  tw__transport_buffer_changed(&s->base);
+  tw__stream_buffer_changed(s);
   tw__stream_drained(s);
 }
 
@@ -440,7 +470,7 @@ static void tw__stream_flush_cb(tw__flush_node *n) {
     tw__stream_flush(s);
     return;
   }
-  tw__transport_buffer_changed(&s->base);
+  tw__stream_buffer_changed(s);
   tw__stream_drained(s); /* a lose or shutdown with nothing to send */
 }
 
@@ -504,7 +534,7 @@ static int tw__stream_writev(tw_transport *t, const tw_iovec *bufs,
    * everything at once, it is Twisted's doWrite finding the buffer empty
    * (a pull producer is resumed from there, never from inside write). */
   tw__reactor_flush_add(s->r, &s->flush);
-  tw__transport_buffer_changed(&s->base);
+  tw__stream_buffer_changed(s);
   return 0;
 }
 

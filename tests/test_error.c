@@ -58,7 +58,8 @@ TWT_TEST(error, shared_codes_are_libuvs) {
   cr_assert_eq(TW_EBUSY, (int)UV_EBUSY);
   cr_assert_eq(TW_ENOTSUP, (int)UV_ENOTSUP);
   cr_assert_eq(TW_ENOTCONN, (int)UV_ENOTCONN);
-  cr_assert_eq(COUNT(shared_codes), 7);
+  cr_assert_eq(TW_ESRCH, (int)UV_ESRCH);
+  cr_assert_eq(COUNT(shared_codes), 8);
   for (i = 0; i < COUNT(shared_codes); i++) {
     int c = shared_codes[i].code;
     cr_assert_not(tw_is_tw_error(c), "%s", shared_codes[i].name);

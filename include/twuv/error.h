@@ -7,7 +7,8 @@
  * The rule: one code per meaning. A TW_E* code that means what a libuv code
  * means IS that libuv code - TW_EINVAL == UV_EINVAL, TW_ENOMEM == UV_ENOMEM,
  * TW_ETIMEDOUT == UV_ETIMEDOUT, TW_ECANCELLED == UV_ECANCELED, TW_EBUSY ==
- * UV_EBUSY, TW_ENOTSUP == UV_ENOTSUP, TW_ENOTCONN == UV_ENOTCONN - so an
+ * UV_EBUSY, TW_ENOTSUP == UV_ENOTSUP, TW_ENOTCONN == UV_ENOTCONN, TW_ESRCH ==
+ * UV_ESRCH (a process that has exited: process.h) - so an
  * error from libuv and the same error from twuv compare equal. On POSIX
  * libuv's codes are negated errno values, so these are defined from
  * <errno.h> (this header never needs <uv.h>; the library checks each
@@ -43,7 +44,7 @@
 
 #if !defined(EINVAL) || !defined(ENOMEM) || !defined(ETIMEDOUT) || \
     !defined(ECANCELED) || !defined(EBUSY) || !defined(ENOTSUP) || \
-    !defined(ENOTCONN)
+    !defined(ENOTCONN) || !defined(ESRCH)
 #error "twuv/error.h needs the POSIX errno values of <errno.h>"
 #endif
 
@@ -69,7 +70,8 @@ extern "C" {
   XX(ECANCELLED, TW__ERR(ECANCELED), "operation canceled")                   \
   XX(EBUSY, TW__ERR(EBUSY), "resource busy or locked")                       \
   XX(ENOTSUP, TW__ERR(ENOTSUP), "operation not supported on socket")         \
-  XX(ENOTCONN, TW__ERR(ENOTCONN), "socket is not connected")
+  XX(ENOTCONN, TW__ERR(ENOTCONN), "socket is not connected")                \
+  XX(ESRCH, TW__ERR(ESRCH), "no such process")
 
 #define TW_ERRNO_OWN_MAP(XX)                                                 \
   XX(EALREADYCALLED, -7003, "already called")                                \
