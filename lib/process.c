@@ -229,12 +229,9 @@ static tw_failure *tw__pipe_data(tw_protocol *proto, const char *data,
     f = ops->out_received(pp, data, len);
   else if (pi->child_fd == 2 && ops->err_received != NULL)
     f = ops->err_received(pp, data, len);
-  if (f != NULL)
-    /* Twisted logs what doRead raised and disconnects that reader. */
-    tw__log_at(TW_LOG_ERROR, f, NULL, 0,
-               "Unhandled error in a process protocol's data callback "
-               "(child fd %d): the pipe is closed",
-               pi->child_fd);
+  /* A failure: Twisted logs what doRead raised and disconnects that
+   * reader. The pipe's stream does both (protocol.c logs the failures of a
+   * stream's protocol once, then closes it). */
   return f;
 }
 
