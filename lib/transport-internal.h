@@ -149,6 +149,23 @@ void tw__transport_buffer_changed(tw_transport *t);
  * ConnectionDone. The kind learns that delivery happened from t->lost. */
 void tw__transport_lost(tw_transport *t, tw_failure *reason);
 
+/*
+ * A protocol's end, for twuv's own helpers (policies.c's timeout mixin):
+ * tw__protocol_watch arranges for fn(arg) to run once, after p's
+ * connection_lost has returned and before its dealloc - unless
+ * tw__protocol_unwatch(p, id) removed it first. Several watches per
+ * protocol run newest first. The watches live in a table of the calling
+ * thread (the protocol's loop thread), found from p->watch_ (an index: a
+ * pointer would not fit the padding it uses), so the cost is on the
+ * watched protocols only. Returns 0 and *id (never 0), or TW_ENOMEM.
+ * A watch on a protocol that never gets connection_lost stays until
+ * removed (the table is freed when its last watch goes).
+ */
+typedef void (*tw__end_fn)(void *arg);
+int tw__protocol_watch(tw_protocol *p, tw__end_fn fn, void *arg,
+                       unsigned *id);
+void tw__protocol_unwatch(tw_protocol *p, unsigned id);
+
 /* The reasons, new references: ConnectionDone, ConnectionLost(code),
  * ConnectionAborted, with Twisted's messages. */
 tw_failure *tw__connection_done(void);

@@ -193,6 +193,11 @@ struct tw_protocol {
   tw_factory *factory;
   /* self.connected: 1 from connection_made until connection_lost. */
   int connected;
+  /* twuv's own, 0 unless a helper of twuv's (policies.h's timeout mixin)
+   * waits for this protocol's end: never touch it (tw_protocol_init
+   * zeroes it). It sits in the padding after connected: the struct's
+   * size is unchanged. */
+  unsigned watch_;
   /* Called after connection_lost with the protocol (p->transport already
    * NULL), if not NULL: set by a factory that allocated it
    * (tw_factory_for_protocol), or by the user - the place for a protocol
