@@ -27,5 +27,6 @@
 #include "twuv/endpoints.h" /* endpoints (issue 14) */
 #include "twuv/udp.h"       /* UDP (issue 16) */
 #include "twuv/policies.h" /* TimeoutMixin (issue 15) */
+#include "twuv/reconnect.h" /* ReconnectingClientFactory (issue 15) */
 
 #endif /* TWUV_H */
