@@ -502,6 +502,16 @@ void tw__transport_data(tw_transport *t, const char *data, size_t len) {
 void tw__transport_eof(tw_transport *t) {
   tw_protocol *p;
   if (t == NULL || t->lost || t->read_closed) return;
+  if (t->disconnecting && !t->aborting) {
+    /* lose_connection came first: Twisted stopped reading there
+     * (FileDescriptor.loseConnection's stopReading) and never sees this
+     * EOF; the close waits for the buffer to drain (or a producer) and
+     * ends with ConnectionDone. Closing now would drop what is still
+     * buffered - e.g. the answer to a peer that half-closed after its
+     * request. */
+    t->read_closed = 1;
+    return;
+  }
   p = t->protocol;
   if (p != NULL && p->ops != NULL && p->ops->read_connection_lost != NULL &&
       !t->disconnecting) {
@@ -566,14 +576,18 @@ static int check(tw_transport *t) {
 
 /* Writes are dropped when not connected, once the loss is known (also
  * one waiting to be delivered), after an abort (tcp.py's abortConnection
- * replaces doWrite) and once the write side is being shut. A write after
+ * replaces doWrite) and once the write side is shut (write_connection_lost
+ * delivered, or the kind already shutting it down: its writev says so).
+ * Between lose_write_connection and the shutdown they are sent first, as
+ * FileDescriptor.write checks _writeDisconnected only, which doWrite sets
+ * once the buffer drained. A write after
  * lose_connection goes to the kind, which decides as Twisted's transport
  * of that kind does: FileDescriptor.write still sends it (the close waits
  * for the flush), iosim's FakeTransport drops it, StringTransport keeps
  * it. */
 static int write_dropped(tw_transport *t) {
-  return !t->connected || t->lost || t->aborting || t->write_closing ||
-         t->write_closed || t->pending_lost != NULL;
+  return !t->connected || t->lost || t->aborting || t->write_closed ||
+         t->pending_lost != NULL;
 }
 
 static int do_writev(tw_transport *t, const tw_iovec *bufs, size_t n) {
