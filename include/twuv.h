@@ -25,5 +25,6 @@
 #include "twuv/testing.h"
 #include "twuv/net.h"
 #include "twuv/endpoints.h" /* endpoints (issue 14) */
+#include "twuv/basic.h"     /* LineReceiver & co (issue 15, basic) */
 
 #endif /* TWUV_H */

@@ -155,4 +155,9 @@ tw_failure *tw__connection_done(void);
 tw_failure *tw__connection_lost(int code);
 tw_failure *tw__connection_aborted(void);
 
+/* Close t at once with f (owned), as when data_received returns f: for a
+ * protocol module (basic.c) whose callbacks run outside data_received. A
+ * NULL t, or a call from another thread, only releases f. */
+void tw__transport_fail(tw_transport *t, tw_failure *f);
+
 #endif /* TWUV_TRANSPORT_INTERNAL_H */
