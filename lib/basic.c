@@ -1627,6 +1627,7 @@ static tw_failure *fs_resume(tw_producer *p) {
   tw_file_sender *fs = fs_of(p);
   size_t n = 0;
   const void *out;
+  errno = 0;
   if (fs->tw__file != NULL && fs->tw__chunk != NULL)
     n = fread(fs->tw__chunk, 1, fs->chunk_size, fs->tw__file);
   if (n == 0) {
