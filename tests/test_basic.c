@@ -1825,3 +1825,232 @@ TWT_TEST(basic, file_sender_bad_input) {
   }
   fclose(f);
 }
+
+/* ---- differential: the same inputs and chunkings in real Twisted ------------------ */
+
+/* A trace (tests/twisted_basic_oracle.py's format). */
+typedef struct trace {
+  char *s;
+  size_t n, cap;
+} trace;
+
+static void tr_put(trace *t, const void *d, size_t n) {
+  if (t->n + n + 1 > t->cap) {
+    t->cap = (t->n + n + 1) * 2;
+    t->s = realloc(t->s, t->cap);
+    cr_assert_not_null(t->s);
+  }
+  memcpy(t->s + t->n, d, n);
+  t->n += n;
+}
+
+static void tr_ev(trace *t, char tag, const void *d, size_t n) {
+  char head[32];
+  int h = snprintf(head, sizeof head, "%c%zu:", tag, n);
+  tr_put(t, head, (size_t)h);
+  tr_put(t, d, n);
+}
+
+typedef struct tracer {
+  union {
+    tw_line_receiver lr;
+    tw_line_only_receiver lo;
+    tw_netstring_receiver ns;
+    tw_int_string_receiver in;
+  } u;
+  trace tr;
+} tracer;
+
+static tw_failure *tr_catcher_line(tw_line_receiver *lr, const char *d,
+                                   size_t n) {
+  tr_ev(&((tracer *)lr)->tr, 'L', d, n);
+  return NULL;
+}
+
+static tw_failure *tr_catcher_exceeded(tw_line_receiver *lr, const char *d,
+                                       size_t n) {
+  tr_ev(&((tracer *)lr)->tr, 'X', d, n);
+  return NULL;
+}
+
+static const tw_line_receiver_ops tr_catcher_ops = {
+    .line_received = tr_catcher_line,
+    .line_length_exceeded = tr_catcher_exceeded,
+};
+
+static tw_failure *tr_int_string(tw_int_string_receiver *r, const char *d,
+                                 size_t n) {
+  tr_ev(&((tracer *)r)->tr, 'L', d, n);
+  return NULL;
+}
+
+static tw_failure *tr_int_exceeded(tw_int_string_receiver *r, size_t length) {
+  char num[32];
+  int k = snprintf(num, sizeof num, "%zu", length);
+  tr_ev(&((tracer *)r)->tr, 'X', num, (size_t)k);
+  return NULL;
+}
+
+static const tw_int_string_receiver_ops tr_int_ops = {
+    .string_received = tr_int_string,
+    .length_limit_exceeded = tr_int_exceeded,
+};
+
+static void tr_list(trace *t, char tag, const blist *l) {
+  size_t i;
+  for (i = 0; i < l->n; i++) tr_ev(t, tag, l->s[i], l->len[i]);
+}
+
+static void tr_buffer(trace *t, tw_line_receiver *lr) {
+  const char *b;
+  size_t n;
+  cr_assert_eq(tw_line_receiver_clear_line_buffer(lr, &b, &n), 0);
+  tr_ev(t, 'B', b, n);
+}
+
+/* One run: the kind's protocol fed data in chunks, its trace into *out. */
+static void diff_run(const char *kind, size_t max, const char *data,
+                     size_t len, size_t chunk, trace *out) {
+  tw_string_transport *st = new_st(0);
+  tw_clock *clock = NULL;
+  line_tester lt;
+  flipper fl;
+  line_only_tester lot;
+  test_netstring tn;
+  tracer tc;
+  tw_protocol *p;
+  memset(&tc, 0, sizeof tc);
+  if (strcmp(kind, "line_tester") == 0) {
+    clock = tw_clock_new_manual();
+    line_tester_init(&lt, clock);
+    lt.lr.max_length = max;
+    p = &lt.lr.base;
+  } else if (strcmp(kind, "catcher") == 0) {
+    tw_line_receiver_init(&tc.u.lr, &tr_catcher_ops);
+    tc.u.lr.max_length = max;
+    p = &tc.u.lr.base;
+  } else if (strcmp(kind, "flipper") == 0) {
+    memset(&fl, 0, sizeof fl);
+    tw_line_receiver_init(&fl.lr, &flipper_ops);
+    tw_line_receiver_set_delimiter(&fl.lr, "\n", 1);
+    fl.lr.max_length = max;
+    p = &fl.lr.base;
+  } else if (strcmp(kind, "line_only") == 0) {
+    line_only_tester_init(&lot);
+    lot.lo.max_length = max;
+    p = &lot.lo.base;
+  } else if (strcmp(kind, "netstring") == 0) {
+    tn_init(&tn);
+    tn.ns.max_length = max;
+    p = &tn.ns.base;
+  } else {
+    cr_assert_str_eq(kind, "int16");
+    tw_int16_string_receiver_init(&tc.u.in, &tr_int_ops);
+    tc.u.in.max_length = max;
+    p = &tc.u.in.base;
+  }
+  cr_assert_eq(tw_string_transport_connect(st, p), 0);
+  feed(st, data, len, chunk);
+  out->n = 0;
+  if (p == &lt.lr.base) {
+    tr_list(out, 'R', &lt.received);
+    tw_clock_advance(clock, 0);
+    tr_put(out, "|", 1);
+    tr_list(out, 'R', &lt.received);
+    tr_buffer(out, &lt.lr);
+  } else if (strcmp(kind, "catcher") == 0) { /* (tc is a union) */
+    tr_put(out, tc.tr.s, tc.tr.n);
+    tr_buffer(out, &tc.u.lr);
+  } else if (p == &fl.lr.base) {
+    tr_list(out, 'L', &fl.lines);
+    tr_buffer(out, &fl.lr);
+  } else if (p == &lot.lo.base) {
+    tr_list(out, 'L', &lot.received);
+  } else if (p == &tn.ns.base) {
+    tw_failure *e = tw_netstring_receiver_parse_error(&tn.ns);
+    tr_list(out, 'L', &tn.received);
+    if (e != NULL)
+      tr_ev(out, 'E', tw_failure_message(e), strlen(tw_failure_message(e)));
+  } else {
+    tr_put(out, tc.tr.s, tc.tr.n);
+  }
+  if (tw_string_transport_disconnecting(st)) tr_put(out, "D", 1);
+  tw_string_transport_free(st);
+  tw_clock_free(clock);
+  if (p == &lt.lr.base) line_tester_done(&lt);
+  if (p == &fl.lr.base) bl_free(&fl.lines);
+  if (p == &lot.lo.base) bl_free(&lot.received);
+  if (p == &tn.ns.base) bl_free(&tn.received);
+  free(tc.tr.s);
+}
+
+static size_t unhex(const char *h, char *out) {
+  size_t n = 0;
+  if (h[0] == '-') return 0;
+  while (h[0] && h[1] && h[0] != '\n') {
+    unsigned v;
+    cr_assert_eq(sscanf(h, "%2x", &v), 1);
+    out[n++] = (char)v;
+    h += 2;
+  }
+  return n;
+}
+
+static void hexdump(const char *what, const char *s, size_t n) {
+  size_t i;
+  fprintf(stderr, "%s (%zu): ", what, n);
+  for (i = 0; i < n; i++)
+    fputc(s[i] >= 32 && s[i] < 127 ? s[i] : '.', stderr);
+  fputc('\n', stderr);
+}
+
+TWT_TEST(basic, differential_against_twisted) {
+  const char *path = getenv("TWT_TWISTED_BASIC_CASES");
+  FILE *in;
+  char *line = NULL, kind[32] = "", *data = NULL, *want = NULL;
+  size_t cap = 0, len = 0, max = 0;
+  long cases = 0, runs = 0;
+  trace got = {0};
+  if (path == NULL || path[0] == '\0')
+    cr_skip_test("TWT_TWISTED_BASIC_CASES not set (the build found no "
+                 "Twisted for /usr/bin/python3)");
+  in = fopen(path, "r");
+  cr_assert_not_null(in, "cannot open %s", path);
+  while (getline(&line, &cap, in) > 0) {
+    if (strncmp(line, "end", 3) == 0) break;
+    if (strncmp(line, "case ", 5) == 0) {
+      char hex_at[16];
+      int off = 0;
+      cr_assert_eq(sscanf(line, "case %31s %zu %n", kind, &max, &off), 2);
+      (void)hex_at;
+      free(data);
+      data = malloc(strlen(line) / 2 + 1);
+      len = unhex(line + off, data);
+      cases++;
+    } else {
+      size_t chunk, wn;
+      int off = 0;
+      cr_assert_eq(sscanf(line, "chunk %zu %n", &chunk, &off), 1);
+      free(want);
+      want = malloc(strlen(line) / 2 + 1);
+      wn = unhex(line + off, want);
+      diff_run(kind, max, data, len, chunk, &got);
+      if (got.n != wn || memcmp(got.s, want, wn) != 0) {
+        hexdump("input", data, len);
+        hexdump("twisted", want, wn);
+        hexdump("twuv", got.s, got.n);
+        cr_assert_fail("%s (MAX_LENGTH %zu), case %ld, chunk %zu: the "
+                       "traces differ",
+                       kind, max, cases, chunk);
+      }
+      runs++;
+    }
+  }
+  free(line);
+  free(data);
+  free(want);
+  free(got.s);
+  fclose(in);
+  cr_assert(cases > 100 && runs > 3000, "only %ld cases (%ld runs) in %s",
+            cases, runs, path);
+}

@@ -318,9 +318,12 @@ typedef struct tw_int_string_receiver tw_int_string_receiver;
  * NULL gives a NotImplementedError failure. length_limit_exceeded: a
  * prefix announced length > max_length; NULL loses the connection (as
  * Twisted). As Twisted, parsing stops there and the over-long prefix
- * stays buffered (tw_int_string_receiver_recvd shows it); what arrives
- * after is not kept (Twisted appends it to a buffer it can never parse)
- * and length_limit_exceeded is called again for each read.
+ * stays buffered (tw_int_string_receiver_recvd shows it), and
+ * length_limit_exceeded is called again for each read. Unlike Twisted,
+ * what arrives after is not kept (Twisted appends it to a buffer it can
+ * never parse), and the strings before the prefix are not delivered again
+ * (Twisted keeps the whole read, _unprocessed = alldata, and parses it
+ * again from its start on the next read).
  */
 typedef struct tw_int_string_receiver_ops {
   void (*connection_made)(tw_int_string_receiver *r);
