@@ -2054,3 +2054,292 @@ TWT_TEST(basic, differential_against_twisted) {
   cr_assert(cases > 100 && runs > 3000, "only %ld cases (%ld runs) in %s",
             cases, runs, path);
 }
+
+/* ---- over a real loopback TCP connection ----------------------------------------- */
+
+/* Iterate r until *flag: at most 20000 iterations and 10 s (the safety
+ * bound: no sleeps, no timing asserts). */
+static int spin(tw_reactor *r, const int *flag) {
+  int i;
+  for (i = 0; i < 20000 && !*flag; i++)
+    cr_assert_eq(tw_reactor_iterate(r, 0.05), 0);
+  return *flag != 0;
+}
+
+enum { NET_LINES = 20000 };
+
+typedef struct net_line {
+  tw_line_receiver lr;
+  int server;
+  long lines;
+  int bad;
+  int *done;
+} net_line;
+
+static int net_server_lost, net_client_lost;
+static const tw_error_type *net_server_reason;
+
+static void net_line_made(tw_line_receiver *lr) {
+  net_line *n = (net_line *)lr;
+  long i;
+  char line[64];
+  if (n->server) return;
+  /* All the lines in a few big writes: TCP splits them anywhere. */
+  for (i = 0; i < NET_LINES; i++) {
+    int k = snprintf(line, sizeof line, "line %ld %.*s", i, (int)(i % 40),
+                     "........................................");
+    cr_assert_eq(tw_line_receiver_send_line(lr, line, (size_t)k), 0);
+  }
+}
+
+static tw_failure *net_line_received(tw_line_receiver *lr, const char *line,
+                                     size_t len) {
+  net_line *n = (net_line *)lr;
+  char want[64];
+  int k = snprintf(want, sizeof want, "line %ld %.*s", n->lines,
+                   (int)(n->lines % 40),
+                   "........................................");
+  if ((size_t)k != len || memcmp(want, line, len) != 0) n->bad++;
+  n->lines++;
+  if (n->server) return tw_line_receiver_send_line(lr, line, len) == 0
+                            ? NULL
+                            : raw_failure("send_line");
+  if (n->lines == NET_LINES) tw_transport_lose_connection(lr->base.transport);
+  return NULL;
+}
+
+static void net_line_lost(tw_line_receiver *lr, tw_failure *reason) {
+  net_line *n = (net_line *)lr;
+  if (n->server) {
+    net_server_lost = 1;
+    net_server_reason = tw_failure_type(reason);
+  } else {
+    net_client_lost = 1;
+  }
+}
+
+static net_line *net_results[2];
+
+static void net_line_free(tw_protocol *p) {
+  net_line *n = (net_line *)p;
+  /* the receiver has freed its buffers already (after connection_lost) */
+  cr_assert_null(n->lr.tw__rb.buf);
+  cr_assert_null(n->lr.tw__rb.lent);
+  net_results[n->server] = NULL;
+  free(n);
+}
+
+static long net_lines[2];
+static int net_bad[2];
+
+static void net_line_keep(tw_line_receiver *lr, tw_failure *reason) {
+  net_line *n = (net_line *)lr;
+  net_lines[n->server] = n->lines;
+  net_bad[n->server] = n->bad;
+  net_line_lost(lr, reason);
+}
+
+static const tw_line_receiver_ops net_line_keep_ops = {
+    .connection_made = net_line_made,
+    .line_received = net_line_received,
+    .connection_lost = net_line_keep,
+};
+
+static tw_protocol *net_build(tw_factory *f, const tw_address *a) {
+  net_line *n = calloc(1, sizeof *n);
+  (void)a;
+  cr_assert_not_null(n);
+  tw_line_receiver_init(&n->lr, &net_line_keep_ops);
+  n->server = f->data != NULL;
+  n->lr.base.dealloc = net_line_free;
+  net_results[n->server] = n;
+  return &n->lr.base;
+}
+
+static const tw_factory_ops net_fops = {.build_protocol = net_build};
+
+static int listen_local(tw_reactor *r, tw_factory *f) {
+  tw_listening_port *p;
+  tw_address a;
+  cr_assert_eq(tw_listen_tcp(&p, r, 0, f, 0, "127.0.0.1"), 0);
+  cr_assert_eq(tw_listening_port_get_host(p, &a), 0);
+  return a.port;
+}
+
+TWT_TEST(basic, loopback_line_echo) {
+  tw_reactor *r = twt_new_reactor(0);
+  tw_factory sf, cf;
+  tw_connector *c;
+  int port;
+  tw_factory_init(&sf, &net_fops);
+  sf.data = &sf; /* server */
+  tw_factory_init(&cf, &net_fops);
+  port = listen_local(r, &sf);
+  cr_assert_eq(tw_connect_tcp(&c, r, "127.0.0.1", port, &cf, 5.0, NULL), 0);
+  cr_assert(spin(r, &net_client_lost));
+  cr_assert(spin(r, &net_server_lost));
+  cr_assert_eq(net_lines[1], NET_LINES);
+  cr_assert_eq(net_lines[0], NET_LINES);
+  cr_assert_eq(net_bad[0] + net_bad[1], 0);
+  cr_assert_eq(net_server_reason, &TW_CONNECTION_DONE);
+  cr_assert_null(net_results[0]);
+  cr_assert_null(net_results[1]);
+  twt_free_reactor(r);
+}
+
+/* Netstrings over TCP: echoed back, then an illegal one makes the server
+ * drop the peer (the client sees the close). */
+typedef struct net_ns {
+  tw_netstring_receiver ns;
+  int server;
+  int strings;
+} net_ns;
+
+static int ns_client_lost, ns_server_refused;
+
+static void net_ns_made(tw_netstring_receiver *ns) {
+  net_ns *n = (net_ns *)ns;
+  int i;
+  if (n->server) return;
+  for (i = 0; i < 100; i++)
+    tw_netstring_receiver_send_string(ns, "hello, world", 12);
+  tw_transport_write(ns->base.transport, "3:abcd,", 7);
+}
+
+static tw_failure *net_ns_string(tw_netstring_receiver *ns, const char *s,
+                                 size_t len) {
+  net_ns *n = (net_ns *)ns;
+  cr_assert_eq(len, 12);
+  cr_assert_eq(memcmp(s, "hello, world", 12), 0);
+  n->strings++;
+  if (n->server) tw_netstring_receiver_send_string(ns, s, len);
+  return NULL;
+}
+
+static int ns_counts[2];
+
+static void net_ns_lost(tw_netstring_receiver *ns, tw_failure *reason) {
+  net_ns *n = (net_ns *)ns;
+  (void)reason;
+  ns_counts[n->server] = n->strings;
+  if (n->server)
+    ns_server_refused = tw_netstring_receiver_broken_peer(ns);
+  else
+    ns_client_lost = 1;
+}
+
+static const tw_netstring_receiver_ops net_ns_ops = {
+    .connection_made = net_ns_made,
+    .string_received = net_ns_string,
+    .connection_lost = net_ns_lost,
+};
+
+static void net_ns_free(tw_protocol *p) { free(p); }
+
+static tw_protocol *net_ns_build(tw_factory *f, const tw_address *a) {
+  net_ns *n = calloc(1, sizeof *n);
+  (void)a;
+  tw_netstring_receiver_init(&n->ns, &net_ns_ops);
+  n->server = f->data != NULL;
+  n->ns.base.dealloc = net_ns_free;
+  return &n->ns.base;
+}
+
+static const tw_factory_ops net_ns_fops = {.build_protocol = net_ns_build};
+
+TWT_TEST(basic, loopback_netstrings_and_refusal) {
+  tw_reactor *r = twt_new_reactor(0);
+  tw_factory sf, cf;
+  tw_connector *c;
+  int port;
+  tw_factory_init(&sf, &net_ns_fops);
+  sf.data = &sf;
+  tw_factory_init(&cf, &net_ns_fops);
+  port = listen_local(r, &sf);
+  cr_assert_eq(tw_connect_tcp(&c, r, "127.0.0.1", port, &cf, 5.0, NULL), 0);
+  cr_assert(spin(r, &ns_client_lost));
+  cr_assert_eq(ns_counts[0], 100);
+  cr_assert_eq(ns_counts[1], 100);
+  cr_assert(ns_server_refused);
+  twt_free_reactor(r);
+}
+
+/* FileSender over TCP: the server streams 300 KB from a FILE * to the
+ * client, which counts them; the Deferred fires with the last byte. */
+static char fs_data[300000];
+static size_t fs_received;
+static int fs_client_lost, fs_fired;
+static intptr_t fs_last;
+
+static tw_result fs_done(tw_result res, void *arg) {
+  tw_transport *t = arg;
+  fs_fired = 1;
+  fs_last = tw_result_as_int(res);
+  tw_transport_lose_connection(t);
+  return res;
+}
+
+typedef struct fs_server {
+  tw_protocol base;
+  tw_file_sender fs;
+  FILE *f;
+} fs_server;
+
+static void fs_server_made(tw_protocol *p) {
+  fs_server *s = (fs_server *)p;
+  tw_deferred *d;
+  s->f = fmemopen(fs_data, sizeof fs_data, "r");
+  cr_assert_not_null(s->f);
+  tw_file_sender_init(&s->fs);
+  cr_assert_eq(tw_file_sender_begin(&s->fs, s->f, p->transport, NULL, NULL,
+                                    &d),
+               0);
+  tw_deferred_add_callback(d, fs_done, p->transport);
+  tw_deferred_unref(d);
+}
+
+static void fs_server_lost(tw_protocol *p, tw_failure *reason) {
+  (void)reason;
+  fclose(((fs_server *)p)->f);
+}
+
+static const tw_protocol_ops fs_server_ops = {
+    .connection_made = fs_server_made,
+    .connection_lost = fs_server_lost,
+};
+
+static tw_failure *fs_client_data(tw_protocol *p, const char *d, size_t n) {
+  (void)p;
+  cr_assert_leq(fs_received + n, sizeof fs_data);
+  cr_assert_eq(memcmp(d, fs_data + fs_received, n), 0);
+  fs_received += n;
+  return NULL;
+}
+
+static void fs_client_lost_cb(tw_protocol *p, tw_failure *reason) {
+  (void)p, (void)reason;
+  fs_client_lost = 1;
+}
+
+static const tw_protocol_ops fs_client_ops = {
+    .data_received = fs_client_data,
+    .connection_lost = fs_client_lost_cb,
+};
+
+TWT_TEST(basic, loopback_file_sender) {
+  tw_reactor *r = twt_new_reactor(0);
+  tw_factory sf, cf;
+  tw_connector *c;
+  size_t i;
+  int port;
+  for (i = 0; i < sizeof fs_data; i++) fs_data[i] = (char)(i * 7 + i / 251);
+  tw_factory_for_protocol(&sf, &fs_server_ops, sizeof(fs_server), NULL);
+  tw_factory_for_protocol(&cf, &fs_client_ops, sizeof(tw_protocol), NULL);
+  port = listen_local(r, &sf);
+  cr_assert_eq(tw_connect_tcp(&c, r, "127.0.0.1", port, &cf, 5.0, NULL), 0);
+  cr_assert(spin(r, &fs_client_lost));
+  cr_assert(fs_fired);
+  cr_assert_eq(fs_received, sizeof fs_data);
+  cr_assert_eq(fs_last, (unsigned char)fs_data[sizeof fs_data - 1]);
+  twt_free_reactor(r);
+}
