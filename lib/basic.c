@@ -31,7 +31,7 @@ const tw_error_type TW_NOT_IMPLEMENTED_ERROR = {"NotImplementedError",
 /* The struct is embedded in every line-based protocol: keep it small.
  * 48 (tw_protocol) + 16 (producer) + 8 (ops) + 8 (max_length) + 96 (the
  * buffer's pointers and counts) + 16 (delimiter) + 6 flags = 198. */
-_Static_assert(sizeof(void *) != 8 || sizeof(tw_line_receiver) <= 208,
+_Static_assert(sizeof(void *) != 8 || sizeof(tw_line_receiver) <= 216,
                "tw_line_receiver grew");
 
 static tw_failure *not_implemented(const char *what) {
@@ -316,12 +316,23 @@ static tw_failure *lr_run(tw_line_receiver *lr) {
       lr->tw__rb.view_len = 0;
       return lr_exceeded(lr, v, n);
     }
-    lr->tw__rb.view = v + i + dlen;
-    lr->tw__rb.view_len = n - i - dlen;
     if (lr->ops->line_received == NULL) return not_implemented("lineReceived");
-    f = lr->ops->line_received(lr, v, i);
-    if (f != NULL) return f;
-    if (lr_stopped(lr)) return NULL;
+    /* The common case, lines one after another in the view: a tight loop
+     * that leaves for the general one when anything changes. */
+    lr->tw__changed = 0;
+    for (;;) {
+      lr->tw__rb.view = v + i + dlen;
+      lr->tw__rb.view_len = n - i - dlen;
+      f = lr->ops->line_received(lr, v, i);
+      if (f != NULL) return f;
+      if (lr_stopped(lr)) return NULL;
+      /* paused, mode, delimiter or buffer changed by the callback */
+      if (lr->tw__changed || lr->tw__rb.view_len == 0) break;
+      v = lr->tw__rb.view;
+      n = lr->tw__rb.view_len;
+      i = find_delim(v, n, lr->tw__delim, dlen);
+      if (i == n || i > lr->max_length) break;
+    }
   }
 }
 
@@ -523,6 +534,7 @@ void tw_line_receiver_cleanup(tw_line_receiver *lr) {
   if (lr == NULL) return;
   if (lr->tw__busy) {
     lr->tw__cleanup_due = 1; /* at the end of the running parse */
+    lr->tw__changed = 1;
     return;
   }
   lr_do_cleanup(lr);
@@ -536,6 +548,7 @@ int tw_line_receiver_set_delimiter(tw_line_receiver *lr, const void *delimiter,
   memcpy(lr->tw__delim, delimiter, len);
   lr->tw__delim_len = (unsigned char)len;
   lr->tw__partial = 0; /* the buffer may hold the new one */
+  lr->tw__changed = 1;
   return 0;
 }
 
@@ -555,6 +568,7 @@ int tw_line_receiver_set_max_length(tw_line_receiver *lr, size_t max_length) {
 int tw_line_receiver_set_raw_mode(tw_line_receiver *lr) {
   if (lr == NULL) return TW_EINVAL;
   lr->tw__line_mode = 0;
+  lr->tw__changed = 1;
   return 0;
 }
 
@@ -563,6 +577,7 @@ tw_failure *tw_line_receiver_set_line_mode(tw_line_receiver *lr,
   if (lr == NULL || (extra == NULL && len > 0))
     return tw_failure_from_code(TW_EINVAL);
   lr->tw__line_mode = 1;
+  lr->tw__changed = 1;
   if (len == 0) return NULL;
   return lr_data(&lr->base, extra, len);
 }
@@ -619,6 +634,7 @@ int tw_line_receiver_send_line(tw_line_receiver *lr, const void *line,
 int tw_line_receiver_pause_producing(tw_line_receiver *lr) {
   if (lr == NULL) return TW_EINVAL;
   lr->tw__paused = 1;
+  lr->tw__changed = 1;
   return lr->base.transport != NULL
              ? tw_transport_pause_producing(lr->base.transport)
              : 0;
@@ -644,6 +660,7 @@ int tw_line_receiver_resume_producing(tw_line_receiver *lr) {
 int tw_line_receiver_stop_producing(tw_line_receiver *lr) {
   if (lr == NULL) return TW_EINVAL;
   lr->tw__paused = 1;
+  lr->tw__changed = 1;
   return lr->base.transport != NULL
              ? tw_transport_stop_producing(lr->base.transport)
              : 0;

@@ -1835,6 +1835,7 @@ typedef struct trace {
 } trace;
 
 static void tr_put(trace *t, const void *d, size_t n) {
+  if (n == 0) return;
   if (t->n + n + 1 > t->cap) {
     t->cap = (t->n + n + 1) * 2;
     t->s = realloc(t->s, t->cap);

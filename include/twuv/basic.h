@@ -136,7 +136,7 @@ struct tw_line_receiver {
   unsigned char tw__delim[TW_LINE_DELIMITER_MAX];
   unsigned char tw__delim_len;
   unsigned char tw__line_mode, tw__paused, tw__busy, tw__partial, tw__lost,
-      tw__cleanup_due;
+      tw__cleanup_due, tw__changed;
 };
 
 /*
