@@ -820,3 +820,14 @@ size_t tw_transport_buffered(tw_transport *t) {
   if (check(t) != 0) return 0;
   return buffered(t);
 }
+
+/* basic.c (issue 15): a receiver's callback returned a failure outside
+ * data_received (from a resume the user called): close as if
+ * data_received had returned it. */
+void tw__transport_fail(tw_transport *t, tw_failure *f) {
+  if (t == NULL || check(t) != 0) {
+    tw_failure_unref(f);
+    return;
+  }
+  close_with(t, f);
+}

@@ -177,4 +177,16 @@ tw_failure *tw__connection_done(void);
 tw_failure *tw__connection_lost(int code);
 tw_failure *tw__connection_aborted(void);
 
+/* tw_transport_disconnecting without the argument and thread checks, for
+ * a protocol module's hot path (basic.c asks after every line, as
+ * Twisted's LineReceiver does): t not NULL, on its loop thread. */
+static inline int tw__transport_is_disconnecting(const tw_transport *t) {
+  return t->disconnecting || t->lost;
+}
+
+/* Close t at once with f (owned), as when data_received returns f: for a
+ * protocol module (basic.c) whose callbacks run outside data_received. A
+ * NULL t, or a call from another thread, only releases f. */
+void tw__transport_fail(tw_transport *t, tw_failure *f);
+
 #endif /* TWUV_TRANSPORT_INTERNAL_H */
