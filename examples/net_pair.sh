@@ -1,8 +1,9 @@
 #!/bin/sh
 # Run a server example on a free port and a client example against it.
 # usage: net_pair.sh SERVER CLIENT EXPECTED_CLIENT_LINE...
-# The server gets "tcp:0" (or $NET_PAIR_LISTEN: the UDP pair passes
-# "127.0.0.1:0"), prints "listening on HOST:PORT" (read through a
+# The server gets "tcp:0:interface=127.0.0.1" (a free port, loopback only;
+# or $NET_PAIR_LISTEN: the UDP pair passes "127.0.0.1:0"), prints
+# "listening on HOST:PORT" (read through a
 # fifo: no sleeps), the client connects to 127.0.0.1:PORT; every expected
 # line must be in the client's output; then SIGTERM stops the server, which
 # must exit 0.
@@ -18,7 +19,7 @@ cleanup() {
 }
 trap cleanup EXIT
 mkfifo "$work/out"
-"$server" "${NET_PAIR_LISTEN:-tcp:0}" >"$work/out" &
+"$server" "${NET_PAIR_LISTEN:-tcp:0:interface=127.0.0.1}" >"$work/out" &
 pid=$!
 exec 3<"$work/out"
 if ! read -r line <&3; then

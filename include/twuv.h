@@ -27,6 +27,8 @@
 #include "twuv/endpoints.h" /* endpoints (issue 14) */
 #include "twuv/udp.h"       /* UDP (issue 16) */
 #include "twuv/process.h"   /* processes (issue 16) */
+#include "twuv/policies.h" /* TimeoutMixin (issue 15) */
+#include "twuv/reconnect.h" /* ReconnectingClientFactory (issue 15) */
 #include "twuv/basic.h"     /* LineReceiver & co (issue 15, basic) */
 
 #endif /* TWUV_H */

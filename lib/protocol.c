@@ -248,6 +248,94 @@ tw_protocol *tw_factory_build_protocol(tw_factory *f, const tw_address *addr) {
   return p;
 }
 
+/* ---- watching a protocol's end (transport-internal.h) ---------------------- */
+
+/* watch_ fills the padding after connected (LP64): protocols stay 48
+ * bytes. */
+_Static_assert(sizeof(void *) != 8 || sizeof(int) != 4 ||
+                   sizeof(tw_protocol) == 6 * sizeof(void *),
+               "tw_protocol's watch_ fits the padding after connected");
+
+/* One watch; free entries have fn NULL and chain through next. */
+typedef struct watch_entry {
+  tw__end_fn fn;
+  void *arg;
+  unsigned next; /* the protocol's next watch, or the next free entry */
+} watch_entry;
+
+/* The thread's table: entries 1..cap (index 0 means none), allocated on
+ * the first watch and freed with the last (so that a thread that stops
+ * watching keeps nothing). */
+static TW__TLS watch_entry *watch_tab;
+static TW__TLS unsigned watch_cap, watch_used, watch_free;
+
+int tw__protocol_watch(tw_protocol *p, tw__end_fn fn, void *arg,
+                       unsigned *id) {
+  unsigned i;
+  if (watch_free == 0) {
+    unsigned cap = watch_cap != 0 ? watch_cap * 2 : 16, k;
+    watch_entry *t;
+    if (cap > 0x3fffffffu) return TW_ENOMEM;
+    t = tw__realloc(watch_tab, (size_t)(cap + 1) * sizeof *t);
+    if (t == NULL) return TW_ENOMEM;
+    for (k = watch_cap + 1; k <= cap; k++) {
+      t[k].fn = NULL;
+      t[k].arg = NULL;
+      t[k].next = k < cap ? k + 1 : 0;
+    }
+    watch_free = watch_cap + 1;
+    watch_tab = t;
+    watch_cap = cap;
+  }
+  i = watch_free;
+  watch_free = watch_tab[i].next;
+  watch_tab[i].fn = fn;
+  watch_tab[i].arg = arg;
+  watch_tab[i].next = p->watch_;
+  p->watch_ = i;
+  watch_used++;
+  *id = i;
+  return 0;
+}
+
+static void watch_release(unsigned i) {
+  watch_tab[i].fn = NULL;
+  watch_tab[i].arg = NULL;
+  watch_tab[i].next = watch_free;
+  watch_free = i;
+  if (--watch_used == 0) {
+    tw__free(watch_tab);
+    watch_tab = NULL;
+    watch_cap = watch_free = 0;
+  }
+}
+
+void tw__protocol_unwatch(tw_protocol *p, unsigned id) {
+  unsigned *link = &p->watch_;
+  while (*link != 0 && *link <= watch_cap) {
+    if (*link == id) {
+      *link = watch_tab[id].next;
+      watch_release(id);
+      return;
+    }
+    link = &watch_tab[*link].next;
+  }
+}
+
+/* After connection_lost: every watch runs once, newest first. A watch
+ * added meanwhile (by a watch's fn) runs too. */
+static void protocol_ended(tw_protocol *p) {
+  while (p->watch_ != 0 && p->watch_ <= watch_cap) {
+    unsigned i = p->watch_;
+    tw__end_fn fn = watch_tab[i].fn;
+    void *arg = watch_tab[i].arg;
+    p->watch_ = watch_tab[i].next;
+    watch_release(i);
+    if (fn != NULL) fn(arg);
+  }
+  p->watch_ = 0;
+}
+
 /* ---- the shared transport state -------------------------------------------- */
 
 /* The common part every kind embeds first: 48 bytes on x86-64, so that a
@@ -374,6 +462,7 @@ static void deliver_lost(tw_transport *t, tw_failure *given) {
     if (p->ops != NULL && p->ops->connection_lost != NULL)
       PROTOCOL_CALL(t, p->ops->connection_lost(p, reason));
     t->protocol = NULL;
+    if (p->watch_ != 0) protocol_ended(p);
     /* Twisted keeps self.transport; here the kind may free t right after
      * (a stream does), so a protocol kept beyond connection_lost would
      * hold a dangling pointer: it gets NULL, on which every tw_transport_*
@@ -421,6 +510,16 @@ void tw__transport_data(tw_transport *t, const char *data, size_t len) {
 void tw__transport_eof(tw_transport *t) {
   tw_protocol *p;
   if (t == NULL || t->lost || t->read_closed) return;
+  if (t->disconnecting && !t->aborting) {
+    /* lose_connection came first: Twisted stopped reading there
+     * (FileDescriptor.loseConnection's stopReading) and never sees this
+     * EOF; the close waits for the buffer to drain (or a producer) and
+     * ends with ConnectionDone. Closing now would drop what is still
+     * buffered - e.g. the answer to a peer that half-closed after its
+     * request. */
+    t->read_closed = 1;
+    return;
+  }
   p = t->protocol;
   if (p != NULL && p->ops != NULL && p->ops->read_connection_lost != NULL &&
       !t->disconnecting) {
@@ -485,14 +584,18 @@ static int check(tw_transport *t) {
 
 /* Writes are dropped when not connected, once the loss is known (also
  * one waiting to be delivered), after an abort (tcp.py's abortConnection
- * replaces doWrite) and once the write side is being shut. A write after
+ * replaces doWrite) and once the write side is shut (write_connection_lost
+ * delivered, or the kind already shutting it down: its writev says so).
+ * Between lose_write_connection and the shutdown they are sent first, as
+ * FileDescriptor.write checks _writeDisconnected only, which doWrite sets
+ * once the buffer drained. A write after
  * lose_connection goes to the kind, which decides as Twisted's transport
  * of that kind does: FileDescriptor.write still sends it (the close waits
  * for the flush), iosim's FakeTransport drops it, StringTransport keeps
  * it. */
 static int write_dropped(tw_transport *t) {
-  return !t->connected || t->lost || t->aborting || t->write_closing ||
-         t->write_closed || t->pending_lost != NULL;
+  return !t->connected || t->lost || t->aborting || t->write_closed ||
+         t->pending_lost != NULL;
 }
 
 static int do_writev(tw_transport *t, const tw_iovec *bufs, size_t n) {

@@ -231,10 +231,11 @@ static void tw__stream_read(uv_stream_t *h, ssize_t nread,
     /* Twisted (tcp.py _dataReceived, posixbase _disconnectSelectable): a
      * half-closeable protocol gets readConnectionLost and the connection
      * stays open for writing; any other is lost at once with
-     * ConnectionDone, dropping what was still buffered. */
-    if (s->base.protocol != NULL && s->base.protocol->ops != NULL &&
-        s->base.protocol->ops->read_connection_lost != NULL &&
-        !s->base.disconnecting) {
+     * ConnectionDone, dropping what was still buffered (protocol.c's
+     * close_now) - unless lose_connection came first: then the EOF is
+     * ignored and the close waits for the buffer, as Twisted stopped
+     * reading at loseConnection. protocol.c decides. */
+    if (s->base.protocol != NULL && !s->base.lost) {
       tw__transport_eof(&s->base);
       return;
     }
@@ -483,7 +484,9 @@ static int tw__stream_writev(tw_transport *t, const tw_iovec *bufs,
   tw__stream *s = tw__stream_of(t);
   size_t total = 0, i, skip = 0;
   int err;
-  if (s->closing || s->shutdown_pending) return TW_ENOTCONN;
+  /* After lose_write_connection, writes are still sent until the
+   * shutdown starts (the buffer drained), as Twisted's. */
+  if (s->closing || s->shutdown_started) return TW_ENOTCONN;
   for (i = 0; i < n; i++) total += bufs[i].len;
   if (s->inflight == 0 && s->h.stream.write_queue_size == 0 &&
       s->pend_len + total >= TW__WRITE_DIRECT) {
@@ -572,14 +575,15 @@ static int tw__stream_close_now(tw_transport *t) {
   return 0;
 }
 
+/* The write side is shut: write_connection_lost. A shutdown error (the
+ * peer reset the connection meanwhile: ENOTCONN) is ignored, as tcp.py's
+ * _closeWriteConnection ignores shutdown's OSError and still notifies:
+ * the read side reports the broken connection (or the protocol closes). */
 static void tw__stream_shut(uv_shutdown_t *req, int status) {
   tw__stream *s = req->handle->data;
   tw__free(req);
+  (void)status;
   if (s->closing) return;
-  if (status < 0) {
-    tw__stream_close(s, tw__connection_lost(status), 0);
-    return;
-  }
   tw__transport_write_closed(&s->base);
 }
 

@@ -81,6 +81,7 @@ struct tw_string_transport {
   unsigned flags;
   int state; /* PRODUCING, PAUSED, STOPPED */
   unsigned aborted : 1;
+  unsigned write_disconnecting : 1; /* lose_write_connection called */
 };
 
 static tw_string_transport *st_of(tw_transport *t) {
@@ -115,6 +116,14 @@ static int st_abort(tw_transport *t) {
     tw__transport_lost(t, f);
     tw_failure_unref(f);
   }
+  return 0;
+}
+
+/* loseWriteConnection (StringTransport has none): recorded; the bytes
+ * written until the test completes it (tw_string_transport_write_closed)
+ * are kept, as a socket sends them before its shutdown. */
+static int st_lose_write(tw_transport *t) {
+  st_of(t)->write_disconnecting = 1;
   return 0;
 }
 
@@ -164,6 +173,7 @@ static const tw__transport_ops string_ops = {
     .writev = st_writev,
     .lose = st_lose,
     .abort = st_abort,
+    .lose_write = st_lose_write,
     .get_peer = st_get_peer,
     .get_host = st_get_host,
     .pause_reading = st_pause,
@@ -289,6 +299,18 @@ int tw_string_transport_lose(tw_string_transport *st, tw_failure *reason) {
   int rc = st_check(st);
   if (rc != 0) return rc;
   tw__transport_lost(&st->t, reason);
+  return 0;
+}
+
+int tw_string_transport_write_disconnecting(tw_string_transport *st) {
+  return st != NULL && st->write_disconnecting;
+}
+
+int tw_string_transport_write_closed(tw_string_transport *st) {
+  int rc = st_check(st);
+  if (rc != 0) return rc;
+  if (!st->write_disconnecting || st->t.lost) return TW_ENOTCONN;
+  tw__transport_write_closed(&st->t); /* once: later calls do nothing */
   return 0;
 }
 

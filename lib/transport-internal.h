@@ -28,9 +28,12 @@ typedef struct tw__transport_ops {
   /* 1 when the caller may use the transport from this thread. NULL: any. */
   int (*on_loop_thread)(tw_transport *t);
   /* Send, in order; the kind copies what it cannot send now. n >= 1, every
-   * piece non-empty. Called while connected, before abort and lose_write
-   * were sent to the kind and before the loss (protocol.c drops those
-   * writes with TW_ENOTCONN) - and also after lose: what a write after
+   * piece non-empty. Called while connected, before abort was sent to the
+   * kind, before the write side is shut (tw__transport_write_closed) and
+   * before the loss (protocol.c drops those writes with TW_ENOTCONN) -
+   * and also after lose_write (sent before the shutdown, as Twisted's
+   * write checks _writeDisconnected only: a kind that already started
+   * shutting down returns TW_ENOTCONN) and after lose: what a write after
    * lose_connection does is the kind's, as in Twisted, where it differs
    * per transport: a socket (FileDescriptor.write) sends it and its close
    * waits for it to drain, iosim's FakeTransport drops it (return
@@ -129,7 +132,9 @@ void tw__transport_data(tw_transport *t, const char *data, size_t len);
  * read_connection_lost, others a clean close at once: protocol.c calls
  * ops->close_now (else ops->abort) and the loss the kind then reports is
  * delivered as ConnectionDone (tcp.py readConnectionLost ->
- * connectionLost). */
+ * connectionLost). After lose_connection (not abort) the EOF is ignored:
+ * the pending close goes on (Twisted stopped reading at loseConnection).
+ * A kind reports every EOF here (it stops reading itself). */
 void tw__transport_eof(tw_transport *t);
 
 /* The write side is shut down (after lose_write): write_connection_lost. */
@@ -154,6 +159,23 @@ void tw__transport_buffer_changed(tw_transport *t);
  * delivered when the outermost returns: never re-entrant. reason NULL means
  * ConnectionDone. The kind learns that delivery happened from t->lost. */
 void tw__transport_lost(tw_transport *t, tw_failure *reason);
+
+/*
+ * A protocol's end, for twuv's own helpers (policies.c's timeout mixin):
+ * tw__protocol_watch arranges for fn(arg) to run once, after p's
+ * connection_lost has returned and before its dealloc - unless
+ * tw__protocol_unwatch(p, id) removed it first. Several watches per
+ * protocol run newest first. The watches live in a table of the calling
+ * thread (the protocol's loop thread), found from p->watch_ (an index: a
+ * pointer would not fit the padding it uses), so the cost is on the
+ * watched protocols only. Returns 0 and *id (never 0), or TW_ENOMEM.
+ * A watch on a protocol that never gets connection_lost stays until
+ * removed (the table is freed when its last watch goes).
+ */
+typedef void (*tw__end_fn)(void *arg);
+int tw__protocol_watch(tw_protocol *p, tw__end_fn fn, void *arg,
+                       unsigned *id);
+void tw__protocol_unwatch(tw_protocol *p, unsigned id);
 
 /* The reasons, new references: ConnectionDone, ConnectionLost(code),
  * ConnectionAborted, with Twisted's messages. */

@@ -186,6 +186,9 @@ typedef struct rec {
   char events[8];           /* Pauser: 'P'aused, 'R'esumed, 'L'ost */
   tw_producer prod;         /* the protocol as its own producer */
   char actions[8];          /* SaveActionProducer: 'P', 'R', 'S' */
+  /* half-close tests: what read/write_connection_lost do, what they saw */
+  int on_read, on_write, big_answer;
+  size_t nrecv_at_read_lost, buffered_at_write_lost;
 } rec;
 
 #define REC_OF_PROD(pr) \
@@ -3097,4 +3100,432 @@ TWT_TEST(net, test_lose_order) {
   cr_assert(spin(r, &client_lost));
   cr_assert_str_eq(order, "LC");
   teardown(r);
+}
+
+/* ---- half-close: HalfCloseTests, HalfCloseNoNotificationAndShutdown-
+ * ExceptionTests (twisted/test/test_tcp.py), test_doubleHalfClose
+ * (internet/test/test_tcp.py), and the cases around them, over TCP and
+ * UNIX. The expected orders were recorded from Twisted 22.4 running the
+ * same scenarios over loopback TCP and UNIX sockets; only the orders a
+ * single-threaded loop makes causal are asserted (what one side does in a
+ * callback and what the other sees in reaction). connection_lost comes
+ * from libuv's close callback, at the end of the loop iteration in which
+ * the socket was closed, so the peer may read the EOF first: where
+ * Twisted logs "S lost" before "C readlost", twuv may not.
+ */
+
+enum { HC_NONE, HC_LOSE, HC_LOSE_WRITE, HC_BYE_LOSE };
+
+#define BIG (2u << 20)
+
+static char hc_log[32][24];
+static int hc_n;
+
+static void hc_event(tw_protocol *p, const char *what) {
+  rec *x = (rec *)p;
+  const char *side = (x >= srv && x < srv + MAXP) ? "S" : "C";
+  if (hc_n < 32) snprintf(hc_log[hc_n++], sizeof hc_log[0], "%s %s", side, what);
+}
+
+/* Position of an event in the log (-1: absent). */
+static int hc_pos(const char *ev) {
+  int i;
+  for (i = 0; i < hc_n; i++)
+    if (strcmp(hc_log[i], ev) == 0) return i;
+  return -1;
+}
+
+#define HC_BEFORE(a, b)                                                  \
+  cr_assert(hc_pos(a) >= 0 && hc_pos(b) >= 0 && hc_pos(a) < hc_pos(b),   \
+            "%s before %s (%d, %d)", a, b, hc_pos(a), hc_pos(b))
+
+static tw_failure *hc_data(tw_protocol *p, const char *data, size_t len) {
+  rec *x = (rec *)p;
+  if (hc_n == 0 || strstr(hc_log[hc_n - 1], "data") == NULL ||
+      hc_log[hc_n - 1][0] != ((x >= srv && x < srv + MAXP) ? 'S' : 'C'))
+    hc_event(p, "data");
+  rec_data(p, data, len);
+  if (x->big_answer) {
+    char *b = calloc(1, BIG);
+    cr_assert_not_null(b);
+    cr_assert_eq(tw_transport_write(p->transport, b, BIG), 0);
+    cr_assert_eq(tw_transport_lose_connection(p->transport), 0);
+    free(b);
+    x->big_answer = 0;
+  }
+  return NULL;
+}
+
+static void hc_lost(tw_protocol *p, tw_failure *reason) {
+  hc_event(p, "lost");
+  rec_lost(p, reason);
+}
+
+static void hc_read_lost(tw_protocol *p) {
+  rec *x = (rec *)p;
+  hc_event(p, "readlost");
+  rec_read_lost(p);
+  x->nrecv_at_read_lost = x->nrecv;
+  switch (x->on_read) {
+    case HC_LOSE: tw_transport_lose_connection(p->transport); break;
+    case HC_LOSE_WRITE: tw_transport_lose_write_connection(p->transport); break;
+    case HC_BYE_LOSE:
+      tw_transport_write(p->transport, "bye", 3);
+      tw_transport_lose_connection(p->transport);
+      break;
+  }
+}
+
+static void hc_write_lost(tw_protocol *p) {
+  rec *x = (rec *)p;
+  hc_event(p, "writelost");
+  rec_write_lost(p);
+  x->buffered_at_write_lost = tw_transport_buffered(p->transport);
+  if (x->on_write == HC_LOSE) tw_transport_lose_connection(p->transport);
+}
+
+/* MyHCProtocol / IHalfCloseableProtocol, and AccumulatingProtocol. */
+static const tw_protocol_ops hc_ops = {rec_made, hc_data, hc_lost,
+                                       hc_read_lost, hc_write_lost};
+static const tw_protocol_ops nohc_ops = {rec_made, hc_data, hc_lost, NULL,
+                                         NULL};
+
+static tw_reactor *hc_setup(const tw_protocol_ops *s_ops,
+                            const tw_protocol_ops *c_ops) {
+  tw_reactor *r = setup();
+  hc_n = 0;
+  srv_lost = cli_lost = 0;
+  srv_ops = s_ops;
+  cli_ops = c_ops;
+  return r;
+}
+
+/* Listen and connect (TCP on 127.0.0.1 or UNIX in a fresh directory);
+ * wait for both protocols when wait_made. */
+static void hc_connect(tw_reactor *r, int unix_socket, int wait_made) {
+  tw_listening_port *p;
+  if (unix_socket) {
+    const char *path = sock_path();
+    cr_assert_eq(tw_listen_unix(&p, r, path, &SF, 0, 0), 0);
+    cr_assert_eq(tw_connect_unix(&(tw_connector *){NULL}, r, path, &CF, 5.0),
+                 0);
+  } else {
+    int port = listen_local(r, &p, "127.0.0.1");
+    connect_local(r, "127.0.0.1", port);
+  }
+  if (wait_made) {
+    cr_assert(spin(r, &srv[0].made));
+    cr_assert(spin(r, &cli[0].made));
+  }
+}
+
+static void hc_end(tw_reactor *r, int unix_socket) {
+  srv_ops = cli_ops = &rec_ops;
+  teardown(r);
+  if (unix_socket) rmdir(tmpdir);
+}
+
+/* Iterate until nothing is buffered on t (bounded as spin). */
+static void spin_drained(tw_reactor *r, tw_transport *t) {
+  uint64_t end = uv_hrtime() + 10ull * 1000000000ull;
+  int i;
+  for (i = 0; i < 20000 && tw_transport_buffered(t) != 0 && uv_hrtime() < end;
+       i++)
+    cr_assert_eq(tw_reactor_iterate(r, 0.05), 0);
+  cr_assert_eq(tw_transport_buffered(t), 0);
+}
+
+#define HC_TEST(name)                                  \
+  static void name(int unix_socket);                   \
+  TWT_TEST(net, name##_tcp) { name(0); }               \
+  TWT_TEST(net, name##_unix) { name(1); }              \
+  static void name(int unix_socket)
+
+/* HalfCloseTests.testCloseWriteCloser: the client writes, waits for the
+ * flush, shuts its write side: it gets write_connection_lost (not read),
+ * the server read_connection_lost; later writes are dropped; the server
+ * got the bytes and stays open (it must close itself: tearDown). */
+HC_TEST(half_close_test_close_write_closer) {
+  tw_reactor *r = hc_setup(&hc_ops, &hc_ops);
+  tw_transport *ct;
+  hc_connect(r, unix_socket, 1);
+  ct = cli[0].base.transport;
+  cr_assert_eq(tw_transport_write(ct, "hello", 5), 0);
+  spin_drained(r, ct);
+  cr_assert_eq(tw_transport_lose_write_connection(ct), 0);
+  cr_assert(spin(r, &cli[0].write_lost));
+  cr_assert_eq(cli[0].lost, 0);
+  cr_assert_eq(cli[0].write_lost, 1);
+  cr_assert_eq(cli[0].read_lost, 0);
+  cr_assert(spin(r, &srv[0].read_lost));
+  cr_assert_eq(tw_transport_write(ct, " world", 6), TW_ENOTCONN);
+  cr_assert_eq(tw_transport_write(ct, "lalala fooled you", 17), TW_ENOTCONN);
+  cr_assert_eq(tw_transport_buffered(ct), 0);
+  cr_assert_eq(srv[0].nrecv, 5);
+  cr_assert_eq(memcmp(srv[0].recv, "hello", 5), 0);
+  cr_assert_eq(srv[0].lost, 0);
+  cr_assert_eq(srv[0].read_lost, 1);
+  /* tearDown: the client closes; the half-closed server is closed
+   * explicitly. */
+  cr_assert_eq(tw_transport_lose_connection(ct), 0);
+  cr_assert(spin(r, &cli_lost));
+  cr_assert_eq(cli[0].lost_type, &TW_CONNECTION_DONE);
+  cr_assert_eq(srv[0].lost, 0);
+  cr_assert_eq(tw_transport_lose_connection(srv[0].base.transport), 0);
+  cr_assert(spin(r, &srv_lost));
+  cr_assert_eq(srv[0].lost_type, &TW_CONNECTION_DONE);
+  hc_end(r, unix_socket);
+}
+
+/* HalfCloseTests.testWriteCloseNotification: the server shuts its write
+ * side: it hears write_connection_lost, the client read_connection_lost,
+ * and the server's read side is untouched. */
+HC_TEST(half_close_test_write_close_notification) {
+  tw_reactor *r = hc_setup(&hc_ops, &hc_ops);
+  hc_connect(r, unix_socket, 1);
+  cr_assert_eq(tw_transport_lose_write_connection(srv[0].base.transport), 0);
+  cr_assert(spin(r, &srv[0].write_lost));
+  cr_assert(spin(r, &cli[0].read_lost));
+  cr_assert_eq(srv[0].read_lost, 0);
+  HC_BEFORE("S writelost", "C readlost");
+  cr_assert_eq(tw_transport_lose_connection(cli[0].base.transport), 0);
+  cr_assert(spin(r, &cli_lost));
+  cr_assert(spin(r, &srv[0].read_lost));
+  cr_assert_eq(tw_transport_lose_connection(srv[0].base.transport), 0);
+  cr_assert(spin(r, &srv_lost));
+  hc_end(r, unix_socket);
+}
+
+/* HalfCloseNoNotificationAndShutdownExceptionTests.testNoNotification:
+ * neither side is half-closeable: the client's half-close closes the
+ * server (after its bytes), which closes the client. */
+HC_TEST(half_close_test_no_notification) {
+  tw_reactor *r = hc_setup(&nohc_ops, &nohc_ops);
+  tw_transport *ct;
+  hc_connect(r, unix_socket, 1);
+  ct = cli[0].base.transport;
+  cr_assert_eq(tw_transport_write(ct, "hello", 5), 0);
+  cr_assert_eq(tw_transport_lose_write_connection(ct), 0);
+  cr_assert(spin(r, &srv_lost));
+  cr_assert(spin(r, &cli_lost));
+  cr_assert_eq(srv[0].nrecv, 5);
+  cr_assert_eq(memcmp(srv[0].recv, "hello", 5), 0);
+  cr_assert_eq(srv[0].lost_type, &TW_CONNECTION_DONE);
+  cr_assert_eq(cli[0].lost_type, &TW_CONNECTION_DONE);
+  cr_assert_eq(cli[0].write_lost, 0); /* not half-closeable: not told */
+  HC_BEFORE("S data", "S lost");
+  hc_end(r, unix_socket);
+}
+
+/* ...testShutdownException: the peer has already closed: the write and
+ * the half-close pass silently, and both sides end. */
+HC_TEST(half_close_test_shutdown_exception) {
+  tw_reactor *r = hc_setup(&nohc_ops, &nohc_ops);
+  tw_transport *ct;
+  hc_connect(r, unix_socket, 1);
+  ct = cli[0].base.transport;
+  cr_assert_eq(tw_transport_lose_connection(srv[0].base.transport), 0);
+  cr_assert_eq(tw_transport_write(ct, "X", 1), 0);
+  cr_assert_eq(tw_transport_lose_write_connection(ct), 0);
+  cr_assert(spin(r, &srv_lost));
+  cr_assert(spin(r, &cli_lost));
+  cr_assert_eq(srv[0].lost, 1);
+  cr_assert_eq(cli[0].lost, 1);
+  hc_end(r, unix_socket);
+}
+
+/* test_doubleHalfClose: the client closes; the half-closeable server
+ * shuts its write side in read_connection_lost and loses the connection
+ * in write_connection_lost: the connection ends (ticket #3037). */
+HC_TEST(half_close_test_double_half_close) {
+  tw_reactor *r = hc_setup(&hc_ops, &nohc_ops);
+  srv_tpl.on_read = HC_LOSE_WRITE;
+  srv_tpl.on_write = HC_LOSE;
+  cli_tpl.lose_on_made = 1;
+  hc_connect(r, unix_socket, 0);
+  cr_assert(spin(r, &cli_lost));
+  cr_assert(spin(r, &srv_lost));
+  cr_assert_eq(srv[0].read_lost, 1);
+  cr_assert_eq(srv[0].lost, 1);
+  cr_assert_eq(cli[0].lost_type, &TW_CONNECTION_DONE);
+  HC_BEFORE("S readlost", "S lost");
+  hc_end(r, unix_socket);
+}
+
+/* A write between lose_write_connection and the shutdown is sent first
+ * (Twisted 22.4 sends "ab"); one after write_connection_lost is dropped. */
+HC_TEST(half_close_write_after_lose_write_is_sent) {
+  tw_reactor *r = hc_setup(&hc_ops, &hc_ops);
+  tw_transport *ct;
+  srv_tpl.on_read = HC_LOSE;
+  cli_tpl.on_read = HC_LOSE;
+  hc_connect(r, unix_socket, 1);
+  ct = cli[0].base.transport;
+  cr_assert_eq(tw_transport_write(ct, "a", 1), 0);
+  cr_assert_eq(tw_transport_lose_write_connection(ct), 0);
+  cr_assert_eq(tw_transport_write(ct, "b", 1), 0);
+  cr_assert(spin(r, &cli[0].write_lost));
+  cr_assert_eq(tw_transport_write(ct, "c", 1), TW_ENOTCONN);
+  cr_assert(spin(r, &srv_lost));
+  cr_assert(spin(r, &cli_lost));
+  cr_assert_eq(srv[0].nrecv, 2);
+  cr_assert_eq(memcmp(srv[0].recv, "ab", 2), 0);
+  /* Twisted's order: C writelost, S data, S readlost, S lost, C readlost,
+   * C lost (the first two race across the two sockets; S lost and C
+   * readlost too, here: see above) */
+  HC_BEFORE("C writelost", "S readlost");
+  HC_BEFORE("S data", "S readlost");
+  HC_BEFORE("S readlost", "S lost");
+  HC_BEFORE("C readlost", "C lost");
+  cr_assert_eq(srv[0].lost_type, &TW_CONNECTION_DONE);
+  cr_assert_eq(cli[0].lost_type, &TW_CONNECTION_DONE);
+  hc_end(r, unix_socket);
+}
+
+/* lose_write_connection twice (in one turn, and again after it took
+ * effect): one write_connection_lost, the connection unharmed. */
+HC_TEST(half_close_lose_write_twice) {
+  tw_reactor *r = hc_setup(&hc_ops, &hc_ops);
+  tw_transport *ct;
+  int i;
+  srv_tpl.on_read = HC_BYE_LOSE;
+  hc_connect(r, unix_socket, 1);
+  ct = cli[0].base.transport;
+  cr_assert_eq(tw_transport_lose_write_connection(ct), 0);
+  cr_assert_eq(tw_transport_lose_write_connection(ct), 0);
+  cr_assert(spin(r, &cli[0].write_lost));
+  cr_assert_eq(tw_transport_lose_write_connection(ct), 0);
+  cr_assert(spin(r, &cli[0].read_lost)); /* the server answered and closed */
+  for (i = 0; i < 5; i++) cr_assert_eq(tw_reactor_iterate(r, 0), 0);
+  cr_assert_eq(cli[0].write_lost, 1);
+  cr_assert_eq(cli[0].lost, 0);
+  cr_assert_eq(cli[0].nrecv, 3); /* "bye": the read side still worked */
+  cr_assert_eq(tw_transport_lose_connection(ct), 0);
+  cr_assert(spin(r, &cli_lost));
+  cr_assert_eq(cli[0].lost_type, &TW_CONNECTION_DONE);
+  hc_end(r, unix_socket);
+}
+
+/* read_connection_lost, then an answer and lose_connection: the client
+ * gets the answer, then EOF (Twisted: S data, S readlost, S lost, C data,
+ * C readlost, C lost; C writelost before S readlost). */
+HC_TEST(half_close_read_connection_lost_then_lose_connection) {
+  tw_reactor *r = hc_setup(&hc_ops, &hc_ops);
+  tw_transport *ct;
+  srv_tpl.on_read = HC_BYE_LOSE;
+  cli_tpl.on_read = HC_LOSE;
+  hc_connect(r, unix_socket, 1);
+  ct = cli[0].base.transport;
+  cr_assert_eq(tw_transport_write(ct, "hi", 2), 0);
+  cr_assert_eq(tw_transport_lose_write_connection(ct), 0);
+  cr_assert(spin(r, &srv_lost));
+  cr_assert(spin(r, &cli_lost));
+  HC_BEFORE("C writelost", "S readlost");
+  HC_BEFORE("S data", "S readlost");
+  HC_BEFORE("S readlost", "S lost");
+  HC_BEFORE("S readlost", "C data");
+  HC_BEFORE("C data", "C readlost");
+  HC_BEFORE("C readlost", "C lost");
+  cr_assert_eq(cli[0].nrecv, 3);
+  cr_assert_eq(memcmp(cli[0].recv, "bye", 3), 0);
+  cr_assert_eq(srv[0].lost_type, &TW_CONNECTION_DONE);
+  cr_assert_eq(cli[0].lost_type, &TW_CONNECTION_DONE);
+  hc_end(r, unix_socket);
+}
+
+/* A protocol that is not half-closeable gets connection_lost
+ * (ConnectionDone) on EOF, after the bytes before it; never
+ * read_connection_lost. */
+HC_TEST(half_close_not_half_closeable_eof_is_connection_lost) {
+  tw_reactor *r = hc_setup(&nohc_ops, &hc_ops);
+  tw_transport *ct;
+  cli_tpl.on_read = HC_LOSE;
+  hc_connect(r, unix_socket, 1);
+  ct = cli[0].base.transport;
+  cr_assert_eq(tw_transport_write(ct, "hi", 2), 0);
+  cr_assert_eq(tw_transport_lose_write_connection(ct), 0);
+  cr_assert(spin(r, &srv_lost));
+  cr_assert(spin(r, &cli_lost));
+  cr_assert_eq(srv[0].read_lost, 0);
+  cr_assert_eq(srv[0].nrecv, 2);
+  cr_assert_eq(srv[0].lost_type, &TW_CONNECTION_DONE);
+  HC_BEFORE("S data", "S lost");
+  cr_assert_eq(cli[0].write_lost, 1);
+  hc_end(r, unix_socket);
+}
+
+/* write_connection_lost comes once everything written before the
+ * half-close was handed to the kernel, and the peer reads all of it
+ * before its read_connection_lost. */
+HC_TEST(half_close_write_connection_lost_after_the_buffer) {
+  tw_reactor *r = hc_setup(&hc_ops, &hc_ops);
+  tw_transport *ct;
+  char *b = calloc(1, BIG);
+  cr_assert_not_null(b);
+  srv_tpl.on_read = HC_LOSE;
+  cli_tpl.on_read = HC_LOSE;
+  hc_connect(r, unix_socket, 1);
+  ct = cli[0].base.transport;
+  cr_assert_eq(tw_transport_write(ct, b, BIG), 0);
+  free(b);
+  cr_assert_eq(tw_transport_lose_write_connection(ct), 0);
+  cr_assert(spin(r, &cli[0].write_lost));
+  cr_assert_eq(cli[0].buffered_at_write_lost, 0);
+  cr_assert(spin(r, &srv_lost));
+  cr_assert(spin(r, &cli_lost));
+  cr_assert_eq(srv[0].nrecv_at_read_lost, BIG);
+  HC_BEFORE("C writelost", "S readlost");
+  hc_end(r, unix_socket);
+}
+
+/* lose_connection, then the peer's EOF: the EOF does not cut the close
+ * short - everything buffered is sent, then ConnectionDone (Twisted
+ * stops reading at loseConnection). A client that half-closes after its
+ * request gets the whole answer, from a server of either kind. */
+static void answer_after_eof(int unix_socket, const tw_protocol_ops *s_ops) {
+  tw_reactor *r = hc_setup(s_ops, &hc_ops);
+  tw_transport *ct;
+  srv_tpl.big_answer = 1;
+  cli_tpl.on_read = HC_LOSE;
+  hc_connect(r, unix_socket, 1);
+  ct = cli[0].base.transport;
+  cr_assert_eq(tw_transport_write(ct, "req", 3), 0);
+  cr_assert_eq(tw_transport_lose_write_connection(ct), 0);
+  cr_assert(spin(r, &cli_lost));
+  cr_assert(spin(r, &srv_lost));
+  cr_assert_eq(cli[0].nrecv, BIG);
+  cr_assert_eq(cli[0].lost_type, &TW_CONNECTION_DONE);
+  cr_assert_eq(srv[0].lost_type, &TW_CONNECTION_DONE);
+  cr_assert_eq(srv[0].read_lost, 0); /* ignored after lose_connection */
+  hc_end(r, unix_socket);
+}
+
+HC_TEST(half_close_eof_after_lose_connection_keeps_the_buffer) {
+  answer_after_eof(unix_socket, &nohc_ops);
+}
+
+HC_TEST(half_close_eof_after_lose_connection_keeps_the_buffer_hc) {
+  answer_after_eof(unix_socket, &hc_ops);
+}
+
+/* lose_write_connection, then lose_connection at once: the client closes
+ * (ConnectionDone, no write_connection_lost); the server gets the bytes
+ * and EOF (Twisted: C lost, S data, S readlost, S lost). */
+HC_TEST(half_close_lose_write_then_lose_connection) {
+  tw_reactor *r = hc_setup(&hc_ops, &hc_ops);
+  tw_transport *ct;
+  srv_tpl.on_read = HC_LOSE;
+  hc_connect(r, unix_socket, 1);
+  ct = cli[0].base.transport;
+  cr_assert_eq(tw_transport_write(ct, "x", 1), 0);
+  cr_assert_eq(tw_transport_lose_write_connection(ct), 0);
+  cr_assert_eq(tw_transport_lose_connection(ct), 0);
+  cr_assert(spin(r, &cli_lost));
+  cr_assert(spin(r, &srv_lost));
+  cr_assert_eq(cli[0].write_lost, 0);
+  cr_assert_eq(cli[0].lost_type, &TW_CONNECTION_DONE);
+  cr_assert_eq(srv[0].nrecv, 1);
+  HC_BEFORE("S data", "S readlost");
+  HC_BEFORE("S readlost", "S lost");
+  hc_end(r, unix_socket);
 }

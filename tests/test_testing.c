@@ -548,6 +548,38 @@ TWT_TEST(testing, eof_half_closeable) {
   tw_string_transport_free(st);
 }
 
+/* lose_write_connection on the string transport: recorded, later writes
+ * kept until the test shuts the write side; then write_connection_lost
+ * (once) and writes dropped. */
+TWT_TEST(testing, string_transport_half_close) {
+  tw_string_transport *st = new_st(0);
+  rec r;
+  rec_init(&r);
+  r.base.ops = &half_ops;
+  tw_string_transport_connect(st, &r.base);
+  cr_assert_eq(tw_string_transport_write_disconnecting(st), 0);
+  cr_assert_eq(tw_string_transport_write_closed(st), TW_ENOTCONN);
+  cr_assert_eq(tw_transport_write(T(st), "a", 1), 0);
+  cr_assert_eq(tw_transport_lose_write_connection(T(st)), 0);
+  cr_assert_eq(tw_string_transport_write_disconnecting(st), 1);
+  cr_assert_eq(tw_transport_write(T(st), "b", 1), 0);
+  assert_value(st, "ab");
+  cr_assert_eq(r.write_lost, 0);
+  cr_assert_eq(tw_string_transport_write_closed(st), 0);
+  cr_assert_eq(r.write_lost, 1);
+  cr_assert_eq(tw_string_transport_write_closed(st), 0);
+  cr_assert_eq(r.write_lost, 1);
+  cr_assert_eq(tw_transport_write(T(st), "c", 1), TW_ENOTCONN);
+  assert_value(st, "ab");
+  /* the read side still works */
+  cr_assert_eq(tw_string_transport_receive(st, "in", 2), 0);
+  cr_assert_str_eq(r.got, "in");
+  cr_assert_eq(r.lost, 0);
+  cr_assert_eq(tw_string_transport_write_disconnecting(NULL), 0);
+  cr_assert_eq(tw_string_transport_write_closed(NULL), TW_EINVAL);
+  tw_string_transport_free(st);
+}
+
 TWT_TEST(testing, eof_not_half_closeable) {
   tw_string_transport *st = new_st(0);
   rec r;
@@ -1545,7 +1577,10 @@ TWT_TEST(testing, backpressure_through_pump) {
 }
 
 /* Half-close over the pump: the client shuts its write side; a
- * half-closeable server reads EOF and can still answer. */
+ * half-closeable server reads EOF and can still answer. A write between
+ * lose_write_connection and the shutdown is sent first (Twisted's write
+ * checks _writeDisconnected only); one after write_connection_lost is
+ * dropped. */
 TWT_TEST(testing, pump_half_close) {
   rec s, c;
   tw_iopump *pump;
@@ -1559,10 +1594,12 @@ TWT_TEST(testing, pump_half_close) {
                    tw_iopump_client_transport(pump)),
                0);
   cr_assert_eq(tw_transport_write(tw_iopump_client_transport(pump), "x", 1),
-               TW_ENOTCONN);
+               0);
   cr_assert_eq(tw_iopump_flush(pump), 1);
-  cr_assert_str_eq(s.got, "req");
+  cr_assert_str_eq(s.got, "reqx");
   cr_assert_eq(c.write_lost, 1);
+  cr_assert_eq(tw_transport_write(tw_iopump_client_transport(pump), "y", 1),
+               TW_ENOTCONN);
   cr_assert_eq(s.read_lost, 1);
   cr_assert_eq(s.lost + c.lost, 0);
   tw_transport_write(tw_iopump_server_transport(pump), "resp", 4);

@@ -196,6 +196,11 @@ struct tw_protocol {
   tw_factory *factory;
   /* self.connected: 1 from connection_made until connection_lost. */
   int connected;
+  /* twuv's own, 0 unless a helper of twuv's (policies.h's timeout mixin)
+   * waits for this protocol's end: never touch it (tw_protocol_init
+   * zeroes it). It sits in the padding after connected: the struct's
+   * size is unchanged. */
+  unsigned watch_;
   /* Called after connection_lost with the protocol (p->transport already
    * NULL), if not NULL: set by a factory that allocated it
    * (tw_factory_for_protocol), or by the user - the place for a protocol
@@ -325,8 +330,11 @@ typedef struct tw_iovec {
  * copied (data is not kept after the call); small writes made in one loop
  * turn are coalesced. A write before connection_made, after the
  * connection is lost (also inside connection_lost), after
- * abort_connection or after lose_write_connection is dropped, as in
- * Twisted, but reported. A write after lose_connection does what
+ * abort_connection or once the write side is shut (after
+ * lose_write_connection, when the buffered bytes are sent and the
+ * shutdown starts) is dropped, as in Twisted, but reported; a write
+ * after lose_write_connection and before that is sent first, as
+ * Twisted's (write checks _writeDisconnected only). A write after lose_connection does what
  * Twisted's transport of that kind does: a TCP or UNIX connection sends
  * it (FileDescriptor.write: the close waits until it is sent), testing.h's
  * pump drops it (iosim's FakeTransport), the string transport keeps it;
@@ -370,10 +378,17 @@ TW_EXTERN int tw_transport_abort_connection(tw_transport *t);
 
 /*
  * tw_transport_lose_write_connection: ITCPTransport.loseWriteConnection -
- * shut down the write side once the buffered bytes are sent; the protocol
- * (half-closeable) gets write_connection_lost, and may go on reading.
- * Returns 0, TW_EINVAL, TW_ENOTSUP (transport cannot half-close),
- * TW_EWRONGTHREAD.
+ * shut down the write side once the buffered bytes (and those written
+ * until then) are sent; the protocol (half-closeable) gets
+ * write_connection_lost from the loop, and may go on reading. A second
+ * call, a call after lose_connection, and a call on a lost connection do
+ * nothing (Twisted 22.4, called again after the first completed, breaks
+ * the connection). A shutdown error (the peer reset the connection) is
+ * ignored, as Twisted's: write_connection_lost still comes, and the read
+ * side reports the loss. lose_connection afterwards closes at once once
+ * the write side is shut (write_connection_lost is then never called if
+ * it had not come yet). Returns 0, TW_EINVAL, TW_ENOTSUP (transport
+ * cannot half-close), TW_EWRONGTHREAD.
  */
 TW_EXTERN int tw_transport_lose_write_connection(tw_transport *t);
 

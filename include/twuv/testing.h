@@ -163,6 +163,23 @@ TW_EXTERN int tw_string_transport_eof(tw_string_transport *st);
 TW_EXTERN int tw_string_transport_lose(tw_string_transport *st,
                                        tw_failure *reason);
 
+/*
+ * Half-close on the string transport (Twisted's StringTransport has no
+ * loseWriteConnection; this one takes it as a socket would):
+ * tw_transport_lose_write_connection is recorded, and the bytes written
+ * after it are still kept (a socket sends them before its shutdown).
+ * tw_string_transport_write_disconnecting: 1 once the protocol called
+ * lose_write_connection, else 0 (also for NULL).
+ * tw_string_transport_write_closed: the test's "the buffer drained and
+ * the write side is shut": the protocol (half-closeable) gets
+ * write_connection_lost, and writes are dropped from then on
+ * (TW_ENOTCONN). Once; later calls do nothing and return 0. Returns 0,
+ * TW_EINVAL, TW_ENOTCONN (lose_write_connection was not called, or the
+ * connection is lost), TW_EWRONGTHREAD.
+ */
+TW_EXTERN int tw_string_transport_write_disconnecting(tw_string_transport *st);
+TW_EXTERN int tw_string_transport_write_closed(tw_string_transport *st);
+
 /* tw_string_transport_lost: 1 once connection_lost was delivered, else 0. */
 TW_EXTERN int tw_string_transport_lost(tw_string_transport *st);
 
