@@ -212,7 +212,16 @@ static int child(int size) {
 int main(int argc, char **argv) {
   static const int sizes[] = {2, 8};
   int k;
-  if (argc > 1) return child(atoi(argv[1]));
+  /* The child: bench_defer_to_thread POOL_SIZE (run by the parent). */
+  if (argc > 1) {
+    int n = atoi(argv[1]);
+    if (n < 1 || n > 1024) {
+      fprintf(stderr, "usage: %s   (runs pools of 2 and 8 threads)\n",
+              argv[0]);
+      return 2;
+    }
+    return child(n);
+  }
   bench_machine();
   for (k = 0; k < 2; k++) {
     char cmd[4096], size[8];
