@@ -84,6 +84,11 @@
 #include <stdint.h>
 #include <uv.h>
 
+#if defined(__GNUC__)
+#define TW__NOINLINE __attribute__((noinline))
+#else
+#define TW__NOINLINE
+#endif
 
 typedef struct tw__serial_node {
   tw__item item;
@@ -423,9 +428,15 @@ static void tw__serial_drain(tw__serial_worker *w, tw_failure **failure,
  * worker belongs to nobody, so the only access left is the done signal,
  * which free waits for.
  */
-static void tw__serial_combine(tw__serial_worker *w, uintptr_t st, int flags,
-                               tw_failure **failure) {
+static TW__NOINLINE void tw__serial_combine(tw__serial_worker *w,
+                                            uintptr_t st, int flags,
+                                            tw_failure **failure) {
   uintptr_t fed = 0;
+  if (tw__serial_hot != 0 && (flags & TW__S_MAY_LINGER)) {
+    tw__serial_hot--;
+    if ((st & TW__S_TAG_MASK) >> TW__S_TAG_SHIFT != tw__serial_index)
+      flags |= TW__S_SHARED;
+  }
   if (flags & TW__S_LOOK) tw__serial_drain(w, failure, flags, &fed);
   for (;;) {
     tw__serial_run_mine(w, failure);
@@ -465,12 +476,21 @@ static void tw__serial_own(tw__serial_worker *w, uintptr_t st, tw_call_fn fn,
   frame.prev = tw__serial_frames;
   tw__serial_frames = &frame;
   if (fn != NULL || arg != NULL) tw__serial_run_fn(fn, arg, arg_free, failure);
-  if (tw__serial_hot != 0 && (flags & TW__S_MAY_LINGER)) {
-    tw__serial_hot--;
-    if ((st & TW__S_TAG_MASK) >> TW__S_TAG_SHIFT != tw__serial_index)
-      flags |= TW__S_SHARED;
+  if (TW__LIKELY(!(flags & TW__S_LOOK) && TW__FIFO_EMPTY(&w->mine) &&
+                 (!(flags & TW__S_MAY_LINGER) || tw__serial_hot == 0))) {
+    /* Nothing queued meanwhile and no reason to linger (the usual case
+     * without contention): one CAS hands the worker back. */
+    uintptr_t idle = (st & ~(TW__S_ACTIVE | TW__S_TAG_MASK)) |
+                     ((uintptr_t)tw__serial_index << TW__S_TAG_SHIFT);
+    if (atomic_compare_exchange_strong_explicit(&w->state, &st, idle,
+                                                memory_order_acq_rel,
+                                                memory_order_acquire)) {
+      if (TW__UNLIKELY(st & TW__S_QUIT)) tw__serial_signal_done(w);
+      goto out;
+    }
   }
   tw__serial_combine(w, st, flags, failure);
+out:
   tw__serial_frames = frame.prev;
   tw__work_unstash(failure, outer);
 }
@@ -590,19 +610,16 @@ static int tw__serial_queue(tw__serial_worker *w, tw__serial_lane *l,
   }
 }
 
-/* 0 done (run or queued), 2 re-entrant (not queued yet), or an error. */
-static int tw__serial_submit(tw__serial_worker *w, tw_call_fn fn, void *arg,
-                             tw_free_fn arg_free, int flags) {
-  uintptr_t st;
+/* A do that found w busy: 0 queued (or run), 2 re-entrant (not queued
+ * yet), or an error. */
+static TW__NOINLINE int tw__serial_submit_busy(tw__serial_worker *w,
+                                               tw_call_fn fn, void *arg,
+                                               tw_free_fn arg_free,
+                                               int flags) {
   unsigned i;
   tw__serial_lane *l;
-  int rc = tw__serial_take(w, &st);
-  if (TW__LIKELY(rc == 1)) {
-    tw__serial_own(w, st, fn, arg, arg_free, flags);
-    return 0;
-  }
-  if (rc < 0) return rc;
-  /* Busy, perhaps with us: a do from inside the work must not wait for
+  int rc;
+  /* Perhaps busy with us: a do from inside the work must not wait for
    * itself (checked only here, off the idle path). */
   if (tw__serial_is_mine(w)) return 2;
   i = tw__serial_my_index();
@@ -616,6 +633,19 @@ static int tw__serial_submit(tw__serial_worker *w, tw_call_fn fn, void *arg,
   rc = tw__serial_queue(w, l, fn, arg, arg_free, flags);
   atomic_store_explicit(&l->inflight, 0, memory_order_release);
   return rc;
+}
+
+/* 0 done (run or queued), 2 re-entrant (not queued yet), or an error. */
+static int tw__serial_submit(tw__serial_worker *w, tw_call_fn fn, void *arg,
+                             tw_free_fn arg_free, int flags) {
+  uintptr_t st;
+  int rc = tw__serial_take(w, &st);
+  if (TW__LIKELY(rc == 1)) {
+    tw__serial_own(w, st, fn, arg, arg_free, flags);
+    return 0;
+  }
+  if (rc < 0) return rc;
+  return tw__serial_submit_busy(w, fn, arg, arg_free, flags);
 }
 
 /* A re-entrant do: queue it on the combiner's own list. */
