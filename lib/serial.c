@@ -344,7 +344,7 @@ static uintptr_t tw__serial_round(tw__serial_worker *w, tw_failure **failure) {
   unsigned i;
   for (i = 0; i < n; i++) {
     tw__serial_lane *l =
-        atomic_load_explicit(&w->lanes[i], memory_order_acquire);
+        atomic_load_explicit(&w->lanes[i], memory_order_seq_cst);
     uintptr_t h, end;
     if (l == NULL) continue;
     h = atomic_load_explicit(&l->head, memory_order_relaxed);
@@ -539,9 +539,11 @@ static tw__serial_lane *tw__serial_lane_of(tw__serial_worker *w, unsigned i) {
   atomic_init(&l->inflight, 0);
   atomic_init(&l->head, 0);
   l->room = TW__S_CAP;
-  atomic_store_explicit(&w->lanes[i - 1], l, memory_order_release);
-  /* Before our first item's tail store: a combiner's round sees the lane. */
-  n = atomic_load_explicit(&w->n_lanes, memory_order_relaxed);
+  /* seq_cst, as the loads of n_lanes and lanes in a round: both come before
+   * our first item's tail store, so a round after a DIRTY clear that must
+   * see that item sees the lane. */
+  atomic_store_explicit(&w->lanes[i - 1], l, memory_order_seq_cst);
+  n = atomic_load_explicit(&w->n_lanes, memory_order_seq_cst);
   while (n < i && !atomic_compare_exchange_weak_explicit(
                       &w->n_lanes, &n, i, memory_order_seq_cst,
                       memory_order_relaxed)) {
