@@ -24,12 +24,13 @@
  * A do that finds it busy puts the item in its thread's lane: a ring of
  * TW__S_CAP slots with one producer (the thread) and one consumer (whoever
  * is the combiner), made on that thread's first such do. It writes the
- * slot, publishes it with one seq_cst store of the lane's tail (its own
- * line) and reads state: if ACTIVE and DIRTY are both set it is done - the
- * combiner clears DIRTY before it runs what the lanes hold, so it will see
- * the item. Only the first submitter after a clear writes state (a CAS
- * setting DIRTY); if the worker went idle meanwhile, the submitter takes it
- * and runs what waits. So while the worker stays busy, submitters write
+ * slot, publishes it with one store of the lane's tail (its own line) and
+ * reads state: if ACTIVE and DIRTY are both set (and the store was
+ * seq_cst) it is done - the combiner clears DIRTY before it runs what the
+ * lanes hold, so it will see the item. Only the first submitter after a
+ * clear writes state (a CAS setting DIRTY, which also orders its store);
+ * if the worker went idle meanwhile, the submitter takes it and runs what
+ * waits. So while the worker stays busy, submitters write
  * only their own lines and state is read-mostly: in the ring, every
  * submitter claimed its slot with a CAS on state, whose line then moved
  * between the cores on every item (2 - 8 submitters on an idle machine:
