@@ -3,48 +3,93 @@
  * thread of its own (worker.h), the coordinator of twuv's teams.
  *
  * Design (docs/workers.md, "How the serial worker works"): asynchronous
- * combining over a bounded ring, in the line of CC-Synch and flat
- * combining. One
- * atomic word, state = tickets << 2 | LOCKED | QUIT:
- *   LOCKED clear     idle: nobody runs items, the ring is empty
- *   LOCKED set       a thread (the combiner) runs items; tickets counts the
- *                    ring slots ever claimed
- *   QUIT             set once by quit; further submissions fail
- * A do that finds the worker idle takes it (one CAS sets LOCKED) and runs
- * its own item at once - no slot, no node - then becomes the combiner: it
- * runs the items the others put in the ring meanwhile, in ticket order,
- * until it can clear LOCKED with the ticket count equal to what it ran. A
- * do that finds it busy claims the next ticket with one CAS on state (only
- * if that ticket's slot is free), writes fn/arg/arg_free into the slot,
- * publishes it with the slot's sequence number (Vyukov's bounded queue) and
- * returns. So at most one thread runs items, items run in the order their
- * tickets were claimed (hence FIFO per submitter), and the combiner's
- * release fails whenever a ticket was claimed after its last look.
+ * combining with per-thread publication lanes - flat combining's
+ * publication records made bounded single-producer rings - and the
+ * "whoever finds it idle runs it" rule of folly's SerialExecutor and
+ * libdispatch's serial queues.
  *
- * Bounded: the ring has TW__S_CAP slots and nothing else holds queued work
- * from other threads. When it is full, a submitter waits (spinning, then
- * yielding the CPU - never a mutex) until the combiner has freed half of
- * it. So the backlog is at most TW__S_CAP items however many threads
- * submit, and submitters cannot outrun the combiner: the old design (a
- * Treiber stack of nodes) let 4 - 8 submitters build a backlog of millions
- * of nodes (150 - 220 MB, docs/performance.md).
- * The one exception: a do from inside the work on the combiner's own
- * thread (re-entrant) must not wait for itself; such items go to a list
- * only the combiner touches and run right after the current item, as in a
- * lock worker. Their number is what the work itself submits.
+ * One atomic word, state = tag | DIRTY | ACTIVE | QUIT:
+ *   ACTIVE clear   idle: nobody runs items, and every item queued has run
+ *   ACTIVE set     a thread (the combiner) runs items
+ *   DIRTY          set by a submitter that queued an item while ACTIVE was
+ *                  set and DIRTY clear: the combiner must look at the lanes
+ *                  before it may clear ACTIVE (only ever set with ACTIVE)
+ *   QUIT           set once by quit; further submissions fail
+ *   tag            which thread last handed the worker back (lingering)
+ * A do that finds the worker idle takes it (one CAS sets ACTIVE), runs its
+ * item at once - no slot - and hands it back with one CAS from the value it
+ * took it in: the uncontended path is two atomic operations on one line,
+ * as a mutex's lock and unlock, and as the ring this replaces.
  *
- * Completion: QUIT while idle happens exactly once - in quit, if the worker
- * is idle, or in the combiner's final CAS. Whichever sees it signals `done`
- * (the only mutex, off the hot path), and free waits for it, so free never
- * races with a combiner still inside the worker.
+ * A do that finds it busy puts the item in its thread's lane: a ring of
+ * TW__S_CAP slots with one producer (the thread) and one consumer (whoever
+ * is the combiner), made on that thread's first such do. It writes the
+ * slot, publishes it with one store of the lane's tail (its own line) and
+ * reads state: if ACTIVE and DIRTY are both set (and the store was
+ * seq_cst) it is done - the combiner clears DIRTY before it runs what the
+ * lanes hold, so it will see the item. Only the first submitter after a
+ * clear writes state (a CAS setting DIRTY, which also orders its store);
+ * if the worker went idle meanwhile, the submitter takes it and runs what
+ * waits. So while the worker stays busy, submitters write
+ * only their own lines and state is read-mostly: in the ring, every
+ * submitter claimed its slot with a CAS on state, whose line then moved
+ * between the cores on every item (2 - 8 submitters on an idle machine:
+ * 0.30 - 0.79 of a mutex, docs/performance.md).
+ *
+ * The combiner runs the lanes round after round, at most TW__S_BATCH items
+ * of a lane per round, each item followed by what it queued re-entrantly
+ * (a do from inside the work, on the combiner's own thread: a list only it
+ * touches, as in a lock worker). When it sees DIRTY it clears it and runs
+ * rounds until one finds nothing; when DIRTY is clear it hands back with a
+ * CAS that fails if a submitter set DIRTY (or quit came) meanwhile.
+ *
+ * Lingering: handed back the moment it catches up, a worker fed by another
+ * thread's stream of dos changes hands on nearly every item (each do finds
+ * it idle for an instant and takes it), and state's line crosses the cores
+ * twice an item - the ring's problem again. So a combiner that ran other
+ * threads' items (or, on a public do, took the worker from another
+ * thread's hand-back while its own thread lately found it busy) polls for
+ * more for a few microseconds (TW__S_LINGER) before handing back: the
+ * others then find it busy and queue in their lanes, and it runs their
+ * items in batches. A team's steps (do_item) and its inline steps
+ * (tw__serial_try_run) never linger: their threads have tasks to run.
+ *
+ * Order: FIFO per submitting thread (a thread's items share its lane; a
+ * thread that finds the worker idle knows every item it queued before has
+ * run: the combiner that ran them handed back after them). Nothing between
+ * threads.
+ *
+ * Bounded: a lane holds TW__S_CAP items. A submitter whose lane is full
+ * waits - spinning, then yielding the CPU, never on a lock - until the
+ * combiner has run a batch of it, or takes the worker itself if it went
+ * idle. Lanes go by a thread index, unique among live threads (given back
+ * when a thread exits), so at most TW__S_LANES lanes of TW__S_CAP items
+ * per worker; a thread without a lane (more live submitters than lanes, or
+ * no memory for one) waits until the worker is idle and runs its item
+ * itself.
+ *
+ * Completion: QUIT while idle happens in quit, if the worker is idle, or in
+ * a combiner's final CAS. Whoever sees it signals `done` (a mutex, off the
+ * hot path), and free waits for it. A submitter still touches the worker
+ * after publishing its item (it reads state), and that item may be the one
+ * whose work leads to the worker's free (a team's last step): so each lane
+ * has an `inflight` flag, set around the publication, and free also waits
+ * until every lane's is clear.
  */
 #include "tnode.h"
 #include "worker-internal.h"
 
+#include <limits.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdint.h>
 #include <uv.h>
 
+#if defined(__GNUC__)
+#define TW__NOINLINE __attribute__((noinline))
+#else
+#define TW__NOINLINE
+#endif
 
 typedef struct tw__serial_node {
   tw__item item;
@@ -57,43 +102,81 @@ _Static_assert(sizeof(tw__serial_node) <= TW__TNODE_SIZE,
                "a serial node must fit a tnode");
 
 #define TW__S_QUIT ((uintptr_t)1)
-#define TW__S_LOCKED ((uintptr_t)2)
-#define TW__S_ONE ((uintptr_t)4) /* one ticket */
-/* Tickets and sequence numbers count modulo 2^(bits - 2) (they wrap after
- * 2^30 items on a 32-bit machine: only equality is ever tested). */
-#define TW__S_SEQ(x) ((x) & (UINTPTR_MAX >> 2))
-#define TW__S_TICKET(state) ((state) >> 2)
+#define TW__S_ACTIVE ((uintptr_t)2)
+#define TW__S_DIRTY ((uintptr_t)4)
+/* The rest of state: the index + 1 of the thread that last handed the
+ * worker back (0: a thread without one). */
+#define TW__S_TAG_SHIFT 3
+#define TW__S_TAG_MASK ((uintptr_t)0xff << TW__S_TAG_SHIFT)
 
-/*
- * The ring's size: the most items waiting for the combiner. 256 slots of
- * 32 bytes (8 KB a worker) let a combiner run batches of 128 while its
- * submitters fill the other half; 1024 and 4096 measured no better
- * (bench/serial_worker, docs/performance.md).
- */
+/* Lanes a worker can have: one bit each in the thread-index map. */
+#define TW__S_LANES ((unsigned)(sizeof(uintptr_t) * CHAR_BIT))
+/* Items one lane holds. */
 #define TW__S_CAP ((uintptr_t)256)
 #define TW__S_MASK (TW__S_CAP - 1)
+/* Items a combiner runs from one lane before the other lanes' turn. */
+#define TW__S_BATCH ((uintptr_t)64)
+/* Spins before a waiting thread starts yielding its CPU. */
+#define TW__S_WAIT_SPINS 32
 
-/* A slot: free for ticket t when seq == t, filled for it when seq == t + 1.
- * fn NULL: arg is a tw__item (a team's step, never allocated here). */
+/*
+ * Lingering (see the top): a combiner that ran other threads' items, or
+ * that took the worker from another thread's hand-back while its own
+ * thread lately found it busy, polls for more every TW__S_POLL_GAP pauses,
+ * up to TW__S_LINGER times, before handing back: about 3 us here (a pause
+ * is 45 ns on the 2-vCPU Xeon of docs/performance.md). Long enough to
+ * bridge the gaps between a submitter's items (tens of ns), short enough
+ * that a combiner whose feeders stopped (or lost their CPU) soon goes back
+ * to its own work. TW__S_HOT: the takes, after its last do that found a
+ * worker busy, during which a thread lingers so.
+ */
+#define TW__S_LINGER 16
+#define TW__S_POLL_GAP 4
+#define TW__S_HOT 64
+
+/* The combiner's flags. */
+#define TW__S_LOOK 1       /* the lanes may hold work: drain first */
+#define TW__S_MAY_LINGER 2 /* a public do: its thread may wait for more */
+#define TW__S_SHARED 4     /* taken from another thread's hand-back */
+
+/* A slot. fn NULL: arg is a tw__item (a team's step, never allocated). */
 typedef struct tw__serial_slot {
-  _Atomic uintptr_t seq;
   tw_call_fn fn;
   void *arg;
   tw_free_fn arg_free;
 } tw__serial_slot;
 
+typedef struct tw__serial_lane {
+  /* The producer's line: tickets below tail are filled; below room, free
+   * to fill (its copy of head + CAP); inflight while it publishes. */
+  _Atomic uintptr_t tail;
+  uintptr_t room;
+  _Atomic unsigned inflight;
+  /* The combiner's line: tickets below head have run (published once per
+   * batch; read by the producer only when its room runs out). */
+  TW__LINE_ALIGNED _Atomic uintptr_t head;
+  TW__LINE_ALIGNED tw__serial_slot ring[TW__S_CAP];
+} tw__serial_lane;
+
+_Static_assert(TW__S_LANES + 1 <= (TW__S_TAG_MASK >> TW__S_TAG_SHIFT),
+               "an index + 1 must fit state's tag");
+_Static_assert(sizeof(tw__serial_lane) ==
+                   2 * TW__LINE + TW__S_CAP * sizeof(tw__serial_slot),
+               "a lane is two lines and its ring");
+
 typedef struct tw__serial_worker {
   tw_worker base; /* read by every submitter */
-  /* written by every submitter and the combiner: a line of its own (the
-   * worker's memory is line-aligned, tw__calloc_lines) */
+  /* written when a thread takes or hands back the worker, and by the first
+   * submitter after a DIRTY clear; read by every submitter */
   TW__LINE_ALIGNED _Atomic uintptr_t state;
+  /* Written once per lane made; read by the combiner every round. */
+  TW__LINE_ALIGNED _Atomic unsigned n_lanes; /* 1 + the highest lane made */
+  _Atomic(tw__serial_lane *) lanes[TW__S_LANES];
   /* The combiner's (handed from one to the next by state's CAS). */
-  TW__LINE_ALIGNED uintptr_t head; /* the next ticket to run */
-  TW__FIFO(tw__item) mine;         /* re-entrant items */
+  TW__LINE_ALIGNED TW__FIFO(tw__item) mine; /* re-entrant items */
   uv_mutex_t mutex;
   uv_cond_t cond;
   int done;
-  TW__LINE_ALIGNED tw__serial_slot ring[TW__S_CAP];
 } tw__serial_worker;
 
 /* The serial workers being drained by this thread, innermost first. */
@@ -105,6 +188,73 @@ typedef struct tw__serial_frame {
 static TW__TLS tw__serial_frame *tw__serial_frames;
 
 static const char tw__serial_why[] = "Unhandled error in serial worker";
+
+/* ---- thread indexes --------------------------------------------------------- */
+
+/*
+ * A thread's lane in every serial worker is the one at its index: unique
+ * among live threads (a bit in tw__serial_taken), taken on the thread's
+ * first do to a busy worker, given back by a thread-specific destructor
+ * when it exits. A later thread with the same index inherits the lanes
+ * (their producer side: the exit's release, the take's acquire).
+ */
+static _Atomic uintptr_t tw__serial_taken;
+static TW__TLS unsigned tw__serial_index; /* index + 1; 0: none */
+/* Takes from idle left during which this thread, having lately found a
+ * worker busy, lingers if another thread handed that worker back. */
+static TW__TLS unsigned tw__serial_hot;
+static pthread_key_t tw__serial_key;
+static uv_once_t tw__serial_once = UV_ONCE_INIT;
+static int tw__serial_key_ok;
+
+static void tw__serial_thread_exit(void *value) {
+  unsigned i = (unsigned)(uintptr_t)value - 1;
+  tw__serial_index = 0;
+  atomic_fetch_and_explicit(&tw__serial_taken, ~((uintptr_t)1 << i),
+                            memory_order_release);
+}
+
+static void tw__serial_key_init(void) {
+  tw__serial_key_ok =
+      pthread_key_create(&tw__serial_key, tw__serial_thread_exit) == 0;
+}
+
+/* The index of the lowest bit set in m (not 0). */
+static unsigned tw__serial_lowest(uintptr_t m) {
+#if defined(__GNUC__)
+  return (unsigned)__builtin_ctzll((unsigned long long)m);
+#else
+  unsigned i = 0;
+  while (!(m & 1)) {
+    m >>= 1;
+    i++;
+  }
+  return i;
+#endif
+}
+
+/* The calling thread's index + 1, taken now if need be; 0: none free. */
+static unsigned tw__serial_my_index(void) {
+  uintptr_t taken;
+  unsigned i;
+  if (TW__LIKELY(tw__serial_index != 0)) return tw__serial_index;
+  uv_once(&tw__serial_once, tw__serial_key_init);
+  if (!tw__serial_key_ok) return 0;
+  taken = atomic_load_explicit(&tw__serial_taken, memory_order_relaxed);
+  do {
+    if (~taken == 0) return 0;
+    i = tw__serial_lowest(~taken);
+  } while (!atomic_compare_exchange_weak_explicit(
+      &tw__serial_taken, &taken, taken | (uintptr_t)1 << i,
+      memory_order_acquire, memory_order_relaxed));
+  if (pthread_setspecific(tw__serial_key, (void *)(uintptr_t)(i + 1)) != 0) {
+    atomic_fetch_and_explicit(&tw__serial_taken, ~((uintptr_t)1 << i),
+                              memory_order_release);
+    return 0;
+  }
+  tw__serial_index = i + 1;
+  return i + 1;
+}
 
 /* ---- nodes ---------------------------------------------------------------- */
 
@@ -150,13 +300,12 @@ static int tw__serial_is_mine(const tw__serial_worker *w) {
 }
 
 /*
- * One step of waiting for another thread (a full ring's combiner, or a
- * submitter between its claim and its publication): spin briefly, then
- * give the CPU away - on a machine with more submitters than cores, the
- * thread we wait for may need ours.
+ * One step of waiting for another thread (the combiner, to make room):
+ * spin briefly, then give the CPU away - on a machine with more
+ * submitters than cores, the thread we wait for may need ours.
  */
-static void tw__serial_pause(unsigned *spins, unsigned limit) {
-  if (++*spins <= limit)
+static void tw__serial_pause(unsigned *spins) {
+  if (++*spins <= TW__S_WAIT_SPINS)
     TW__CPU_RELAX();
   else
     sched_yield();
@@ -185,132 +334,141 @@ static void tw__serial_run_mine(tw__serial_worker *w, tw_failure **failure) {
 }
 
 /*
- * Called by the thread that took the worker from idle, after it ran its own
- * item: run what others put in the ring meanwhile, in ticket order, until
- * the worker can be handed back to idle. After that CAS the worker belongs
- * to nobody, so the only access left is the done signal, which free waits
- * for.
+ * One round over the lanes: run at most TW__S_BATCH items of each, in
+ * order, each followed by what it queued re-entrantly. The number run.
+ * seq_cst loads: after a DIRTY clear, a round must see every item whose
+ * submitter read DIRTY set before the clear.
  */
-static void tw__serial_drain(tw__serial_worker *w, tw_failure **failure) {
-  uintptr_t h = w->head;
-  tw__serial_run_mine(w, failure);
-  for (;;) {
-    uintptr_t st = atomic_load_explicit(&w->state, memory_order_acquire);
-    uintptr_t end = TW__S_TICKET(st);
-    if (end == h) {
-      if (atomic_compare_exchange_strong_explicit(
-              &w->state, &st, st & ~TW__S_LOCKED, memory_order_acq_rel,
-              memory_order_relaxed)) {
-        if (st & TW__S_QUIT) tw__serial_signal_done(w);
-        return;
-      }
-      continue; /* a ticket was claimed (or quit came in): look again */
-    }
-    while (h != end) {
-      tw__serial_slot *s = &w->ring[h & TW__S_MASK];
-      uintptr_t ready = TW__S_SEQ(h + 1);
-      tw_call_fn fn;
-      void *arg;
-      tw_free_fn arg_free;
-      unsigned spins = 0;
-      /* Claimed; its submitter may still be writing it. */
-      while (atomic_load_explicit(&s->seq, memory_order_acquire) != ready)
-        tw__serial_pause(&spins, 32);
-      fn = s->fn;
-      arg = s->arg;
-      arg_free = s->arg_free;
-      /* Free the slot before running: a waiting submitter may take it. */
-      atomic_store_explicit(&s->seq, TW__S_SEQ(h + TW__S_CAP),
-                            memory_order_release);
-      h = TW__S_SEQ(h + 1);
+static uintptr_t tw__serial_round(tw__serial_worker *w, tw_failure **failure) {
+  unsigned n = atomic_load_explicit(&w->n_lanes, memory_order_seq_cst);
+  uintptr_t ran = 0;
+  unsigned i;
+  for (i = 0; i < n; i++) {
+    tw__serial_lane *l =
+        atomic_load_explicit(&w->lanes[i], memory_order_seq_cst);
+    uintptr_t h, end;
+    if (l == NULL) continue;
+    h = atomic_load_explicit(&l->head, memory_order_relaxed);
+    end = atomic_load_explicit(&l->tail, memory_order_seq_cst);
+    if (end == h) continue;
+    if (end - h > TW__S_BATCH) end = h + TW__S_BATCH;
+    ran += end - h;
+    do {
+      const tw__serial_slot *s = &l->ring[h & TW__S_MASK];
+      tw_call_fn fn = s->fn;
+      void *arg = s->arg;
+      tw_free_fn arg_free = s->arg_free;
+      h++;
       tw__serial_run_fn(fn, arg, arg_free, failure);
       tw__serial_run_mine(w, failure);
-    }
-    w->head = h; /* for the next combiner, through state's CAS */
+    } while (h != end);
+    /* Once per batch: the producer reads it only when out of room
+     * (release: our reads of the slots come before their reuse). */
+    atomic_store_explicit(&l->head, h, memory_order_release);
   }
+  return ran;
 }
 
-/*
- * The ring is full at ticket t (ticket t - CAP is not run yet): wait until
- * the combiner has run ticket t - CAP/2, i.e. half the ring is free, rather
- * than until the first slot is. Woken one slot at a time, the submitters
- * kept the ring full and fought the combiner over each slot's cache line
- * and over state at every item; woken at half, they fill 128 slots in a
- * burst while the combiner runs the other 128 (bench/serial_worker, 2
- * submitters, same loaded machine: 48.3 M items/s against 13.9 M).
- */
-/* Spins before a waiting submitter starts yielding (256 measured the same
- * as 32 on a loaded machine; an idle one may say otherwise). */
-#define TW__S_WAIT_SPINS 32
-static void tw__serial_wait_half(tw__serial_worker *w, uintptr_t t) {
-  uintptr_t u = TW__S_SEQ(t - TW__S_CAP / 2);
-  uintptr_t freed = TW__S_SEQ(u + TW__S_CAP); /* slot's seq once u ran */
-  _Atomic uintptr_t *seq = &w->ring[u & TW__S_MASK].seq;
-  unsigned spins = 0;
-  /* Before u ran, seq is u or u + 1: "behind" freed modulo the counter's
-   * range; once it ran, freed or later. */
-  while (TW__S_SEQ(atomic_load_explicit(seq, memory_order_relaxed) - freed) >
-         (UINTPTR_MAX >> 3))
-    tw__serial_pause(&spins, TW__S_WAIT_SPINS);
+/* 1 if a lane has an item the combiner has not run. */
+static int tw__serial_pending(tw__serial_worker *w) {
+  unsigned n = atomic_load_explicit(&w->n_lanes, memory_order_relaxed);
+  unsigned i;
+  for (i = 0; i < n; i++) {
+    tw__serial_lane *l =
+        atomic_load_explicit(&w->lanes[i], memory_order_acquire);
+    if (l != NULL && atomic_load_explicit(&l->tail, memory_order_relaxed) !=
+                         atomic_load_explicit(&l->head, memory_order_relaxed))
+      return 1;
+  }
+  return 0;
 }
 
-/*
- * Take the worker if idle (0: it is the caller's now, run the item), or,
- * when want_slot, claim the next ticket (1, *ticket set: fill its slot),
- * waiting while the ring is full, or return 2 when the caller is the
- * combiner itself (re-entrant: queue on its own list); without want_slot,
- * 1 means busy. TW_EALREADYQUIT once quit.
- */
-static int tw__serial_claim(tw__serial_worker *w, int want_slot,
-                            uintptr_t *ticket) {
-  uintptr_t old = atomic_load_explicit(&w->state, memory_order_relaxed);
-  for (;;) {
-    uintptr_t t;
-    if (old & TW__S_QUIT) return TW_EALREADYQUIT;
-    if (!(old & TW__S_LOCKED)) {
-      if (atomic_compare_exchange_weak_explicit(&w->state, &old,
-                                                old | TW__S_LOCKED,
-                                                memory_order_acq_rel,
-                                                memory_order_relaxed))
-        return 0;
-      continue;
-    }
-    if (!want_slot) return 1;
-    /* Busy, perhaps with us: a do from inside the work must not wait for
-     * itself (checked only here, off the idle path). */
-    if (tw__serial_is_mine(w)) return 2;
-    t = TW__S_TICKET(old);
-    /* The slot is free for ticket t once the combiner has taken ticket
-     * t - CAP out of it (acquire: our writes come after its reads). */
-    if (atomic_load_explicit(&w->ring[t & TW__S_MASK].seq,
-                             memory_order_acquire) != t) {
-      uintptr_t now = atomic_load_explicit(&w->state, memory_order_relaxed);
-      if (now == old) tw__serial_wait_half(w, t); /* full */
-      old = atomic_load_explicit(&w->state, memory_order_relaxed);
-      continue;
-    }
-    if (atomic_compare_exchange_weak_explicit(&w->state, &old,
-                                              old + TW__S_ONE,
-                                              memory_order_acq_rel,
-                                              memory_order_relaxed)) {
-      *ticket = t;
+/* 1 when, polling every TW__S_POLL_GAP pauses for up to TW__S_LINGER
+ * polls, a lane gets an item. */
+static int tw__serial_linger_lanes(tw__serial_worker *w) {
+  unsigned polls, k;
+  for (polls = 0; polls < TW__S_LINGER; polls++) {
+    for (k = 0; k < TW__S_POLL_GAP; k++) TW__CPU_RELAX();
+    if (tw__serial_pending(w)) return 1;
+  }
+  return 0;
+}
+
+/* Polling state likewise: 1 when it changed (*st: the new value). */
+static int tw__serial_linger_state(tw__serial_worker *w, uintptr_t *st) {
+  unsigned polls, k;
+  for (polls = 0; polls < TW__S_LINGER; polls++) {
+    uintptr_t now;
+    for (k = 0; k < TW__S_POLL_GAP; k++) TW__CPU_RELAX();
+    now = atomic_load_explicit(&w->state, memory_order_relaxed);
+    if (now != *st) {
+      *st = now;
       return 1;
     }
   }
+  return 0;
 }
 
-static void tw__serial_fill(tw__serial_worker *w, uintptr_t t, tw_call_fn fn,
-                            void *arg, tw_free_fn arg_free) {
-  tw__serial_slot *s = &w->ring[t & TW__S_MASK];
-  s->fn = fn;
-  s->arg = arg;
-  s->arg_free = arg_free;
-  atomic_store_explicit(&s->seq, TW__S_SEQ(t + 1), memory_order_release);
+/* Rounds until one finds every lane empty (*fed: items run); lingering
+ * for more if allowed and fed. */
+static void tw__serial_drain(tw__serial_worker *w, tw_failure **failure,
+                             int flags, uintptr_t *fed) {
+  for (;;) {
+    uintptr_t ran = tw__serial_round(w, failure);
+    *fed += ran;
+    if (ran != 0) continue;
+    if (!(flags & TW__S_MAY_LINGER) || *fed == 0 ||
+        !tw__serial_linger_lanes(w))
+      return;
+  }
 }
 
-/* We own the worker: run fn(arg) (fn NULL: arg is an item), then drain. */
-static void tw__serial_own(tw__serial_worker *w, tw_call_fn fn, void *arg,
-                           tw_free_fn arg_free) {
+/*
+ * The combiner's part, holding ACTIVE (st: the state it took it in): run
+ * what waits until the worker can be handed back. After the final CAS the
+ * worker belongs to nobody, so the only access left is the done signal,
+ * which free waits for.
+ */
+static TW__NOINLINE void tw__serial_combine(tw__serial_worker *w,
+                                            uintptr_t st, int flags,
+                                            tw_failure **failure) {
+  uintptr_t fed = 0;
+  if (tw__serial_hot != 0 && (flags & TW__S_MAY_LINGER)) {
+    tw__serial_hot--;
+    if ((st & TW__S_TAG_MASK) >> TW__S_TAG_SHIFT != tw__serial_index)
+      flags |= TW__S_SHARED;
+  }
+  if (flags & TW__S_LOOK) tw__serial_drain(w, failure, flags, &fed);
+  for (;;) {
+    tw__serial_run_mine(w, failure);
+    if (!(st & TW__S_DIRTY)) {
+      uintptr_t idle;
+      if ((flags & TW__S_MAY_LINGER) && (fed != 0 || (flags & TW__S_SHARED)) &&
+          tw__serial_linger_state(w, &st))
+        continue;
+      idle = (st & ~(TW__S_ACTIVE | TW__S_TAG_MASK)) |
+             ((uintptr_t)tw__serial_index << TW__S_TAG_SHIFT);
+      if (atomic_compare_exchange_strong_explicit(
+              &w->state, &st, idle, memory_order_acq_rel,
+              memory_order_acquire)) {
+        if (st & TW__S_QUIT) tw__serial_signal_done(w);
+        return;
+      }
+      continue; /* DIRTY set, or quit: look again */
+    }
+    /* Submitters queued items: clear DIRTY, then run every item queued
+     * (the next submitter sets it again, with one CAS). */
+    st = atomic_fetch_and_explicit(&w->state, ~TW__S_DIRTY,
+                                   memory_order_seq_cst) &
+         ~TW__S_DIRTY;
+    tw__serial_drain(w, failure, flags, &fed);
+  }
+}
+
+/* We own the worker (st: ACTIVE and what came with it): run fn(arg) (fn
+ * NULL: arg is an item; both NULL: nothing), then combine. */
+static void tw__serial_own(tw__serial_worker *w, uintptr_t st, tw_call_fn fn,
+                           void *arg, tw_free_fn arg_free, int flags) {
   tw__serial_frame frame;
   tw_failure **failure = tw__work_failure_slot();
   /* A failure the caller has not collected yet is not ours to log. */
@@ -318,19 +476,204 @@ static void tw__serial_own(tw__serial_worker *w, tw_call_fn fn, void *arg,
   frame.w = w;
   frame.prev = tw__serial_frames;
   tw__serial_frames = &frame;
-  tw__serial_run_fn(fn, arg, arg_free, failure);
-  {
-    /* Nothing claimed or queued meanwhile (the usual case without
-     * contention): one CAS hands the worker back. */
-    uintptr_t idle = (w->head << 2) | TW__S_LOCKED;
-    if (!TW__FIFO_EMPTY(&w->mine) ||
-        !atomic_compare_exchange_strong_explicit(
-            &w->state, &idle, idle & ~TW__S_LOCKED, memory_order_acq_rel,
-            memory_order_relaxed))
-      tw__serial_drain(w, failure);
+  if (fn != NULL || arg != NULL) tw__serial_run_fn(fn, arg, arg_free, failure);
+  if (TW__LIKELY(!(flags & TW__S_LOOK) && TW__FIFO_EMPTY(&w->mine) &&
+                 (!(flags & TW__S_MAY_LINGER) || tw__serial_hot == 0))) {
+    /* Nothing queued meanwhile and no reason to linger (the usual case
+     * without contention): one CAS hands the worker back. */
+    uintptr_t idle = (st & ~(TW__S_ACTIVE | TW__S_TAG_MASK)) |
+                     ((uintptr_t)tw__serial_index << TW__S_TAG_SHIFT);
+    if (atomic_compare_exchange_strong_explicit(&w->state, &st, idle,
+                                                memory_order_acq_rel,
+                                                memory_order_acquire)) {
+      if (TW__UNLIKELY(st & TW__S_QUIT)) tw__serial_signal_done(w);
+      goto out;
+    }
   }
+  tw__serial_combine(w, st, flags, failure);
+out:
   tw__serial_frames = frame.prev;
   tw__work_unstash(failure, outer);
+}
+
+/* Take w if idle: 1 (*st: the state taken, ACTIVE set), 0 busy,
+ * TW_EALREADYQUIT. */
+static int tw__serial_take(tw__serial_worker *w, uintptr_t *st) {
+  uintptr_t old = atomic_load_explicit(&w->state, memory_order_relaxed);
+  for (;;) {
+    if (old & TW__S_QUIT) return TW_EALREADYQUIT;
+    if (old & TW__S_ACTIVE) return 0;
+    if (atomic_compare_exchange_weak_explicit(&w->state, &old,
+                                              old | TW__S_ACTIVE,
+                                              memory_order_acq_rel,
+                                              memory_order_relaxed)) {
+      *st = old | TW__S_ACTIVE;
+      return 1;
+    }
+  }
+}
+
+/* A thread with no lane in w: wait until w is idle, take it and run the
+ * item (it has nothing queued in w, so FIFO holds). */
+static int tw__serial_run_when_idle(tw__serial_worker *w, tw_call_fn fn,
+                                    void *arg, tw_free_fn arg_free,
+                                    int flags) {
+  unsigned spins = 0;
+  uintptr_t st;
+  int rc;
+  while ((rc = tw__serial_take(w, &st)) == 0) tw__serial_pause(&spins);
+  if (rc < 0) return rc;
+  tw__serial_own(w, st, fn, arg, arg_free, flags);
+  return 0;
+}
+
+/* The calling thread's lane in w (index i + 1), made if need be; NULL: no
+ * memory. Only the thread holding index i makes lane i. */
+static tw__serial_lane *tw__serial_lane_of(tw__serial_worker *w, unsigned i) {
+  tw__serial_lane *l =
+      atomic_load_explicit(&w->lanes[i - 1], memory_order_acquire);
+  unsigned n;
+  if (TW__LIKELY(l != NULL)) return l;
+  l = tw__calloc_lines(sizeof(*l));
+  if (l == NULL) return NULL;
+  atomic_init(&l->tail, 0);
+  atomic_init(&l->inflight, 0);
+  atomic_init(&l->head, 0);
+  l->room = TW__S_CAP;
+  /* seq_cst, as the loads of n_lanes and lanes in a round: both come before
+   * our first item's tail store, so a round after a DIRTY clear that must
+   * see that item sees the lane. */
+  atomic_store_explicit(&w->lanes[i - 1], l, memory_order_seq_cst);
+  n = atomic_load_explicit(&w->n_lanes, memory_order_seq_cst);
+  while (n < i && !atomic_compare_exchange_weak_explicit(
+                      &w->n_lanes, &n, i, memory_order_seq_cst,
+                      memory_order_relaxed)) {
+  }
+  return l;
+}
+
+/*
+ * Queue an item in the calling thread's lane of the busy worker w (see the
+ * top of the file), or, if the lane is full, wait for room or for the
+ * worker to be idle (then run the item ourselves).
+ */
+static int tw__serial_queue(tw__serial_worker *w, tw__serial_lane *l,
+                            tw_call_fn fn, void *arg, tw_free_fn arg_free,
+                            int flags) {
+  uintptr_t t = atomic_load_explicit(&l->tail, memory_order_relaxed);
+  uintptr_t st;
+  tw__serial_slot *s;
+  int fenced;
+  if (TW__UNLIKELY(t == l->room)) {
+    l->room = atomic_load_explicit(&l->head, memory_order_acquire) + TW__S_CAP;
+    if (t == l->room) {
+      /* Full: wait until the combiner has run a batch of it. */
+      unsigned spins = 0;
+      int rc;
+      for (;;) {
+        rc = tw__serial_take(w, &st);
+        if (rc != 0) break;
+        tw__serial_pause(&spins);
+        l->room =
+            atomic_load_explicit(&l->head, memory_order_acquire) + TW__S_CAP;
+        if (t != l->room) break;
+      }
+      if (rc < 0) return rc;
+      if (rc == 1) {
+        /* Idle: every item we queued has run (see the top). */
+        tw__serial_own(w, st, fn, arg, arg_free, flags);
+        return 0;
+      }
+    }
+  }
+  s = &l->ring[t & TW__S_MASK];
+  s->fn = fn;
+  s->arg = arg;
+  s->arg_free = arg_free;
+  /*
+   * Publish, then read state: a Dekker pair with the combiner's DIRTY
+   * clear and its next round, so the store and the read need a full
+   * barrier between them - unless what follows is a CAS on state (which
+   * orders the store before it for whoever reads its value). Streaming
+   * (DIRTY already set): a seq_cst store, one locked instruction on our
+   * own line. Otherwise (the first item after a clear, or a lone step):
+   * a plain store and the CAS that sets DIRTY: one atomic, as the ring's
+   * ticket, where a seq_cst store before that CAS made two (a team's
+   * steps come mostly alone; bench_defer_to_thread under load, 5 runs
+   * each, medians with a pool of 2 / 8: 746 / 531 ns a job, 786 / 558
+   * with the two atomics, 745 / 760 with the ring - all within the noise).
+   */
+  st = atomic_load_explicit(&w->state, memory_order_relaxed);
+  fenced = (st & (TW__S_ACTIVE | TW__S_DIRTY)) == (TW__S_ACTIVE | TW__S_DIRTY);
+  if (fenced) {
+    atomic_store_explicit(&l->tail, t + 1, memory_order_seq_cst);
+    st = atomic_load_explicit(&w->state, memory_order_seq_cst);
+  } else {
+    atomic_store_explicit(&l->tail, t + 1, memory_order_release);
+  }
+  for (;;) {
+    if ((st & (TW__S_ACTIVE | TW__S_DIRTY)) == (TW__S_ACTIVE | TW__S_DIRTY)) {
+      if (fenced) return 0;
+      /* Set by another submitter: trust it only after a full barrier
+       * (the same store again, seq_cst; TSan has no fences). */
+      atomic_store_explicit(&l->tail, t + 1, memory_order_seq_cst);
+      fenced = 1;
+      st = atomic_load_explicit(&w->state, memory_order_seq_cst);
+      continue;
+    }
+    if (st & TW__S_ACTIVE) {
+      if (atomic_compare_exchange_weak_explicit(&w->state, &st,
+                                                st | TW__S_DIRTY,
+                                                memory_order_seq_cst,
+                                                memory_order_seq_cst))
+        return 0;
+    } else if (atomic_compare_exchange_weak_explicit(
+                   &w->state, &st, st | TW__S_ACTIVE, memory_order_seq_cst,
+                   memory_order_seq_cst)) {
+      /* Idle (even after quit: the item was accepted): run the lanes. */
+      tw__serial_own(w, st | TW__S_ACTIVE, NULL, NULL, NULL,
+                     flags | TW__S_LOOK);
+      return 0;
+    }
+  }
+}
+
+/* A do that found w busy: 0 queued (or run), 2 re-entrant (not queued
+ * yet), or an error. */
+static TW__NOINLINE int tw__serial_submit_busy(tw__serial_worker *w,
+                                               tw_call_fn fn, void *arg,
+                                               tw_free_fn arg_free,
+                                               int flags) {
+  unsigned i;
+  tw__serial_lane *l;
+  int rc;
+  /* Perhaps busy with us: a do from inside the work must not wait for
+   * itself (checked only here, off the idle path). */
+  if (tw__serial_is_mine(w)) return 2;
+  i = tw__serial_my_index();
+  l = i != 0 ? tw__serial_lane_of(w, i) : NULL;
+  if (TW__UNLIKELY(l == NULL))
+    return tw__serial_run_when_idle(w, fn, arg, arg_free, flags);
+  /* Until we are done with w: free waits for it (our item may be the one
+   * whose work frees w). Release: what we did before is visible then. */
+  atomic_store_explicit(&l->inflight, 1, memory_order_relaxed);
+  tw__serial_hot = TW__S_HOT;
+  rc = tw__serial_queue(w, l, fn, arg, arg_free, flags);
+  atomic_store_explicit(&l->inflight, 0, memory_order_release);
+  return rc;
+}
+
+/* 0 done (run or queued), 2 re-entrant (not queued yet), or an error. */
+static int tw__serial_submit(tw__serial_worker *w, tw_call_fn fn, void *arg,
+                             tw_free_fn arg_free, int flags) {
+  uintptr_t st;
+  int rc = tw__serial_take(w, &st);
+  if (TW__LIKELY(rc == 1)) {
+    tw__serial_own(w, st, fn, arg, arg_free, flags);
+    return 0;
+  }
+  if (rc < 0) return rc;
+  return tw__serial_submit_busy(w, fn, arg, arg_free, flags);
 }
 
 /* A re-entrant do: queue it on the combiner's own list. */
@@ -341,21 +684,9 @@ static int tw__serial_add_mine(tw__serial_worker *w, tw__item *it) {
   return 0;
 }
 
-/* 0 done (run or queued), 2 re-entrant (not queued yet), or an error. */
-static int tw__serial_submit(tw__serial_worker *w, tw_call_fn fn, void *arg,
-                             tw_free_fn arg_free) {
-  uintptr_t t;
-  int rc = tw__serial_claim(w, 1, &t);
-  if (rc == 0)
-    tw__serial_own(w, fn, arg, arg_free);
-  else if (rc == 1)
-    tw__serial_fill(w, t, fn, arg, arg_free);
-  return rc == 1 ? 0 : rc;
-}
-
 static int tw__serial_do_item(tw_worker *wk, tw__item *it) {
   tw__serial_worker *w = (tw__serial_worker *)wk;
-  int rc = tw__serial_submit(w, NULL, it, NULL);
+  int rc = tw__serial_submit(w, NULL, it, NULL, 0);
   return rc == 2 ? tw__serial_add_mine(w, it) : rc;
 }
 
@@ -363,7 +694,7 @@ static int tw__serial_do_work(tw_worker *wk, tw_call_fn fn, void *arg,
                               tw_free_fn arg_free) {
   tw__serial_worker *w = (tw__serial_worker *)wk;
   tw__serial_node *n;
-  int rc = tw__serial_submit(w, fn, arg, arg_free);
+  int rc = tw__serial_submit(w, fn, arg, arg_free, TW__S_MAY_LINGER);
   if (rc != 2) return rc;
   n = tw__tnode_get();
   if (n == NULL) return TW_ENOMEM;
@@ -378,10 +709,10 @@ static int tw__serial_do_work(tw_worker *wk, tw_call_fn fn, void *arg,
 
 int tw__serial_try_run(tw_worker *wk, tw_call_fn fn, void *arg) {
   tw__serial_worker *w = (tw__serial_worker *)wk;
-  uintptr_t t;
-  int rc = tw__serial_claim(w, 0, &t);
-  if (rc != 0) return rc == 1 ? 0 : rc;
-  tw__serial_own(w, fn, arg, NULL);
+  uintptr_t st;
+  int rc = tw__serial_take(w, &st);
+  if (rc != 1) return rc;
+  tw__serial_own(w, st, fn, arg, NULL, 0);
   return 1;
 }
 
@@ -391,17 +722,29 @@ static int tw__serial_quit(tw_worker *wk) {
       atomic_fetch_or_explicit(&w->state, TW__S_QUIT, memory_order_acq_rel);
   if (old & TW__S_QUIT) return TW_EALREADYQUIT;
   /* Idle: nobody will see the flag at a final CAS. */
-  if (!(old & TW__S_LOCKED)) tw__serial_signal_done(w);
+  if (!(old & TW__S_ACTIVE)) tw__serial_signal_done(w);
   return 0;
 }
 
 static int tw__serial_destroy(tw_worker *wk) {
   tw__serial_worker *w = (tw__serial_worker *)wk;
+  unsigned i, n;
   if (tw__serial_is_mine(w)) return TW_EDEADLK;
   (void)tw__serial_quit(wk);
   uv_mutex_lock(&w->mutex);
   while (!w->done) uv_cond_wait(&w->cond, &w->mutex);
   uv_mutex_unlock(&w->mutex);
+  /* A submitter whose item has run may not have left yet (see the top). */
+  n = atomic_load_explicit(&w->n_lanes, memory_order_acquire);
+  for (i = 0; i < n; i++) {
+    tw__serial_lane *l =
+        atomic_load_explicit(&w->lanes[i], memory_order_acquire);
+    unsigned spins = 0;
+    if (l == NULL) continue;
+    while (atomic_load_explicit(&l->inflight, memory_order_acquire))
+      tw__serial_pause(&spins);
+    tw__free_lines(l);
+  }
   uv_cond_destroy(&w->cond);
   uv_mutex_destroy(&w->mutex);
   tw__free_lines(w);
@@ -415,15 +758,14 @@ const tw__worker_class tw__serial_worker_class = {
 int tw_serial_worker_new(tw_worker **out) {
   tw__serial_worker *w;
   int rc;
+  unsigned i;
   if (out == NULL) return TW_EINVAL;
   w = tw__calloc_lines(sizeof(*w));
   if (w == NULL) return TW_ENOMEM;
   w->base.vtable = &tw__serial_worker_class.vtable;
-  {
-    uintptr_t i;
-    atomic_init(&w->state, 0);
-    for (i = 0; i < TW__S_CAP; i++) atomic_init(&w->ring[i].seq, i);
-  }
+  atomic_init(&w->state, 0);
+  atomic_init(&w->n_lanes, 0);
+  for (i = 0; i < TW__S_LANES; i++) atomic_init(&w->lanes[i], NULL);
   rc = uv_mutex_init(&w->mutex);
   if (rc != 0) {
     tw__free_lines(w);

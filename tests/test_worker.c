@@ -815,10 +815,11 @@ TWT_TEST(worker, serial_worker_busy_beyond_its_node_pool) {
 }
 
 /*
- * The serial worker's bound (worker.h): at most 256 items wait for the
- * thread running the worker; a 257th do from another thread waits until
- * that thread frees room. Here the main thread takes the worker and holds
- * it inside one item while another thread submits more than that.
+ * The serial worker's bound (worker.h): at most 256 items of one
+ * submitting thread wait for the thread running the worker; its 257th do
+ * waits until that thread frees room. Here the main thread takes the
+ * worker and holds it inside one item while another thread submits more
+ * than that.
  */
 #define SERIAL_BOUND 256
 #define SERIAL_OVER 100
@@ -883,13 +884,18 @@ TWT_TEST_OPTS(worker, serial_worker_bounds_the_backlog_submitter_waits,
   cr_assert_eq(tw_worker_free(serial_w), 0);
 }
 
-/* What another thread queues on a busy serial worker costs no allocation:
- * it waits in the worker's fixed ring (so the backlog cannot grow). */
+/* What another thread queues on a busy serial worker costs no allocation
+ * beyond its lane, made once on its first do that finds the worker busy:
+ * items wait in that fixed ring (so the backlog cannot grow). */
+static long serial_alloc_first;
 static void serial_hold_while_other_submits(void *arg) {
-  long before;
+  long start, before;
   (void)arg;
-  before = twt_alloc_total();
+  start = twt_alloc_total();
   atomic_store(&serial_holding, 1);
+  while (atomic_load(&serial_accepted) < 1) sched_yield();
+  before = twt_alloc_total();
+  serial_alloc_first = before - start;
   while (atomic_load(&serial_accepted) < SERIAL_BOUND) sched_yield();
   serial_alloc_delta = twt_alloc_total() - before;
 }
@@ -906,10 +912,67 @@ TWT_TEST_OPTS(worker, serial_worker_queues_other_threads_work_without_allocating
   cr_assert_eq(tw_worker_do(serial_w, serial_hold_while_other_submits, NULL),
                0);
   uv_thread_join(&th);
+  cr_assert_eq(serial_alloc_first, 1, "the lane: %ld allocations",
+               serial_alloc_first);
   cr_assert_eq(serial_alloc_delta, 0,
-               "%ld allocations for %d queued items", serial_alloc_delta,
-               SERIAL_BOUND);
+               "%ld allocations for %d more queued items", serial_alloc_delta,
+               SERIAL_BOUND - 1);
   cr_assert_eq(calls, SERIAL_BOUND + SERIAL_OVER);
+  cr_assert_eq(tw_worker_free(serial_w), 0);
+}
+
+/*
+ * A thread that finds the worker busy and cannot get a lane (no memory for
+ * it) neither fails nor loses the item: it waits until the worker is idle
+ * and runs the item itself (do_item, a team's step, must not fail).
+ */
+static atomic_int serial_oom_go, serial_oom_ran_on_other;
+static int serial_oom_other_rc;
+static uv_thread_t serial_oom_thread;
+
+static void serial_oom_item(void *arg) {
+  uv_thread_t self = uv_thread_self();
+  (void)arg;
+  calls++;
+  if (uv_thread_equal(&self, &serial_oom_thread))
+    atomic_store(&serial_oom_ran_on_other, 1);
+}
+
+static void serial_oom_other(void *arg) {
+  (void)arg;
+  while (!atomic_load(&serial_oom_go)) sched_yield();
+  serial_oom_other_rc = tw_worker_do(serial_w, serial_oom_item, NULL);
+  atomic_store(&serial_sub_done, 1);
+}
+
+static void serial_hold_while_oom(void *arg) {
+  int i;
+  (void)arg;
+  twt_alloc_fail_all(1);
+  atomic_store(&serial_oom_go, 1);
+  /* The other thread waits for us (it cannot queue): give it time to. */
+  for (i = 0; i < 2000 && !atomic_load(&serial_sub_done); i++) sched_yield();
+  twt_alloc_fail_all(0);
+  serial_seen = calls;
+}
+
+TWT_TEST_OPTS(worker, serial_worker_busy_without_a_lane_runs_when_idle,
+              .timeout = 60) {
+  calls = 0;
+  serial_seen = -1;
+  atomic_store(&serial_oom_go, 0);
+  atomic_store(&serial_sub_done, 0);
+  atomic_store(&serial_oom_ran_on_other, 0);
+  cr_assert_eq(tw_serial_worker_new(&serial_w), 0);
+  cr_assert_eq(uv_thread_create(&serial_oom_thread, serial_oom_other, NULL),
+               0);
+  cr_assert_eq(tw_worker_do(serial_w, serial_hold_while_oom, NULL), 0);
+  uv_thread_join(&serial_oom_thread);
+  cr_assert_eq(serial_oom_other_rc, 0);
+  cr_assert_eq(serial_seen, 0, "the item ran while the worker was held");
+  cr_assert_eq(calls, 1);
+  cr_assert_eq(atomic_load(&serial_oom_ran_on_other), 1,
+               "the thread with no lane ran its item itself");
   cr_assert_eq(tw_worker_free(serial_w), 0);
 }
 

@@ -1,15 +1,16 @@
 /*
  * Stress: the serial worker (worker.h). 8 threads submit 500k items each
- * (scaled by TWUV_STRESS_SCALE; more threads than cores, so the ring fills
- * and submitters wait for the combiner, and every 1000th item also queues
- * one re-entrantly). Checks: every item runs exactly once, in order per
+ * (scaled by TWUV_STRESS_SCALE; more threads than cores, so their lanes
+ * fill and submitters wait for the combiner, and every 1000th item also
+ * queues one re-entrantly). Checks: every item runs exactly once, in order per
  * submitter, never two at once. The per-submitter bookkeeping is
  * deliberately plain memory: under TSan, any two items not ordered by the
  * worker's hand-over would be reported as a race.
  *
  * Then quit races with busy submitters (rounds scaled likewise): quit comes
- * from another thread while a drainer is taking batches, so that the QUIT
- * flag meets the drainer's batch swaps and final swap. Checks: every
+ * from another thread while a combiner runs lanes, so that the QUIT flag
+ * meets its DIRTY clears and its final hand-back, and new threads each
+ * round take the lanes of the threads that exited (thread indexes reused). Checks: every
  * accepted item runs exactly once before free returns, a submitter once
  * refused stays refused, and a do after quit on the quitting thread is
  * refused.
