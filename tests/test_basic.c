@@ -2058,14 +2058,8 @@ TWT_TEST(basic, differential_against_twisted) {
 
 /* ---- over a real loopback TCP connection ----------------------------------------- */
 
-/* Iterate r until *flag: at most 20000 iterations and 10 s (the safety
- * bound: no sleeps, no timing asserts). */
-static int spin(tw_reactor *r, const int *flag) {
-  int i;
-  for (i = 0; i < 20000 && !*flag; i++)
-    cr_assert_eq(tw_reactor_iterate(r, 0.05), 0);
-  return *flag != 0;
-}
+/* Iterate r until *flag (twtest.h: bounded in iterations and time). */
+#define spin twt_spin
 
 enum { NET_LINES = 20000 };
 

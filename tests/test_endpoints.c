@@ -854,13 +854,7 @@ TWT_TEST(endpoints, differential_against_twisted) {
  */
 
 /* Iterate until *flag: at most 20000 iterations and 10 s (then fail). */
-static int spin(const int *flag) {
-  uint64_t end = uv_hrtime() + 10ull * 1000000000ull;
-  int i;
-  for (i = 0; i < 20000 && !*flag && uv_hrtime() < end; i++)
-    cr_assert_eq(tw_reactor_iterate(R, 0.05), 0);
-  return *flag != 0;
-}
+static int spin(const int *flag) { return twt_spin(R, flag); }
 
 typedef struct peer {
   tw_protocol base;

@@ -34,13 +34,7 @@ TWT_SUITE(process);
 
 /* ---- harness ------------------------------------------------------------------ */
 
-static int spin(tw_reactor *r, const int *flag) {
-  uint64_t end = uv_hrtime() + 10ull * 1000000000ull;
-  int i;
-  for (i = 0; i < 20000 && !*flag && uv_hrtime() < end; i++)
-    cr_assert_eq(tw_reactor_iterate(r, 0.05), 0);
-  return *flag != 0;
-}
+#define spin twt_spin /* twtest.h */
 
 /* spin for a condition: the same bounds. */
 #define SPIN_UNTIL(cond)                                            \

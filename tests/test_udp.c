@@ -34,19 +34,10 @@ TWT_SUITE(udp);
 
 /* ---- harness ---------------------------------------------------------------- */
 
-/* Iterate r until *flag >= want: at most 20000 iterations and 10 s (the
+/* Iterate r until *flag >= want, bounded in iterations and time (the
  * safety bound: a lost datagram fails the test instead of hanging it). */
-static int spin_until(tw_reactor *r, const int *flag, int want) {
-  uint64_t end = uv_hrtime() + 10ull * 1000000000ull;
-  int i;
-  for (i = 0; i < 20000 && *flag < want && uv_hrtime() < end; i++)
-    cr_assert_eq(tw_reactor_iterate(r, 0.05), 0);
-  return *flag >= want;
-}
-
-static int spin(tw_reactor *r, const int *flag) {
-  return spin_until(r, flag, 1);
-}
+#define spin_until twt_spin_until /* twtest.h */
+#define spin twt_spin
 
 #define MAXD 16
 

@@ -135,3 +135,15 @@ tw_reactor *twt_new_reactor(unsigned flags) {
 void twt_run(tw_reactor *r) { cr_assert_eq(tw_reactor_run(r), 0); }
 
 void twt_free_reactor(tw_reactor *r) { cr_assert_eq(tw_reactor_free(r), 0); }
+
+int twt_spin_until(tw_reactor *r, const int *flag, int want) {
+  uint64_t end = uv_hrtime() + (uint64_t)TWT_SPIN_SECONDS * 1000000000u;
+  int i;
+  for (i = 0; i < 20000 && *flag < want && uv_hrtime() < end; i++)
+    cr_assert_eq(tw_reactor_iterate(r, 0.05), 0);
+  return *flag >= want;
+}
+
+int twt_spin(tw_reactor *r, const int *flag) {
+  return twt_spin_until(r, flag, 1);
+}

@@ -90,4 +90,16 @@ tw_reactor *twt_new_reactor(unsigned flags);
 void twt_run(tw_reactor *r);
 void twt_free_reactor(tw_reactor *r);
 
+/*
+ * Iterate r (tw_reactor_iterate(r, 0.05), asserting 0) until *flag >= want:
+ * at most 20000 iterations and TWT_SPIN_SECONDS. Returns 1 when *flag got
+ * there, 0 when a bound was hit (assert on it: a test that would hang
+ * fails instead). The time bound is generous on purpose: it stops a hang,
+ * it does not time anything (valgrind on a busy 2-CPU machine is slow).
+ * twt_spin: want = 1.
+ */
+#define TWT_SPIN_SECONDS 60
+int twt_spin_until(tw_reactor *r, const int *flag, int want);
+int twt_spin(tw_reactor *r, const int *flag);
+
 #endif
