@@ -69,7 +69,6 @@ static const char *const mode_name[NMODE] = {"pingpong-1", "pingpong-10",
 static const char *const mode_unit[NMODE] = {"rt/s", "rt/s", "MiB/s",
                                              "conn/s", "B/conn"};
 
-static pid_t server_pid; /* killed if we exit early */
 
 /* 1 when $var is unset or empty, or names name (comma-separated). */
 static int env_lists(const char *var, const char *name) {
@@ -84,9 +83,6 @@ static int env_lists(const char *var, const char *name) {
 
 static int mode_wanted(int m) { return env_lists("TWUV_ECHO_MODES", mode_name[m]); }
 
-static void kill_server(void) {
-  if (server_pid > 0) kill(server_pid, SIGKILL);
-}
 
 static void die(const char *what, int err) {
   fprintf(stderr, "bench_echo: %s: %s\n", what,
@@ -264,59 +260,17 @@ typedef struct server {
 static char twisted_script[4096];
 
 static int twisted_available(void) {
-  return access("/usr/bin/python3", X_OK) == 0 &&
-         system("/usr/bin/python3 -c 'import twisted' 2>/dev/null") == 0 &&
-         access(twisted_script, R_OK) == 0;
+  return bench_twisted_available(twisted_script);
 }
 
 static void server_start(server *s, int kind) {
-  int fds[2];
-  char line[32];
-  ssize_t n, got = 0;
   s->kind = kind;
-  if (pipe(fds) != 0) die("pipe", errno);
-  s->pid = fork();
-  if (s->pid < 0) die("fork", errno);
-  if (s->pid == 0) {
-    close(fds[0]);
-    if (kind == SRV_TWUV || kind == SRV_LIBUV) {
-      /* A fresh image (this program again, "--serve"), not the forked
-       * copy: a forked child inherits the load generator's heap, and the
-       * free chunks in it - already resident, so already counted - would
-       * take the server's allocations without its RSS growing (the raw
-       * libuv server measured 0-1 B per idle connection that way). */
-      char fd[16];
-      snprintf(fd, sizeof(fd), "%d", fds[1]);
-      execl("/proc/self/exe", "bench_echo", "--serve", srv_name[kind], fd,
-            (char *)NULL);
-      _exit(127);
-    }
-    dup2(fds[1], 1);
-    close(fds[1]);
-    execl("/usr/bin/python3", "python3", twisted_script, (char *)NULL);
-    _exit(127);
-  }
-  close(fds[1]);
-  server_pid = s->pid;
-  while (got < (ssize_t)sizeof(line) - 1 &&
-         (n = read(fds[0], line + got, sizeof(line) - 1 - (size_t)got)) > 0) {
-    got += n;
-    if (memchr(line, '\n', (size_t)got) != NULL) break;
-  }
-  close(fds[0]);
-  line[got > 0 ? got : 0] = '\0';
-  s->port = atoi(line);
-  if (s->port <= 0) {
-    fprintf(stderr, "bench_echo: %s server did not start\n", srv_name[kind]);
-    exit(1);
-  }
+  s->pid = bench_server_start("bench_echo", srv_name[kind],
+                              kind == SRV_TWISTED ? twisted_script : NULL,
+                              &s->port);
 }
 
-static void server_stop(server *s) {
-  kill(s->pid, SIGKILL);
-  waitpid(s->pid, NULL, 0);
-  server_pid = 0;
-}
+static void server_stop(server *s) { bench_server_stop(s->pid); }
 
 static long server_rss_kb(const server *s) {
   char path[64], line[256];
@@ -615,7 +569,6 @@ int main(int argc, char **argv) {
   if (rounds < 1) rounds = 1;
   if (rounds > MAX_ROUNDS) rounds = MAX_ROUNDS;
   signal(SIGPIPE, SIG_IGN);
-  atexit(kill_server);
   /* 10,000 idle connections need 10,000 descriptors in each process (the
    * load generator's and the server's). */
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < IDLE_CONNS + 64) {

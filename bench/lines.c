@@ -190,9 +190,7 @@ static double run_hand(long buffers, size_t read_size) {
 static char twisted_script[4096];
 
 static int twisted_available(void) {
-  return access("/usr/bin/python3", X_OK) == 0 &&
-         system("/usr/bin/python3 -c 'import twisted' 2>/dev/null") == 0 &&
-         access(twisted_script, R_OK) == 0;
+  return bench_twisted_available(twisted_script);
 }
 
 static double run_twisted(long buffers, size_t read_size) {

@@ -173,9 +173,7 @@ static double run_raw(void) {
 static char twisted_script[4096];
 
 static int twisted_available(void) {
-  return access("/usr/bin/python3", X_OK) == 0 &&
-         system("/usr/bin/python3 -c 'import twisted' 2>/dev/null") == 0 &&
-         access(twisted_script, R_OK) == 0;
+  return bench_twisted_available(twisted_script);
 }
 
 /* All rounds in one interpreter; the rates into out. 0 or -1. */

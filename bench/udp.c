@@ -57,11 +57,7 @@ enum { M_PP1, M_FLOOD, NMODE };
 static const char *const mode_name[NMODE] = {"pingpong-1", "flood-64"};
 static const int mode_window[NMODE] = {1, 64};
 
-static pid_t server_pid; /* killed if we exit early */
 
-static void kill_server(void) {
-  if (server_pid > 0) kill(server_pid, SIGKILL);
-}
 
 static void die(const char *what, int err) {
   fprintf(stderr, "bench_udp: %s: %s\n", what,
@@ -143,54 +139,17 @@ typedef struct server {
 static char twisted_script[4096];
 
 static int twisted_available(void) {
-  return access("/usr/bin/python3", X_OK) == 0 &&
-         system("/usr/bin/python3 -c 'import twisted' 2>/dev/null") == 0 &&
-         access(twisted_script, R_OK) == 0;
+  return bench_twisted_available(twisted_script);
 }
 
 static void server_start(server *s, int kind) {
-  int fds[2];
-  char line[32];
-  ssize_t n, got = 0;
   s->kind = kind;
-  if (pipe(fds) != 0) die("pipe", errno);
-  s->pid = fork();
-  if (s->pid < 0) die("fork", errno);
-  if (s->pid == 0) {
-    close(fds[0]);
-    if (kind == SRV_TWUV || kind == SRV_LIBUV) {
-      char fd[16];
-      snprintf(fd, sizeof(fd), "%d", fds[1]);
-      execl("/proc/self/exe", "bench_udp", "--serve", srv_name[kind], fd,
-            (char *)NULL);
-      _exit(127);
-    }
-    dup2(fds[1], 1);
-    close(fds[1]);
-    execl("/usr/bin/python3", "python3", twisted_script, (char *)NULL);
-    _exit(127);
-  }
-  close(fds[1]);
-  server_pid = s->pid;
-  while (got < (ssize_t)sizeof(line) - 1 &&
-         (n = read(fds[0], line + got, sizeof(line) - 1 - (size_t)got)) > 0) {
-    got += n;
-    if (memchr(line, '\n', (size_t)got) != NULL) break;
-  }
-  close(fds[0]);
-  line[got > 0 ? got : 0] = '\0';
-  s->port = atoi(line);
-  if (s->port <= 0) {
-    fprintf(stderr, "bench_udp: %s server did not start\n", srv_name[kind]);
-    exit(1);
-  }
+  s->pid = bench_server_start("bench_udp", srv_name[kind],
+                              kind == SRV_TWISTED ? twisted_script : NULL,
+                              &s->port);
 }
 
-static void server_stop(server *s) {
-  kill(s->pid, SIGKILL);
-  waitpid(s->pid, NULL, 0);
-  server_pid = 0;
-}
+static void server_stop(server *s) { bench_server_stop(s->pid); }
 
 /* ---- the load generator ------------------------------------------------------ */
 
@@ -356,7 +315,6 @@ int main(int argc, char **argv) {
   rounds = argc > 1 ? atoi(argv[1]) : bench_rounds(3);
   if (rounds < 1) rounds = 1;
   if (rounds > MAX_ROUNDS) rounds = MAX_ROUNDS;
-  atexit(kill_server);
   snprintf(twisted_script, sizeof(twisted_script), "%s/udp_twisted.py",
            TW_BENCH_SOURCE_DIR);
   for (i = 0; i < MSG; i++) pattern[i] = (char)('a' + i % 26);
