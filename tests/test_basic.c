@@ -2338,3 +2338,91 @@ TWT_TEST(basic, loopback_file_sender) {
   cr_assert_eq(fs_last, (unsigned char)fs_data[sizeof fs_data - 1]);
   twt_free_reactor(r);
 }
+
+/* ---- twuv: accessors, cleanup without a connection, send_line ------------------ */
+
+/* The getters answer what the setters set; a receiver fed by hand (no
+ * transport) keeps its partial data until its _cleanup frees it (the
+ * per-test leak check fails otherwise); _cleanup twice is harmless. */
+TWT_TEST(basic, accessors_and_cleanup_without_a_connection) {
+  tw_line_receiver lr;
+  tw_line_only_receiver lo;
+  tw_int_string_receiver ir;
+  tw_netstring_receiver ns;
+  size_t len = 0;
+  const char *d;
+  cr_assert_eq(tw_line_receiver_init(&lr, &plain_ops), 0);
+  d = tw_line_receiver_delimiter(&lr, &len);
+  cr_assert_eq(len, 2);
+  cr_assert_eq(memcmp(d, "\r\n", 2), 0);
+  cr_assert_eq(tw_line_receiver_set_delimiter(&lr, "|", 1), 0);
+  d = tw_line_receiver_delimiter(&lr, NULL);
+  cr_assert_eq(d[0], '|');
+  cr_assert_null(tw_line_receiver_delimiter(NULL, &len));
+  cr_assert_eq(tw_line_receiver_line_mode(&lr), 1);
+  cr_assert_eq(tw_line_receiver_set_raw_mode(&lr), 0);
+  cr_assert_eq(tw_line_receiver_line_mode(&lr), 0);
+  cr_assert_null(tw_line_receiver_set_line_mode(&lr, NULL, 0));
+  cr_assert_eq(tw_line_receiver_line_mode(&lr), 1);
+  cr_assert_eq(tw_line_receiver_line_mode(NULL), 0);
+  cr_assert_eq(tw_line_receiver_set_max_length(&lr, 7), 0);
+  cr_assert_eq(lr.max_length, 7);
+  cr_assert_eq(tw_line_receiver_set_max_length(NULL, 7), TW_EINVAL);
+  /* A partial line, fed by hand: kept until cleanup. */
+  cr_assert_null(lr.base.ops->data_received(&lr.base, "abc", 3));
+  tw_line_receiver_cleanup(&lr);
+  tw_line_receiver_cleanup(&lr);
+  tw_line_receiver_cleanup(NULL);
+
+  cr_assert_eq(tw_line_only_receiver_init(&lo, &line_only_nothing_ops), 0);
+  cr_assert_null(lo.base.ops->data_received(&lo.base, "partial", 7));
+  cr_assert_eq(tw_line_only_receiver_buffered(&lo), 7);
+  /* No transport: send_line has nowhere to write. */
+  cr_assert_eq(tw_line_only_receiver_send_line(&lo, "x", 1), TW_EINVAL);
+  tw_line_only_receiver_cleanup(&lo);
+  cr_assert_eq(tw_line_only_receiver_buffered(&lo), 0);
+  tw_line_only_receiver_cleanup(NULL);
+
+  cr_assert_eq(tw_int32_string_receiver_init(&ir, &test_int_ops), 0);
+  cr_assert_eq(tw_int_string_receiver_prefix_length(&ir), 4);
+  cr_assert_null(ir.base.ops->data_received(&ir.base, "\0\0\0\x09" "abc", 7));
+  tw_int_string_receiver_cleanup(&ir);
+  tw_int_string_receiver_cleanup(NULL);
+
+  cr_assert_eq(tw_netstring_receiver_init(&ns, &test_netstring_ops), 0);
+  cr_assert_null(ns.base.ops->data_received(&ns.base, "9:abc", 5));
+  tw_netstring_receiver_cleanup(&ns);
+  tw_netstring_receiver_cleanup(NULL);
+}
+
+/* LineOnlyReceiver.sendLine: line + delimiter in one write. */
+TWT_TEST(basic, line_only_send_line_writes_line_and_delimiter) {
+  tw_line_only_receiver lo;
+  tw_string_transport *st = new_st(0);
+  size_t len = 0;
+  const char *v;
+  cr_assert_eq(tw_line_only_receiver_init(&lo, &line_only_nothing_ops), 0);
+  cr_assert_eq(tw_line_only_receiver_set_delimiter(&lo, "\n", 1), 0);
+  cr_assert_eq(tw_string_transport_connect(st, &lo.base), 0);
+  cr_assert_eq(tw_line_only_receiver_send_line(&lo, "hello", 5), 0);
+  v = tw_string_transport_value(st, &len);
+  cr_assert_eq(len, 6);
+  cr_assert_eq(memcmp(v, "hello\n", 6), 0);
+  tw_string_transport_free(st);
+}
+
+/* _PauseableMixin.stopProducing on an IntNStringReceiver: paused, and the
+ * transport's stopProducing called (StringTransport: producerState
+ * "stopped"; a socket's stopProducing is loseConnection). */
+TWT_TEST(basic, int_string_receiver_stop_producing_stops_the_transport) {
+  tw_int_string_receiver ir;
+  tw_string_transport *st = new_st(0);
+  cr_assert_eq(tw_int16_string_receiver_init(&ir, &test_int_ops), 0);
+  cr_assert_eq(tw_string_transport_connect(st, &ir.base), 0);
+  cr_assert_str_eq(tw_string_transport_producer_state(st), "producing");
+  cr_assert_eq(tw_int_string_receiver_stop_producing(&ir), 0);
+  cr_assert_eq(tw_int_string_receiver_paused(&ir), 1);
+  cr_assert_str_eq(tw_string_transport_producer_state(st), "stopped");
+  cr_assert_eq(tw_int_string_receiver_stop_producing(NULL), TW_EINVAL);
+  tw_string_transport_free(st);
+}

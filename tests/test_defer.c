@@ -3312,6 +3312,16 @@ TWT_TEST(defer, lock_release_skips_a_waiter_fired_behind_its_back) {
 
 /* ---- int and string results (tw_result_int, _strdup, _printf) ------------ */
 
+/* tw_result_vprintf, as a variadic wrapper of the user's would call it. */
+static tw_result vprintf_result(const char *fmt, ...) {
+  va_list ap;
+  tw_result r;
+  va_start(ap, fmt);
+  r = tw_result_vprintf(fmt, ap);
+  va_end(ap);
+  return r;
+}
+
 static tw_result count_files(tw_result r, void *arg) {
   (void)arg;
   return tw_result_printf("%ld files", (long)tw_result_as_int(r) + 1);
@@ -3347,6 +3357,9 @@ TWT_TEST(defer, string_results_own_their_copy) {
   tw_result_release(r); /* the leak check sees it freed */
   r = tw_result_printf("%s-%d", "x", 5);
   cr_assert_str_eq(tw_result_as_str(r), "x-5");
+  tw_result_release(r);
+  r = vprintf_result("%d%c", 7, 'z');
+  cr_assert_str_eq(tw_result_as_str(r), "7z");
   tw_result_release(r);
 }
 

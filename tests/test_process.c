@@ -1387,3 +1387,24 @@ TWT_TEST(process, big_output) {
   drop_output();
   finish();
 }
+
+/* closeStdout / closeStderr: our ends of the child's stdout and stderr
+ * close (child_connection_lost for each, the child still running); the
+ * process ends once stdin goes too and the child exits. */
+TWT_TEST(process, close_stdout_and_close_stderr) {
+  setup_reactor();
+  spawn(&P, ARGS("drain"));
+  cr_assert_eq(tw_process_close_stdout(P.t), 0);
+  cr_assert(spin(R, &P.lost[1]));
+  cr_assert_eq(tw_process_close_stderr(P.t), 0);
+  cr_assert(spin(R, &P.lost[2]));
+  cr_assert_eq(P.exited, 0);
+  cr_assert_eq(P.lost[0], 0);
+  cr_assert_eq(tw_process_close_stdout(P.t), 0); /* again: nothing */
+  cr_assert_eq(tw_process_close_stdout(NULL), TW_EINVAL);
+  cr_assert_eq(tw_process_close_stderr(NULL), TW_EINVAL);
+  cr_assert_eq(tw_process_close_stdin(P.t), 0);
+  wait_ended(&P);
+  cr_assert_eq(P.ended_type, &TW_PROCESS_DONE);
+  finish();
+}
