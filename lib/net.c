@@ -11,7 +11,6 @@
 #include "stream-internal.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -392,9 +391,11 @@ static int tw__connector_bind(tw_connector *c) {
   const struct sockaddr *a = (const struct sockaddr *)&c->bind_addr;
   socklen_t len = a->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
                                            : sizeof(struct sockaddr_in);
-  int fd = socket(a->sa_family, SOCK_STREAM, 0), err;
+  /* Close-on-exec from the start: a process spawned by another thread
+   * between socket() and a later fcntl() would inherit it. */
+  int fd = socket(a->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0), err;
   if (fd < 0) return uv_translate_sys_error(errno);
-  if (fcntl(fd, F_SETFD, FD_CLOEXEC) != 0 || bind(fd, a, len) != 0) {
+  if (bind(fd, a, len) != 0) {
     err = uv_translate_sys_error(errno);
     close(fd);
     return err;

@@ -831,11 +831,11 @@ size_t tw_transport_buffered(tw_transport *t) {
 
 /* basic.c (issue 15): a receiver's callback returned a failure outside
  * data_received (from a resume the user called): close as if
- * data_received had returned it. */
+ * data_received had returned it - logged the same way (user_failure). */
 void tw__transport_fail(tw_transport *t, tw_failure *f) {
   if (t == NULL || check(t) != 0) {
     tw_failure_unref(f);
     return;
   }
-  close_with(t, f);
+  user_failure(t, f);
 }

@@ -321,6 +321,8 @@ TWT_TEST(testing, specified_addresses) {
   tw_string_transport_free(st);
 }
 
+/* StringTransport's default hostAddress / peerAddress, as Twisted's
+ * (10.0.0.1:12345 and 192.168.1.1:54321): values only, nothing binds. */
 TWT_TEST(testing, default_addresses) {
   tw_string_transport *st = new_st(0);
   tw_address got;
