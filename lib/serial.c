@@ -114,18 +114,25 @@ _Static_assert(sizeof(tw__serial_node) <= TW__TNODE_SIZE,
  * DIRTY, by the combiner, and cleared with DIRTY. */
 #define TW__S_STREAM ((uintptr_t)8)
 #define TW__S_STREAMING (TW__S_ACTIVE | TW__S_DIRTY | TW__S_STREAM)
+/* Biased (see "Biasing" at the top): PARKED, without ACTIVE - idle, but
+ * the thread of the tag may run items without an atomic; REVOKE, with
+ * ACTIVE and DIRTY - another thread took the bias away, and the first of
+ * the two to clear REVOKE is the combiner. */
+#define TW__S_PARKED ((uintptr_t)16)
+#define TW__S_REVOKE ((uintptr_t)32)
 /* The rest of state: the index + 1 of the thread that last handed the
  * worker back (0: a thread without one). */
-#define TW__S_TAG_SHIFT 4
+#define TW__S_TAG_SHIFT 6
 #define TW__S_TAG_MASK ((uintptr_t)0xff << TW__S_TAG_SHIFT)
+#define TW__S_TAG(st) ((unsigned)(((st) & TW__S_TAG_MASK) >> TW__S_TAG_SHIFT))
 
 /* Lanes a worker can have: one bit each in the thread-index map. */
 #define TW__S_LANES ((unsigned)(sizeof(uintptr_t) * CHAR_BIT))
 /* Items one lane holds. */
-#define TW__S_CAP ((uintptr_t)256)
+#define TW__S_CAP ((uintptr_t)1024)
 #define TW__S_MASK (TW__S_CAP - 1)
 /* Items a combiner runs from one lane before the other lanes' turn. */
-#define TW__S_BATCH ((uintptr_t)64)
+#define TW__S_BATCH ((uintptr_t)256)
 /* Spins before a waiting thread starts yielding its CPU. */
 #define TW__S_WAIT_SPINS 32
 
@@ -146,9 +153,13 @@ _Static_assert(sizeof(tw__serial_node) <= TW__TNODE_SIZE,
 /* Items a combiner runs from the lanes in one DIRTY episode before it
  * declares the episode a stream (see "Streaming" at the top). */
 #define TW__S_STREAM_AFTER 64
+/* Takes in a row, each from its own hand-back, after which a thread parks
+ * the worker biased to itself instead of handing it back (see "Biasing"
+ * at the top). */
+#define TW__S_BIAS_AFTER 4096
 /* Pauses a streaming combiner waits after a round that found less than
  * half a batch (see "Streaming" at the top). */
-#define TW__S_STREAM_GAP 64
+#define TW__S_STREAM_GAP 256
 
 /* The combiner's flags. */
 #define TW__S_LOOK 1       /* the lanes may hold work: drain first */
@@ -171,6 +182,8 @@ typedef struct tw__serial_lane {
    * with the three on one line, N with tail on its own). */
   uintptr_t room;
   _Atomic unsigned inflight;
+  /* Set while the thread runs an item on its bias (see the top). */
+  _Atomic unsigned running;
   /* Tickets below tail are filled. */
   TW__LINE_ALIGNED _Atomic uintptr_t tail;
   /* The combiner's line: tickets below head have run (published once per
@@ -195,7 +208,8 @@ typedef struct tw__serial_worker {
   _Atomic(tw__serial_lane *) lanes[TW__S_LANES];
   /* The combiner's (handed from one to the next by state's CAS). */
   TW__LINE_ALIGNED TW__FIFO(tw__item) mine; /* re-entrant items */
-  int can_stream; /* the heavy barrier works: set once, when made */
+  int heavy; /* the heavy barrier works (set once, when made): the worker
+              * may stream and be biased */
   uv_mutex_t mutex;
   uv_cond_t cond;
   int done;
@@ -225,6 +239,8 @@ static TW__TLS unsigned tw__serial_index; /* index + 1; 0: none */
 /* Takes from idle left during which this thread, having lately found a
  * worker busy, lingers if another thread handed that worker back. */
 static TW__TLS unsigned tw__serial_hot;
+/* Takes in a row from this thread's own hand-back (any worker). */
+static TW__TLS unsigned tw__serial_streak;
 static pthread_key_t tw__serial_key;
 static uv_once_t tw__serial_once = UV_ONCE_INIT;
 static int tw__serial_key_ok;
@@ -302,18 +318,18 @@ static void tw__serial_heavy_init(void) {
 }
 
 /* 1 if this process can stream (asked once, when a worker is made). */
-static int tw__serial_can_stream(void) {
+static int tw__serial_heavy(void) {
   uv_once(&tw__serial_heavy_once, tw__serial_heavy_init);
   return tw__serial_heavy_ok;
 }
 
-/* Only called after tw__serial_can_stream said 1: the command then fails
+/* Only called after tw__serial_heavy said 1: the command then fails
  * only with EINVAL or EPERM (unregistered), neither possible here. */
 static void tw__serial_heavy_barrier(void) {
   (void)syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
 }
 #else
-static int tw__serial_can_stream(void) { return 0; }
+static int tw__serial_heavy(void) { return 0; }
 static void tw__serial_heavy_barrier(void) {}
 #endif
 
@@ -493,7 +509,10 @@ static void tw__serial_drain(tw__serial_worker *w, tw_failure **failure,
     *fed += ran;
     episode += ran;
     if (ran != 0) {
-      if (!streaming && episode >= TW__S_STREAM_AFTER && w->can_stream)
+      /* Only a public do's combiner: a team's steps come a few at a time,
+       * from threads with tasks of their own (see TW__S_MAY_LINGER). */
+      if (!streaming && episode >= TW__S_STREAM_AFTER &&
+          (flags & TW__S_MAY_LINGER) && w->heavy)
         streaming = tw__serial_start_stream(w);
       if (streaming && ran < TW__S_BATCH / 2) {
         unsigned k;
@@ -552,6 +571,68 @@ static TW__NOINLINE void tw__serial_combine(tw__serial_worker *w,
   }
 }
 
+static tw__serial_lane *tw__serial_lane_of(tw__serial_worker *w, unsigned i);
+
+/*
+ * At an uncontended hand-back (st: the state the worker was taken in):
+ * 1 if the calling thread should park it biased to itself - the heavy
+ * barrier works, and this is its TW__S_BIAS_AFTER-th take in a row from
+ * its own hand-back. It then has an index and a lane (its running flag).
+ */
+static int tw__serial_should_park(tw__serial_worker *w, uintptr_t st) {
+  unsigned i;
+  if (!w->heavy) return 0;
+  if (TW__S_TAG(st) != tw__serial_index) {
+    tw__serial_streak = 0;
+    return 0;
+  }
+  if (++tw__serial_streak < TW__S_BIAS_AFTER) return 0;
+  i = tw__serial_my_index();
+  return i != 0 && tw__serial_lane_of(w, i) != NULL;
+}
+
+/* Clear REVOKE (*st: the state expected): 1 if we did - we are the
+ * combiner, *st the state now (ACTIVE and DIRTY set) - or 0 if another
+ * thread did first. */
+static int tw__serial_claim(tw__serial_worker *w, uintptr_t *st) {
+  uintptr_t old = *st;
+  while (old & TW__S_REVOKE)
+    if (atomic_compare_exchange_weak_explicit(&w->state, &old,
+                                              old & ~TW__S_REVOKE,
+                                              memory_order_acq_rel,
+                                              memory_order_acquire)) {
+      *st = old & ~TW__S_REVOKE;
+      return 1;
+    }
+  return 0;
+}
+
+/*
+ * Take the worker parked biased to another thread (old: the state seen,
+ * PARKED). After the CAS to REVOKE the worker is busy (ACTIVE and DIRTY:
+ * submitters queue); after the heavy barrier, either we see the biased
+ * thread running an item and leave the worker to it (it sees REVOKE when
+ * its item ends, and claims), or it is not running one and we claim -
+ * and if both try, the first to clear REVOKE is the combiner. 1 taken
+ * (*st: the state, DIRTY set), 0 busy, -1 state moved on: look again.
+ */
+static int tw__serial_revoke(tw__serial_worker *w, uintptr_t old,
+                             uintptr_t *st) {
+  uintptr_t rv = (old & ~TW__S_PARKED) | TW__S_ACTIVE | TW__S_DIRTY |
+                 TW__S_REVOKE;
+  tw__serial_lane *l;
+  if (!atomic_compare_exchange_strong_explicit(&w->state, &old, rv,
+                                               memory_order_acq_rel,
+                                               memory_order_relaxed))
+    return -1;
+  tw__serial_heavy_barrier();
+  l = atomic_load_explicit(&w->lanes[TW__S_TAG(rv) - 1], memory_order_acquire);
+  if (atomic_load_explicit(&l->running, memory_order_acquire)) return 0;
+  if (!tw__serial_claim(w, &rv)) return 0;
+  *st = rv;
+  return 1;
+}
+
 /* We own the worker (st: ACTIVE and what came with it): run fn(arg) (fn
  * NULL: arg is an item; both NULL: nothing), then combine. */
 static void tw__serial_own(tw__serial_worker *w, uintptr_t st, tw_call_fn fn,
@@ -564,11 +645,16 @@ static void tw__serial_own(tw__serial_worker *w, uintptr_t st, tw_call_fn fn,
   frame.prev = tw__serial_frames;
   tw__serial_frames = &frame;
   if (fn != NULL || arg != NULL) tw__serial_run_fn(fn, arg, arg_free, failure);
-  if (TW__LIKELY(!(flags & TW__S_LOOK) && TW__FIFO_EMPTY(&w->mine) &&
+  if (TW__LIKELY(!(flags & TW__S_LOOK) && !(st & TW__S_DIRTY) &&
+                 TW__FIFO_EMPTY(&w->mine) &&
                  (!(flags & TW__S_MAY_LINGER) || tw__serial_hot == 0))) {
     /* Nothing queued meanwhile and no reason to linger (the usual case
-     * without contention): one CAS hands the worker back. */
-    uintptr_t idle = (st & ~(TW__S_ACTIVE | TW__S_TAG_MASK)) |
+     * without contention): one CAS hands the worker back - parked, biased
+     * to us, if we keep taking it from ourselves. */
+    uintptr_t park = (flags & TW__S_MAY_LINGER) && tw__serial_should_park(w, st)
+                         ? TW__S_PARKED
+                         : 0;
+    uintptr_t idle = (st & ~(TW__S_ACTIVE | TW__S_TAG_MASK)) | park |
                      ((uintptr_t)tw__serial_index << TW__S_TAG_SHIFT);
     if (atomic_compare_exchange_strong_explicit(&w->state, &st, idle,
                                                 memory_order_acq_rel,
@@ -585,19 +671,44 @@ out:
 
 /* Take w if idle: 1 (*st: the state taken, ACTIVE set), 0 busy,
  * TW_EALREADYQUIT. */
-static int tw__serial_take(tw__serial_worker *w, uintptr_t *st) {
+static TW__NOINLINE int tw__serial_take_slow(tw__serial_worker *w,
+                                             uintptr_t *st) {
   uintptr_t old = atomic_load_explicit(&w->state, memory_order_relaxed);
   for (;;) {
     if (old & TW__S_QUIT) return TW_EALREADYQUIT;
     if (old & TW__S_ACTIVE) return 0;
-    if (atomic_compare_exchange_weak_explicit(&w->state, &old,
-                                              old | TW__S_ACTIVE,
-                                              memory_order_acq_rel,
-                                              memory_order_relaxed)) {
-      *st = old | TW__S_ACTIVE;
+    if ((old & TW__S_PARKED) && TW__S_TAG(old) != tw__serial_index) {
+      int rc = tw__serial_revoke(w, old, st);
+      if (rc >= 0) return rc;
+      old = atomic_load_explicit(&w->state, memory_order_relaxed);
+      continue;
+    }
+    /* Idle, or parked biased to us (we are not running on the bias: a do
+     * from inside our own item stops at tw__serial_submit). */
+    if (atomic_compare_exchange_weak_explicit(
+            &w->state, &old, (old & ~TW__S_PARKED) | TW__S_ACTIVE,
+            memory_order_acq_rel, memory_order_relaxed)) {
+      *st = (old & ~TW__S_PARKED) | TW__S_ACTIVE;
       return 1;
     }
   }
+}
+
+static int tw__serial_take(tw__serial_worker *w, uintptr_t *st) {
+  uintptr_t old = atomic_load_explicit(&w->state, memory_order_relaxed);
+  /* Inline only the two common cases: idle, and busy (the first costs
+   * 2 ns an item in bench_serial_worker when the others are inline too). */
+  if (TW__LIKELY(!(old & (TW__S_QUIT | TW__S_ACTIVE | TW__S_PARKED)))) {
+    if (TW__LIKELY(atomic_compare_exchange_weak_explicit(
+            &w->state, &old, old | TW__S_ACTIVE, memory_order_acq_rel,
+            memory_order_relaxed))) {
+      *st = old | TW__S_ACTIVE;
+      return 1;
+    }
+  } else if ((old & (TW__S_QUIT | TW__S_ACTIVE)) == TW__S_ACTIVE) {
+    return 0;
+  }
+  return tw__serial_take_slow(w, st);
 }
 
 /* A thread with no lane in w: wait until w is idle, take it and run the
@@ -625,6 +736,7 @@ static tw__serial_lane *tw__serial_lane_of(tw__serial_worker *w, unsigned i) {
   if (l == NULL) return NULL;
   atomic_init(&l->tail, 0);
   atomic_init(&l->inflight, 0);
+  atomic_init(&l->running, 0);
   atomic_init(&l->head, 0);
   l->room = TW__S_CAP;
   /* seq_cst, as the loads of n_lanes and lanes in a round: both come before
@@ -727,12 +839,21 @@ static int tw__serial_queue(tw__serial_worker *w, tw__serial_lane *l,
                                                 memory_order_seq_cst,
                                                 memory_order_seq_cst))
         return 0;
+    } else if (TW__UNLIKELY(st & TW__S_PARKED) &&
+               TW__S_TAG(st) != tw__serial_index) {
+      /* Parked biased to another thread since we read ACTIVE. */
+      uintptr_t got;
+      int rc = tw__serial_revoke(w, st, &got);
+      if (rc == 1)
+        tw__serial_own(w, got, NULL, NULL, NULL, flags | TW__S_LOOK);
+      if (rc >= 0) return 0;
+      st = atomic_load_explicit(&w->state, memory_order_seq_cst);
     } else if (atomic_compare_exchange_weak_explicit(
-                   &w->state, &st, st | TW__S_ACTIVE, memory_order_seq_cst,
-                   memory_order_seq_cst)) {
+                   &w->state, &st, (st & ~TW__S_PARKED) | TW__S_ACTIVE,
+                   memory_order_seq_cst, memory_order_seq_cst)) {
       /* Idle (even after quit: the item was accepted): run the lanes. */
-      tw__serial_own(w, st | TW__S_ACTIVE, NULL, NULL, NULL,
-                     flags | TW__S_LOOK);
+      tw__serial_own(w, (st & ~TW__S_PARKED) | TW__S_ACTIVE, NULL, NULL,
+                     NULL, flags | TW__S_LOOK);
       return 0;
     }
   }
@@ -747,9 +868,6 @@ static TW__NOINLINE int tw__serial_submit_busy(tw__serial_worker *w,
   unsigned i;
   tw__serial_lane *l;
   int rc;
-  /* Perhaps busy with us: a do from inside the work must not wait for
-   * itself (checked only here, off the idle path). */
-  if (tw__serial_is_mine(w)) return 2;
   i = tw__serial_my_index();
   l = i != 0 ? tw__serial_lane_of(w, i) : NULL;
   if (TW__UNLIKELY(l == NULL))
@@ -767,7 +885,12 @@ static TW__NOINLINE int tw__serial_submit_busy(tw__serial_worker *w,
 static int tw__serial_submit(tw__serial_worker *w, tw_call_fn fn, void *arg,
                              tw_free_fn arg_free, int flags) {
   uintptr_t st;
-  int rc = tw__serial_take(w, &st);
+  int rc;
+  /* A do from inside the work must not run (or wait for) itself: with the
+   * worker parked biased to us, take would succeed. */
+  if (TW__UNLIKELY(tw__serial_frames != NULL) && tw__serial_is_mine(w))
+    return 2;
+  rc = tw__serial_take(w, &st);
   if (TW__LIKELY(rc == 1)) {
     tw__serial_own(w, st, fn, arg, arg_free, flags);
     return 0;
@@ -790,11 +913,77 @@ static int tw__serial_do_item(tw_worker *wk, tw__item *it) {
   return rc == 2 ? tw__serial_add_mine(w, it) : rc;
 }
 
+/*
+ * A do on the bias (see the top; parked: the state w was parked in by
+ * thread index i): 0 run, 1 not run (the bias is gone: take the usual
+ * path), TW_EALREADYQUIT.
+ */
+static TW__NOINLINE int tw__serial_biased(tw__serial_worker *w, unsigned i,
+                                          uintptr_t parked, tw_call_fn fn,
+                                          void *arg, tw_free_fn arg_free) {
+  tw__serial_lane *l =
+      atomic_load_explicit(&w->lanes[i - 1], memory_order_acquire);
+  tw__serial_frame frame;
+  tw_failure **failure;
+  tw_failure *outer;
+  uintptr_t st;
+  int rc = 1;
+  /* inflight: for free, as in tw__serial_submit_busy. Then running, and
+   * state again: the revoker's CAS, heavy barrier and load of running
+   * are the other half (as a stream's, plain stores and a compiler
+   * barrier on this side). */
+  atomic_store_explicit(&l->inflight, 1, memory_order_relaxed);
+  atomic_store_explicit(&l->running, 1, memory_order_relaxed);
+  atomic_signal_fence(memory_order_seq_cst);
+  st = atomic_load_explicit(&w->state, memory_order_relaxed);
+  if (TW__UNLIKELY(st != parked)) {
+    /* Revoked (or quit) meanwhile. If the revoker saw us running, it
+     * left the worker to us: claim it. */
+    atomic_store_explicit(&l->running, 0, memory_order_release);
+    if ((st & TW__S_REVOKE) && TW__S_TAG(st) == i && tw__serial_claim(w, &st)) {
+      rc = st & TW__S_QUIT ? TW_EALREADYQUIT : 0;
+      if (rc == 0)
+        tw__serial_own(w, st, fn, arg, arg_free, TW__S_MAY_LINGER);
+      else
+        tw__serial_own(w, st, NULL, NULL, NULL, TW__S_LOOK);
+    }
+    atomic_store_explicit(&l->inflight, 0, memory_order_release);
+    return rc;
+  }
+  failure = tw__work_failure_slot();
+  outer = tw__work_stash(failure);
+  frame.w = w;
+  frame.prev = NULL;
+  tw__serial_frames = &frame;
+  tw__serial_run_fn(fn, arg, arg_free, failure);
+  tw__serial_run_mine(w, failure);
+  tw__serial_frames = NULL;
+  tw__work_unstash(failure, outer);
+  atomic_store_explicit(&l->running, 0, memory_order_release);
+  atomic_signal_fence(memory_order_seq_cst);
+  st = atomic_load_explicit(&w->state, memory_order_relaxed);
+  /* Revoked while we ran: the revoker may have left the worker to us. */
+  if (TW__UNLIKELY(st & TW__S_REVOKE) && TW__S_TAG(st) == i &&
+      tw__serial_claim(w, &st))
+    tw__serial_own(w, st, NULL, NULL, NULL, TW__S_LOOK);
+  atomic_store_explicit(&l->inflight, 0, memory_order_release);
+  return 0;
+}
+
 static int tw__serial_do_work(tw_worker *wk, tw_call_fn fn, void *arg,
                               tw_free_fn arg_free) {
   tw__serial_worker *w = (tw__serial_worker *)wk;
   tw__serial_node *n;
-  int rc = tw__serial_submit(w, fn, arg, arg_free, TW__S_MAY_LINGER);
+  unsigned i = tw__serial_index;
+  int rc;
+  if (i != 0 && tw__serial_frames == NULL) {
+    uintptr_t parked = TW__S_PARKED | ((uintptr_t)i << TW__S_TAG_SHIFT);
+    if (atomic_load_explicit(&w->state, memory_order_relaxed) == parked) {
+      rc = tw__serial_biased(w, i, parked, fn, arg, arg_free);
+      if (rc != 1) return rc;
+    }
+  }
+  rc = tw__serial_submit(w, fn, arg, arg_free, TW__S_MAY_LINGER);
   if (rc != 2) return rc;
   n = tw__tnode_get();
   if (n == NULL) return TW_ENOMEM;
@@ -834,7 +1023,10 @@ static int tw__serial_destroy(tw_worker *wk) {
   uv_mutex_lock(&w->mutex);
   while (!w->done) uv_cond_wait(&w->cond, &w->mutex);
   uv_mutex_unlock(&w->mutex);
-  /* A submitter whose item has run may not have left yet (see the top). */
+  /* A submitter whose item has run may not have left yet (see the top),
+   * nor a thread that read its bias before quit (the heavy barrier: it
+   * set inflight before it read state). */
+  if (w->heavy) tw__serial_heavy_barrier();
   n = atomic_load_explicit(&w->n_lanes, memory_order_acquire);
   for (i = 0; i < n; i++) {
     tw__serial_lane *l =
@@ -863,7 +1055,7 @@ int tw_serial_worker_new(tw_worker **out) {
   w = tw__calloc_lines(sizeof(*w));
   if (w == NULL) return TW_ENOMEM;
   w->base.vtable = &tw__serial_worker_class.vtable;
-  w->can_stream = tw__serial_can_stream();
+  w->heavy = tw__serial_heavy();
   atomic_init(&w->state, 0);
   atomic_init(&w->n_lanes, 0);
   for (i = 0; i < TW__S_LANES; i++) atomic_init(&w->lanes[i], NULL);

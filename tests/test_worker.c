@@ -821,7 +821,7 @@ TWT_TEST(worker, serial_worker_busy_beyond_its_node_pool) {
  * worker and holds it inside one item while another thread submits more
  * than that.
  */
-#define SERIAL_BOUND 256
+#define SERIAL_BOUND 1024
 #define SERIAL_OVER 100
 static atomic_long serial_accepted;
 /* Set by the main thread's item once it holds the worker: the other thread
@@ -1009,6 +1009,142 @@ TWT_TEST_OPTS(worker, serial_worker_reentrant_do_runs_before_other_threads_items
   cr_assert_eq(tw_worker_do(serial_w, serial_x_then_mine, NULL), 0);
   uv_thread_join(&th);
   cr_assert_str_eq(serial_trace.log, "xrb");
+  cr_assert_eq(tw_worker_free(serial_w), 0);
+}
+
+/*
+ * The bias (lib/serial.c, "Biasing"): a thread that keeps taking the
+ * worker from its own hand-back parks it biased to itself and then runs
+ * its items with no atomic. BIAS_RUN dos in a row is more than the
+ * threshold (4096), so the tests below run on the bias where the system
+ * allows it (membarrier), and on the usual path elsewhere - the behaviour
+ * asserted is the same.
+ */
+#define BIAS_RUN 10000
+
+static void bias_up(tw_worker *w) {
+  int i;
+  for (i = 0; i < BIAS_RUN; i++) cr_assert_eq(tw_worker_do(w, count_call, NULL), 0);
+}
+
+TWT_TEST(worker, serial_worker_on_its_bias_behaves_as_idle) {
+  long before;
+  calls = 0;
+  freed = 0;
+  memset(&serial_trace, 0, sizeof(serial_trace));
+  cr_assert_eq(tw_serial_worker_new(&serial_w), 0);
+  bias_up(serial_w);
+  cr_assert_eq(calls, BIAS_RUN);
+  before = twt_alloc_total();
+  cr_assert_eq(tw_worker_do_full(serial_w, count_call, NULL, count_free), 0);
+  cr_assert_eq(calls, BIAS_RUN + 1, "run before do returns");
+  cr_assert_eq(freed, 1);
+  cr_assert_eq(twt_alloc_total(), before, "and allocates nothing");
+  /* A do from inside the work waits for the current item. */
+  cr_assert_eq(tw_worker_do(serial_w, serial_outer, NULL), 0);
+  cr_assert_str_eq(serial_trace.log, "aAbc");
+  /* A failure is logged, not left to the caller. */
+  cr_assert_eq(tw_worker_do(serial_w, fail_value_error, NULL), 0);
+  cr_assert_null(tw_work_take_failure());
+  cr_assert_eq(twt_log_flush(&TW_VALUE_ERROR), 1);
+  cr_assert_eq(tw_worker_free(serial_w), 0);
+}
+
+static void bias_thread(void *arg) { bias_up(arg); }
+
+static atomic_int bias_other_calls;
+static void bias_other_item(void *arg) {
+  (void)arg;
+  atomic_fetch_add(&bias_other_calls, 1);
+}
+
+TWT_TEST_OPTS(worker, serial_worker_bias_of_an_exited_thread_is_taken_at_once,
+              .timeout = 60) {
+  uv_thread_t th;
+  calls = 0;
+  atomic_store(&bias_other_calls, 0);
+  cr_assert_eq(tw_serial_worker_new(&serial_w), 0);
+  cr_assert_eq(uv_thread_create(&th, bias_thread, serial_w), 0);
+  uv_thread_join(&th);
+  /* Its thread is gone, running nothing: the worker is idle to us. */
+  cr_assert_eq(tw_worker_do(serial_w, bias_other_item, NULL), 0);
+  cr_assert_eq(atomic_load(&bias_other_calls), 1, "run before do returns");
+  /* And a new thread (perhaps with the old one's index) biases it again. */
+  cr_assert_eq(uv_thread_create(&th, bias_thread, serial_w), 0);
+  uv_thread_join(&th);
+  cr_assert_eq(calls, 2 * BIAS_RUN);
+  cr_assert_eq(tw_worker_do(serial_w, bias_other_item, NULL), 0);
+  cr_assert_eq(atomic_load(&bias_other_calls), 2);
+  cr_assert_eq(tw_worker_free(serial_w), 0);
+}
+
+static atomic_int bias_holding, bias_other_returned;
+static uv_thread_t bias_main;
+static int bias_other_on_main, bias_other_before_hold_ended;
+static void bias_other_item_where(void *arg) {
+  uv_thread_t self = uv_thread_self();
+  (void)arg;
+  bias_other_on_main = uv_thread_equal(&self, &bias_main);
+  atomic_fetch_add(&bias_other_calls, 1);
+}
+
+static void bias_other_submits(void *arg) {
+  (void)arg;
+  while (!atomic_load(&bias_holding)) sched_yield();
+  /* The worker's thread is inside an item: this do queues and returns
+   * (were it to wait for that item, the test would time out). */
+  cr_assert_eq(tw_worker_do(serial_w, bias_other_item_where, NULL), 0);
+  atomic_store(&bias_other_returned, 1);
+}
+
+static void bias_hold(void *arg) {
+  (void)arg;
+  atomic_store(&bias_holding, 1);
+  while (!atomic_load(&bias_other_returned)) sched_yield();
+  bias_other_before_hold_ended = atomic_load(&bias_other_calls);
+}
+
+TWT_TEST_OPTS(worker, serial_worker_bias_taken_while_its_item_runs,
+              .timeout = 60) {
+  uv_thread_t th;
+  calls = 0;
+  atomic_store(&bias_other_calls, 0);
+  atomic_store(&bias_holding, 0);
+  atomic_store(&bias_other_returned, 0);
+  bias_main = uv_thread_self();
+  cr_assert_eq(tw_serial_worker_new(&serial_w), 0);
+  bias_up(serial_w);
+  cr_assert_eq(uv_thread_create(&th, bias_other_submits, NULL), 0);
+  cr_assert_eq(tw_worker_do(serial_w, bias_hold, NULL), 0);
+  uv_thread_join(&th);
+  cr_assert_eq(bias_other_before_hold_ended, 0, "never two items at once");
+  /* The thread that held the worker ran the other item before its do
+   * returned: nothing waits for a thread that may not come back. */
+  cr_assert_eq(atomic_load(&bias_other_calls), 1);
+  cr_assert(bias_other_on_main);
+  cr_assert_eq(tw_worker_free(serial_w), 0);
+}
+
+static void bias_quit_from_thread(void *arg) {
+  cr_assert_eq(tw_worker_quit(arg), 0);
+}
+
+TWT_TEST(worker, serial_worker_quit_on_its_bias) {
+  uv_thread_t th;
+  calls = 0;
+  /* Quit by the biased thread itself. */
+  cr_assert_eq(tw_serial_worker_new(&serial_w), 0);
+  bias_up(serial_w);
+  cr_assert_eq(tw_worker_quit(serial_w), 0);
+  cr_assert_eq(tw_worker_do(serial_w, count_call, NULL), TW_EALREADYQUIT);
+  cr_assert_eq(tw_worker_free(serial_w), 0);
+  /* And by another thread. */
+  cr_assert_eq(tw_serial_worker_new(&serial_w), 0);
+  bias_up(serial_w);
+  cr_assert_eq(uv_thread_create(&th, bias_quit_from_thread, serial_w), 0);
+  uv_thread_join(&th);
+  cr_assert_eq(tw_worker_do(serial_w, count_call, NULL), TW_EALREADYQUIT);
+  cr_assert_eq(calls, 2 * BIAS_RUN);
   cr_assert_eq(tw_worker_free(serial_w), 0);
 }
 
