@@ -6,16 +6,22 @@
  * combining with per-thread publication lanes - flat combining's
  * publication records made bounded single-producer rings - and the
  * "whoever finds it idle runs it" rule of folly's SerialExecutor and
- * libdispatch's serial queues.
+ * libdispatch's serial queues; plus streaming (asymmetric fences, as
+ * liburcu's and folly's) and biasing (biased locking, as the JVM's).
  *
- * One atomic word, state = tag | DIRTY | ACTIVE | QUIT:
+ * One atomic word, state = tag | REVOKE | PARKED | STREAM | DIRTY |
+ * ACTIVE | QUIT:
  *   ACTIVE clear   idle: nobody runs items, and every item queued has run
  *   ACTIVE set     a thread (the combiner) runs items
  *   DIRTY          set by a submitter that queued an item while ACTIVE was
  *                  set and DIRTY clear: the combiner must look at the lanes
  *                  before it may clear ACTIVE (only ever set with ACTIVE)
  *   QUIT           set once by quit; further submissions fail
- *   tag            which thread last handed the worker back (lingering)
+ *   STREAM         with ACTIVE and DIRTY: submitters publish unfenced
+ *   PARKED         without ACTIVE: idle, biased to the tag's thread
+ *   REVOKE         with ACTIVE and DIRTY: a bias being taken away
+ *   tag            which thread last handed the worker back (lingering,
+ *                  biasing)
  * A do that finds the worker idle takes it (one CAS sets ACTIVE), runs its
  * item at once - no slot - and hands it back with one CAS from the value it
  * took it in: the uncontended path is two atomic operations on one line,
@@ -68,13 +74,50 @@
  * no memory for one) waits until the worker is idle and runs its item
  * itself.
  *
+ * Streaming: a busy do's store of its tail and read of state must not be
+ * reordered (a Dekker pair with the combiner's DIRTY clear), and the full
+ * barrier that takes - a locked instruction on a line the combiner has
+ * just read - cost ~100 ns an item: 2 submitters ran at 8 M items/s. So a
+ * combiner that has run TW__S_STREAM_AFTER lane items in one DIRTY
+ * episode (public dos only) sets STREAM; a submitter that reads
+ * ACTIVE|DIRTY|STREAM publishes with a plain release store and a compiler
+ * barrier, and reads state again. Before a combiner clears STREAM's
+ * DIRTY - its only way towards handing back - it runs the heavy barrier
+ * (membarrier(PRIVATE_EXPEDITED): a barrier on every CPU running one of
+ * our threads, 0.2 us here): a submitter that read STREAM had stored its
+ * tail before that barrier, so the rounds after it see the item. A
+ * streaming combiner that finds a lane thin waits TW__S_STREAM_GAP pauses
+ * before the next round, so that its reads of the tails do not take the
+ * producers' lines away from them item by item (2 submitters: 22 M
+ * items/s without the gap, 45 with 64 pauses, 55 with 256 and 1024-slot
+ * lanes).
+ *
+ * Biasing: one thread doing all the dos still pays two atomics an item
+ * (take and hand back), as a mutex does. A thread that takes the worker
+ * from its own hand-back TW__S_BIAS_AFTER times in a row (public dos,
+ * heavy barrier available) hands it back PARKED instead of idle. Its later
+ * dos, while state is exactly PARKED with its tag, set its lane's
+ * `running` flag (a plain store), read state again and run the item: no
+ * atomic, 2x the mutex's rate. Another thread that finds it PARKED revokes
+ * (tw__serial_revoke): CAS to ACTIVE|DIRTY|REVOKE (now busy: submitters
+ * queue), the heavy barrier, then `running`: 0, the biased thread is not
+ * in an item, and the revoker claims the worker; 1, it is, and the revoker
+ * queues its item and returns - the biased thread, reading state after its
+ * item, sees REVOKE (the barrier again) and claims. If both try, clearing
+ * REVOKE (one CAS) decides. Nobody waits for another's item. A revocation
+ * costs ~1 - 3 us (the barrier's IPI on the biased thread's CPU): the
+ * threshold of 4096 takes keeps that under 1 ns an item in the worst
+ * pattern (4096 dos from one thread, then one from another, again and
+ * again).
+ *
  * Completion: QUIT while idle happens in quit, if the worker is idle, or in
  * a combiner's final CAS. Whoever sees it signals `done` (a mutex, off the
  * hot path), and free waits for it. A submitter still touches the worker
  * after publishing its item (it reads state), and that item may be the one
  * whose work leads to the worker's free (a team's last step): so each lane
  * has an `inflight` flag, set around the publication, and free also waits
- * until every lane's is clear.
+ * until every lane's is clear. A biased do sets it too, before it reads
+ * state; free runs the heavy barrier before it looks at the flags.
  */
 #include "tnode.h"
 #include "worker-internal.h"
@@ -176,10 +219,10 @@ typedef struct tw__serial_slot {
 typedef struct tw__serial_lane {
   /* The producer's own line: tickets below room are free to fill (its copy
    * of head + CAP); inflight while it publishes (read only by free). Apart
-   * from tail, which the combiner reads every round: a write to a line the
-   * other core has just read waits for that line, and inflight is written
-   * twice a do (bench_serial_worker, 2 submitters: 57 ns an item streamed
-   * with the three on one line, N with tail on its own). */
+   * from tail, which the combiner reads every round, since a write to a
+   * line the other core has just read waits for it and inflight is written
+   * twice a do (measured level, 22 M items/s with 2 submitters either way,
+   * before the stream gap; kept as the cheaper layout in principle). */
   uintptr_t room;
   _Atomic unsigned inflight;
   /* Set while the thread runs an item on its bias (see the top). */

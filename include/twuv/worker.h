@@ -240,24 +240,29 @@ TW_EXTERN int tw_lock_worker_new_custom(tw_worker **out, tw_call_fn acquire,
  * inside the work is queued and runs right after the current item (before
  * items other threads queued meanwhile), on the same thread, as with a
  * lock worker.
- * Bounded: at most 256 items of one submitting thread wait (its lane, a
- * fixed ring made on its first do that finds the worker busy; at most 64
- * lanes). A do from another thread that finds its lane full waits -
+ * Bounded: at most 1024 items of one submitting thread wait (its lane, a
+ * fixed ring of 24 KiB made on its first do that finds the worker busy; at
+ * most 64 lanes). A do from another thread that finds its lane full waits -
  * spinning, then yielding the CPU, never on a mutex - until the running
  * thread has run some of them (or the worker is idle: it then runs its
  * item itself); a thread that cannot have a lane (64 other live threads
  * have one, or no memory) waits likewise until the worker is idle. A do
- * from inside the work never waits. So do not call do while holding
- * something the work needs (a lock its items take) when hundreds of items
- * may be waiting, and do not build cycles of serial workers that submit to
- * each other in bulk from inside their work.
+ * from inside the work never waits, nor does a do that finds another
+ * thread inside an item. So do not call do while holding something the
+ * work needs (a lock its items take) when a thousand items may be waiting,
+ * and do not build cycles of serial workers that submit to each other in
+ * bulk from inside their work.
  * Costs: an item queued by another thread is copied into its lane (no
  * allocation but the lane, once per thread and worker); an idle worker
  * runs fn before do returns; a do from inside the work allocates a node
  * (TW_ENOMEM possible only there). A submitter may find itself running
  * other threads' work for as long as they keep it busy, and, fed by them,
  * waits a few microseconds for more before it returns, so keep the work
- * short (coordination, not computation).
+ * short (coordination, not computation). A thread that has done thousands
+ * of dos in a row alone gets the worker biased to it (on Linux with
+ * membarrier): its dos then run with no atomic operation, and another
+ * thread's first do afterwards pays about a microsecond to take the bias
+ * away (docs/workers.md).
  * quit lets the accepted items run; tw_worker_free waits for them.
  * Thread-safe. Errors: TW_EINVAL (out NULL), TW_ENOMEM.
  */
